@@ -1,0 +1,221 @@
+/**
+ * The ONNX Runtime session of a decoder-only language model in the Hugging Face Optimum export layout, and its
+ * one forward call. Input and output names are discovered from the graph, so Llama, Qwen2, Mistral and GPT-2
+ * exports (with or without `position_ids`, merged decoders with `use_cache_branch`) all load.
+ */
+import * as ort from 'onnxruntime-node';
+import { ModelError, ModelErrorKind } from './model-error';
+
+export type ExecutionProvider = 'cpu' | 'cuda';
+
+export interface SessionOptions {
+  executionProvider: ExecutionProvider;
+  /** Threads for one operator; 0 lets ONNX Runtime choose (all cores). */
+  intraOpThreads: number;
+  /** Threads across operators; 0 lets ONNX Runtime choose. */
+  interOpThreads: number;
+}
+
+export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
+  executionProvider: 'cpu',
+  intraOpThreads: 0,
+  interOpThreads: 1,
+};
+
+/** Element types the KV cache may have; they decide its byte size and the typed array that holds it. */
+export type KvDtype = 'float32' | 'float16';
+
+/** The graph's names, in layer order. */
+export interface DecoderSignature {
+  numLayers: number;
+  hasPositionIds: boolean;
+  hasUseCacheBranch: boolean;
+  pastKeyNames: string[];
+  pastValueNames: string[];
+  presentKeyNames: string[];
+  presentValueNames: string[];
+  kvDtype: KvDtype;
+}
+
+/**
+ * One forward pass over `batchSize` rows of `seqLen` new tokens each, after `pastLen` cached positions.
+ * Arrays are row-major: `inputIds` and `positionIds` are [batch, seq], `attentionMask` is [batch, past + seq].
+ */
+export interface ForwardInput {
+  batchSize: number;
+  seqLen: number;
+  pastLen: number;
+  inputIds: BigInt64Array;
+  attentionMask: BigInt64Array;
+  positionIds: BigInt64Array;
+  /** Per layer, the key then the value tensor ([batch, kvHeads, past, headDim]); null for an empty cache. */
+  past: readonly ort.Tensor[] | null;
+}
+
+export interface ForwardOutput {
+  /** [batch, seq, vocab], float32. */
+  logits: ort.Tensor;
+  /** Per layer, key then value ([batch, kvHeads, past + seq, headDim]); ready to be the next step's `past`. */
+  presents: ort.Tensor[];
+}
+
+const PAST_RE = /^past_key_values\.(\d+)\.(key|value)$/;
+const PRESENT_RE = /^present(?:_key_values)?\.(\d+)\.(key|value)$/;
+const KNOWN_INPUTS = new Set(['input_ids', 'attention_mask', 'position_ids', 'use_cache_branch']);
+
+function layerNames(names: readonly string[], re: RegExp): { keys: string[]; values: string[] } {
+  const keys: string[] = [];
+  const values: string[] = [];
+  for (const name of names) {
+    const m = re.exec(name);
+    if (!m) continue;
+    (m[2] === 'key' ? keys : values)[Number(m[1])] = name;
+  }
+  return { keys, values };
+}
+
+/** Checks that a graph's inputs and outputs are a KV-cached decoder's, and returns its names in layer order. */
+export function readDecoderSignature(
+  file: string,
+  inputNames: readonly string[],
+  outputNames: readonly string[],
+  expectedLayers: number,
+  pastType: string | undefined,
+): DecoderSignature {
+  const fail = (problem: string): never => {
+    throw new ModelError(ModelErrorKind.NotADecoder, file, problem);
+  };
+  for (const required of ['input_ids', 'attention_mask']) {
+    if (!inputNames.includes(required)) {
+      fail(`the graph has no "${required}" input (inputs: ${inputNames.join(', ') || 'none'}); it is not a decoder export`);
+    }
+  }
+  if (!outputNames.includes('logits')) fail(`the graph has no "logits" output (outputs: ${outputNames.join(', ')})`);
+  const past = layerNames(inputNames, PAST_RE);
+  const present = layerNames(outputNames, PRESENT_RE);
+  if (past.keys.length === 0) {
+    fail('the graph has no past_key_values.N.key/value inputs; export it with a KV cache (task text-generation-with-past)');
+  }
+  for (let i = 0; i < expectedLayers; i++) {
+    if (!past.keys[i] || !past.values[i]) fail(`missing input past_key_values.${i}.key/value (config.json says ${expectedLayers} layers)`);
+    if (!present.keys[i] || !present.values[i]) fail(`missing output present.${i}.key/value (config.json says ${expectedLayers} layers)`);
+  }
+  if (past.keys.length !== expectedLayers) {
+    fail(`the graph has ${past.keys.length} layers of past_key_values but config.json says ${expectedLayers}`);
+  }
+  const unknown = inputNames.filter((n) => !KNOWN_INPUTS.has(n) && !PAST_RE.test(n));
+  if (unknown.length > 0) fail(`unsupported graph inputs: ${unknown.join(', ')}`);
+  let kvDtype: KvDtype = 'float32';
+  if (pastType === 'float16') kvDtype = 'float16';
+  else if (pastType !== undefined && pastType !== 'float32') fail(`past_key_values have type ${pastType}; only float32 and float16 are supported`);
+  return {
+    numLayers: expectedLayers,
+    hasPositionIds: inputNames.includes('position_ids'),
+    hasUseCacheBranch: inputNames.includes('use_cache_branch'),
+    pastKeyNames: past.keys,
+    pastValueNames: past.values,
+    presentKeyNames: present.keys,
+    presentValueNames: present.values,
+    kvDtype,
+  };
+}
+
+interface InputMetadataEntry {
+  name: string;
+  isTensor?: boolean;
+  type?: string;
+}
+
+export class DecoderSession {
+  private readonly feeds: Record<string, ort.Tensor> = {};
+  private readonly useCacheTrue?: ort.Tensor;
+  private readonly useCacheFalse?: ort.Tensor;
+
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly signature: DecoderSignature,
+    private readonly kvHeads: number,
+    private readonly headDim: number,
+  ) {
+    if (signature.hasUseCacheBranch) {
+      this.useCacheTrue = new ort.Tensor('bool', new Uint8Array([1]), [1]);
+      this.useCacheFalse = new ort.Tensor('bool', new Uint8Array([0]), [1]);
+    }
+  }
+
+  static async create(
+    file: string,
+    numLayers: number,
+    kvHeads: number,
+    headDim: number,
+    options: SessionOptions,
+  ): Promise<DecoderSession> {
+    const providers = options.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'];
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(file, {
+        executionProviders: providers,
+        intraOpNumThreads: options.intraOpThreads,
+        interOpNumThreads: options.interOpThreads,
+        graphOptimizationLevel: 'all',
+      });
+    } catch (err) {
+      const message = (err as Error).message ?? String(err);
+      const kind = /protobuf|parse|load model|invalid/i.test(message) ? ModelErrorKind.InvalidFile : ModelErrorKind.SessionFailed;
+      throw new ModelError(kind, file, `ONNX Runtime cannot open it (${options.executionProvider}): ${message}`);
+    }
+    try {
+      const metadata = (session as unknown as { inputMetadata?: readonly InputMetadataEntry[] }).inputMetadata ?? [];
+      const pastType = metadata.find((m) => PAST_RE.test(m.name))?.type;
+      const signature = readDecoderSignature(file, session.inputNames, session.outputNames, numLayers, pastType);
+      return new DecoderSession(session, signature, kvHeads, headDim);
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
+  }
+
+  /** A zero-length past for the first call of a batch of `batchSize` rows. */
+  emptyPast(batchSize: number): ort.Tensor[] {
+    const dims = [batchSize, this.kvHeads, 0, this.headDim];
+    const tensors: ort.Tensor[] = [];
+    for (let i = 0; i < this.signature.numLayers * 2; i++) {
+      tensors.push(
+        this.signature.kvDtype === 'float16'
+          ? new ort.Tensor('float16', new Uint16Array(0), dims)
+          : new ort.Tensor('float32', new Float32Array(0), dims),
+      );
+    }
+    return tensors;
+  }
+
+  async forward(input: ForwardInput): Promise<ForwardOutput> {
+    const { batchSize, seqLen, pastLen } = input;
+    const sig = this.signature;
+    const feeds = this.feeds;
+    feeds.input_ids = new ort.Tensor('int64', input.inputIds, [batchSize, seqLen]);
+    feeds.attention_mask = new ort.Tensor('int64', input.attentionMask, [batchSize, pastLen + seqLen]);
+    if (sig.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', input.positionIds, [batchSize, seqLen]);
+    if (sig.hasUseCacheBranch) feeds.use_cache_branch = pastLen > 0 ? this.useCacheTrue! : this.useCacheFalse!;
+    const past = input.past ?? this.emptyPast(batchSize);
+    for (let i = 0; i < sig.numLayers; i++) {
+      feeds[sig.pastKeyNames[i]] = past[2 * i];
+      feeds[sig.pastValueNames[i]] = past[2 * i + 1];
+    }
+    const out = await this.session.run(feeds);
+    const presents: ort.Tensor[] = new Array(sig.numLayers * 2);
+    for (let i = 0; i < sig.numLayers; i++) {
+      presents[2 * i] = out[sig.presentKeyNames[i]] as ort.Tensor;
+      presents[2 * i + 1] = out[sig.presentValueNames[i]] as ort.Tensor;
+    }
+    const logits = out.logits as ort.Tensor;
+    if (logits.type !== 'float32') {
+      throw new ModelError(ModelErrorKind.NotADecoder, 'logits', `logits have type ${logits.type}; only float32 logits are supported`);
+    }
+    return { logits, presents };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

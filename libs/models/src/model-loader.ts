@@ -1,0 +1,83 @@
+/**
+ * Loads a model directory (config, tokenizer, chat template, ONNX session) into a `LoadedModel`, with the
+ * memory estimate the pool budgets by. Every problem with the directory surfaces as a `ModelError` naming the
+ * file; nothing else escapes.
+ */
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ChatTemplate, loadChatTemplate } from './chat-template';
+import { DecoderSession, DEFAULT_SESSION_OPTIONS, SessionOptions } from './decoder-session';
+import { loadModelConfig, ModelConfig } from './model-config';
+import { ModelError, ModelErrorKind } from './model-error';
+import { assertDirectory, findGraphFile, weightBytes } from './model-files';
+import { loadTokenizer, ModelTokenizer } from './tokenizer';
+
+export interface MemoryEstimate {
+  /** The graph and its external data, as on disk. */
+  weightBytes: number;
+  /** Keys and values of every layer for one token of one sequence. */
+  kvBytesPerToken: number;
+}
+
+export interface LoadedModel {
+  dir: string;
+  graphFile: string;
+  config: ModelConfig;
+  tokenizer: ModelTokenizer;
+  chatTemplate: ChatTemplate | null;
+  session: DecoderSession;
+  memory: MemoryEstimate;
+  /** Wall time of the load, for logs and metrics. */
+  loadMs: number;
+  release(): Promise<void>;
+}
+
+/** Everything but the ONNX session: cheap, so the API can validate a directory before registering it. */
+export interface ModelDescription {
+  dir: string;
+  graphFile: string;
+  config: ModelConfig;
+  tokenizer: ModelTokenizer;
+  chatTemplate: ChatTemplate | null;
+  memory: MemoryEstimate;
+}
+
+export function describeModel(dir: string): ModelDescription {
+  assertDirectory(dir);
+  const config = loadModelConfig(dir);
+  const tokenizer = loadTokenizer(dir);
+  const chatTemplate = loadChatTemplate(tokenizer, join(dir, 'tokenizer_config.json'));
+  const graphFile = findGraphFile(dir);
+  return { dir, graphFile, config, tokenizer, chatTemplate, memory: estimateMemory(config, graphFile, 4) };
+}
+
+export function estimateMemory(config: ModelConfig, graphFile: string, kvBytesPerElement: number): MemoryEstimate {
+  return {
+    weightBytes: weightBytes(graphFile),
+    kvBytesPerToken: 2 * config.numLayers * config.numKvHeads * config.headDim * kvBytesPerElement,
+  };
+}
+
+export async function loadModel(dir: string, options: Partial<SessionOptions> = {}): Promise<LoadedModel> {
+  const started = performance.now();
+  const description = describeModel(dir);
+  const { config, graphFile } = description;
+  let session: DecoderSession;
+  try {
+    session = await DecoderSession.create(graphFile, config.numLayers, config.numKvHeads, config.headDim, {
+      ...DEFAULT_SESSION_OPTIONS,
+      ...options,
+    });
+  } catch (err) {
+    if (err instanceof ModelError) throw err;
+    throw new ModelError(ModelErrorKind.SessionFailed, graphFile, (err as Error).message);
+  }
+  const kvBytesPerElement = session.signature.kvDtype === 'float16' ? 2 : 4;
+  return {
+    ...description,
+    session,
+    memory: estimateMemory(config, graphFile, kvBytesPerElement),
+    loadMs: performance.now() - started,
+    release: () => session.release(),
+  };
+}
