@@ -1,0 +1,20 @@
+/**
+ * The one TypeORM DataSource, shared by the app and the migration CLI. The schema only ever changes through
+ * migrations in migrations/ (synchronize is off).
+ */
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+
+export function createDataSource(databaseUrl: string): DataSource {
+  return new DataSource({
+    type: 'postgres',
+    url: databaseUrl,
+    synchronize: false,
+    migrationsRun: false,
+    // dist/apps/api/src/database -> dist/migrations
+    migrations: [join(__dirname, '../../../../migrations/*.js')],
+    migrationsTableName: 'migrations',
+    entities: [],
+    logging: ['error'],
+  });
+}
