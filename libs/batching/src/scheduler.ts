@@ -1,0 +1,133 @@
+/**
+ * The waiting queue and the admission decision, TGI's rules: new requests join the running batch only within
+ * the token budget (counted on the padded batch, including the tokens every row may still produce), the
+ * prefill budget and the batch size; and a running batch is paused for a prefill only when enough requests
+ * wait (`waitingServedRatio`) or they have waited `maxWaitingTokens` steps. No I/O, no tensors: plain numbers.
+ */
+
+export interface SchedulerConfig {
+  /** Bound on rows × padded width, counting the new tokens each row may still produce. */
+  maxBatchTotalTokens: number;
+  /** Bound on rows × padded prompt length of one prefill. */
+  maxBatchPrefillTokens: number;
+  maxBatchSize: number;
+  /** Waiting requests needed, as a fraction of the running batch, to pause it for a prefill. */
+  waitingServedRatio: number;
+  /** Decode steps after which waiting requests are prefilled whatever their number. */
+  maxWaitingTokens: number;
+}
+
+export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
+  maxBatchTotalTokens: 65536,
+  maxBatchPrefillTokens: 4096,
+  maxBatchSize: 64,
+  waitingServedRatio: 0.3,
+  maxWaitingTokens: 20,
+};
+
+export interface QueueEntry {
+  inputLength: number;
+  maxNewTokens: number;
+  /** True once the client has gone: the entry is dropped before it costs compute. */
+  readonly cancelled: boolean;
+}
+
+/** The running batch as admission sees it. */
+export interface BatchShape {
+  size: number;
+  /** Columns in the KV cache now. */
+  width: number;
+  /** The most new tokens any row may still produce. */
+  maxRemaining: number;
+}
+
+export const EMPTY_BATCH: BatchShape = { size: 0, width: 0, maxRemaining: 0 };
+
+/** The padded token count a batch may reach if no row leaves: every row padded to the widest final row. */
+export function projectedTokens(shape: BatchShape): number {
+  return shape.size * (shape.width + shape.maxRemaining);
+}
+
+export interface Admission<E> {
+  admitted: E[];
+  /** Cancelled entries taken off the queue on the way. */
+  dropped: E[];
+  /** The batch shape once the admitted rows are prefilled and joined. */
+  shape: BatchShape;
+}
+
+export class Scheduler<E extends QueueEntry> {
+  private queue: E[] = [];
+  private stepsSinceAdmission = 0;
+
+  constructor(readonly config: SchedulerConfig) {}
+
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  /** Whether a request could ever run: alone in an empty batch, within both budgets. */
+  fitsAlone(entry: Pick<QueueEntry, 'inputLength' | 'maxNewTokens'>): string | null {
+    const { maxBatchPrefillTokens, maxBatchTotalTokens } = this.config;
+    if (entry.inputLength > maxBatchPrefillTokens) {
+      return `the prompt has ${entry.inputLength} tokens, over max_batch_prefill_tokens (${maxBatchPrefillTokens})`;
+    }
+    if (entry.inputLength + entry.maxNewTokens - 1 > maxBatchTotalTokens) {
+      return `the prompt (${entry.inputLength} tokens) plus max_new_tokens (${entry.maxNewTokens}) exceeds max_batch_total_tokens (${maxBatchTotalTokens})`;
+    }
+    return null;
+  }
+
+  enqueue(entry: E): void {
+    this.queue.push(entry);
+  }
+
+  /** Takes cancelled entries off the queue now, without waiting for the next admission. */
+  dropCancelled(): E[] {
+    const dropped = this.queue.filter((e) => e.cancelled);
+    if (dropped.length > 0) this.queue = this.queue.filter((e) => !e.cancelled);
+    return dropped;
+  }
+
+  /** Records a decode step that admitted nothing (for `maxWaitingTokens`). */
+  noteDecodeStep(): void {
+    this.stepsSinceAdmission++;
+  }
+
+  /** Decides which waiting entries join the running batch now, in arrival order. */
+  nextBatch(running: BatchShape): Admission<E> {
+    const dropped = this.dropCancelled();
+    const { maxBatchTotalTokens, maxBatchPrefillTokens, maxBatchSize, waitingServedRatio, maxWaitingTokens } =
+      this.config;
+    const minSize =
+      running.size === 0 || this.stepsSinceAdmission >= maxWaitingTokens
+        ? 1
+        : Math.max(1, Math.floor(running.size * waitingServedRatio));
+
+    const admitted: E[] = [];
+    let prefillWidth = 0;
+    let newRemaining = 0;
+    let shape = running;
+    for (const entry of this.queue) {
+      if (running.size + admitted.length + 1 > maxBatchSize) break;
+      const width = Math.max(prefillWidth, entry.inputLength);
+      if ((admitted.length + 1) * width > maxBatchPrefillTokens) break;
+      // After its prefill a row holds its prompt and has produced one token.
+      const remaining = Math.max(newRemaining, entry.maxNewTokens - 1);
+      const next: BatchShape = {
+        size: running.size + admitted.length + 1,
+        width: Math.max(running.width, width),
+        maxRemaining: Math.max(running.maxRemaining, remaining),
+      };
+      if (projectedTokens(next) > maxBatchTotalTokens) break;
+      admitted.push(entry);
+      prefillWidth = width;
+      newRemaining = remaining;
+      shape = next;
+    }
+    if (admitted.length < minSize) return { admitted: [], dropped, shape: running };
+    this.queue = this.queue.slice(admitted.length);
+    this.stepsSinceAdmission = 0;
+    return { admitted, dropped, shape };
+  }
+}
