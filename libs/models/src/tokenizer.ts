@@ -29,6 +29,7 @@ export class ModelTokenizer {
   }
 
   decode(ids: readonly number[], skipSpecialTokens = false): string {
+    if (ids.length === 0) return '';
     return this.tokenizer.decode(ids as number[], { skip_special_tokens: skipSpecialTokens, clean_up_tokenization_spaces: false });
   }
 
