@@ -12,7 +12,12 @@ let model: LoadedModel;
 let nextId = 0;
 
 function request(inputIds: number[], params: Partial<GenerationParameters> = {}, signal?: AbortSignal): EngineRequest {
-  return { id: `r${nextId++}`, inputIds, parameters: defaultParameters({ maxNewTokens: goldens.max_new_tokens, ...params }), signal };
+  return {
+    id: `r${nextId++}`,
+    inputIds,
+    parameters: defaultParameters({ maxNewTokens: goldens.max_new_tokens, ...params }),
+    signal,
+  };
 }
 
 /** Golden ids, allowing a different continuation from a step where the golden top-2 margin is a near-tie. */
@@ -73,10 +78,13 @@ describe('engine on demo-tiny', () => {
         submitted++;
       };
       for (let i = 0; i < 3; i++) submitFiller();
-      engine.onStep = () => {
+      let widest = 0;
+      engine.onStep = (s) => {
+        widest = Math.max(widest, s.batchSize);
         if (submitted < 15 && rng.next() < 0.5) submitFiller();
       };
       const result = await engine.generate(request(c.prompt_ids));
+      assert.ok(widest >= 4, `the golden request shared its batch (widest ${widest})`);
       while (submitted < 15) submitFiller();
       await Promise.all(fillers);
       assertGolden(ids(result), c, 'busy batch');
@@ -182,13 +190,19 @@ describe('engine on demo-tiny', () => {
     controller.abort();
     const steps: StepStats[] = [];
     engine.onStep = (s) => steps.push(s);
-    await assert.rejects(engine.generate(request([5, 6, 7], {}, controller.signal)), { errorType: 'cancelled' } as object);
+    await assert.rejects(engine.generate(request([5, 6, 7], {}, controller.signal)), {
+      errorType: 'cancelled',
+    } as object);
     assert.equal(steps.length, 0);
   });
 
   it('streams multi-byte text as whole characters that concatenate to the final text', async () => {
     const prompt = model.tokenizer.encode('Ünïcödé: 🌍🚀 世界和平 — naïve café 😀');
-    for (const params of [{}, { doSample: true, seed: 5, temperature: 3 }, { doSample: true, seed: 11, temperature: 5 }]) {
+    for (const params of [
+      {},
+      { doSample: true, seed: 5, temperature: 3 },
+      { doSample: true, seed: 11, temperature: 5 },
+    ]) {
       const result = await new Engine(model).generate(request(prompt, { maxNewTokens: 48, ...params }));
       const chunks = result.tokens.filter((t) => !t.token.special).map((t) => t.token.text);
       for (const chunk of chunks) assert.ok(chunk.isWellFormed(), `chunk ${JSON.stringify(chunk)} splits a character`);

@@ -12,7 +12,15 @@ import { KvBatch, StepBuffers } from './kv-batch';
 import { ValidationError } from './parameters';
 import { randomSeed } from './rng';
 import { createSamplerState, observeToken, Sampler, SampleResult, SamplerState, TokenChoice } from './sampler';
-import { BatchShape, DEFAULT_SCHEDULER_CONFIG, EMPTY_BATCH, projectedTokens, QueueEntry, Scheduler, SchedulerConfig } from './scheduler';
+import {
+  BatchShape,
+  DEFAULT_SCHEDULER_CONFIG,
+  EMPTY_BATCH,
+  projectedTokens,
+  QueueEntry,
+  Scheduler,
+  SchedulerConfig,
+} from './scheduler';
 import { checkStop, StopCriteria } from './stopping';
 import type {
   EngineEvent,
@@ -136,7 +144,8 @@ export class Engine {
     if (inputIds.length === 0) throw new ValidationError('`inputs` cannot be empty');
     const vocab = this.model.config.vocabSize;
     for (const id of inputIds) {
-      if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new ValidationError(`token id ${id} is outside the vocabulary`);
+      if (!Number.isInteger(id) || id < 0 || id >= vocab)
+        throw new ValidationError(`token id ${id} is outside the vocabulary`);
     }
     if (inputIds.length + parameters.maxNewTokens > this.maxTotalTokens) {
       throw new ValidationError(
@@ -245,7 +254,10 @@ export class Engine {
         const admission = this.scheduler.nextBatch(this.shape());
         for (const entry of admission.dropped) this.cancel(entry.row);
         if (admission.admitted.length > 0) {
-          await this.safely(admission.admitted.map((e) => e.row), () => this.prefill(admission.admitted.map((e) => e.row)));
+          await this.safely(
+            admission.admitted.map((e) => e.row),
+            () => this.prefill(admission.admitted.map((e) => e.row)),
+          );
         } else if (!this.batch) {
           continue; // everything waiting was cancelled
         }
@@ -318,7 +330,10 @@ export class Engine {
     for (let r = 0; r < rows.length; r++) {
       const row = rows[r];
       if (row.finished) continue; // cancelled while the step ran
-      this.accept(row, this.sampler.sample(data.subarray(r * vocab, (r + 1) * vocab), row.request.parameters, row.sampler));
+      this.accept(
+        row,
+        this.sampler.sample(data.subarray(r * vocab, (r + 1) * vocab), row.request.parameters, row.sampler),
+      );
     }
     this.report('decode', forwardMs, 0, this.removeFinished());
   }
@@ -384,7 +399,9 @@ export class Engine {
     const text = row.detokenizer.text;
     row.sink({
       type: 'final',
-      generatedText: params.returnFullText ? (row.request.inputText ?? this.model.tokenizer.decode(row.inputIds)) + text : text,
+      generatedText: params.returnFullText
+        ? (row.request.inputText ?? this.model.tokenizer.decode(row.inputIds)) + text
+        : text,
       details,
       queueMs: row.admittedAt - row.queuedAt,
       inferenceMs: now - row.admittedAt,

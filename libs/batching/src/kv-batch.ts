@@ -79,7 +79,11 @@ export class KvBatch {
   }
 
   /** Runs new rows' prompts as a batch of their own, left-padded to the longest. */
-  static async prefill(session: DecoderSession, buffers: StepBuffers, prompts: readonly number[][]): Promise<PrefillResult> {
+  static async prefill(
+    session: DecoderSession,
+    buffers: StepBuffers,
+    prompts: readonly number[][],
+  ): Promise<PrefillResult> {
     const rows = prompts.length;
     const seqLen = Math.max(...prompts.map((p) => p.length));
     const ids = buffers.idsView(rows * seqLen);

@@ -93,7 +93,11 @@ export function validateRequest(
 ): ValidatedRequest {
   if (typeof inputs !== 'string') throw new ValidationError('`inputs` must be a string');
   if (inputs.length === 0) throw new ValidationError('`inputs` cannot be empty');
-  if (rawParameters !== undefined && rawParameters !== null && (typeof rawParameters !== 'object' || Array.isArray(rawParameters))) {
+  if (
+    rawParameters !== undefined &&
+    rawParameters !== null &&
+    (typeof rawParameters !== 'object' || Array.isArray(rawParameters))
+  ) {
     throw new ValidationError('`parameters` must be an object');
   }
   const raw = (rawParameters ?? {}) as Raw;
@@ -129,13 +133,18 @@ export function validateRequest(
     throw new ValidationError(`\`best_of\` must be > 0 and <= ${limits.maxBestOf}. Given: ${bestOf}`);
   }
   const seedRaw = raw.seed;
-  if (seedRaw !== undefined && seedRaw !== null && (typeof seedRaw !== 'number' || !Number.isSafeInteger(seedRaw) || seedRaw < 0)) {
+  if (
+    seedRaw !== undefined &&
+    seedRaw !== null &&
+    (typeof seedRaw !== 'number' || !Number.isSafeInteger(seedRaw) || seedRaw < 0)
+  ) {
     throw new ValidationError('`seed` must be a non-negative integer');
   }
   if (bestOf > 1) {
     if (options.stream) throw new ValidationError('`best_of` != 1 is not supported when streaming tokens');
     if (!doSample) throw new ValidationError('you must use sampling when `best_of` is > 1');
-    if (seedRaw !== undefined && seedRaw !== null) throw new ValidationError('`seed` must not be set when `best_of` > 1');
+    if (seedRaw !== undefined && seedRaw !== null)
+      throw new ValidationError('`seed` must not be set when `best_of` > 1');
   }
   const topNTokens = int(raw, 'top_n_tokens') ?? 0;
   if (topNTokens < 0 || topNTokens > limits.maxTopNTokens) {
@@ -153,7 +162,9 @@ export function validateRequest(
     }
     stop = (raw.stop as string[]).filter((s) => s.length > 0);
     if (raw.stop.length > limits.maxStopSequences) {
-      throw new ValidationError(`\`stop\` supports up to ${limits.maxStopSequences} stop sequences. Given: ${raw.stop.length}`);
+      throw new ValidationError(
+        `\`stop\` supports up to ${limits.maxStopSequences} stop sequences. Given: ${raw.stop.length}`,
+      );
     }
   }
 
@@ -173,7 +184,8 @@ export function validateRequest(
   }
 
   const maxNewTokensRaw = int(raw, 'max_new_tokens');
-  if (maxNewTokensRaw !== null && maxNewTokensRaw <= 0) throw new ValidationError('`max_new_tokens` must be strictly positive');
+  if (maxNewTokensRaw !== null && maxNewTokensRaw <= 0)
+    throw new ValidationError('`max_new_tokens` must be strictly positive');
   const maxNewTokens = maxNewTokensRaw ?? Math.max(1, limits.maxTotalTokens - inputLength);
   if (inputLength + maxNewTokens > limits.maxTotalTokens) {
     throw new ValidationError(

@@ -127,7 +127,6 @@ interface InputMetadataEntry {
 }
 
 export class DecoderSession {
-  private readonly feeds: Record<string, ort.Tensor> = {};
   private readonly useCacheTrue?: ort.Tensor;
   private readonly useCacheFalse?: ort.Tensor;
 
@@ -192,7 +191,8 @@ export class DecoderSession {
   async forward(input: ForwardInput): Promise<ForwardOutput> {
     const { batchSize, seqLen, pastLen } = input;
     const sig = this.signature;
-    const feeds = this.feeds;
+    // A fresh feeds object per call: the session may run concurrently (tests, benchmarks).
+    const feeds: Record<string, ort.Tensor> = {};
     feeds.input_ids = new ort.Tensor('int64', input.inputIds, [batchSize, seqLen]);
     feeds.attention_mask = new ort.Tensor('int64', input.attentionMask, [batchSize, pastLen + seqLen]);
     if (sig.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', input.positionIds, [batchSize, seqLen]);

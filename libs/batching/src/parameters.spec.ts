@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { validateRequest, ValidationError, ValidationLimits } from './parameters';
+
+const limits: ValidationLimits = {
+  maxStopSequences: 2,
+  maxBestOf: 2,
+  maxTopNTokens: 5,
+  maxInputTokens: 10,
+  maxTotalTokens: 20,
+};
+/** One token per character, so lengths are easy to reason about. */
+const encode = (text: string) => [...text].map((c) => c.charCodeAt(0));
+
+function rejects(parameters: unknown, message: RegExp, inputs: unknown = 'abc', stream = false): void {
+  assert.throws(
+    () => validateRequest(inputs, parameters, encode, limits, { stream }),
+    (err: unknown) => {
+      assert.ok(err instanceof ValidationError);
+      assert.equal(err.errorType, 'validation');
+      assert.match(err.message, message);
+      return true;
+    },
+  );
+}
+
+describe('request validation', () => {
+  it('fills TGI’s defaults', () => {
+    const { inputIds, parameters } = validateRequest('abc', undefined, encode, limits);
+    assert.deepEqual(inputIds, [97, 98, 99]);
+    assert.equal(parameters.doSample, false);
+    assert.equal(parameters.maxNewTokens, 17, 'max_total_tokens - input tokens');
+    assert.equal(parameters.seed, null);
+    assert.equal(parameters.details, true);
+  });
+
+  it('turns sampling on for warpers, and always reports a seed when sampling', () => {
+    const { parameters } = validateRequest('abc', { temperature: 0.7 }, encode, limits);
+    assert.equal(parameters.doSample, true);
+    assert.equal(typeof parameters.seed, 'number');
+    assert.equal(validateRequest('abc', { do_sample: true, seed: 5 }, encode, limits).parameters.seed, 5);
+  });
+
+  it('truncates the prompt from the left', () => {
+    assert.deepEqual(validateRequest('abcdef', { truncate: 2 }, encode, limits).inputIds, [101, 102]);
+  });
+
+  it('refuses each bad parameter with TGI’s message', () => {
+    rejects({ temperature: 0 }, /`temperature` must be strictly positive/);
+    rejects({ temperature: 'hot' }, /`temperature` must be a number/);
+    rejects({ repetition_penalty: 0 }, /`repetition_penalty` must be strictly positive/);
+    rejects({ frequency_penalty: 3 }, /`frequency_penalty` must be >= -2.0 and <= 2.0/);
+    rejects({ top_p: 1 }, /`top_p` must be > 0.0 and < 1.0/);
+    rejects({ typical_p: 0 }, /`typical_p` must be > 0.0 and < 1.0/);
+    rejects({ top_k: 0 }, /`top_k` must be strictly positive/);
+    rejects({ top_k: 1.5 }, /`top_k` must be an integer/);
+    rejects({ max_new_tokens: 0 }, /`max_new_tokens` must be strictly positive/);
+    rejects(
+      { max_new_tokens: 18 },
+      /`inputs` tokens \+ `max_new_tokens` must be <= 20. Given: 3 `inputs` tokens and 18/,
+    );
+    rejects({ stop: ['a', 'b', 'c'] }, /`stop` supports up to 2 stop sequences. Given: 3/);
+    rejects({ stop: 'a' }, /`stop` must be a list of strings/);
+    rejects({ best_of: 3 }, /`best_of` must be > 0 and <= 2. Given: 3/);
+    rejects({ best_of: 2 }, /you must use sampling when `best_of` is > 1/);
+    rejects({ best_of: 2, do_sample: true, seed: 1 }, /`seed` must not be set when `best_of` > 1/);
+    rejects({ best_of: 2, do_sample: true }, /`best_of` != 1 is not supported when streaming tokens/, 'abc', true);
+    rejects({ decoder_input_details: true }, /not supported when streaming/, 'abc', true);
+    rejects({ top_n_tokens: 6 }, /`top_n_tokens` must be >= 0 and <= 5. Given: 6/);
+    rejects({ truncate: 0 }, /`truncate` must be strictly positive and less than 10. Given: 0/);
+    rejects({ seed: -1 }, /`seed` must be a non-negative integer/);
+    rejects({ details: 'yes' }, /`details` must be a boolean/);
+    rejects('nope', /`parameters` must be an object/);
+  });
+
+  it('refuses watermark, grammar and adapters as not supported', () => {
+    rejects({ watermark: true }, /`watermark` is not supported/);
+    rejects({ grammar: { type: 'json', value: {} } }, /`grammar` is not supported/);
+    rejects({ adapter_id: 'x' }, /`adapter_id` is not supported/);
+  });
+
+  it('refuses empty, non-string and overlong inputs', () => {
+    rejects({}, /`inputs` cannot be empty/, '');
+    rejects({}, /`inputs` must be a string/, 42);
+    rejects({}, /`inputs` tokens must be <= 10. Given: 11/, 'abcdefghijk');
+  });
+});

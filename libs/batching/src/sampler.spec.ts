@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { defaultParameters } from './parameters';
+import { createSamplerState, observeToken, Sampler, topIndices } from './sampler';
+import type { GenerationParameters } from './types';
+
+const probs = [0.5, 0.3, 0.15, 0.05];
+const logits = () => Float32Array.from(probs.map(Math.log));
+
+function frequencies(params: Partial<GenerationParameters>, draws = 20000): number[] {
+  const p = defaultParameters({ doSample: true, seed: 1, ...params });
+  const sampler = new Sampler(probs.length);
+  const state = createSamplerState(p, []);
+  const counts = new Array(probs.length).fill(0);
+  for (let i = 0; i < draws; i++) counts[sampler.sample(logits(), p, state).id]++;
+  return counts.map((c) => c / draws);
+}
+
+function assertClose(actual: number[], expected: number[], tolerance = 0.015): void {
+  actual.forEach((a, i) =>
+    assert.ok(Math.abs(a - expected[i]) <= tolerance, `p[${i}] = ${a}, expected ${expected[i]}`),
+  );
+}
+
+describe('sampler', () => {
+  it('greedy takes the argmax with its log-softmax logprob', () => {
+    const result = new Sampler(4).sample(
+      logits(),
+      defaultParameters({ topNTokens: 2 }),
+      createSamplerState(defaultParameters(), []),
+    );
+    assert.equal(result.id, 0);
+    assert.ok(Math.abs(result.logprob - Math.log(0.5)) < 1e-6);
+    assert.deepEqual(
+      result.top.map((t) => t.id),
+      [0, 1],
+    );
+    assert.ok(Math.abs(result.top[1].logprob - Math.log(0.3)) < 1e-6);
+  });
+
+  it('samples in proportion to the probabilities', () => {
+    assertClose(frequencies({}), probs);
+  });
+
+  it('applies temperature', () => {
+    const sharpened = probs.map((p) => p ** 2);
+    const total = sharpened.reduce((a, b) => a + b);
+    assertClose(
+      frequencies({ temperature: 0.5 }),
+      sharpened.map((p) => p / total),
+    );
+  });
+
+  it('keeps only the top k', () => {
+    assertClose(frequencies({ topK: 2 }), [0.625, 0.375, 0, 0]);
+  });
+
+  it('keeps the smallest set whose mass reaches top_p', () => {
+    assertClose(frequencies({ topP: 0.75 }), [0.625, 0.375, 0, 0]);
+    assertClose(frequencies({ topP: 0.9 }), [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0]);
+  });
+
+  it('keeps the locally typical tokens for typical_p', () => {
+    const freq = frequencies({ typicalP: 0.25 });
+    assert.equal(freq.filter((f) => f > 0).length, 1, 'one token closest to the entropy');
+  });
+
+  it('gives the chosen token’s logprob under the truncated distribution', () => {
+    const p = defaultParameters({ doSample: true, seed: 3, topK: 2 });
+    const result = new Sampler(4).sample(logits(), p, createSamplerState(p, []));
+    assert.ok(Math.abs(result.logprob - Math.log(probs[result.id] / 0.8)) < 1e-6);
+  });
+
+  it('penalises repeated tokens (repetition_penalty) and frequent ones (frequency_penalty)', () => {
+    const rep = defaultParameters({ repetitionPenalty: 2 });
+    const repState = createSamplerState(rep, [0]);
+    const values = Float32Array.from([2, 1.5, -1, -3]);
+    const chosen = new Sampler(4).sample(values, rep, repState);
+    assert.equal(chosen.id, 1, 'token 0 (seen in the prompt) is divided by 2 and loses');
+    assert.equal(values[0], 1);
+
+    const freq = defaultParameters({ frequencyPenalty: 1 });
+    const freqState = createSamplerState(freq, []);
+    observeToken(freqState, 0);
+    observeToken(freqState, 0);
+    const values2 = Float32Array.from([2, 1.5, -1, -3]);
+    assert.equal(new Sampler(4).sample(values2, freq, freqState).id, 1);
+    assert.equal(values2[0], 0, 'two occurrences subtract 2');
+  });
+
+  it('draws the same tokens for the same seed', () => {
+    const draw = (seed: number) => {
+      const p = defaultParameters({ doSample: true, seed });
+      const state = createSamplerState(p, []);
+      const sampler = new Sampler(4);
+      return Array.from({ length: 50 }, () => sampler.sample(logits(), p, state).id);
+    };
+    assert.deepEqual(draw(17), draw(17));
+    assert.notDeepEqual(draw(17), draw(18));
+  });
+
+  it('ranks the top indices', () => {
+    assert.deepEqual(topIndices(Float32Array.from([3, 9, 1, 7, 9.5]), 3), [4, 1, 3]);
+  });
+});
