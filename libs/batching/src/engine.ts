@@ -191,7 +191,7 @@ export class Engine {
       sampler: createSamplerState(parameters, request.inputIds),
       detokenizer: new IncrementalDetokenizer(this.model.tokenizer),
       criteria: {
-        eosTokenIds: this.model.config.eosTokenIds,
+        eosTokenIds: parameters.ignoreEos ? [] : this.model.config.eosTokenIds,
         stop: parameters.stop,
         maxNewTokens: parameters.maxNewTokens,
         maxTotalTokens: this.maxTotalTokens,

@@ -66,6 +66,7 @@ export function defaultParameters(overrides: Partial<GenerationParameters> = {})
     bestOf: 1,
     returnFullText: false,
     truncate: null,
+    ignoreEos: false,
     ...overrides,
   };
 }
@@ -212,6 +213,7 @@ export function validateRequest(
       bestOf,
       returnFullText: bool(raw, 'return_full_text', false),
       truncate,
+      ignoreEos: false,
     },
   };
 }

@@ -28,6 +28,8 @@ export interface GenerationParameters {
   bestOf: number;
   returnFullText: boolean;
   truncate: number | null;
+  /** Generate past the model's eos tokens (vLLM's `ignore_eos`): fixed-length outputs for benchmarks. */
+  ignoreEos: boolean;
 }
 
 export interface TokenInfo {

@@ -1,0 +1,241 @@
+/**
+ * `npm run bench:engine`: the engine against the raw ONNX Runtime loop, and continuous batching against static
+ * batching and one request at a time, all measured in one run on one model. Prints tables and writes JSON to
+ * bench/results/. `-- --quick` runs a short version (CI's smoke); `-- --model demo-tiny` picks another model.
+ */
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { defaultParameters, Engine, EngineConfig, EngineRequest, Rng } from '@switchyard/batching';
+import { loadModel, LoadedModel } from '@switchyard/models';
+import { modelDir, REPO_ROOT } from '../test/support/repo';
+import { rawLoop, RawLoopResult } from './raw-loop';
+import { PromptSource } from './support/prompts';
+import { machine, percentile, table, writeResult } from './support/stats';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    model: { type: 'string', default: 'demo-small' },
+    threads: { type: 'string', default: '2' },
+  },
+});
+const quick = args.quick!;
+
+function log(line: string): void {
+  console.log(line);
+}
+
+async function limitTable(model: LoadedModel, prompts: PromptSource, rng: Rng): Promise<RawLoopResult[]> {
+  const results: RawLoopResult[] = [];
+  for (const batch of quick ? [1, 8] : [1, 8, 32, 64]) {
+    const rows = Array.from({ length: batch }, () => prompts.take(rng, 128));
+    results.push(await rawLoop(model, rows, quick ? 9 : 33));
+  }
+  return results;
+}
+
+async function engineRun(model: LoadedModel, prompts: number[][], newTokens: number) {
+  const engine = new Engine(model, { maxBatchSize: 64 });
+  const started = performance.now();
+  await Promise.all(
+    prompts.map((inputIds, i) =>
+      engine.generate({
+        id: `eff-${i}`,
+        inputIds,
+        parameters: defaultParameters({ maxNewTokens: newTokens, ignoreEos: true }),
+      }),
+    ),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return { seconds, tokensPerSecond: (prompts.length * newTokens) / seconds };
+}
+
+interface Arrival {
+  at: number;
+  inputIds: number[];
+  maxNewTokens: number;
+}
+
+function mixedWorkload(prompts: PromptSource, rng: Rng, count: number, ratePerSecond: number): Arrival[] {
+  const arrivals: Arrival[] = [];
+  let t = 0;
+  for (let i = 0; i < count; i++) {
+    t += -Math.log(1 - rng.next()) / ratePerSecond;
+    const length = 8 + Math.floor(rng.next() * 249);
+    arrivals.push({
+      at: t * 1000,
+      inputIds: prompts.take(rng, length),
+      maxNewTokens: 16 + Math.floor(rng.next() * 241),
+    });
+  }
+  return arrivals;
+}
+
+interface ModeResult {
+  mode: string;
+  requests: number;
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  ttftP50: number;
+  ttftP99: number;
+  latencyP50: number;
+  latencyP99: number;
+  maxBatch: number;
+}
+
+async function replay(
+  model: LoadedModel,
+  mode: string,
+  config: Partial<EngineConfig>,
+  arrivals: Arrival[],
+): Promise<ModeResult> {
+  const engine = new Engine(model, config);
+  let maxBatch = 0;
+  engine.onStep = (s) => {
+    maxBatch = Math.max(maxBatch, s.batchSize);
+  };
+  const ttft: number[] = [];
+  const latency: number[] = [];
+  let tokens = 0;
+  const start = performance.now();
+  await Promise.all(
+    arrivals.map(
+      (a, i) =>
+        new Promise<void>((resolve, reject) => {
+          setTimeout(
+            () => {
+              const submitted = performance.now();
+              let first = 0;
+              const request: EngineRequest = {
+                id: `${mode}-${i}`,
+                inputIds: a.inputIds,
+                parameters: defaultParameters({ maxNewTokens: a.maxNewTokens, ignoreEos: true, details: false }),
+              };
+              engine.submit(request, (event) => {
+                if (event.type === 'token') {
+                  tokens++;
+                  if (first === 0) {
+                    first = performance.now();
+                    ttft.push(first - submitted);
+                  }
+                } else if (event.type === 'final') {
+                  latency.push(performance.now() - submitted);
+                  resolve();
+                } else reject(new Error(event.message));
+              });
+            },
+            Math.max(0, a.at - (performance.now() - start)),
+          );
+        }),
+    ),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  return {
+    mode,
+    requests: arrivals.length,
+    tokens,
+    seconds,
+    tokensPerSecond: tokens / seconds,
+    ttftP50: percentile(ttft, 50),
+    ttftP99: percentile(ttft, 99),
+    latencyP50: percentile(latency, 50),
+    latencyP99: percentile(latency, 99),
+    maxBatch,
+  };
+}
+
+async function main(): Promise<void> {
+  const threads = Number(args.threads);
+  const model = await loadModel(modelDir(args.model!), { intraOpThreads: threads });
+  const prompts = new PromptSource(model.tokenizer);
+  const rng = new Rng(2026);
+  log(
+    `bench:engine on ${args.model} (${machine().cores} cores, ${threads} intra-op threads, loaded in ${model.loadMs.toFixed(0)} ms)${quick ? ' [quick]' : ''}`,
+  );
+  await rawLoop(model, [prompts.take(rng, 16)], 8); // warm-up
+
+  log('\n1. The limit: raw session.run decode loop, prompt 128 tokens');
+  const limit = await limitTable(model, prompts, rng);
+  log(
+    table(
+      ['batch', 'ms/step', 'tokens/s'],
+      limit.map((r) => [r.batch, r.msPerStep, r.batch / (r.msPerStep / 1000)]),
+    ),
+  );
+
+  const batch = quick ? 8 : 64;
+  const newTokens = quick ? 16 : 128;
+  log(
+    `\n2. Efficiency: ${batch} concurrent requests of ${newTokens} new tokens (64-token prompts), engine vs raw loop`,
+  );
+  const effPrompts = Array.from({ length: batch }, () => prompts.take(rng, 64));
+  const rounds: { raw: number; engine: number }[] = [];
+  for (let round = 0; round < (quick ? 1 : 2); round++) {
+    const raw = await rawLoop(model, effPrompts, newTokens);
+    const eng = await engineRun(model, effPrompts, newTokens);
+    rounds.push({ raw: raw.tokensPerSecond, engine: eng.tokensPerSecond });
+  }
+  const rawMean = rounds.reduce((s, r) => s + r.raw, 0) / rounds.length;
+  const engMean = rounds.reduce((s, r) => s + r.engine, 0) / rounds.length;
+  log(
+    table(
+      ['round', 'raw tokens/s', 'engine tokens/s', 'ratio'],
+      [
+        ...rounds.map((r, i) => [i + 1, r.raw, r.engine, r.engine / r.raw]),
+        ['mean', rawMean, engMean, engMean / rawMean],
+      ],
+    ),
+  );
+
+  const count = quick ? 12 : 64;
+  const rate = quick ? 4 : 8;
+  log(`\n3. Mixed workload: ${count} requests, Poisson ${rate}/s, prompts 8-256 tokens, max_new_tokens 16-256`);
+  const arrivals = mixedWorkload(prompts, rng, count, rate);
+  const modes: ModeResult[] = [];
+  modes.push(await replay(model, 'continuous', { maxBatchSize: 64 }, arrivals));
+  modes.push(
+    await replay(
+      model,
+      'static',
+      { maxBatchSize: 64, waitingServedRatio: Infinity, maxWaitingTokens: Infinity },
+      arrivals,
+    ),
+  );
+  modes.push(await replay(model, 'one-at-a-time', { maxBatchSize: 1 }, arrivals));
+  log(
+    table(
+      ['mode', 'tokens/s', 'TTFT p50 ms', 'TTFT p99 ms', 'latency p50 ms', 'latency p99 ms', 'max batch'],
+      modes.map((m) => [m.mode, m.tokensPerSecond, m.ttftP50, m.ttftP99, m.latencyP50, m.latencyP99, m.maxBatch]),
+    ),
+  );
+  const [continuous, staticMode, sequential] = modes;
+  const summary = {
+    efficiencyRatio: engMean / rawMean,
+    continuousOverSequential: continuous.tokensPerSecond / sequential.tokensPerSecond,
+    continuousP99BelowStatic: continuous.latencyP99 < staticMode.latencyP99,
+  };
+  log(
+    `\nengine/limit at batch ${batch}: ${summary.efficiencyRatio.toFixed(3)} (target >= 0.85)` +
+      `\ncontinuous/one-at-a-time throughput: ${summary.continuousOverSequential.toFixed(2)}x (target >= 2.5)` +
+      `\ncontinuous p99 latency ${continuous.latencyP99.toFixed(0)} ms vs static ${staticMode.latencyP99.toFixed(0)} ms`,
+  );
+  const file = writeResult(REPO_ROOT, 'engine', {
+    command: `npm run bench:engine${quick ? ' -- --quick' : ''}`,
+    date: new Date().toISOString(),
+    machine: machine(),
+    model: args.model,
+    intraOpThreads: threads,
+    limit,
+    efficiency: { batch, newTokens, promptLength: 64, rounds },
+    mixed: { count, ratePerSecond: rate, modes },
+    summary,
+  });
+  log(`\nwrote ${file}`);
+  await model.release();
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
