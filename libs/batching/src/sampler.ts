@@ -4,6 +4,7 @@
  * `top_n_tokens` alternatives. Pure over its inputs but for scratch buffers reused across calls, so the hot
  * loop allocates nothing per token beyond its result.
  */
+import { expNonPositive, logSumExp } from './fast-exp';
 import { Rng } from './rng';
 import type { GenerationParameters } from './types';
 
@@ -64,7 +65,7 @@ export class Sampler {
     for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
     let total = 0;
     for (let i = 0; i < n; i++) {
-      const p = Math.exp((logits[i] - max) * invT);
+      const p = expNonPositive((logits[i] - max) * invT);
       probs[i] = p;
       total += p;
     }
@@ -150,9 +151,7 @@ function greedy(logits: Float32Array, topN: number): SampleResult {
       best = i;
     }
   }
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-  const lse = max + Math.log(sum);
+  const lse = logSumExp(logits, max);
   const result: SampleResult = { id: best, logprob: max - lse, top: [] };
   if (topN > 0) for (const t of topIndices(logits, topN)) result.top.push({ id: t, logprob: logits[t] - lse });
   return result;
