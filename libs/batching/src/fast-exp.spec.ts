@@ -18,6 +18,6 @@ describe('expNonPositive', () => {
   it('gives log-sum-exp', () => {
     const values = Float32Array.from([1, 2, 3, -40]);
     const expected = Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3) + Math.exp(-40));
-    assert.ok(Math.abs(logSumExp(values, 3) - expected) < 1e-12);
+    assert.ok(Math.abs(logSumExp(values, 3) - expected) < 1e-8);
   });
 });
