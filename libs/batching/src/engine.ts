@@ -279,9 +279,8 @@ export class Engine {
       await phase();
     } catch (err) {
       const message = `generation failed: ${(err as Error).message ?? String(err)}`;
-      const involved = new Set(rows);
-      for (const row of [...involved, ...this.rows]) {
-        if (row.finished || !involved.has(row)) continue;
+      for (const row of rows) {
+        if (row.finished) continue;
         row.finished = true;
         row.sink({ type: 'error', errorType: 'generation', message });
       }
@@ -329,7 +328,6 @@ export class Engine {
     const vocab = this.model.config.vocabSize;
     for (let r = 0; r < rows.length; r++) {
       const row = rows[r];
-      if (row.finished) continue; // cancelled while the step ran
       this.accept(
         row,
         this.sampler.sample(data.subarray(r * vocab, (r + 1) * vocab), row.request.parameters, row.sampler),
