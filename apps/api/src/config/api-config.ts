@@ -2,7 +2,8 @@
  * The API's configuration: read once at boot from flags and SWITCHYARD_* variables, validated, typed. Nothing
  * else in the app reads process.env or argv.
  */
-import { basename, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 export interface ApiConfig {
@@ -13,6 +14,8 @@ export interface ApiConfig {
   /** The id clients use for the default model: the directory's name unless --model-name says otherwise. */
   modelName: string;
   databaseUrl: string;
+  /** Switchyard's version, from package.json, for `/info`. */
+  version: string;
 }
 
 export const API_CONFIG = Symbol('API_CONFIG');
@@ -78,5 +81,12 @@ export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = proc
     modelDir,
     modelName,
     databaseUrl: flags['database-url'],
+    version: packageVersion(),
   };
+}
+
+/** dist/apps/api/src/config -> the repository's package.json. */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '../../../../../package.json'), 'utf8')) as { version: string };
+  return pkg.version;
 }
