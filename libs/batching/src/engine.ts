@@ -23,7 +23,6 @@ import {
 } from './scheduler';
 import { checkStop, StopCriteria } from './stopping';
 import type {
-  EngineEvent,
   EngineRequest,
   EventSink,
   FinalEvent,
@@ -479,4 +478,3 @@ function logSoftmaxAt(logits: Float32Array, id: number): number {
   return logits[id] - max - Math.log(sum);
 }
 
-export type { EngineEvent };
