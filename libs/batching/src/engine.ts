@@ -477,4 +477,3 @@ function logSoftmaxAt(logits: Float32Array, id: number): number {
   for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
   return logits[id] - max - Math.log(sum);
 }
-
