@@ -7,3 +7,4 @@ export * from './sampler';
 export * from './scheduler';
 export * from './stopping';
 export * from './types';
+export * from './protocol';

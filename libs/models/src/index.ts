@@ -5,3 +5,4 @@ export * from './model-error';
 export * from './model-files';
 export * from './model-loader';
 export * from './tokenizer';
+export * from './model-pool';

@@ -1,0 +1,161 @@
+/**
+ * The wire contract between the API and the workers, defined once: Redis names, the generate job's payload,
+ * the control commands, the entries of a request's token stream and a worker's heartbeat. Both sides import
+ * these; neither builds a key or parses an entry any other way.
+ */
+import type { EngineEvent, GenerationParameters } from './types';
+
+/** A model or worker id: safe inside Redis keys and BullMQ queue names (which refuse ':'). */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function isValidId(id: string): boolean {
+  return ID_PATTERN.test(id);
+}
+
+/**
+ * Every Redis name, under one prefix (default `sy:`) so that deployments can share a Redis. BullMQ joins its
+ * own prefix and a queue name with ':', so `generate:<model>` is the queue `<model>` under the BullMQ prefix
+ * `sy:generate`.
+ */
+export class RedisNames {
+  constructor(readonly prefix = 'sy:') {
+    if (!/^[A-Za-z0-9_.-]*:$/.test(prefix)) throw new Error(`the Redis prefix must end with ':', got "${prefix}"`);
+  }
+
+  /** BullMQ's prefix for the per-model generate queues; the queue's name is the model id. */
+  get generatePrefix(): string {
+    return `${this.prefix}generate`;
+  }
+
+  /** BullMQ's prefix for the shared control queue, whose name is `control`. */
+  get controlPrefix(): string {
+    return this.prefix.slice(0, -1);
+  }
+
+  readonly controlQueue = 'control';
+
+  /** BullMQ's prefix for the per-worker command queues, whose names are the worker ids. */
+  get workerCommandPrefix(): string {
+    return `${this.prefix}worker-commands`;
+  }
+
+  stream(requestId: string): string {
+    return `${this.prefix}gen:${requestId}`;
+  }
+
+  cancel(requestId: string): string {
+    return `${this.prefix}cancel:${requestId}`;
+  }
+
+  /** The pub/sub channel that carries cancelled request ids to every worker. */
+  get cancelChannel(): string {
+    return `${this.prefix}cancel`;
+  }
+
+  worker(workerId: string): string {
+    return `${this.prefix}worker:${workerId}`;
+  }
+
+  /** The pattern that SCAN uses to find live workers' heartbeats. */
+  get workerPattern(): string {
+    return `${this.prefix}worker:*`;
+  }
+
+  /** A worker's metrics snapshot (JSON), expiring with its heartbeat. */
+  metrics(workerId: string): string {
+    return `${this.prefix}metrics:${workerId}`;
+  }
+
+  get metricsPattern(): string {
+    return `${this.prefix}metrics:*`;
+  }
+}
+
+/** What a worker needs to load a model: the API resolves it from the registry, so workers never read Postgres. */
+export interface ModelSpec {
+  id: string;
+  /** An absolute directory holding an Optimum-style ONNX decoder export. */
+  path: string;
+  pinned: boolean;
+  /** Limits on prompt tokens and prompt + generated tokens; null takes the model's own. */
+  maxInputTokens: number | null;
+  maxTotalTokens: number | null;
+  /** Only `null` (the graph as exported) is supported for now. */
+  quantization: string | null;
+}
+
+/** The payload of a job on `generate:<model>`; the job's id is the request id. */
+export interface GenerateJob {
+  requestId: string;
+  model: string;
+  inputIds: number[];
+  /** The prompt's text, for `return_full_text`. */
+  inputText?: string;
+  parameters: GenerationParameters;
+  /** Epoch milliseconds when the API queued it, for the queue time. */
+  queuedAt: number;
+}
+
+export type ControlCommand =
+  | {
+      type: 'load';
+      spec: ModelSpec;
+      /** Workers that must not take it: those already holding the model, when a replica is wanted. */
+      exclude?: string[];
+      reason: 'request' | 'replica' | 'requeue' | 'preload';
+    }
+  | { type: 'unload'; model: string };
+
+/** One entry of `gen:<request id>`: the worker's attempt number and the event. */
+export type StreamEvent =
+  { type: 'start'; worker: string; attempt: number; at: number } | ({ attempt: number } & EngineEvent);
+
+/** Stream entries are `XADD key * e <json>`; this is the field's name. */
+export const STREAM_FIELD = 'e';
+
+/** Bounds on a token stream: entries kept and seconds it lives after its last write. */
+export const STREAM_MAX_LEN = 10_000;
+export const STREAM_TTL_S = 300;
+
+export function encodeStreamEvent(event: StreamEvent): string {
+  return JSON.stringify(event);
+}
+
+/** Parses one entry's field list (`['e', json]`); null for an entry that is not ours. */
+export function decodeStreamEntry(fields: string[]): StreamEvent | null {
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === STREAM_FIELD) {
+      try {
+        return JSON.parse(fields[i + 1]) as StreamEvent;
+      } catch {
+        return null;
+      }
+    }
+  }
+  return null;
+}
+
+export interface HeartbeatModel {
+  id: string;
+  state: 'loading' | 'loaded';
+  bytes: number;
+  pinned: boolean;
+  /** Rows running and requests waiting in the engine. */
+  running: number;
+  waiting: number;
+  /** Jobs waiting in the model's queue, and the age of the oldest in milliseconds. */
+  queued: number;
+  oldestQueuedMs: number;
+}
+
+/** `worker:<id>`: JSON with a TTL, rewritten every interval; a worker whose key expired is dead. */
+export interface Heartbeat {
+  id: string;
+  pid: number;
+  host: string;
+  startedAt: number;
+  at: number;
+  memory: { used: number; budget: number };
+  draining: boolean;
+  models: HeartbeatModel[];
+}
