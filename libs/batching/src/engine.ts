@@ -50,6 +50,10 @@ export interface StepStats {
   /** The padded tokens the batch may still reach if no row leaves. */
   projectedTokens: number;
   forwardMs: number;
+  /** The whole step: forward, sampling, stop checks and events. */
+  inferenceMs: number;
+  /** A prefill whose rows joined a running batch (TGI's `concat`). */
+  concatenated: boolean;
   /** Rows prefilled (prefill) and rows that finished or were cancelled at this call. */
   joined: number;
   left: number;
@@ -305,14 +309,15 @@ export class Engine {
       const offset = (r * seqLen + seqLen - 1) * vocab;
       this.accept(row, this.sampler.sample(data.subarray(offset, offset + vocab), row.request.parameters, row.sampler));
     }
-    if (this.batch && this.rows.length > 0) {
-      this.batch.concat(batch);
+    const concatenated = this.batch !== null && this.rows.length > 0;
+    if (concatenated) {
+      this.batch!.concat(batch);
       this.rows.push(...rows);
     } else {
       this.batch = batch;
       this.rows = rows;
     }
-    this.report('prefill', forwardMs, rows.length, this.removeFinished());
+    this.report('prefill', started, forwardMs, concatenated, rows.length, this.removeFinished());
   }
 
   private async decode(): Promise<void> {
@@ -332,10 +337,17 @@ export class Engine {
         this.sampler.sample(data.subarray(r * vocab, (r + 1) * vocab), row.request.parameters, row.sampler),
       );
     }
-    this.report('decode', forwardMs, 0, this.removeFinished());
+    this.report('decode', started, forwardMs, false, 0, this.removeFinished());
   }
 
-  private report(phase: StepStats['phase'], forwardMs: number, joined: number, left: number): void {
+  private report(
+    phase: StepStats['phase'],
+    started: number,
+    forwardMs: number,
+    concatenated: boolean,
+    joined: number,
+    left: number,
+  ): void {
     if (!this.onStep) return;
     const size = this.rows.length;
     const width = this.batch?.width ?? 0;
@@ -346,6 +358,8 @@ export class Engine {
       paddedTokens: size * width,
       projectedTokens: projectedTokens(this.shape()),
       forwardMs,
+      inferenceMs: performance.now() - started,
+      concatenated,
       joined,
       left,
     });

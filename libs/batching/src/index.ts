@@ -8,3 +8,4 @@ export * from './scheduler';
 export * from './stopping';
 export * from './types';
 export * from './protocol';
+export * from './prometheus';

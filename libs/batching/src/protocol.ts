@@ -69,6 +69,16 @@ export class RedisNames {
   get metricsPattern(): string {
     return `${this.prefix}metrics:*`;
   }
+
+  /** A capped list of pool events (loads, evictions) from every worker, newest first. */
+  get events(): string {
+    return `${this.prefix}events`;
+  }
+
+  /** Why the last load of a model failed, kept briefly so the API can route around it. */
+  loadError(model: string): string {
+    return `${this.prefix}load-error:${model}`;
+  }
 }
 
 /** What a worker needs to load a model: the API resolves it from the registry, so workers never read Postgres. */
@@ -110,6 +120,9 @@ export type ControlCommand =
 export type StreamEvent =
   { type: 'start'; worker: string; attempt: number; at: number } | ({ attempt: number } & EngineEvent);
 
+/** BullMQ options for a generate job: it runs once (a crash re-runs it through the stalled check, not a retry). */
+export const GENERATE_JOB_OPTIONS = { attempts: 1, removeOnComplete: true, removeOnFail: 1000 } as const;
+
 /** Stream entries are `XADD key * e <json>`; this is the field's name. */
 export const STREAM_FIELD = 'e';
 
@@ -134,6 +147,19 @@ export function decodeStreamEntry(fields: string[]): StreamEvent | null {
   }
   return null;
 }
+
+/** One entry of the `events` list. */
+export interface PoolEvent {
+  at: number;
+  worker: string;
+  type: 'load_started' | 'loaded' | 'load_failed' | 'evicted';
+  model: string;
+  reason?: string;
+  ms?: number;
+  error?: string;
+}
+
+export const EVENTS_MAX_LEN = 1000;
 
 export interface HeartbeatModel {
   id: string;

@@ -83,7 +83,7 @@ export interface FinalEvent {
 export interface ErrorEvent {
   type: 'error';
   /** TGI's error types: `cancelled` when the client went away, `generation` when the model failed. */
-  errorType: 'cancelled' | 'generation' | 'overloaded';
+  errorType: 'cancelled' | 'generation' | 'overloaded' | 'validation';
   message: string;
 }
 
