@@ -92,6 +92,12 @@ export class ModelPool<S extends PoolSpec, M extends PooledModel> {
     return entry.model!;
   }
 
+  /** The loaded model without marking it used (for heartbeats and listings). */
+  peek(id: string): M | undefined {
+    const entry = this.entries.get(id);
+    return entry?.state === 'loaded' ? entry.model! : undefined;
+  }
+
   has(id: string): boolean {
     const state = this.entries.get(id)?.state;
     return state === 'loading' || state === 'loaded';

@@ -1,0 +1,208 @@
+/**
+ * The worker's configuration: read once at boot from flags and SWITCHYARD_* variables, validated, typed.
+ * A bad value stops start-up with a message that names the flag. Workers need Redis only: no database.
+ */
+import { hostname } from 'node:os';
+import { basename, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_SCHEDULER_CONFIG, isValidId, ModelSpec, SchedulerConfig } from '@switchyard/batching';
+import { parseBytes } from '@switchyard/models';
+
+export interface WorkerConfig {
+  redisUrl: string;
+  redisPrefix: string;
+  workerId: string;
+  /** The device-memory budget of the model pool, in bytes. */
+  deviceMemory: number;
+  /** Idle time before a model unloads, in milliseconds; -1 means never. */
+  keepAliveMs: number;
+  executionProvider: 'cpu' | 'cuda';
+  intraOpThreads: number;
+  scheduler: SchedulerConfig;
+  /** Models to load at start, and models to load and never evict. */
+  preload: ModelSpec[];
+  /** How long SIGTERM waits for running requests before it gives up on them (they run again elsewhere). */
+  drainTimeoutMs: number;
+  /** BullMQ's lock on a running job; a worker that dies loses it after this long and the job runs again. */
+  lockDurationMs: number;
+  /** How long a load that does not fit waits for a model to go idle. */
+  placeTimeoutMs: number;
+  /** A model whose oldest queued job waits longer than this gets a replica on another worker. */
+  replicaQueueWaitMs: number;
+  heartbeatIntervalMs: number;
+}
+
+export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+interface FlagSpec {
+  env: string;
+  default: string;
+  multiple?: boolean;
+}
+
+export const WORKER_FLAGS: Record<string, FlagSpec> = {
+  'redis-url': { env: 'SWITCHYARD_REDIS_URL', default: 'redis://127.0.0.1:6379' },
+  'redis-prefix': { env: 'SWITCHYARD_REDIS_PREFIX', default: 'sy:' },
+  'worker-id': { env: 'SWITCHYARD_WORKER_ID', default: '' },
+  'device-memory': { env: 'SWITCHYARD_DEVICE_MEMORY', default: '2GiB' },
+  'keep-alive': { env: 'SWITCHYARD_KEEP_ALIVE', default: '5m' },
+  'execution-provider': { env: 'SWITCHYARD_EXECUTION_PROVIDER', default: 'cpu' },
+  'intra-op-threads': { env: 'SWITCHYARD_INTRA_OP_THREADS', default: '0' },
+  'max-batch-total-tokens': {
+    env: 'SWITCHYARD_MAX_BATCH_TOTAL_TOKENS',
+    default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens),
+  },
+  'max-batch-prefill-tokens': {
+    env: 'SWITCHYARD_MAX_BATCH_PREFILL_TOKENS',
+    default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchPrefillTokens),
+  },
+  'max-batch-size': { env: 'SWITCHYARD_MAX_BATCH_SIZE', default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchSize) },
+  'waiting-served-ratio': {
+    env: 'SWITCHYARD_WAITING_SERVED_RATIO',
+    default: String(DEFAULT_SCHEDULER_CONFIG.waitingServedRatio),
+  },
+  'max-waiting-tokens': {
+    env: 'SWITCHYARD_MAX_WAITING_TOKENS',
+    default: String(DEFAULT_SCHEDULER_CONFIG.maxWaitingTokens),
+  },
+  preload: { env: 'SWITCHYARD_PRELOAD', default: '', multiple: true },
+  pin: { env: 'SWITCHYARD_PIN', default: '', multiple: true },
+  'drain-timeout': { env: 'SWITCHYARD_DRAIN_TIMEOUT', default: '30s' },
+  'lock-duration': { env: 'SWITCHYARD_LOCK_DURATION', default: '30s' },
+  'place-timeout': { env: 'SWITCHYARD_PLACE_TIMEOUT', default: '10s' },
+  'replica-queue-wait': { env: 'SWITCHYARD_REPLICA_QUEUE_WAIT', default: '5s' },
+  'heartbeat-interval': { env: 'SWITCHYARD_HEARTBEAT_INTERVAL', default: '1s' },
+};
+
+export const WORKER_USAGE = `Usage: switchyard-worker [flags]
+
+Flags (each also read from the SWITCHYARD_* variable named in brackets):
+${Object.entries(WORKER_FLAGS)
+  .map(([name, spec]) => `  --${name.padEnd(26)} [${spec.env}] default: ${spec.default || '(none)'}`)
+  .join('\n')}
+
+--preload and --pin take a model directory, optionally as ID=DIR, and may be repeated (or comma-separated in the
+variable). Durations take ms, s, m or h (e.g. 500ms, 30s, 5m); --keep-alive -1 means never. Sizes take a byte
+count or KiB, MiB, GiB.`;
+
+/** Parses a duration to milliseconds: "500ms", "30s", "5m", "1h", or a bare number of seconds. */
+export function parseDuration(raw: string): number | null {
+  const m = /^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(raw);
+  if (!m) return null;
+  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(m[1]) * scale);
+}
+
+export function readWorkerConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = process.cwd()): WorkerConfig {
+  let values: Record<string, string | string[] | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: Object.fromEntries(
+        Object.entries(WORKER_FLAGS).map(([k, spec]) => [
+          k,
+          { type: 'string' as const, multiple: spec.multiple ?? false },
+        ]),
+      ),
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\n\n${WORKER_USAGE}`);
+  }
+  const flag = (name: string): string => {
+    const value = values[name];
+    if (typeof value === 'string') return value;
+    return env[WORKER_FLAGS[name].env] ?? WORKER_FLAGS[name].default;
+  };
+  const list = (name: string): string[] => {
+    const value = values[name];
+    const raw = Array.isArray(value) ? value : (env[WORKER_FLAGS[name].env] ?? '').split(',');
+    return raw.map((s) => s.trim()).filter(Boolean);
+  };
+  const duration = (name: string, min: number): number => {
+    const ms = parseDuration(flag(name));
+    if (ms === null || ms < min)
+      throw new ConfigError(`--${name} must be a duration like 30s or 5m, got "${flag(name)}"`);
+    return ms;
+  };
+  const integer = (name: string, min: number): number => {
+    const raw = flag(name);
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || n < min) throw new ConfigError(`--${name} must be an integer >= ${min}, got "${raw}"`);
+    return n;
+  };
+
+  const redisUrl = flag('redis-url');
+  if (!/^rediss?:\/\//.test(redisUrl)) throw new ConfigError(`--redis-url must be a redis:// URL, got "${redisUrl}"`);
+  const redisPrefix = flag('redis-prefix');
+  if (!/^[A-Za-z0-9_.-]*:$/.test(redisPrefix)) {
+    throw new ConfigError(`--redis-prefix must be letters, digits, . _ - and end with ':', got "${redisPrefix}"`);
+  }
+  const workerId = flag('worker-id') || `${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${process.pid}`;
+  if (!isValidId(workerId))
+    throw new ConfigError(`--worker-id must be 1-128 letters, digits or . _ -, got "${workerId}"`);
+  const deviceMemory = parseBytes(flag('device-memory'));
+  if (deviceMemory === null) {
+    throw new ConfigError(`--device-memory must be a size like 2GiB or 512MiB, got "${flag('device-memory')}"`);
+  }
+  const keepAliveRaw = parseDuration(flag('keep-alive'));
+  if (keepAliveRaw === null || (keepAliveRaw < 0 && keepAliveRaw !== -1000 && keepAliveRaw !== -1)) {
+    throw new ConfigError(`--keep-alive must be a duration like 5m, or -1 for never, got "${flag('keep-alive')}"`);
+  }
+  const executionProvider = flag('execution-provider');
+  if (executionProvider !== 'cpu' && executionProvider !== 'cuda') {
+    throw new ConfigError(`--execution-provider must be cpu or cuda, got "${executionProvider}"`);
+  }
+  const ratio = Number(flag('waiting-served-ratio'));
+  if (!Number.isFinite(ratio) || ratio < 0) {
+    throw new ConfigError(`--waiting-served-ratio must be a number >= 0, got "${flag('waiting-served-ratio')}"`);
+  }
+  const scheduler: SchedulerConfig = {
+    maxBatchTotalTokens: integer('max-batch-total-tokens', 1),
+    maxBatchPrefillTokens: integer('max-batch-prefill-tokens', 1),
+    maxBatchSize: integer('max-batch-size', 1),
+    waitingServedRatio: ratio,
+    maxWaitingTokens: integer('max-waiting-tokens', 0),
+  };
+  const specs = new Map<string, ModelSpec>();
+  for (const [name, pinned] of [
+    ['preload', false],
+    ['pin', true],
+  ] as const) {
+    for (const item of list(name)) {
+      const spec = modelSpecFromArg(item, pinned, cwd, name);
+      specs.set(spec.id, { ...spec, pinned: pinned || (specs.get(spec.id)?.pinned ?? false) });
+    }
+  }
+  return {
+    redisUrl,
+    redisPrefix,
+    workerId,
+    deviceMemory,
+    keepAliveMs: keepAliveRaw < 0 ? -1 : keepAliveRaw,
+    executionProvider,
+    intraOpThreads: integer('intra-op-threads', 0),
+    scheduler,
+    preload: [...specs.values()],
+    drainTimeoutMs: duration('drain-timeout', 0),
+    lockDurationMs: duration('lock-duration', 1000),
+    placeTimeoutMs: duration('place-timeout', 0),
+    replicaQueueWaitMs: duration('replica-queue-wait', 100),
+    heartbeatIntervalMs: duration('heartbeat-interval', 100),
+  };
+}
+
+/** `DIR` or `ID=DIR` → a spec with the model's own limits. */
+export function modelSpecFromArg(arg: string, pinned: boolean, cwd: string, flagName: string): ModelSpec {
+  const eq = arg.indexOf('=');
+  const dir = resolve(cwd, eq >= 0 ? arg.slice(eq + 1) : arg);
+  const id = eq >= 0 ? arg.slice(0, eq) : basename(dir);
+  if (!isValidId(id))
+    throw new ConfigError(`--${flagName} "${arg}": the model id "${id}" must be letters, digits or . _ -`);
+  return { id, path: dir, pinned, maxInputTokens: null, maxTotalTokens: null, quantization: null };
+}

@@ -1,0 +1,25 @@
+/**
+ * The worker process: a Nest standalone app that turns queued requests into tokens. Started by the launcher
+ * (npm start), or on its own: `node dist/apps/gpu-worker/src/main.js --preload models/demo-tiny`.
+ * SIGTERM or SIGINT drains the running requests (bounded by --drain-timeout) and exits 0.
+ */
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { ConfigError, readWorkerConfig } from './config/worker-config';
+import { WorkerModule } from './worker.module';
+
+async function bootstrap(): Promise<void> {
+  const config = readWorkerConfig(process.argv.slice(2), process.env);
+  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), {
+    logger: ['log', 'warn', 'error'],
+  });
+  // useProcessExit: exit 0 after the hooks ran, rather than re-raising the signal
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
+  await app.init();
+}
+
+bootstrap().catch((err: unknown) => {
+  if (err instanceof ConfigError) console.error(`switchyard worker: ${err.message}`);
+  else console.error('switchyard worker: failed to start:', err);
+  process.exit(1);
+});

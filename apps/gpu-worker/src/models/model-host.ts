@@ -1,0 +1,173 @@
+/**
+ * One loaded model on this worker: its engine, and the BullMQ consumer of its queue `generate:<model>` that
+ * feeds jobs into the engine. A job stays active (holding its lock) until its request ends, and its events go
+ * to the request's stream. The pool unloads a host through `unload`: stop consuming, finish what runs, release
+ * the session, and ask for a load elsewhere if jobs are left in the queue.
+ */
+import { Logger } from '@nestjs/common';
+import { Job, Queue, Worker } from 'bullmq';
+import type { ConnectionOptions } from 'bullmq';
+import {
+  Engine,
+  EngineEvent,
+  GenerateJob,
+  ModelSpec,
+  RedisNames,
+  SchedulerConfig,
+  ValidationError,
+} from '@switchyard/batching';
+import type { LoadedModel, PooledModel } from '@switchyard/models';
+import type { StreamWriter } from '../streams/stream-writer';
+import type { WorkerMetrics } from '../metrics/worker-metrics';
+
+export interface ModelHostDeps {
+  workerId: string;
+  connection: ConnectionOptions;
+  names: RedisNames;
+  writer: StreamWriter;
+  metrics: WorkerMetrics;
+  scheduler: SchedulerConfig;
+  lockDurationMs: number;
+  /** Marks the model as used now, for LRU eviction and the keep-alive. */
+  touch(model: string): void;
+  /** Tells the pool that this model went idle, so loads waiting for room can look again. */
+  onIdle(): void;
+  /** Whether `cancel:<id>` was set before the job started. */
+  isCancelled(requestId: string): Promise<boolean>;
+  /** Jobs are left in the queue after this host stopped consuming it: ask for a load somewhere. */
+  requeue(spec: ModelSpec): Promise<void>;
+}
+
+export class ModelHost implements PooledModel {
+  readonly engine: Engine;
+  private readonly logger: Logger;
+  private readonly consumer: Worker<GenerateJob>;
+  private readonly queue: Queue<GenerateJob>;
+  /** Running requests by id, to cancel them. */
+  private readonly active = new Map<string, AbortController>();
+
+  constructor(
+    readonly spec: ModelSpec,
+    readonly model: LoadedModel,
+    private readonly deps: ModelHostDeps,
+  ) {
+    this.logger = new Logger(`Model ${spec.id}`);
+    this.engine = new Engine(model, { ...deps.scheduler, maxTotalTokens: spec.maxTotalTokens ?? undefined });
+    this.engine.onStep = (stats) => deps.metrics.step(spec.id, stats);
+    this.queue = new Queue(spec.id, { connection: deps.connection, prefix: deps.names.generatePrefix });
+    this.consumer = new Worker<GenerateJob>(spec.id, (job) => this.process(job), {
+      connection: deps.connection,
+      prefix: deps.names.generatePrefix,
+      // Jobs beyond one batch stay in Redis, where a replica on another worker can take them.
+      concurrency: deps.scheduler.maxBatchSize,
+      lockDuration: deps.lockDurationMs,
+      stalledInterval: Math.max(1000, Math.floor(deps.lockDurationMs / 2)),
+      maxStalledCount: 3,
+      autorun: false,
+    });
+    this.consumer.on('error', (err) => this.logger.error(`queue consumer: ${err.message}`));
+  }
+
+  start(): void {
+    void this.consumer.run().catch((err: Error) => this.logger.error(`queue consumer stopped: ${err.message}`));
+  }
+
+  isIdle(): boolean {
+    return this.active.size === 0 && this.engine.running === 0 && this.engine.waiting === 0;
+  }
+
+  get activeRequests(): number {
+    return this.active.size;
+  }
+
+  /** Cancels a running request of this model; true if it was here. */
+  cancel(requestId: string): boolean {
+    const controller = this.active.get(requestId);
+    if (!controller) return false;
+    controller.abort();
+    return true;
+  }
+
+  /** Jobs waiting in the queue, and the age of the oldest in milliseconds. */
+  async queueStats(): Promise<{ queued: number; oldestQueuedMs: number }> {
+    const queued = await this.queue.getWaitingCount();
+    if (queued === 0) return { queued, oldestQueuedMs: 0 };
+    const [oldest] = await this.queue.getJobs(['wait'], 0, 0, true);
+    return { queued, oldestQueuedMs: oldest ? Math.max(0, Date.now() - oldest.timestamp) : 0 };
+  }
+
+  /** Stops taking jobs and waits for the running ones; with a deadline, gives up on them after it. */
+  async stop(deadlineMs = Infinity): Promise<boolean> {
+    const closing = this.consumer.close();
+    if (!Number.isFinite(deadlineMs)) {
+      await closing;
+      return true;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      closing.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), deadlineMs))),
+    ]);
+    clearTimeout(timer);
+    return finished;
+  }
+
+  async unload(): Promise<void> {
+    await this.stop();
+    await this.engine.drain();
+    await this.model.release();
+    const left = await this.queue.getWaitingCount().catch(() => 0);
+    await this.queue.close();
+    if (left > 0) {
+      this.logger.log(`${left} jobs left in the queue after unloading: asking for a load elsewhere`);
+      await this.deps.requeue(this.spec).catch((err: Error) => this.logger.error(`requeue failed: ${err.message}`));
+    }
+  }
+
+  /** Runs one job: its promise settles when the request ends, so the job holds its lock while it runs. */
+  private async process(job: Job<GenerateJob>): Promise<void> {
+    const data = job.data;
+    const requestId = data.requestId ?? job.id;
+    const attempt = job.attemptsStarted;
+    const { writer, metrics } = this.deps;
+    writer.push(requestId, { type: 'start', worker: this.deps.workerId, attempt, at: Date.now() });
+    if (await this.deps.isCancelled(requestId)) {
+      writer.push(requestId, { type: 'error', attempt, errorType: 'cancelled', message: 'request cancelled' });
+      metrics.requests.inc({ model: this.spec.id, outcome: 'cancelled' });
+      return;
+    }
+    const controller = new AbortController();
+    this.active.set(requestId, controller);
+    this.deps.touch(this.spec.id);
+    try {
+      await new Promise<void>((resolve) => {
+        const sink = (event: EngineEvent): void => {
+          writer.push(requestId, { attempt, ...event });
+          if (event.type === 'token') return;
+          metrics.requests.inc({ model: this.spec.id, outcome: event.type === 'final' ? 'success' : event.errorType });
+          resolve();
+        };
+        try {
+          this.engine.submit(
+            {
+              id: requestId,
+              inputIds: data.inputIds,
+              inputText: data.inputText,
+              parameters: data.parameters,
+              signal: controller.signal,
+            },
+            sink,
+          );
+        } catch (err) {
+          const validation = err instanceof ValidationError;
+          sink({ type: 'error', errorType: validation ? 'validation' : 'generation', message: (err as Error).message });
+        }
+      });
+    } finally {
+      this.active.delete(requestId);
+      this.deps.touch(this.spec.id);
+      if (this.isIdle()) this.deps.onIdle();
+    }
+    await writer.settle();
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * This worker's models: the pool (budget, LRU eviction, keep-alive, one load per model), the host of each
+ * loaded model, cancellation through the `cancel` channel, and the pool's events and metrics.
+ */
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { ControlCommand, EVENTS_MAX_LEN, ModelSpec, PoolEvent, RedisNames } from '@switchyard/batching';
+import { CannotPlaceError, describeModel, formatBytes, loadModel, ModelPool } from '@switchyard/models';
+import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
+import { WorkerMetrics } from '../metrics/worker-metrics';
+import { createRedis, redisOptions } from '../redis/redis-connection';
+import { StreamWriter } from '../streams/stream-writer';
+import { ModelHost, ModelHostDeps } from './model-host';
+
+@Injectable()
+export class ModelPoolService implements OnApplicationShutdown {
+  readonly names: RedisNames;
+  readonly redis: Redis;
+  readonly pool: ModelPool<ModelSpec, ModelHost>;
+  private readonly logger = new Logger('ModelPool');
+  private readonly subscriber: Redis;
+  private readonly writer: StreamWriter;
+  private readonly control: Queue<ControlCommand>;
+  private readonly hostDeps: ModelHostDeps;
+
+  constructor(
+    @Inject(WORKER_CONFIG) readonly config: WorkerConfig,
+    readonly metrics: WorkerMetrics,
+  ) {
+    this.names = new RedisNames(config.redisPrefix);
+    this.redis = createRedis(config.redisUrl, `switchyard-worker-${config.workerId}`);
+    this.subscriber = createRedis(config.redisUrl, `switchyard-worker-${config.workerId}-sub`);
+    const connection = redisOptions(config.redisUrl);
+    this.control = new Queue(this.names.controlQueue, { connection, prefix: this.names.controlPrefix });
+    this.writer = new StreamWriter(this.redis, this.names, (err) =>
+      this.logger.error(`writing a token stream failed: ${err.message}`),
+    );
+    this.hostDeps = {
+      workerId: config.workerId,
+      connection,
+      names: this.names,
+      writer: this.writer,
+      metrics,
+      scheduler: config.scheduler,
+      lockDurationMs: config.lockDurationMs,
+      touch: (id) => this.pool.touch(id),
+      onIdle: () => this.pool.notifyIdle(),
+      isCancelled: async (id) => (await this.redis.exists(this.names.cancel(id))) === 1,
+      requeue: async (spec) => {
+        await this.control.add('load', { type: 'load', spec, reason: 'requeue' }, { removeOnComplete: true });
+      },
+    };
+    this.pool = new ModelPool<ModelSpec, ModelHost>({
+      budgetBytes: config.deviceMemory,
+      keepAliveMs: config.keepAliveMs,
+      placeTimeoutMs: config.placeTimeoutMs,
+      cost: (spec) => this.cost(spec),
+      load: (spec) => this.loadHost(spec),
+      onLoaded: (id, ms) => {
+        this.metrics.loads.inc({ model: id });
+        this.metrics.loadDuration.observe(ms / 1000, { model: id });
+        this.recordEvent({ type: 'loaded', model: id, ms: Math.round(ms) });
+      },
+      onEvicted: (id, reason) => {
+        this.metrics.evictions.inc({ model: id, reason });
+        this.recordEvent({ type: 'evicted', model: id, reason });
+      },
+      log: (message) => this.logger.log(message),
+    });
+  }
+
+  /** Subscribes to cancellations; called once the app is up. */
+  async start(): Promise<void> {
+    this.subscriber.on('message', (_channel: string, requestId: string) => this.cancel(requestId));
+    await this.subscriber.subscribe(this.names.cancelChannel);
+  }
+
+  /** Loads a model here (once), evicting idle ones if needed. Failures are logged, recorded and rethrown. */
+  async load(spec: ModelSpec): Promise<ModelHost> {
+    try {
+      return await this.pool.ensure(spec);
+    } catch (err) {
+      const message = (err as Error).message;
+      const kind = err instanceof CannotPlaceError ? 'cannot place' : 'load failed';
+      this.logger.error(`${kind}: ${spec.id}: ${message}`);
+      this.metrics.loadFailures.inc({ model: spec.id, reason: err instanceof CannotPlaceError ? 'cannot_place' : 'error' });
+      this.recordEvent({ type: 'load_failed', model: spec.id, error: message });
+      await this.redis
+        .set(this.names.loadError(spec.id), JSON.stringify({ worker: this.config.workerId, error: message, kind }), 'EX', 30)
+        .catch(() => undefined);
+      throw err;
+    }
+  }
+
+  hosts(): ModelHost[] {
+    const out: ModelHost[] = [];
+    for (const { id, state } of this.pool.list()) {
+      if (state !== 'loaded') continue;
+      const host = this.pool.peek(id);
+      if (host) out.push(host);
+    }
+    return out;
+  }
+
+  cancel(requestId: string): void {
+    for (const host of this.hosts()) if (host.cancel(requestId)) return;
+  }
+
+  /**
+   * SIGTERM: every host stops taking jobs and finishes its running ones within the drain timeout. Jobs still
+   * running after it lose their lock when the process exits and run again on another worker.
+   */
+  async drain(): Promise<void> {
+    const hosts = this.hosts();
+    if (hosts.length === 0) return;
+    const running = hosts.reduce((n, h) => n + h.activeRequests, 0);
+    this.logger.log(`draining: ${running} running requests, up to ${this.config.drainTimeoutMs} ms`);
+    const started = Date.now();
+    const finished = await Promise.all(hosts.map((h) => h.stop(this.config.drainTimeoutMs)));
+    const left = hosts.reduce((n, h) => n + h.activeRequests, 0);
+    if (finished.every(Boolean)) this.logger.log(`drained in ${Date.now() - started} ms`);
+    else this.logger.warn(`drain timed out with ${left} requests running: they will run again on another worker`);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.pool.close();
+    await this.writer.settle();
+    await this.control.close();
+    this.subscriber.disconnect();
+    await this.redis.quit().catch(() => undefined);
+  }
+
+  private cost(spec: ModelSpec): number {
+    const { memory } = describeModel(spec.path);
+    return memory.weightBytes + this.config.scheduler.maxBatchTotalTokens * memory.kvBytesPerToken;
+  }
+
+  private async loadHost(spec: ModelSpec): Promise<ModelHost> {
+    this.recordEvent({ type: 'load_started', model: spec.id });
+    this.logger.log(`loading ${spec.id} from ${spec.path} (${formatBytes(this.cost(spec))} reserved)`);
+    const model = await loadModel(spec.path, {
+      executionProvider: this.config.executionProvider,
+      intraOpThreads: this.config.intraOpThreads,
+    });
+    this.logger.log(`loaded ${spec.id} in ${model.loadMs.toFixed(0)} ms`);
+    const host = new ModelHost(spec, model, this.hostDeps);
+    host.start();
+    return host;
+  }
+
+  private recordEvent(event: Omit<PoolEvent, 'at' | 'worker'>): void {
+    const entry: PoolEvent = { at: Date.now(), worker: this.config.workerId, ...event };
+    void this.redis
+      .multi()
+      .lpush(this.names.events, JSON.stringify(entry))
+      .ltrim(this.names.events, 0, EVENTS_MAX_LEN - 1)
+      .exec()
+      .catch((err: Error) => this.logger.warn(`recording a pool event failed: ${err.message}`));
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * Placement across workers, through Redis only:
+ * - the heartbeat: `worker:<id>` (models, memory, batch and queue sizes) and `metrics:<id>`, with a TTL;
+ * - the shared `control` queue: one worker takes each command and sends a load to the live worker with the most
+ *   free memory (itself, or through that worker's own command queue);
+ * - this worker's command queue: loads and unloads addressed to it;
+ * - replicas: a model whose oldest queued job waits past `--replica-queue-wait` asks for a load elsewhere.
+ */
+import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
+import { hostname } from 'node:os';
+import { Job, Queue, Worker } from 'bullmq';
+import { ControlCommand, Heartbeat, HeartbeatModel, ModelSpec } from '@switchyard/batching';
+import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
+import { ModelPoolService } from '../models/model-pool.service';
+import { redisOptions } from '../redis/redis-connection';
+
+const COMMAND_JOB_OPTIONS = { removeOnComplete: true, removeOnFail: 100 } as const;
+
+@Injectable()
+export class PlacementService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Placement');
+  private readonly startedAt = Date.now();
+  private controlConsumer: Worker<ControlCommand> | null = null;
+  private commandConsumer: Worker<ControlCommand> | null = null;
+  private readonly control: Queue<ControlCommand>;
+  private readonly commandQueues = new Map<string, Queue<ControlCommand>>();
+  private timer: NodeJS.Timeout | null = null;
+  private beating: Promise<void> = Promise.resolve();
+  private draining = false;
+  /** When a replica was last asked for, per model. */
+  private readonly replicaAsked = new Map<string, number>();
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    private readonly models: ModelPoolService,
+  ) {
+    this.control = new Queue(models.names.controlQueue, {
+      connection: redisOptions(config.redisUrl),
+      prefix: models.names.controlPrefix,
+    });
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const { names } = this.models;
+    const connection = redisOptions(this.config.redisUrl);
+    await this.models.start();
+    await this.beat();
+    this.timer = setInterval(() => {
+      this.beating = this.beating.then(() => this.beat());
+    }, this.config.heartbeatIntervalMs);
+    this.commandConsumer = new Worker<ControlCommand>(this.config.workerId, (job) => this.execute(job.data), {
+      connection,
+      prefix: names.workerCommandPrefix,
+      concurrency: 4,
+    });
+    this.controlConsumer = new Worker<ControlCommand>(names.controlQueue, (job) => this.place(job), {
+      connection,
+      prefix: names.controlPrefix,
+      concurrency: 1,
+    });
+    for (const consumer of [this.commandConsumer, this.controlConsumer]) {
+      consumer.on('error', (err) => this.logger.error(`control consumer: ${err.message}`));
+    }
+    for (const spec of this.config.preload) {
+      void this.models.load(spec).catch(() => undefined); // logged and recorded by load()
+    }
+    this.logger.log(
+      `worker ${this.config.workerId} up: ${this.config.preload.length} models to preload, device memory ${this.config.deviceMemory} bytes`,
+    );
+  }
+
+  /** SIGTERM: leave the placement (heartbeat says draining), stop taking commands, then drain the models. */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.draining = true;
+    await this.beat();
+    await Promise.all([this.controlConsumer?.close(), this.commandConsumer?.close()]);
+    await this.models.drain();
+    if (this.timer) clearInterval(this.timer);
+    await this.beating;
+    const { redis, names } = this.models;
+    await redis.del(names.worker(this.config.workerId), names.metrics(this.config.workerId)).catch(() => undefined);
+    await Promise.all([this.control.close(), ...[...this.commandQueues.values()].map((q) => q.close())]);
+  }
+
+  /** A command on the shared control queue: decide which worker runs it. */
+  private async place(job: Job<ControlCommand>): Promise<void> {
+    const command = job.data;
+    const beats = await this.liveWorkers();
+    if (command.type === 'unload') {
+      for (const beat of beats) {
+        if (beat.models.some((m) => m.id === command.model)) await this.send(beat.id, command);
+      }
+      return;
+    }
+    const { spec } = command;
+    const holders = beats.filter((b) => b.models.some((m) => m.id === spec.id)).map((b) => b.id);
+    if (command.reason !== 'replica' && holders.length > 0) return; // already placed
+    const excluded = new Set([...holders, ...(command.exclude ?? [])]);
+    const candidates = beats.filter((b) => !b.draining && !excluded.has(b.id));
+    if (candidates.length === 0) {
+      if (command.reason !== 'replica') this.logger.warn(`no live worker can take model ${spec.id}`);
+      return;
+    }
+    const free = (b: Heartbeat) => b.memory.budget - b.memory.used;
+    candidates.sort((a, b) => free(b) - free(a) || a.id.localeCompare(b.id));
+    const target = candidates[0].id;
+    this.logger.log(`placing ${spec.id} (${command.reason}) on worker ${target}`);
+    await this.send(target, command);
+  }
+
+  private async send(workerId: string, command: ControlCommand): Promise<void> {
+    if (workerId === this.config.workerId) {
+      await this.execute(command);
+      return;
+    }
+    let queue = this.commandQueues.get(workerId);
+    if (!queue) {
+      queue = new Queue(workerId, {
+        connection: redisOptions(this.config.redisUrl),
+        prefix: this.models.names.workerCommandPrefix,
+      });
+      this.commandQueues.set(workerId, queue);
+    }
+    await queue.add(command.type, command, COMMAND_JOB_OPTIONS);
+  }
+
+  /** A command for this worker. A load that fails is logged and recorded, not retried. */
+  private async execute(command: ControlCommand): Promise<void> {
+    if (this.draining) return;
+    if (command.type === 'unload') {
+      await this.models.pool.unload(command.model, 'unload');
+      return;
+    }
+    await this.models.load(command.spec).catch(() => undefined);
+  }
+
+  /** Heartbeats of the live workers, this one's fresh from memory. */
+  private async liveWorkers(): Promise<Heartbeat[]> {
+    const { redis, names } = this.models;
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await redis.scan(cursor, 'MATCH', names.workerPattern, 'COUNT', 200);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    const own = names.worker(this.config.workerId);
+    const values = keys.length > 0 ? await redis.mget(keys.filter((k) => k !== own)) : [];
+    const beats: Heartbeat[] = [await this.heartbeat()];
+    for (const value of values) {
+      if (!value) continue;
+      try {
+        beats.push(JSON.parse(value) as Heartbeat);
+      } catch {
+        // a half-written or foreign key: not a worker
+      }
+    }
+    return beats;
+  }
+
+  private async heartbeat(): Promise<Heartbeat> {
+    const { pool } = this.models;
+    const models: HeartbeatModel[] = [];
+    for (const entry of pool.list()) {
+      if (entry.state === 'unloading') continue;
+      const host = entry.state === 'loaded' ? pool.peek(entry.id) : undefined;
+      const queue = host ? await host.queueStats().catch(() => ({ queued: 0, oldestQueuedMs: 0 })) : null;
+      models.push({
+        id: entry.id,
+        state: entry.state,
+        bytes: entry.bytes,
+        pinned: entry.pinned,
+        running: host?.engine.running ?? 0,
+        waiting: host?.engine.waiting ?? 0,
+        queued: queue?.queued ?? 0,
+        oldestQueuedMs: queue?.oldestQueuedMs ?? 0,
+      });
+    }
+    return {
+      id: this.config.workerId,
+      pid: process.pid,
+      host: hostname(),
+      startedAt: this.startedAt,
+      at: Date.now(),
+      memory: { used: pool.usedBytes, budget: pool.budgetBytes },
+      draining: this.draining,
+      models,
+    };
+  }
+
+  /** Writes the heartbeat and the metrics snapshot, and asks for replicas of models whose queue waits too long. */
+  private async beat(): Promise<void> {
+    try {
+      const beat = await this.heartbeat();
+      const { redis, names, metrics } = this.models;
+      metrics.deviceMemory.set(beat.memory.used, { kind: 'used' });
+      metrics.deviceMemory.set(beat.memory.budget, { kind: 'budget' });
+      for (const m of beat.models) metrics.queueSize.set(m.queued + m.waiting, { model: m.id });
+      const ttl = this.config.heartbeatIntervalMs * 3;
+      await redis
+        .multi()
+        .set(names.worker(beat.id), JSON.stringify(beat), 'PX', ttl)
+        .set(names.metrics(beat.id), JSON.stringify(metrics.registry.snapshot()), 'PX', ttl)
+        .exec();
+      if (!this.draining) await this.askForReplicas(beat);
+    } catch (err) {
+      this.logger.warn(`heartbeat failed: ${(err as Error).message}`);
+    }
+  }
+
+  private async askForReplicas(beat: Heartbeat): Promise<void> {
+    const now = Date.now();
+    for (const m of beat.models) {
+      if (m.state !== 'loaded' || m.oldestQueuedMs < this.config.replicaQueueWaitMs) continue;
+      const last = this.replicaAsked.get(m.id) ?? 0;
+      if (now - last < Math.max(10_000, this.config.replicaQueueWaitMs * 2)) continue;
+      this.replicaAsked.set(m.id, now);
+      const host = this.models.pool.peek(m.id);
+      if (!host) continue;
+      const spec: ModelSpec = { ...host.spec, pinned: false };
+      this.logger.log(`model ${m.id}: oldest queued job waited ${m.oldestQueuedMs} ms, asking for a replica`);
+      await this.control.add('load', { type: 'load', spec, reason: 'replica' }, COMMAND_JOB_OPTIONS);
+    }
+  }
+}
