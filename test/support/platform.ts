@@ -137,6 +137,16 @@ export class Platform {
     return this.control.add(command.type, command, { removeOnComplete: true });
   }
 
+  /** A command addressed to one worker, on its own command queue (as placement sends them). */
+  async sendCommand(workerId: string, command: ControlCommand): Promise<void> {
+    const queue = new Queue<ControlCommand>(workerId, {
+      connection: redisOptions(REDIS_URL),
+      prefix: this.names.workerCommandPrefix,
+    });
+    await queue.add(command.type, command, { removeOnComplete: true });
+    await queue.close();
+  }
+
   queue(model: string): Queue<GenerateJob> {
     let queue = this.queues.get(model);
     if (!queue) {

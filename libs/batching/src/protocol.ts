@@ -183,5 +183,7 @@ export interface Heartbeat {
   at: number;
   memory: { used: number; budget: number };
   draining: boolean;
+  /** The worst event-loop delay in the last interval and since start, in milliseconds. */
+  eventLoop: { maxMs: number; worstMs: number };
   models: HeartbeatModel[];
 }

@@ -35,6 +35,10 @@ export class WorkerMetrics {
     [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
   );
   readonly deviceMemory = this.registry.gauge('switchyard_device_memory_bytes', 'Device memory of the model pool');
+  readonly eventLoopDelay = this.registry.gauge(
+    'switchyard_event_loop_delay_max_seconds',
+    'Worst event-loop delay in the last heartbeat interval',
+  );
   readonly requests = this.registry.counter('switchyard_worker_requests_total', 'Requests finished, by outcome');
 
   private readonly labelCache = new Map<

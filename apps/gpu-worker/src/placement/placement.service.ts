@@ -8,6 +8,7 @@
  */
 import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { hostname } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Job, Queue, Worker } from 'bullmq';
 import { ControlCommand, Heartbeat, HeartbeatModel, ModelSpec } from '@switchyard/batching';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
@@ -27,6 +28,9 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> = Promise.resolve();
   private draining = false;
+  /** Event-loop delay: a worker that blocks its loop too long loses its BullMQ locks. */
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  private worstLoopDelayMs = 0;
   /** When a replica was last asked for, per model. */
   private readonly replicaAsked = new Map<string, number>();
 
@@ -44,6 +48,7 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
     const { names } = this.models;
     const connection = redisOptions(this.config.redisUrl);
     await this.models.start();
+    this.loopDelay.enable();
     await this.beat();
     this.timer = setInterval(() => {
       this.beating = this.beating.then(() => this.beat());
@@ -60,6 +65,9 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
     });
     for (const consumer of [this.commandConsumer, this.controlConsumer]) {
       consumer.on('error', (err) => this.logger.error(`control consumer: ${err.message}`));
+      consumer.on('failed', (job, err) =>
+        this.logger.error(`control command ${job?.name ?? ''} failed: ${err.message}`),
+      );
     }
     for (const spec of this.config.preload) {
       void this.models.load(spec).catch(() => undefined); // logged and recorded by load()
@@ -77,6 +85,8 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
     await this.models.drain();
     if (this.timer) clearInterval(this.timer);
     await this.beating;
+    this.loopDelay.disable();
+    this.logger.log(`worst event-loop delay since start: ${this.worstLoopDelayMs.toFixed(1)} ms`);
     const { redis, names } = this.models;
     await redis.del(names.worker(this.config.workerId), names.metrics(this.config.workerId)).catch(() => undefined);
     await Promise.all([this.control.close(), ...[...this.commandQueues.values()].map((q) => q.close())]);
@@ -145,7 +155,8 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
       keys.push(...batch);
     } while (cursor !== '0');
     const own = names.worker(this.config.workerId);
-    const values = keys.length > 0 ? await redis.mget(keys.filter((k) => k !== own)) : [];
+    const others = keys.filter((k) => k !== own);
+    const values = others.length > 0 ? await redis.mget(others) : [];
     const beats: Heartbeat[] = [await this.heartbeat()];
     for (const value of values) {
       if (!value) continue;
@@ -184,6 +195,7 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
       at: Date.now(),
       memory: { used: pool.usedBytes, budget: pool.budgetBytes },
       draining: this.draining,
+      eventLoop: { maxMs: this.loopDelay.max / 1e6, worstMs: this.worstLoopDelayMs },
       models,
     };
   }
@@ -191,8 +203,12 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
   /** Writes the heartbeat and the metrics snapshot, and asks for replicas of models whose queue waits too long. */
   private async beat(): Promise<void> {
     try {
+      const maxMs = this.loopDelay.max / 1e6;
+      this.worstLoopDelayMs = Math.max(this.worstLoopDelayMs, maxMs);
       const beat = await this.heartbeat();
+      this.loopDelay.reset();
       const { redis, names, metrics } = this.models;
+      metrics.eventLoopDelay.set(maxMs / 1000);
       metrics.deviceMemory.set(beat.memory.used, { kind: 'used' });
       metrics.deviceMemory.set(beat.memory.budget, { kind: 'budget' });
       for (const m of beat.models) metrics.queueSize.set(m.queued + m.waiting, { model: m.id });
