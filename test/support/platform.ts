@@ -157,7 +157,12 @@ export class Platform {
   }
 
   /** Queues a request as the API does; returns its id. */
-  async enqueue(model: string, inputIds: number[], parameters: Partial<GenerationParameters> = {}): Promise<string> {
+  async enqueue(
+    model: string,
+    inputIds: number[],
+    parameters: Partial<GenerationParameters> = {},
+    delayMs = 0,
+  ): Promise<string> {
     const requestId = randomUUID();
     const job: GenerateJob = {
       requestId,
@@ -166,7 +171,7 @@ export class Platform {
       parameters: defaultParameters({ details: false, ...parameters }),
       queuedAt: Date.now(),
     };
-    await this.queue(model).add('generate', job, { ...GENERATE_JOB_OPTIONS, jobId: requestId });
+    await this.queue(model).add('generate', job, { ...GENERATE_JOB_OPTIONS, jobId: requestId, delay: delayMs });
     return requestId;
   }
 
