@@ -5,10 +5,14 @@
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { ConfigError, readWorkerConfig } from './config/worker-config';
+import { ConfigError, readWorkerConfig, WORKER_USAGE } from './config/worker-config';
 import { WorkerModule } from './worker.module';
 
 async function bootstrap(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    console.log(WORKER_USAGE);
+    return;
+  }
   const config = readWorkerConfig(process.argv.slice(2), process.env);
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), {
     logger: ['log', 'warn', 'error'],

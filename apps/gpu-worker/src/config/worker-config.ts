@@ -86,7 +86,7 @@ ${Object.entries(WORKER_FLAGS)
   .join('\n')}
 
 --preload and --pin take a model directory, optionally as ID=DIR, and may be repeated (or comma-separated in the
-variable). Durations take ms, s, m or h (e.g. 500ms, 30s, 5m); --keep-alive -1 means never. Sizes take a byte
+variable). Durations take ms, s, m or h (e.g. 500ms, 30s, 5m); --keep-alive=-1 or never keeps idle models. Sizes take a byte
 count or KiB, MiB, GiB.`;
 
 /** Parses a duration to milliseconds: "500ms", "30s", "5m", "1h", or a bare number of seconds. */
@@ -150,9 +150,9 @@ export function readWorkerConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = p
   if (deviceMemory === null) {
     throw new ConfigError(`--device-memory must be a size like 2GiB or 512MiB, got "${flag('device-memory')}"`);
   }
-  const keepAliveRaw = parseDuration(flag('keep-alive'));
+  const keepAliveRaw = flag('keep-alive') === 'never' ? -1 : parseDuration(flag('keep-alive'));
   if (keepAliveRaw === null || (keepAliveRaw < 0 && keepAliveRaw !== -1000 && keepAliveRaw !== -1)) {
-    throw new ConfigError(`--keep-alive must be a duration like 5m, or -1 for never, got "${flag('keep-alive')}"`);
+    throw new ConfigError(`--keep-alive must be a duration like 5m, or never (-1), got "${flag('keep-alive')}"`);
   }
   const executionProvider = flag('execution-provider');
   if (executionProvider !== 'cpu' && executionProvider !== 'cuda') {
