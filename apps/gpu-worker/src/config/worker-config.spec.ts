@@ -16,16 +16,7 @@ describe('readWorkerConfig', () => {
 
   it('reads flags before variables, and specs from --preload and --pin', () => {
     const config = readWorkerConfig(
-      [
-        '--device-memory',
-        '512MiB',
-        '--keep-alive',
-        '-1',
-        '--pin',
-        'models/demo-tiny',
-        '--preload',
-        'b=models/demo-small',
-      ],
+      ['--device-memory', '512MiB', '--keep-alive=-1', '--pin', 'models/demo-tiny', '--preload', 'b=models/demo-small'],
       { SWITCHYARD_DEVICE_MEMORY: '1GiB', SWITCHYARD_MAX_BATCH_SIZE: '8', SWITCHYARD_WORKER_ID: 'gpu-0' },
       '/srv',
     );
