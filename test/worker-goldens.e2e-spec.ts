@@ -30,7 +30,9 @@ describe('worker: queue to stream', () => {
       assert.equal(events[0].type, 'start');
       assert.ok(events.every((e) => e.attempt === 1));
       const final = events.at(-1)!;
-      const streamed = events.map((e) => (e.type === 'token' && !e.token.special ? e.token.text : '')).join('');
+      const tokens = events.flatMap((e) => (e.type === 'token' ? [e.token] : []));
+      if (final.type === 'final' && final.lastToken) tokens.push(final.lastToken.token);
+      const streamed = tokens.map((t) => (t.special ? '' : t.text)).join('');
       assert.equal(final.type === 'final' && final.generatedText, streamed);
     });
   });

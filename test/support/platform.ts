@@ -242,5 +242,7 @@ export function generatedIds(events: StreamEvent[]): number[] {
   const last = events.at(-1);
   if (last?.type === 'error') throw new Error(`request failed: ${last.errorType}: ${last.message}`);
   if (last?.type !== 'final') throw new Error('stream has no final event');
-  return events.flatMap((e) => (e.type === 'token' ? [e.token.id] : []));
+  const ids = events.flatMap((e) => (e.type === 'token' ? [e.token.id] : []));
+  if (last.lastToken) ids.push(last.lastToken.token.id);
+  return ids;
 }

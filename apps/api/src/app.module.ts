@@ -1,18 +1,50 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { ErrorFilter } from './common/error.filter';
 import { API_CONFIG, ApiConfig } from './config/api-config';
+import { DataSourceCloser, dataSourceProvider } from './database/database.providers';
+import { GenerationService } from './generation/generation.service';
+import { InferenceService } from './generation/inference.service';
+import { StreamHub } from './generation/stream-hub';
 import { HealthController } from './health/health.controller';
 import { InfoController } from './info/info.controller';
-import { SERVED_MODEL, ServedModel } from './model/served-model';
+import { ApiMetrics } from './metrics/api-metrics';
+import { MetricsController } from './metrics/metrics.controller';
+import { CompletionsController } from './openai/completions.controller';
+import { ModelsController } from './openai/models.controller';
+import { RedisService } from './redis/redis.service';
+import { WorkerDirectory } from './redis/worker-directory.service';
+import { ModelRegistry } from './registry/model-registry.service';
+import { GenerateController } from './tgi/generate.controller';
+import { TokenizeController } from './tgi/tokenize.controller';
 
 @Module({})
 export class AppModule {
-  static forRoot(config: ApiConfig, model: ServedModel): DynamicModule {
+  static forRoot(config: ApiConfig): DynamicModule {
     return {
       module: AppModule,
-      controllers: [HealthController, InfoController],
+      controllers: [
+        HealthController,
+        InfoController,
+        MetricsController,
+        TokenizeController,
+        ModelsController,
+        CompletionsController,
+        // last: it owns `POST /`
+        GenerateController,
+      ],
       providers: [
         { provide: API_CONFIG, useValue: config },
-        { provide: SERVED_MODEL, useValue: model },
+        { provide: APP_FILTER, useClass: ErrorFilter },
+        dataSourceProvider,
+        DataSourceCloser,
+        RedisService,
+        WorkerDirectory,
+        StreamHub,
+        ModelRegistry,
+        GenerationService,
+        InferenceService,
+        ApiMetrics,
       ],
     };
   }

@@ -1,31 +1,40 @@
 /**
- * The API process: validates its config and the default model directory, then serves HTTP. Started by the
- * launcher (npm start), or on its own with the same flags.
+ * The API process: serves the TGI and OpenAI routes on the models of the registry. Started by the launcher
+ * (npm start), or on its own with the same flags once the database is migrated and the model registered.
  */
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { describeModel, ModelError } from '@switchyard/models';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import express from 'express';
+import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
+import { ErrorFilter, sendError } from './common/error.filter';
+import { requestId } from './common/request-id.middleware';
 import { ConfigError, readApiConfig } from './config/api-config';
 
 async function bootstrap(): Promise<void> {
   const logger = new Logger('Api');
   const config = readApiConfig(process.argv.slice(2), process.env);
-  const description = describeModel(config.modelDir);
-  const app = await NestFactory.create(AppModule.forRoot(config, { name: config.modelName, description }), {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     logger: ['log', 'warn', 'error'],
+    bodyParser: false,
+  });
+  app.use(requestId);
+  // JSON whatever the content type says (curl users forget it), within TGI's payload limit
+  app.use(express.json({ limit: config.payloadLimit, type: () => true, strict: false }));
+  const filter = new ErrorFilter();
+  app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    sendError(req, res, filter.toApiError(err, req));
   });
   app.enableShutdownHooks();
   await app.listen(config.port, config.hostname);
-  logger.log(`serving ${config.modelName} on http://${config.hostname}:${config.port}`);
+  logger.log(`listening on http://${config.hostname}:${config.port} (default model ${config.modelName})`);
 }
 
 bootstrap().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof ModelError) {
-    console.error(`switchyard api: ${err.message}`);
-  } else {
-    console.error('switchyard api: failed to start:', err);
-  }
+  if (err instanceof ConfigError) console.error(`switchyard api: ${err.message}`);
+  else console.error('switchyard api: failed to start:', err);
   process.exit(1);
 });

@@ -3,7 +3,7 @@
  * the control commands, the entries of a request's token stream and a worker's heartbeat. Both sides import
  * these; neither builds a key or parses an entry any other way.
  */
-import type { EngineEvent, GenerationParameters } from './types';
+import type { ErrorEvent, FinalEvent, GenerationParameters, TokenEvent } from './types';
 
 /** A model or worker id: safe inside Redis keys and BullMQ queue names (which refuse ':'). */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -118,7 +118,13 @@ export type ControlCommand =
 
 /** One entry of `gen:<request id>`: the worker's attempt number and the event. */
 export type StreamEvent =
-  { type: 'start'; worker: string; attempt: number; at: number } | ({ attempt: number } & EngineEvent);
+  | { type: 'start'; worker: string; attempt: number; at: number }
+  | ({ attempt: number } & TokenEvent)
+  | ({ attempt: number } & FinalEvent & {
+        /** The request's last token, written in the same entry so that a reader can mark it as the last. */
+        lastToken?: TokenEvent;
+      })
+  | ({ attempt: number } & ErrorEvent);
 
 /** BullMQ options for a generate job: it runs once (a crash re-runs it through the stalled check, not a retry). */
 export const GENERATE_JOB_OPTIONS = { attempts: 1, removeOnComplete: true, removeOnFail: 1000 } as const;

@@ -6,3 +6,4 @@ export * from './model-files';
 export * from './model-loader';
 export * from './tokenizer';
 export * from './model-pool';
+export * from './registry/model.entity';

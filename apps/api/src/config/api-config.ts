@@ -1,10 +1,13 @@
 /**
- * The API's configuration: read once at boot from flags and SWITCHYARD_* variables, validated, typed. Nothing
- * else in the app reads process.env or argv.
+ * The platform's configuration, as the launcher and the API read it: TGI's launcher flags with TGI's defaults
+ * where they apply, plus Switchyard's own. Read once at boot from flags and SWITCHYARD_* variables, validated,
+ * typed. Nothing else in the app reads process.env or argv. The worker flags among them are handed to the
+ * workers the launcher starts.
  */
 import { readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEFAULT_SCHEDULER_CONFIG, DEFAULT_VALIDATION_LIMITS, isValidId } from '@switchyard/batching';
 
 export interface ApiConfig {
   hostname: string;
@@ -14,6 +17,23 @@ export interface ApiConfig {
   /** The id clients use for the default model: the directory's name unless --model-name says otherwise. */
   modelName: string;
   databaseUrl: string;
+  redisUrl: string;
+  redisPrefix: string;
+  /** Requests in flight across all models before new ones get 429. */
+  maxConcurrentRequests: number;
+  maxStopSequences: number;
+  maxBestOf: number;
+  maxTopNTokens: number;
+  /** Limits of the default model; null takes the model's own (max positions - 1, max positions). */
+  maxInputTokens: number | null;
+  maxTotalTokens: number | null;
+  /** The largest request body, in bytes (TGI's --payload-limit). */
+  payloadLimit: number;
+  /** How many workers the launcher starts. */
+  numWorkers: number;
+  disableAuth: boolean;
+  /** Flags handed to every worker the launcher starts (batch budgets, memory, keep-alive, provider). */
+  workerArgs: string[];
   /** Switchyard's version, from package.json, for `/info`. */
   version: string;
 }
@@ -25,38 +45,92 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export const API_FLAGS = {
-  hostname: { type: 'string', env: 'SWITCHYARD_HOSTNAME', default: '127.0.0.1' },
-  port: { type: 'string', env: 'SWITCHYARD_PORT', default: '8080' },
-  'model-id': { type: 'string', env: 'SWITCHYARD_MODEL_ID', default: 'models/demo-small' },
-  'model-name': { type: 'string', env: 'SWITCHYARD_MODEL_NAME', default: '' },
-  'database-url': {
-    type: 'string',
-    env: 'SWITCHYARD_DATABASE_URL',
-    default: 'postgres://postgres@127.0.0.1:5432/switchyard',
+interface Flag {
+  env: string;
+  default: string;
+  boolean?: true;
+  /** Handed to the workers as it is. */
+  worker?: true;
+}
+
+export const API_FLAGS: Record<string, Flag> = {
+  hostname: { env: 'SWITCHYARD_HOSTNAME', default: '127.0.0.1' },
+  port: { env: 'SWITCHYARD_PORT', default: '8080' },
+  'model-id': { env: 'SWITCHYARD_MODEL_ID', default: 'models/demo-small' },
+  'model-name': { env: 'SWITCHYARD_MODEL_NAME', default: '' },
+  'database-url': { env: 'SWITCHYARD_DATABASE_URL', default: 'postgres://postgres@127.0.0.1:5432/switchyard' },
+  'redis-url': { env: 'SWITCHYARD_REDIS_URL', default: 'redis://127.0.0.1:6379', worker: true },
+  'redis-prefix': { env: 'SWITCHYARD_REDIS_PREFIX', default: 'sy:', worker: true },
+  'max-concurrent-requests': { env: 'SWITCHYARD_MAX_CONCURRENT_REQUESTS', default: '128' },
+  'max-stop-sequences': {
+    env: 'SWITCHYARD_MAX_STOP_SEQUENCES',
+    default: String(DEFAULT_VALIDATION_LIMITS.maxStopSequences),
   },
-} as const;
+  'max-best-of': { env: 'SWITCHYARD_MAX_BEST_OF', default: String(DEFAULT_VALIDATION_LIMITS.maxBestOf) },
+  'max-top-n-tokens': { env: 'SWITCHYARD_MAX_TOP_N_TOKENS', default: String(DEFAULT_VALIDATION_LIMITS.maxTopNTokens) },
+  'max-input-tokens': { env: 'SWITCHYARD_MAX_INPUT_TOKENS', default: '' },
+  'max-total-tokens': { env: 'SWITCHYARD_MAX_TOTAL_TOKENS', default: '' },
+  'payload-limit': { env: 'SWITCHYARD_PAYLOAD_LIMIT', default: '2000000' },
+  'max-batch-prefill-tokens': {
+    env: 'SWITCHYARD_MAX_BATCH_PREFILL_TOKENS',
+    default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchPrefillTokens),
+    worker: true,
+  },
+  'max-batch-total-tokens': {
+    env: 'SWITCHYARD_MAX_BATCH_TOTAL_TOKENS',
+    default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens),
+    worker: true,
+  },
+  'max-batch-size': {
+    env: 'SWITCHYARD_MAX_BATCH_SIZE',
+    default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchSize),
+    worker: true,
+  },
+  'waiting-served-ratio': {
+    env: 'SWITCHYARD_WAITING_SERVED_RATIO',
+    default: String(DEFAULT_SCHEDULER_CONFIG.waitingServedRatio),
+    worker: true,
+  },
+  'max-waiting-tokens': {
+    env: 'SWITCHYARD_MAX_WAITING_TOKENS',
+    default: String(DEFAULT_SCHEDULER_CONFIG.maxWaitingTokens),
+    worker: true,
+  },
+  quantize: { env: 'SWITCHYARD_QUANTIZE', default: '' },
+  'num-workers': { env: 'SWITCHYARD_NUM_WORKERS', default: '1' },
+  'device-memory': { env: 'SWITCHYARD_DEVICE_MEMORY', default: '2GiB', worker: true },
+  'keep-alive': { env: 'SWITCHYARD_KEEP_ALIVE', default: '5m', worker: true },
+  'execution-provider': { env: 'SWITCHYARD_EXECUTION_PROVIDER', default: 'cpu', worker: true },
+  'intra-op-threads': { env: 'SWITCHYARD_INTRA_OP_THREADS', default: '0', worker: true },
+  'disable-auth': { env: 'SWITCHYARD_DISABLE_AUTH', default: 'false', boolean: true },
+};
 
-type FlagName = keyof typeof API_FLAGS;
+/** TGI's older names for the same flags. */
+const ALIASES: Record<string, string> = { 'max-input-length': 'max-input-tokens' };
 
-/** Flags from argv, then the SWITCHYARD_* variable, then the default. Unknown flags are refused by name. */
-export function readFlags(argv: string[], env: NodeJS.ProcessEnv): Record<FlagName, string> {
+export const API_USAGE = `Usage: npm start -- [flags]   (or: switchyard [flags])
+
+Flags (each also read from the SWITCHYARD_* variable named in brackets):
+${Object.entries(API_FLAGS)
+  .map(([name, f]) => `  --${name.padEnd(26)} [${f.env}] default: ${f.default || '(from the model)'}`)
+  .join('\n')}
+  --max-input-length is accepted for --max-input-tokens.`;
+
+function readFlags(argv: string[], env: NodeJS.ProcessEnv): Record<string, string> {
   let values: Record<string, string | boolean | undefined>;
+  const options: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const [name, f] of Object.entries(API_FLAGS)) options[name] = { type: f.boolean ? 'boolean' : 'string' };
+  for (const alias of Object.keys(ALIASES)) options[alias] = { type: 'string' };
   try {
-    values = parseArgs({
-      args: argv,
-      options: Object.fromEntries(Object.keys(API_FLAGS).map((k) => [k, { type: 'string' as const }])),
-      strict: true,
-      allowPositionals: false,
-    }).values as Record<string, string | undefined>;
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
   } catch (err) {
-    throw new ConfigError((err as Error).message);
+    throw new ConfigError(`${(err as Error).message}\n\n${API_USAGE}`);
   }
-  const out = {} as Record<FlagName, string>;
-  for (const [name, spec] of Object.entries(API_FLAGS) as [FlagName, (typeof API_FLAGS)[FlagName]][]) {
-    const value = values[name] ?? env[spec.env] ?? spec.default;
-    out[name] = String(value);
+  for (const [alias, name] of Object.entries(ALIASES)) {
+    if (values[alias] !== undefined) values[name] ??= values[alias];
   }
+  const out: Record<string, string> = {};
+  for (const [name, f] of Object.entries(API_FLAGS)) out[name] = String(values[name] ?? env[f.env] ?? f.default);
   return out;
 }
 
@@ -68,12 +142,40 @@ export function parsePort(flag: string, raw: string): number {
   return port;
 }
 
+function positiveInt(flags: Record<string, string>, name: string, min = 1): number {
+  const raw = flags[name];
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < min || !Number.isSafeInteger(n)) {
+    throw new ConfigError(`--${name} must be an integer >= ${min}, got "${raw}"`);
+  }
+  return n;
+}
+
 export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = process.cwd()): ApiConfig {
   const flags = readFlags(argv, env);
   const modelDir = resolve(cwd, flags['model-id']);
   const modelName = flags['model-name'] || basename(modelDir);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(modelName)) {
-    throw new ConfigError(`--model-name "${modelName}" must be 1-128 letters, digits or . _ : / -`);
+  if (!isValidId(modelName)) {
+    throw new ConfigError(`--model-name "${modelName}" must be 1-128 letters, digits or . _ - (no spaces or colons)`);
+  }
+  if (!/^rediss?:\/\//.test(flags['redis-url'])) {
+    throw new ConfigError(`--redis-url must be a redis:// URL, got "${flags['redis-url']}"`);
+  }
+  if (!/^postgres(ql)?:\/\//.test(flags['database-url'])) {
+    throw new ConfigError(`--database-url must be a postgres:// URL, got "${flags['database-url']}"`);
+  }
+  if (flags.quantize !== '') {
+    throw new ConfigError(`--quantize "${flags.quantize}" is not supported yet: serve the graph as exported`);
+  }
+  const optionalInt = (name: string): number | null => (flags[name] === '' ? null : positiveInt(flags, name));
+  const maxInputTokens = optionalInt('max-input-tokens');
+  const maxTotalTokens = optionalInt('max-total-tokens');
+  if (maxInputTokens !== null && maxTotalTokens !== null && maxInputTokens >= maxTotalTokens) {
+    throw new ConfigError(`--max-input-tokens (${maxInputTokens}) must be < --max-total-tokens (${maxTotalTokens})`);
+  }
+  const workerArgs: string[] = [];
+  for (const [name, f] of Object.entries(API_FLAGS)) {
+    if (f.worker) workerArgs.push(`--${name}=${flags[name]}`);
   }
   return {
     hostname: flags.hostname,
@@ -81,6 +183,18 @@ export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = proc
     modelDir,
     modelName,
     databaseUrl: flags['database-url'],
+    redisUrl: flags['redis-url'],
+    redisPrefix: flags['redis-prefix'],
+    maxConcurrentRequests: positiveInt(flags, 'max-concurrent-requests'),
+    maxStopSequences: positiveInt(flags, 'max-stop-sequences', 0),
+    maxBestOf: positiveInt(flags, 'max-best-of'),
+    maxTopNTokens: positiveInt(flags, 'max-top-n-tokens', 0),
+    maxInputTokens,
+    maxTotalTokens,
+    payloadLimit: positiveInt(flags, 'payload-limit'),
+    numWorkers: positiveInt(flags, 'num-workers', 0),
+    disableAuth: flags['disable-auth'] === 'true',
+    workerArgs,
     version: packageVersion(),
   };
 }

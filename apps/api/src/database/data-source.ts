@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
+import { ModelEntity } from '@switchyard/models';
 
 export function createDataSource(databaseUrl: string): DataSource {
   return new DataSource({
@@ -14,7 +15,7 @@ export function createDataSource(databaseUrl: string): DataSource {
     // dist/apps/api/src/database -> dist/migrations
     migrations: [join(__dirname, '../../../../migrations/*.js')],
     migrationsTableName: 'migrations',
-    entities: [],
+    entities: [ModelEntity],
     logging: ['error'],
   });
 }

@@ -1,9 +1,25 @@
-import { Controller, Get, HttpCode } from '@nestjs/common';
+import { Controller, Get, HttpCode, Inject } from '@nestjs/common';
+import { ApiError } from '../common/api-error';
+import { API_CONFIG, ApiConfig } from '../config/api-config';
+import { WorkerDirectory } from '../redis/worker-directory.service';
 
-/** TGI's liveness probe. It answers 200 once the default model has been validated at boot. */
+/** TGI's readiness probe: 200 once a live worker has the default model loaded, 503 before that. */
 @Controller()
 export class HealthController {
+  constructor(
+    private readonly workers: WorkerDirectory,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+  ) {}
+
   @Get('health')
   @HttpCode(200)
-  health(): void {}
+  async health(): Promise<void> {
+    const { loaded, live } = await this.workers.holders(this.config.modelName);
+    if (loaded.length > 0) return;
+    throw ApiError.unavailable(
+      live === 0
+        ? 'no worker is running'
+        : `no live worker has ${this.config.modelName} loaded yet (${live} worker(s) up)`,
+    );
+  }
 }

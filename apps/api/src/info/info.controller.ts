@@ -1,24 +1,32 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
-import { SERVED_MODEL, ServedModel } from '../model/served-model';
+import { InferenceService } from '../generation/inference.service';
 
-/** TGI's `GET /info`: what is served and under which limits. */
+/** TGI's `GET /info`: the default model and the limits it is served under. */
 @Controller()
 export class InfoController {
   constructor(
-    @Inject(SERVED_MODEL) private readonly model: ServedModel,
+    private readonly inference: InferenceService,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
 
   @Get('info')
-  info() {
-    const { config } = this.model.description;
+  async info() {
+    const model = await this.inference.model(undefined);
     return {
-      model_id: this.model.name,
+      model_id: model.spec.id,
       model_sha: null,
+      model_dtype: 'float32',
+      model_device_type: 'cpu',
       model_pipeline_tag: 'text-generation',
-      max_input_tokens: config.maxPositions - 1,
-      max_total_tokens: config.maxPositions,
+      max_concurrent_requests: this.config.maxConcurrentRequests,
+      max_best_of: this.config.maxBestOf,
+      max_stop_sequences: this.config.maxStopSequences,
+      max_input_tokens: model.limits.maxInputTokens,
+      max_total_tokens: model.limits.maxTotalTokens,
+      max_top_n_tokens: this.config.maxTopNTokens,
+      validation_workers: 1,
+      max_client_batch_size: 1,
       router: 'switchyard',
       version: this.config.version,
       sha: null,

@@ -1,70 +1,142 @@
 /**
- * The launcher (`npm start`, the `switchyard` bin): validates the flags and the model directory, runs the
- * migrations, starts the API process and waits until it answers, then forwards signals and stops everything
- * on Ctrl-C. A child that dies during start-up makes the launcher exit non-zero.
+ * The launcher (`npm start`, the `switchyard` bin): validates every flag and the model directory, runs the
+ * migrations, registers `--model-id` in the registry, starts the API and `--num-workers` workers, and waits
+ * until `/health` says a worker serves the default model. Ctrl-C (or SIGTERM) stops everything; a child that
+ * dies makes the launcher stop the others and exit non-zero.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { describeModel, ModelError } from '@switchyard/models';
-import { ConfigError, readApiConfig } from '../config/api-config';
+import { DEFAULT_SCHEDULER_CONFIG } from '@switchyard/batching';
+import { describeModel, formatBytes, ModelError } from '@switchyard/models';
+import { ConfigError as WorkerConfigError, readWorkerConfig } from '../../../gpu-worker/src/config/worker-config';
+import { ApiConfig, ConfigError, readApiConfig } from '../config/api-config';
+import { createDataSource } from '../database/data-source';
 import { migrate } from '../database/migrate';
+import { upsertModel } from '../registry/model-registry.service';
 
 const API_MAIN = join(__dirname, '..', 'main.js');
-const READY_TIMEOUT_MS = 60_000;
+const WORKER_MAIN = join(__dirname, '../../../gpu-worker/src/main.js');
+const READY_TIMEOUT_MS = 120_000;
 
 function log(line: string): void {
   console.log(`switchyard: ${line}`);
 }
 
-async function waitForHealth(url: string, child: ChildProcess): Promise<void> {
+interface Child {
+  name: string;
+  process: ChildProcess;
+}
+
+async function waitForHealth(url: string, children: Child[]): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
+  let last = '';
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`the API exited with code ${child.exitCode} during start-up`);
+    for (const child of children) {
+      if (child.process.exitCode !== null || child.process.signalCode !== null) {
+        throw new Error(
+          `the ${child.name} exited (${child.process.exitCode ?? child.process.signalCode}) during start-up`,
+        );
+      }
+    }
     try {
       const res = await fetch(`${url}/health`);
       if (res.ok) return;
+      const body = (await res.json().catch(() => ({}))) as { error?: string };
+      if (body.error && body.error !== last) {
+        last = body.error;
+        log(`waiting: ${body.error}`);
+      }
     } catch {
       // not listening yet
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`the API did not answer ${url}/health within ${READY_TIMEOUT_MS / 1000} s`);
+  throw new Error(`${url}/health did not answer 200 within ${READY_TIMEOUT_MS / 1000} s${last ? `: ${last}` : ''}`);
+}
+
+/** The flags each worker gets: the shared ones, its id, and the default model to load at start. */
+function workerArgv(config: ApiConfig, index: number): string[] {
+  return [
+    ...config.workerArgs,
+    `--worker-id=${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${process.pid}-w${index}`,
+    // the default model is pinned: /health stays up however long it idles
+    `--pin=${config.modelName}=${config.modelDir}`,
+  ];
+}
+
+async function register(config: ApiConfig): Promise<void> {
+  const model = describeModel(config.modelDir);
+  const worker = readWorkerConfig(workerArgv(config, 0), {});
+  const totalTokens = worker.scheduler.maxBatchTotalTokens ?? DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens;
+  const bytes = model.memory.weightBytes + totalTokens * model.memory.kvBytesPerToken;
+  log(
+    `model ${config.modelName}: ${model.config.modelType}, ${model.config.numLayers} layers, ` +
+      `${formatBytes(model.memory.weightBytes)} of weights, ${formatBytes(bytes)} with its KV budget (${config.modelDir})`,
+  );
+  if (bytes > worker.deviceMemory) {
+    throw new ConfigError(
+      `--device-memory ${formatBytes(worker.deviceMemory)} cannot hold ${config.modelName} (${formatBytes(bytes)}): raise it or lower --max-batch-total-tokens`,
+    );
+  }
+  await migrate(config.databaseUrl, log);
+  const dataSource = await createDataSource(config.databaseUrl).initialize();
+  try {
+    await upsertModel(dataSource, config.modelName, config.modelDir, bytes);
+  } finally {
+    await dataSource.destroy();
+  }
+  log(`registered ${config.modelName}`);
 }
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const config = readApiConfig(argv, process.env);
-  const model = describeModel(config.modelDir);
-  log(
-    `model ${config.modelName}: ${model.config.modelType}, ${model.config.numLayers} layers, ` +
-      `${(model.memory.weightBytes / 2 ** 20).toFixed(1)} MiB of weights (${config.modelDir})`,
-  );
-  await migrate(config.databaseUrl, log);
+  await register(config);
+  if (config.disableAuth) log('--disable-auth: every route is open to anyone who can reach the port');
 
-  const api = spawn(process.execPath, [API_MAIN, ...argv], { stdio: 'inherit' });
-  const children = [api];
+  const children: Child[] = [
+    { name: 'API', process: spawn(process.execPath, [API_MAIN, ...argv], { stdio: 'inherit' }) },
+  ];
+  for (let i = 0; i < config.numWorkers; i++) {
+    children.push({
+      name: `worker ${i}`,
+      process: spawn(process.execPath, [WORKER_MAIN, ...workerArgv(config, i)], { stdio: 'inherit' }),
+    });
+  }
   let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
+  const stop = (reason: string, code: number) => {
     if (stopping) return;
     stopping = true;
-    log(`${signal}: stopping`);
-    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+    process.exitCode = code;
+    log(`${reason}: stopping`);
+    for (const { process: child } of children) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    }
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  api.on('exit', (code, signal) => {
-    if (!stopping) log(`the API exited (${signal ?? code}); stopping`);
-    stop('SIGTERM');
-    process.exitCode = stopping && (code === 0 || signal === 'SIGTERM') ? 0 : 1;
-  });
+  process.on('SIGINT', () => stop('SIGINT', 0));
+  process.on('SIGTERM', () => stop('SIGTERM', 0));
+  for (const child of children) {
+    child.process.on('exit', (code, signal) => {
+      if (!stopping) stop(`the ${child.name} exited (${signal ?? code})`, 1);
+    });
+  }
 
   const url = `http://${config.hostname}:${config.port}`;
-  await waitForHealth(url, api);
-  log(`ready: ${url}  (try: curl ${url}/info)`);
+  try {
+    await waitForHealth(url, children);
+  } catch (err) {
+    stop((err as Error).message, 1);
+    return;
+  }
+  log(`ready: ${url}  ${config.numWorkers} worker(s), default model ${config.modelName}`);
+  log(
+    `try: curl ${url}/generate -X POST -d '{"inputs":"The future of AI is","parameters":{"max_new_tokens":50}}' -H 'Content-Type: application/json'`,
+  );
 }
 
 main().catch((err: unknown) => {
-  const known = err instanceof ConfigError || err instanceof ModelError;
+  const known = err instanceof ConfigError || err instanceof WorkerConfigError || err instanceof ModelError;
   console.error(`switchyard: ${known ? (err as Error).message : String((err as Error)?.stack ?? err)}`);
   process.exit(1);
 });

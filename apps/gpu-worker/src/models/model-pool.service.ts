@@ -87,7 +87,7 @@ export class ModelPoolService implements OnApplicationShutdown {
       this.metrics.loadFailures.inc({ model: spec.id, reason: err instanceof CannotPlaceError ? 'cannot_place' : 'error' });
       this.recordEvent({ type: 'load_failed', model: spec.id, error: message });
       await this.redis
-        .set(this.names.loadError(spec.id), JSON.stringify({ worker: this.config.workerId, error: message, kind }), 'EX', 30)
+        .set(this.names.loadError(spec.id), JSON.stringify({ worker: this.config.workerId, error: message, kind, at: Date.now() }), 'EX', 30)
         .catch(() => undefined);
       throw err;
     }

@@ -28,8 +28,19 @@ export class StreamWriter {
   ) {}
 
   push(requestId: string, event: StreamEvent): void {
+    const key = this.names.stream(requestId);
+    const n = this.pending.length;
+    // A request's last token and its final event come from the same step: one entry carries both.
+    if (event.type === 'final' && n > 0 && this.keys[n - 1] === key) {
+      const previous = this.pending[n - 1];
+      if (previous.type === 'token' && previous.attempt === event.attempt) {
+        const { attempt: _attempt, ...lastToken } = previous;
+        this.pending[n - 1] = { ...event, lastToken };
+        return;
+      }
+    }
     this.pending.push(event);
-    this.keys.push(this.names.stream(requestId));
+    this.keys.push(key);
     if (!this.scheduled) {
       this.scheduled = true;
       queueMicrotask(this.flush);

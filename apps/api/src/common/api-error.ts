@@ -1,0 +1,51 @@
+/**
+ * One error type for every route. It carries TGI's status and `error_type`; the exception filter writes it in
+ * the route family's shape: `{error, error_type}` on TGI routes, `{error: {message, type, code}}` under /v1.
+ */
+export type ErrorType =
+  | 'validation'
+  | 'generation'
+  | 'overloaded'
+  | 'unhealthy'
+  | 'cancelled'
+  | 'not_found'
+  | 'model_not_found'
+  | 'cannot_place'
+  | 'bad_request'
+  | 'payload_too_large'
+  | 'internal';
+
+export class ApiError extends Error {
+  override name = 'ApiError';
+
+  constructor(
+    readonly status: number,
+    readonly errorType: ErrorType,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  static validation(message: string): ApiError {
+    return new ApiError(422, 'validation', message);
+  }
+
+  static overloaded(message = 'Model is overloaded'): ApiError {
+    return new ApiError(429, 'overloaded', message);
+  }
+
+  static unavailable(message: string, errorType: ErrorType = 'unhealthy'): ApiError {
+    return new ApiError(503, errorType, message);
+  }
+
+  static generation(message: string): ApiError {
+    return new ApiError(424, 'generation', message);
+  }
+}
+
+/** OpenAI's `type` for each of our error types. */
+export function openAiType(error: ApiError): string {
+  if (error.status === 429) return 'rate_limit_exceeded';
+  if (error.status >= 500 || error.status === 424) return 'server_error';
+  return 'invalid_request_error';
+}

@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, readApiConfig } from './api-config';
+
+describe('readApiConfig', () => {
+  it('has TGI defaults, and names the default model after its directory', () => {
+    const config = readApiConfig([], {}, '/srv');
+    assert.equal(config.port, 8080);
+    assert.equal(config.modelDir, '/srv/models/demo-small');
+    assert.equal(config.modelName, 'demo-small');
+    assert.equal(config.maxConcurrentRequests, 128);
+    assert.equal(config.maxBestOf, 2);
+    assert.equal(config.maxStopSequences, 4);
+    assert.equal(config.maxTopNTokens, 5);
+    assert.equal(config.numWorkers, 1);
+    assert.equal(config.disableAuth, false);
+    assert.equal(config.maxInputTokens, null);
+  });
+
+  it('reads flags, their TGI aliases and SWITCHYARD_* variables, and hands worker flags on', () => {
+    const config = readApiConfig(
+      ['--model-id', 'models/demo-tiny', '--model-name', 'tiny', '--max-input-length', '100', '--disable-auth'],
+      { SWITCHYARD_MAX_BATCH_SIZE: '8', SWITCHYARD_NUM_WORKERS: '2' },
+      '/srv',
+    );
+    assert.equal(config.modelName, 'tiny');
+    assert.equal(config.maxInputTokens, 100);
+    assert.equal(config.numWorkers, 2);
+    assert.equal(config.disableAuth, true);
+    assert.ok(config.workerArgs.includes('--max-batch-size=8'));
+    assert.ok(config.workerArgs.some((a) => a.startsWith('--redis-url=')));
+  });
+
+  it('refuses a bad value with a message that names the flag', () => {
+    const cases: [string[], RegExp][] = [
+      [['--bogus', '1'], /--bogus/],
+      [['--port', '99999'], /--port must be a port number/],
+      [['--max-concurrent-requests', '0'], /--max-concurrent-requests/],
+      [['--max-input-tokens', '600', '--max-total-tokens', '512'], /--max-input-tokens/],
+      [['--model-name', 'has space'], /--model-name/],
+      [['--quantize', 'awq'], /--quantize/],
+      [['--redis-url', 'localhost'], /--redis-url/],
+    ];
+    for (const [argv, message] of cases) {
+      assert.throws(
+        () => readApiConfig(argv, {}),
+        (err: unknown) => err instanceof ConfigError && message.test(err.message),
+        argv.join(' '),
+      );
+    }
+    assert.throws(() => readApiConfig([], { SWITCHYARD_PORT: 'http' }), /--port must be a port number/);
+  });
+});

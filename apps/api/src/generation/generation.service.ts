@@ -1,0 +1,189 @@
+/**
+ * Runs one validated request on the workers: makes sure a live worker holds (or is loading) the model, sending
+ * a load command when none does, queues the job, follows its token stream, and settles with the final event or
+ * an `ApiError`. A client that goes away cancels the request. A worker that dies mid-request makes the job run
+ * again: a non-streaming caller never notices; a stream that already sent tokens ends with an error.
+ */
+import { Injectable, Logger } from '@nestjs/common';
+import type { FinalEvent, GenerationParameters, StreamEvent, TokenEvent } from '@switchyard/batching';
+import { ApiError } from '../common/api-error';
+import type { ResolvedModel } from '../registry/model-registry.service';
+import { RedisService } from '../redis/redis.service';
+import { WorkerDirectory } from '../redis/worker-directory.service';
+import { StreamHub } from './stream-hub';
+
+export interface GenerationInput {
+  requestId: string;
+  model: ResolvedModel;
+  inputIds: number[];
+  inputText: string;
+  parameters: GenerationParameters;
+}
+
+export interface RunOptions {
+  /** Called for each token of the attempt that is streaming to the client. */
+  onToken?: (event: TokenEvent) => void;
+  /** Aborted when the client disconnects. */
+  signal?: AbortSignal;
+}
+
+export interface GenerationOutcome {
+  final: FinalEvent;
+  /** The last token, which a stream sends together with the final text; undefined if none was generated. */
+  lastToken?: TokenEvent;
+  /** Epoch milliseconds: queued by the API, and started by the worker. */
+  queuedAt: number;
+  startedAt: number;
+  attempt: number;
+  worker: string;
+}
+
+/** How often a request that has not started looks for a failed load of its model. */
+const PLACEMENT_CHECK_MS = 500;
+/** A load command for the same model is not sent again sooner than this. */
+const LOAD_RESEND_MS = 5000;
+
+@Injectable()
+export class GenerationService {
+  private readonly logger = new Logger('Generation');
+  private readonly loadSent = new Map<string, number>();
+
+  constructor(
+    private readonly redis: RedisService,
+    private readonly workers: WorkerDirectory,
+    private readonly hub: StreamHub,
+  ) {}
+
+  /** 503 when no live worker could serve the model; sends a load command when none holds it. */
+  async place(model: ResolvedModel): Promise<void> {
+    const { loaded, loading, live } = await this.workers.holders(model.spec.id);
+    if (live === 0) throw ApiError.unavailable('no worker is available: start one, or wait for it to come up');
+    if (loaded.length + loading.length > 0) return;
+    await this.requestLoad(model);
+  }
+
+  async run(input: GenerationInput, options: RunOptions = {}): Promise<GenerationOutcome> {
+    const { requestId, model } = input;
+    await this.place(model);
+    const queuedAt = Date.now();
+    return new Promise<GenerationOutcome>((resolve, reject) => {
+      let attempt = 0;
+      let startedAt = 0;
+      let worker = '';
+      let streamed = 0;
+      let settled = false;
+      const finish = (error: ApiError | null, final?: FinalEvent & { lastToken?: TokenEvent }) => {
+        if (settled) return;
+        settled = true;
+        unsubscribe();
+        clearInterval(watchdog);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else {
+          const { lastToken, ...rest } = final!;
+          resolve({ final: rest, lastToken, queuedAt, startedAt, attempt, worker });
+        }
+      };
+      const onEvent = (event: StreamEvent) => {
+        if (event.attempt < attempt) return; // a dead attempt's late entries
+        if (event.attempt > attempt) {
+          if (attempt > 0) {
+            this.logger.warn(`request ${requestId}: attempt ${attempt} died, attempt ${event.attempt} runs`);
+            if (streamed > 0) {
+              finish(ApiError.generation('the worker serving this request failed after tokens were sent'));
+              void this.redis.cancel(model.spec.id, requestId).catch(() => undefined);
+              return;
+            }
+          }
+          attempt = event.attempt;
+        }
+        switch (event.type) {
+          case 'start':
+            startedAt = event.at;
+            worker = event.worker;
+            break;
+          case 'token':
+            if (options.onToken) {
+              streamed++;
+              options.onToken(event);
+            }
+            break;
+          case 'final':
+            finish(null, event);
+            break;
+          case 'error':
+            finish(errorFromEvent(event.errorType, event.message));
+            break;
+        }
+      };
+      const unsubscribe = this.hub.subscribe(requestId, onEvent);
+      const onAbort = () => {
+        finish(new ApiError(499, 'cancelled', 'the client disconnected'));
+        void this.redis.cancel(model.spec.id, requestId).catch((err: Error) => {
+          this.logger.warn(`cancelling ${requestId} failed: ${err.message}`);
+        });
+      };
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      // Until the job starts: a failed load of its model fails it, and a model no live worker holds any more
+      // (its worker died, or evicted it) is placed again.
+      const watchdog = setInterval(() => {
+        if (startedAt !== 0 || settled) return;
+        void this.checkPlacement(model, queuedAt).then(
+          (error) => {
+            if (!error || settled || startedAt !== 0) return;
+            finish(error);
+            void this.redis.cancel(model.spec.id, requestId).catch(() => undefined);
+          },
+          () => undefined,
+        );
+      }, PLACEMENT_CHECK_MS);
+      this.redis
+        .enqueue({
+          requestId,
+          model: model.spec.id,
+          inputIds: input.inputIds,
+          inputText: input.inputText,
+          parameters: input.parameters,
+          queuedAt,
+        })
+        .catch((err: Error) => finish(ApiError.unavailable(`cannot queue the request: ${err.message}`)));
+    });
+  }
+
+  private async requestLoad(model: ResolvedModel): Promise<void> {
+    const last = this.loadSent.get(model.spec.id) ?? 0;
+    if (Date.now() - last < LOAD_RESEND_MS) return;
+    this.loadSent.set(model.spec.id, Date.now());
+    this.logger.log(`no live worker holds ${model.spec.id}: asking for a load`);
+    await this.redis.sendControl({ type: 'load', spec: model.spec, reason: 'request' });
+  }
+
+  /** An error for a request still waiting to start, or null while it may still run. */
+  private async checkPlacement(model: ResolvedModel, since: number): Promise<ApiError | null> {
+    const raw = await this.redis.redis.get(this.redis.names.loadError(model.spec.id));
+    if (raw) {
+      const failure = JSON.parse(raw) as { at?: number; error?: string; kind?: string };
+      if ((failure.at ?? 0) >= since - LOAD_RESEND_MS) {
+        return ApiError.unavailable(`model ${model.spec.id} cannot be served: ${failure.error}`, 'cannot_place');
+      }
+    }
+    const { loaded, loading, live } = await this.workers.holders(model.spec.id);
+    if (live === 0) return ApiError.unavailable('no worker is available');
+    if (loaded.length + loading.length === 0) await this.requestLoad(model);
+    return null;
+  }
+}
+
+function errorFromEvent(errorType: string, message: string): ApiError {
+  switch (errorType) {
+    case 'validation':
+      return ApiError.validation(message);
+    case 'overloaded':
+      return ApiError.overloaded(message);
+    case 'cancelled':
+      return new ApiError(499, 'cancelled', message);
+    default:
+      return ApiError.generation(message);
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The API's request metrics under TGI's names, and the in-flight cap (`--max-concurrent-requests`) that turns
+ * excess requests away with 429 at once rather than queueing them.
+ */
+import { Inject, Injectable } from '@nestjs/common';
+import { DURATION_BUCKETS, MetricsRegistry } from '@switchyard/batching';
+import { ApiError } from '../common/api-error';
+import { API_CONFIG, ApiConfig } from '../config/api-config';
+
+const TOKEN_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+
+@Injectable()
+export class ApiMetrics {
+  readonly registry = new MetricsRegistry();
+  readonly count = this.registry.counter('tgi_request_count', 'Generation requests received');
+  readonly success = this.registry.counter('tgi_request_success', 'Generation requests that succeeded');
+  readonly failure = this.registry.counter('tgi_request_failure', 'Generation requests that failed, by error type');
+  readonly duration = this.registry.histogram(
+    'tgi_request_duration',
+    'Seconds per request, end to end',
+    DURATION_BUCKETS,
+  );
+  readonly validationDuration = this.registry.histogram(
+    'tgi_request_validation_duration',
+    'Seconds spent validating and tokenizing',
+    DURATION_BUCKETS,
+  );
+  readonly queueDuration = this.registry.histogram(
+    'tgi_request_queue_duration',
+    'Seconds from queueing to the first forward call',
+    DURATION_BUCKETS,
+  );
+  readonly inferenceDuration = this.registry.histogram(
+    'tgi_request_inference_duration',
+    'Seconds from the first forward call to the last token',
+    DURATION_BUCKETS,
+  );
+  readonly timePerToken = this.registry.histogram(
+    'tgi_request_mean_time_per_token_duration',
+    'Mean seconds per generated token',
+    DURATION_BUCKETS,
+  );
+  readonly generatedTokens = this.registry.histogram(
+    'tgi_request_generated_tokens',
+    'Tokens generated per request',
+    TOKEN_BUCKETS,
+  );
+  readonly inputLength = this.registry.histogram(
+    'tgi_request_input_length',
+    'Prompt tokens per request',
+    TOKEN_BUCKETS,
+  );
+  readonly maxNewTokens = this.registry.histogram(
+    'tgi_request_max_new_tokens',
+    'max_new_tokens per request',
+    TOKEN_BUCKETS,
+  );
+  readonly inFlight = this.registry.gauge('switchyard_requests_in_flight', 'Generation requests being served');
+  readonly openStreams = this.registry.gauge('switchyard_open_streams', 'Token streams the API is reading');
+
+  private running = 0;
+
+  constructor(@Inject(API_CONFIG) private readonly config: ApiConfig) {}
+
+  /** Takes an in-flight slot or throws 429; the caller must call `release` exactly once. */
+  admit(): void {
+    if (this.running >= this.config.maxConcurrentRequests) {
+      this.failure.inc({ err: 'overloaded' });
+      throw ApiError.overloaded();
+    }
+    this.running++;
+    this.inFlight.set(this.running);
+  }
+
+  release(): void {
+    this.running--;
+    this.inFlight.set(this.running);
+  }
+}

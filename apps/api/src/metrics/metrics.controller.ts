@@ -1,0 +1,23 @@
+import { Controller, Get, Header } from '@nestjs/common';
+import { mergeFamilies, renderMetrics } from '@switchyard/batching';
+import { WorkerDirectory } from '../redis/worker-directory.service';
+import { StreamHub } from '../generation/stream-hub';
+import { ApiMetrics } from './api-metrics';
+
+/** `GET /metrics`: the API's request metrics and every live worker's batch and pool metrics, in one text. */
+@Controller()
+export class MetricsController {
+  constructor(
+    private readonly metrics: ApiMetrics,
+    private readonly workers: WorkerDirectory,
+    private readonly hub: StreamHub,
+  ) {}
+
+  @Get('metrics')
+  @Header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
+  async render(): Promise<string> {
+    this.metrics.openStreams.set(this.hub.open);
+    const workers = await this.workers.metrics();
+    return renderMetrics(mergeFamilies(this.metrics.registry.snapshot(), ...workers));
+  }
+}

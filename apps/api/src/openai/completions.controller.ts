@@ -1,0 +1,191 @@
+/**
+ * OpenAI's generation routes: `POST /v1/chat/completions` (the prompt is the model's chat template applied to
+ * `messages`) and `POST /v1/completions`. Both stream as OpenAI does (chunks, then `data: [DONE]`), report
+ * `usage`, honour `stream_options.include_usage`, and name the served model.
+ */
+import { Body, Controller, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import type { TokenEvent } from '@switchyard/batching';
+import { ChatMessage, ChatTemplateError } from '@switchyard/models';
+import { ApiError } from '../common/api-error';
+import { sendError } from '../common/error.filter';
+import { API_CONFIG, ApiConfig } from '../config/api-config';
+import { InferenceService, PreparedRequest, timingHeaders } from '../generation/inference.service';
+import { includeUsage, openAiFinishReason, requireObject, sse, toTgiParameters, usage } from './openai-params';
+
+type Kind = 'chat' | 'completion';
+
+/** OpenAI's default `max_tokens` for completions; chat has none (the rest of the model's context). */
+const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
+
+function chatMessages(raw: unknown): ChatMessage[] {
+  if (!Array.isArray(raw) || raw.length === 0) throw ApiError.validation('`messages` must be a non-empty array');
+  return raw.map((m, i) => {
+    if (m === null || typeof m !== 'object') throw ApiError.validation(`\`messages[${i}]\` must be an object`);
+    const { role, content } = m as { role?: unknown; content?: unknown };
+    if (typeof role !== 'string' || !['system', 'user', 'assistant', 'developer'].includes(role)) {
+      throw ApiError.validation(`\`messages[${i}].role\` must be system, user, assistant or developer`);
+    }
+    let text: string;
+    if (typeof content === 'string') text = content;
+    else if (Array.isArray(content)) {
+      text = content
+        .map((part, j) => {
+          const { type, text: partText } = (part ?? {}) as { type?: unknown; text?: unknown };
+          if (type !== 'text' || typeof partText !== 'string') {
+            throw ApiError.validation(`\`messages[${i}].content[${j}]\` must be a text part: only text is supported`);
+          }
+          return partText;
+        })
+        .join('');
+    } else throw ApiError.validation(`\`messages[${i}].content\` must be a string or a list of text parts`);
+    return { role: role === 'developer' ? 'system' : role, content: text };
+  });
+}
+
+@Controller('v1')
+export class CompletionsController {
+  constructor(
+    private readonly inference: InferenceService,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+  ) {}
+
+  @Post('chat/completions')
+  @HttpCode(200)
+  async chat(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const body = requireObject(raw);
+    const model = await this.inference.model(body.model);
+    const messages = chatMessages(body.messages);
+    const template = model.description.chatTemplate;
+    if (!template) throw ApiError.validation(`model ${model.spec.id} has no chat template: use /v1/completions`);
+    let prompt: string;
+    try {
+      prompt = template.render(messages, { addGenerationPrompt: true });
+    } catch (err) {
+      if (err instanceof ChatTemplateError) throw ApiError.validation(err.message);
+      throw err;
+    }
+    const prepared = this.inference.prepare(req, model, prompt, toTgiParameters(body, null), {
+      stream: body.stream === true,
+    });
+    await this.respond('chat', body, prepared, req, res);
+  }
+
+  @Post('completions')
+  @HttpCode(200)
+  async completions(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const body = requireObject(raw);
+    const model = await this.inference.model(body.model);
+    let prompt = body.prompt;
+    if (Array.isArray(prompt)) {
+      if (prompt.length !== 1) throw ApiError.validation('`prompt` must be a string or a list of one string');
+      prompt = prompt[0];
+    }
+    if (typeof prompt !== 'string') throw ApiError.validation('`prompt` must be a string');
+    if (body.suffix !== undefined && body.suffix !== null) throw ApiError.validation('`suffix` is not supported');
+    const parameters = toTgiParameters(body, COMPLETIONS_DEFAULT_MAX_TOKENS);
+    if (body.echo === true) parameters.return_full_text = true;
+    const prepared = this.inference.prepare(req, model, prompt, parameters, { stream: body.stream === true });
+    await this.respond('completion', body, prepared, req, res);
+  }
+
+  private async respond(
+    kind: Kind,
+    body: Record<string, unknown>,
+    prepared: PreparedRequest,
+    req: Request,
+    res: Response,
+  ): Promise<void> {
+    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${prepared.requestId}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = prepared.model.spec.id;
+    const fingerprint = `switchyard-${this.config.version}`;
+    const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
+    if (body.stream !== true) {
+      const { outcome, timings } = await this.inference.execute(prepared, res);
+      const { final } = outcome;
+      const text = prepared.parameters.returnFullText ? prepared.inputText + final.generatedText : final.generatedText;
+      const finish_reason = openAiFinishReason(final.details.finishReason);
+      const choice =
+        kind === 'chat'
+          ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason }
+          : { index: 0, text, logprobs: null, finish_reason };
+      res.set(timingHeaders(prepared, outcome, timings));
+      res.json({
+        id,
+        object,
+        created,
+        model,
+        system_fingerprint: fingerprint,
+        choices: [choice],
+        usage: usage(final.inputTokens, final.details.generatedTokens),
+      });
+      return;
+    }
+
+    const withUsage = includeUsage(body);
+    const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+      sse({
+        id,
+        object: chunkObject,
+        created,
+        model,
+        system_fingerprint: fingerprint,
+        choices,
+        ...(withUsage ? { usage: null } : {}),
+        ...extra,
+      });
+    const delta = (text: string, finish: string | null = null) =>
+      kind === 'chat'
+        ? { index: 0, delta: text === '' && finish ? {} : { content: text }, logprobs: null, finish_reason: finish }
+        : { index: 0, text, logprobs: null, finish_reason: finish };
+    const open = () => {
+      if (res.headersSent) return;
+      res.status(200).set({
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        'x-accel-buffering': 'no',
+        'x-served-model': model,
+      });
+      res.flushHeaders();
+      if (kind === 'chat') {
+        res.write(
+          chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
+        );
+      } else if (prepared.parameters.returnFullText) {
+        res.write(chunk([delta(prepared.inputText)]));
+      }
+    };
+    const onToken = (event: TokenEvent) => {
+      open();
+      if (!event.token.special) res.write(chunk([delta(event.token.text)]));
+    };
+    try {
+      const { outcome } = await this.inference.execute(prepared, res, { onToken });
+      open();
+      const { final, lastToken } = outcome;
+      if (lastToken && !lastToken.token.special) res.write(chunk([delta(lastToken.token.text)]));
+      res.write(chunk([delta('', openAiFinishReason(final.details.finishReason))]));
+      if (withUsage) {
+        res.write(
+          sse({
+            id,
+            object: chunkObject,
+            created,
+            model,
+            system_fingerprint: fingerprint,
+            choices: [],
+            usage: usage(final.inputTokens, final.details.generatedTokens),
+          }),
+        );
+      }
+      res.write('data: [DONE]\n\n');
+      res.end();
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      if (err.errorType === 'cancelled') return;
+      sendError(req, res, err);
+    }
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Resolves a model id to what the API needs to serve it: the registry row (Postgres, cached briefly), the
+ * model's description (tokenizer, chat template, config; read from its directory once), its validation limits
+ * and the spec that load commands carry.
+ */
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { DEFAULT_VALIDATION_LIMITS, ModelSpec, ValidationLimits } from '@switchyard/batching';
+import { describeModel, ModelDescription, ModelEntity } from '@switchyard/models';
+import { API_CONFIG, ApiConfig } from '../config/api-config';
+import { DATA_SOURCE } from '../database/database.providers';
+
+export interface ResolvedModel {
+  record: ModelEntity;
+  description: ModelDescription;
+  limits: ValidationLimits;
+  spec: ModelSpec;
+}
+
+/** How long a registry row is trusted before it is read again. */
+const CACHE_MS = 2000;
+
+@Injectable()
+export class ModelRegistry {
+  private readonly logger = new Logger('ModelRegistry');
+  private readonly rows = new Map<string, { at: number; row: ModelEntity | null }>();
+  private readonly descriptions = new Map<string, ModelDescription>();
+
+  constructor(
+    @Inject(DATA_SOURCE) private readonly dataSource: DataSource,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+  ) {}
+
+  get defaultModel(): string {
+    return this.config.modelName;
+  }
+
+  /** The model, or null when no enabled model has that id. A broken directory throws its `ModelError`. */
+  async resolve(id: string): Promise<ResolvedModel | null> {
+    const row = await this.row(id);
+    if (!row || !row.enabled) return null;
+    const key = `${row.id}\0${row.path}`;
+    let description = this.descriptions.get(key);
+    if (!description) {
+      const started = Date.now();
+      description = describeModel(row.path);
+      this.descriptions.set(key, description);
+      this.logger.log(`read ${row.id} from ${row.path} in ${Date.now() - started} ms`);
+    }
+    const positions = description.config.maxPositions;
+    const isDefault = row.id === this.config.modelName;
+    const maxTotalTokens = Math.min(
+      positions,
+      row.maxTotalTokens ?? (isDefault ? this.config.maxTotalTokens : null) ?? positions,
+    );
+    const maxInputTokens = Math.min(
+      maxTotalTokens - 1,
+      row.maxInputTokens ?? (isDefault ? this.config.maxInputTokens : null) ?? maxTotalTokens - 1,
+    );
+    return {
+      record: row,
+      description,
+      limits: {
+        ...DEFAULT_VALIDATION_LIMITS,
+        maxStopSequences: this.config.maxStopSequences,
+        maxBestOf: this.config.maxBestOf,
+        maxTopNTokens: this.config.maxTopNTokens,
+        maxInputTokens,
+        maxTotalTokens,
+      },
+      spec: {
+        id: row.id,
+        path: row.path,
+        pinned: row.pinned,
+        maxInputTokens,
+        maxTotalTokens,
+        quantization: row.quantization,
+      },
+    };
+  }
+
+  async list(): Promise<ModelEntity[]> {
+    return this.dataSource.getRepository(ModelEntity).find({ where: { enabled: true }, order: { id: 'ASC' } });
+  }
+
+  private async row(id: string): Promise<ModelEntity | null> {
+    const cached = this.rows.get(id);
+    if (cached && Date.now() - cached.at < CACHE_MS) return cached.row;
+    const row = await this.dataSource.getRepository(ModelEntity).findOneBy({ id });
+    if (this.rows.size > 10_000) this.rows.clear();
+    this.rows.set(id, { at: Date.now(), row });
+    return row;
+  }
+}
+
+/** The launcher's registration of `--model-id`: insert, or update the path of an existing id. */
+export async function upsertModel(
+  dataSource: DataSource,
+  id: string,
+  path: string,
+  memoryBytes: number,
+): Promise<void> {
+  await dataSource.query(
+    `INSERT INTO models (id, path, memory_bytes) VALUES ($1, $2, $3)
+     ON CONFLICT (id) DO UPDATE SET path = EXCLUDED.path, memory_bytes = EXCLUDED.memory_bytes, updated_at = now()`,
+    [id, path, memoryBytes],
+  );
+}

@@ -1,0 +1,87 @@
+/** TGI's response bodies and stream events, built from the engine's events. */
+import type { FinalEvent, SequenceDetails, TokenEvent, TokenInfo } from '@switchyard/batching';
+
+export interface TgiToken {
+  id: number;
+  text: string;
+  logprob: number;
+  special: boolean;
+}
+
+function token(t: TokenInfo): TgiToken {
+  return { id: t.id, text: t.text, logprob: t.logprob, special: t.special };
+}
+
+function sequenceDetails(d: SequenceDetails, withTopTokens: boolean) {
+  return {
+    finish_reason: d.finishReason,
+    generated_tokens: d.generatedTokens,
+    seed: d.seed,
+    prefill: d.prefill.map((p) => ({ id: p.id, text: p.text, logprob: p.logprob })),
+    tokens: d.tokens.map(token),
+    ...(withTopTokens ? { top_tokens: d.topTokens.map((list) => list.map(token)) } : {}),
+  };
+}
+
+/** The text TGI returns: the generated text, after the prompt when `return_full_text` is set. */
+export function generatedText(final: FinalEvent, inputText: string, returnFullText: boolean): string {
+  return returnFullText ? inputText + final.generatedText : final.generatedText;
+}
+
+/** The body of `POST /generate`. */
+export function generateResponse(
+  final: FinalEvent,
+  inputText: string,
+  opts: { details: boolean; returnFullText: boolean; topNTokens: number },
+) {
+  const body: Record<string, unknown> = { generated_text: generatedText(final, inputText, opts.returnFullText) };
+  if (opts.details) {
+    const withTop = opts.topNTokens > 0;
+    body.details = {
+      ...sequenceDetails(final.details, withTop),
+      ...(final.details.bestOfSequences
+        ? {
+            best_of_sequences: final.details.bestOfSequences.map((s) => ({
+              generated_text: opts.returnFullText ? inputText + s.generatedText : s.generatedText,
+              ...sequenceDetails(s, withTop),
+            })),
+          }
+        : {}),
+    };
+  }
+  return body;
+}
+
+/** One SSE event of `generate_stream` for a token that is not the last. */
+export function streamTokenEvent(event: TokenEvent): string {
+  return `data:${JSON.stringify({
+    index: event.index + 1,
+    token: token(event.token),
+    top_tokens: event.topTokens.map(token),
+    generated_text: null,
+    details: null,
+  })}\n\n`;
+}
+
+/** The last SSE event: the last token, the whole text, and the details when asked for. */
+export function streamFinalEvent(
+  last: TokenEvent,
+  final: FinalEvent,
+  inputText: string,
+  opts: { details: boolean; returnFullText: boolean },
+): string {
+  return `data:${JSON.stringify({
+    index: last.index + 1,
+    token: token(last.token),
+    top_tokens: last.topTokens.map(token),
+    generated_text: generatedText(final, inputText, opts.returnFullText),
+    details: opts.details
+      ? {
+          finish_reason: final.details.finishReason,
+          generated_tokens: final.details.generatedTokens,
+          seed: final.details.seed,
+          input_length: final.inputTokens,
+        }
+      : null,
+  })}\n\n`;
+}
