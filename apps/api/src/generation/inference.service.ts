@@ -49,7 +49,14 @@ export class InferenceService {
 
   /** The model a request names (or the default), enabled in the registry; 404 otherwise. */
   async model(name: unknown): Promise<ResolvedModel> {
-    const id = name === undefined || name === null || name === '' ? this.registry.defaultModel : name;
+    // TGI ignores `model`; @huggingface/inference sends the endpoint's URL there: both mean the default model
+    const isDefault =
+      name === undefined ||
+      name === null ||
+      name === '' ||
+      name === 'tgi' ||
+      (typeof name === 'string' && /^https?:\/\//.test(name));
+    const id = isDefault ? this.registry.defaultModel : name;
     if (typeof id !== 'string' || !isValidId(id)) throw ApiError.validation('`model` must be a model id');
     let model: ResolvedModel | null;
     try {

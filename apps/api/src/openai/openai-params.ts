@@ -1,6 +1,8 @@
 /**
  * OpenAI request fields mapped onto TGI's `parameters`, so both APIs share one validation. As TGI does,
- * `temperature: 0` means greedy and a missing temperature samples at 1.
+ * `temperature: 0` means greedy and a missing temperature samples at 1. TGI's own sampling fields are taken
+ * too (`do_sample`, `top_k`, `typical_p`, `repetition_penalty`, `truncate`): @huggingface/inference sends a
+ * text-generation call's `parameters` to /v1/completions that way.
  */
 import type { FinishReason } from '@switchyard/batching';
 import { ApiError } from '../common/api-error';
@@ -20,7 +22,14 @@ export function toTgiParameters(body: Body, defaultMaxTokens: number | null): Re
   if (maxTokens !== undefined && maxTokens !== null) p.max_new_tokens = maxTokens;
   else if (defaultMaxTokens !== null) p.max_new_tokens = defaultMaxTokens;
   const t = body.temperature;
-  if (t === undefined || t === null) p.do_sample = true;
+  // TGI's own parameters, as @huggingface/inference sends them to /v1/completions: do_sample: false is greedy
+  for (const key of ['top_k', 'typical_p', 'repetition_penalty', 'truncate'] as const) {
+    if (body[key] !== undefined && body[key] !== null) p[key] = body[key];
+  }
+  if (body.do_sample === false) {
+    if (t !== undefined && t !== null && t !== 0)
+      throw ApiError.validation('`do_sample: false` cannot take a `temperature`');
+  } else if (t === undefined || t === null) p.do_sample = true;
   else if (typeof t !== 'number' || !Number.isFinite(t) || t < 0 || t > 2) {
     throw ApiError.validation('`temperature` must be a number from 0 to 2');
   } else if (t > 0) {

@@ -211,7 +211,11 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
       metrics.eventLoopDelay.set(maxMs / 1000);
       metrics.deviceMemory.set(beat.memory.used, { kind: 'used' });
       metrics.deviceMemory.set(beat.memory.budget, { kind: 'budget' });
-      for (const m of beat.models) metrics.queueSize.set(m.queued + m.waiting, { model: m.id });
+      for (const m of beat.models) {
+        metrics.queueSize.set(m.queued + m.waiting, { model: m.id });
+        // steps set it too, but a batch emptied by cancellations takes no further step
+        metrics.batchSize.set(m.running, { model: m.id });
+      }
       const ttl = this.config.heartbeatIntervalMs * 3;
       await redis
         .multi()

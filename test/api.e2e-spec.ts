@@ -1,0 +1,399 @@
+/**
+ * The platform as `npm start` starts it (launcher, API, a worker, Redis, Postgres, demo-small), driven by the
+ * clients users have: `@huggingface/inference` on the TGI routes, the `openai` package on the OpenAI routes,
+ * and plain HTTP for the error cases.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { InferenceClient } from '@huggingface/inference';
+import OpenAI from 'openai';
+import { loadTokenizer } from '@switchyard/models';
+import { waitFor } from './support/platform';
+import { LaunchedPlatform } from './support/launched';
+import { loadGoldens, modelDir, REPO_ROOT } from './support/repo';
+
+const goldens = loadGoldens('demo-small');
+const tokenizer = loadTokenizer(modelDir('demo-small'));
+/** The golden continuation as text, without the special tokens a chat answer leaves out. */
+const goldenText = (ids: number[]) => tokenizer.decode(ids, true);
+const CHAT_CASES = goldens.cases.filter((c) => c.prompt.startsWith('<|im_start|>user\n'));
+/** The user's message inside a ChatML golden prompt. */
+const userMessage = (prompt: string) =>
+  /^<\|im_start\|>user\n([\s\S]*)<\|im_end\|>\n<\|im_start\|>assistant\n$/.exec(prompt)![1];
+
+const LONG_PROMPT = '<|im_start|>user\nTell me a fortune.<|im_end|>\n<|im_start|>assistant\n';
+
+const platform = new LaunchedPlatform();
+const MAX_CONCURRENT = 6;
+
+before(() => platform.start(['--max-concurrent-requests', String(MAX_CONCURRENT)]));
+after(async () => {
+  assert.equal(await platform.stop(), 0, 'Ctrl-C stops the platform cleanly');
+});
+
+async function post(path: string, body: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(`${platform.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // SSE or empty
+  }
+  return { res, text, json: json as Record<string, unknown> };
+}
+
+describe('TGI routes with @huggingface/inference', () => {
+  const client = () => new InferenceClient(undefined, { endpointUrl: platform.url });
+
+  // Given an endpoint URL, the client sends text generation to /v1/completions (TGI's OpenAI route), with the
+  // TGI parameters as fields, and returns only the text: it is compared with the golden ids, decoded.
+  it('textGeneration gives the golden continuation for every case', async () => {
+    for (const c of goldens.cases) {
+      const out = await client().textGeneration({
+        inputs: c.prompt,
+        parameters: { max_new_tokens: goldens.max_new_tokens, do_sample: false },
+      });
+      assert.equal(out.generated_text, goldenText(c.greedy_ids), JSON.stringify(c.prompt));
+    }
+  });
+
+  it('textGenerationStream streams the same continuation, chunk by chunk', async () => {
+    for (const c of goldens.cases.slice(0, 4)) {
+      let text = '';
+      let chunks = 0;
+      for await (const event of client().textGenerationStream({
+        inputs: c.prompt,
+        parameters: { max_new_tokens: goldens.max_new_tokens, do_sample: false },
+      })) {
+        const choice = (event as unknown as { choices: { text: string }[] }).choices[0];
+        text += choice?.text ?? '';
+        chunks++;
+      }
+      assert.equal(text, goldenText(c.greedy_ids));
+      assert.ok(chunks >= 2, 'streamed in several chunks');
+    }
+  });
+
+  it('/generate and /generate_stream give the golden ids, and the stream concatenates to generated_text', async () => {
+    for (const c of goldens.cases) {
+      const { json } = await post('/generate', {
+        inputs: c.prompt,
+        parameters: { max_new_tokens: goldens.max_new_tokens, details: true },
+      });
+      const tokens = (json.details as unknown as { tokens: { id: number }[] }).tokens;
+      assert.deepEqual(
+        tokens.map((t) => t.id),
+        c.greedy_ids,
+      );
+      const streamed = await post('/generate_stream', {
+        inputs: c.prompt,
+        parameters: { max_new_tokens: goldens.max_new_tokens },
+      });
+      const events = streamed.text
+        .split('\n\n')
+        .filter(Boolean)
+        .map(
+          (e) =>
+            JSON.parse(e.slice('data:'.length)) as {
+              token: { id: number; text: string; special: boolean };
+              generated_text: string | null;
+            },
+        );
+      assert.deepEqual(
+        events.map((e) => e.token.id),
+        c.greedy_ids,
+      );
+      const text = events.map((e) => (e.token.special ? '' : e.token.text)).join('');
+      assert.equal(events.at(-1)!.generated_text, text);
+      assert.ok(events.slice(0, -1).every((e) => e.generated_text === null));
+    }
+  });
+
+  it('answers /generate with TGI headers, details and the served model', async () => {
+    const { res, json } = await post('/generate', {
+      inputs: goldens.cases[0].prompt,
+      parameters: { max_new_tokens: 5, details: true, decoder_input_details: true, top_n_tokens: 2 },
+    });
+    assert.equal(res.status, 200);
+    for (const h of ['x-compute-time', 'x-queue-time', 'x-inference-time', 'x-time-per-token', 'x-request-id']) {
+      assert.ok(res.headers.get(h), h);
+    }
+    assert.equal(res.headers.get('x-served-model'), 'demo-small');
+    assert.equal(res.headers.get('x-prompt-tokens'), String(goldens.cases[0].prompt_ids.length));
+    assert.equal(res.headers.get('x-generated-tokens'), '5');
+    const details = json.details as Record<string, unknown[]> & { generated_tokens: number; finish_reason: string };
+    assert.equal(details.finish_reason, 'length');
+    assert.equal(details.prefill.length, goldens.cases[0].prompt_ids.length);
+    assert.equal(details.top_tokens.length, 5);
+    assert.ok((details.top_tokens[0] as unknown[]).length === 2);
+  });
+
+  it('POST / answers an array, or SSE when stream is true', async () => {
+    const plain = await post('/', { inputs: 'Love is', parameters: { max_new_tokens: 3 } });
+    assert.ok(
+      Array.isArray(plain.json) &&
+        typeof (plain.json as unknown as { generated_text: string }[])[0].generated_text === 'string',
+    );
+    const streamed = await post('/', { inputs: 'Love is', parameters: { max_new_tokens: 3 }, stream: true });
+    assert.match(streamed.res.headers.get('content-type') ?? '', /text\/event-stream/);
+    const events = streamed.text.split('\n\n').filter(Boolean);
+    assert.equal(events.length, 3);
+    assert.ok(events.every((e) => e.startsWith('data:{')));
+    assert.ok(!streamed.text.includes('[DONE]'));
+  });
+
+  it('a seed gives the same sampled output twice', async () => {
+    const body = {
+      inputs: 'Once upon a time',
+      parameters: { max_new_tokens: 24, do_sample: true, seed: 7, top_k: 50 },
+    };
+    const a = await post('/generate', body);
+    const b = await post('/generate', body);
+    assert.equal(a.res.status, 200);
+    assert.equal(a.json.generated_text, b.json.generated_text);
+    const other = await post('/generate', { ...body, parameters: { ...body.parameters, seed: 8 } });
+    assert.notEqual(other.json.generated_text, a.json.generated_text);
+  });
+
+  it('serves the README example as written', async () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    const command = /curl 127\.0\.0\.1:8080\/generate [^\n`]+/.exec(readme)?.[0];
+    assert.ok(command, 'the README shows the curl example');
+    const args = command
+      .replace('127.0.0.1:8080', `127.0.0.1:${platform.port}`)
+      .match(/'[^']*'|\S+/g)!
+      .slice(1)
+      .map((a) => a.replace(/^'(.*)'$/, '$1'));
+    const { stdout } = await promisify(execFile)('curl', ['-s', ...args]);
+    const body = JSON.parse(stdout) as { generated_text: string };
+    assert.equal(typeof body.generated_text, 'string');
+    assert.ok(body.generated_text.length > 0);
+  });
+});
+
+describe('OpenAI routes with the openai package', () => {
+  const client = () => new OpenAI({ baseURL: `${platform.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+
+  it('chat.completions.create gives the golden text for the chat goldens', async () => {
+    assert.ok(CHAT_CASES.length > 0);
+    for (const c of CHAT_CASES) {
+      const out = await client().chat.completions.create({
+        model: 'demo-small',
+        messages: [{ role: 'user', content: userMessage(c.prompt) }],
+        temperature: 0,
+        max_tokens: goldens.max_new_tokens,
+      });
+      assert.equal(out.model, 'demo-small');
+      assert.equal(out.choices[0].message.content, goldenText(c.greedy_ids));
+      assert.equal(out.usage?.prompt_tokens, c.prompt_ids.length);
+      assert.equal(out.usage?.completion_tokens, c.greedy_ids.length);
+    }
+  });
+
+  it('streams the same text, ends with [DONE] and reports usage when asked', async () => {
+    for (const c of CHAT_CASES) {
+      const stream = await client().chat.completions.create({
+        model: 'demo-small',
+        messages: [{ role: 'user', content: userMessage(c.prompt) }],
+        temperature: 0,
+        max_tokens: goldens.max_new_tokens,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      let text = '';
+      let usage: OpenAI.CompletionUsage | null | undefined = null;
+      let finish: string | null = null;
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta?.content ?? '';
+        finish = chunk.choices[0]?.finish_reason ?? finish;
+        usage = chunk.usage ?? usage;
+      }
+      assert.equal(text, goldenText(c.greedy_ids));
+      assert.ok(finish === 'stop' || finish === 'length');
+      assert.equal(usage?.completion_tokens, c.greedy_ids.length);
+    }
+  });
+
+  it('completions.create gives the golden text', async () => {
+    const c = goldens.cases[1];
+    const out = await client().completions.create({
+      model: 'demo-small',
+      prompt: c.prompt,
+      temperature: 0,
+      max_tokens: goldens.max_new_tokens,
+    });
+    assert.equal(out.choices[0].text, goldenText(c.greedy_ids));
+    assert.equal(out.model, 'demo-small');
+  });
+
+  it('lists the registered models', async () => {
+    const models = await client().models.list();
+    assert.ok(models.data.some((m) => m.id === 'demo-small'));
+  });
+
+  it('answers errors in OpenAI’s shape', async () => {
+    const unknown = await post('/v1/chat/completions', {
+      model: 'no-such-model',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    assert.equal(unknown.res.status, 404);
+    const err = unknown.json.error as { message: string; type: string; code: string };
+    assert.equal(err.code, 'model_not_found');
+    assert.equal(err.type, 'invalid_request_error');
+    const bad = await post('/v1/chat/completions', { messages: 'hi' });
+    assert.equal(bad.res.status, 422);
+    assert.match((bad.json.error as { message: string }).message, /messages/);
+  });
+});
+
+describe('validation, limits and malformed input', () => {
+  const prompt = goldens.cases[0].prompt;
+  const rules: [string, Record<string, unknown>, RegExp][] = [
+    ['temperature', { temperature: 0 }, /temperature/],
+    ['top_p', { top_p: 1.5 }, /top_p/],
+    ['top_k', { top_k: 0 }, /top_k/],
+    ['typical_p', { typical_p: 1 }, /typical_p/],
+    ['repetition_penalty', { repetition_penalty: -1 }, /repetition_penalty/],
+    ['frequency_penalty', { frequency_penalty: 3 }, /frequency_penalty/],
+    ['best_of', { best_of: 3, do_sample: true }, /best_of/],
+    ['best_of needs sampling', { best_of: 2 }, /sampling/],
+    ['seed', { seed: -1 }, /seed/],
+    ['top_n_tokens', { top_n_tokens: 6 }, /top_n_tokens/],
+    ['stop', { stop: ['a', 'b', 'c', 'd', 'e'] }, /stop/],
+    ['truncate', { truncate: 100_000 }, /truncate/],
+    ['max_new_tokens', { max_new_tokens: 0 }, /max_new_tokens/],
+    ['total tokens', { max_new_tokens: 100_000 }, /max_new_tokens/],
+    ['watermark', { watermark: true }, /watermark/],
+    ['grammar', { grammar: { type: 'json', value: {} } }, /grammar/],
+    ['a wrong type', { max_new_tokens: 'ten' }, /max_new_tokens/],
+  ];
+  for (const [name, parameters, message] of rules) {
+    it(`refuses ${name} with 422 and error_type validation`, async () => {
+      const { res, json } = await post('/generate', { inputs: prompt, parameters });
+      assert.equal(res.status, 422, JSON.stringify(json));
+      assert.equal(json.error_type, 'validation');
+      assert.match(json.error as string, message);
+    });
+  }
+
+  it('refuses streaming-only rules on /generate_stream', async () => {
+    for (const parameters of [{ best_of: 2, do_sample: true }, { decoder_input_details: true }]) {
+      const { res, json } = await post('/generate_stream', { inputs: prompt, parameters });
+      assert.equal(res.status, 422);
+      assert.equal(json.error_type, 'validation');
+    }
+  });
+
+  it('answers empty, oversized and malformed input with a clean 4xx', async () => {
+    const empty = await post('/generate', { inputs: '' });
+    assert.equal(empty.res.status, 422);
+    const long = await post('/generate', { inputs: 'word '.repeat(5000) });
+    assert.equal(long.res.status, 422);
+    assert.match(long.json.error as string, /inputs/);
+    const malformed = await post('/generate', '{"inputs": "x",');
+    assert.equal(malformed.res.status, 400);
+    assert.equal(typeof malformed.json.error, 'string');
+    const huge = await post('/generate', { inputs: 'x'.repeat(3_000_000) });
+    assert.equal(huge.res.status, 413);
+    const notObject = await post('/generate', '[1,2]');
+    assert.equal(notObject.res.status, 422);
+    const wrongType = await post('/generate', { inputs: 42 });
+    assert.equal(wrongType.res.status, 422);
+    const unknown = await post('/generate', { inputs: 'x', model: 'nope' });
+    assert.equal(unknown.res.status, 404);
+    for (const r of [empty, long, malformed, huge, notObject, wrongType, unknown]) {
+      assert.ok(r.res.headers.get('x-request-id'));
+      assert.ok(!r.text.includes('    at '), 'no stack trace');
+    }
+  });
+
+  it('answers 429 at once beyond --max-concurrent-requests', async () => {
+    const controllers = Array.from({ length: MAX_CONCURRENT }, () => new AbortController());
+    const running = controllers.map((c) =>
+      fetch(`${platform.url}/generate_stream`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs: LONG_PROMPT, parameters: { max_new_tokens: 450 } }),
+        signal: c.signal,
+      }).catch(() => null),
+    );
+    await waitFor(
+      'all slots taken',
+      async () => (await platform.metric('switchyard_requests_in_flight')) === MAX_CONCURRENT,
+    );
+    const started = Date.now();
+    const { res, json } = await post('/generate', { inputs: prompt, parameters: { max_new_tokens: 2 } });
+    assert.equal(res.status, 429);
+    assert.equal(json.error_type, 'overloaded');
+    assert.ok(Date.now() - started < 1000, 'answered at once, not queued');
+    for (const c of controllers) c.abort();
+    await Promise.all(running);
+  });
+});
+
+describe('disconnects', () => {
+  it('a streaming client that disconnects frees its batch slot', async () => {
+    await waitFor('an empty batch', async () => (await platform.metric('tgi_batch_current_size')) === 0);
+    const cancelledBefore = await platform.metric('switchyard_worker_requests_total', { outcome: 'cancelled' });
+    const controller = new AbortController();
+    const res = await fetch(`${platform.url}/generate_stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      // greedy, this prompt repeats itself up to the token limit
+      body: JSON.stringify({ inputs: LONG_PROMPT, parameters: { max_new_tokens: 450 } }),
+      signal: controller.signal,
+    });
+    const reader = res.body!.getReader();
+    let events = 0;
+    while (events < 3) {
+      const { value } = await reader.read();
+      events += (new TextDecoder().decode(value).match(/data:/g) ?? []).length;
+    }
+    await waitFor('the row in the batch', async () => (await platform.metric('tgi_batch_current_size')) === 1);
+    controller.abort();
+    await waitFor('the batch slot freed', async () => (await platform.metric('tgi_batch_current_size')) === 0, 10_000);
+    let cancelled = cancelledBefore;
+    await waitFor(
+      'the cancellation counted',
+      async () => {
+        cancelled = await platform.metric('switchyard_worker_requests_total', { outcome: 'cancelled' });
+        return cancelled > cancelledBefore;
+      },
+      10_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: ${cancelledBefore} before, ${cancelled} after`);
+    });
+    assert.equal(cancelled, cancelledBefore + 1);
+    assert.equal(await platform.metric('tgi_request_failure', { err: 'cancelled' }), MAX_CONCURRENT + 1);
+  });
+});
+
+describe('health and info', () => {
+  it('reports the default model and its limits', async () => {
+    assert.equal((await fetch(`${platform.url}/health`)).status, 200);
+    const info = (await (await fetch(`${platform.url}/info`)).json()) as Record<string, unknown>;
+    assert.equal(info.model_id, 'demo-small');
+    assert.equal(info.max_concurrent_requests, MAX_CONCURRENT);
+    assert.equal(typeof info.max_total_tokens, 'number');
+  });
+
+  it('tokenizes as the model does', async () => {
+    const c = goldens.cases[2];
+    const { json } = await post('/tokenize', { inputs: c.prompt });
+    const tokens = json as unknown as { id: number; start: number; stop: number }[];
+    assert.deepEqual(
+      tokens.map((t) => t.id),
+      c.prompt_ids,
+    );
+    assert.equal(tokens.at(-1)!.stop, c.prompt.length);
+  });
+});

@@ -1,0 +1,111 @@
+/**
+ * The whole platform as `npm start` starts it (the compiled launcher: migrations, registration, the API and its
+ * workers), on a free port, its own Redis prefix and a test database, for end-to-end tests and benchmarks.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { REPO_ROOT } from './repo';
+
+const LAUNCHER = join(REPO_ROOT, 'dist/apps/api/src/launcher/main.js');
+export const TEST_DATABASE_URL =
+  process.env.SWITCHYARD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/switchyard_test';
+const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+export class LaunchedPlatform {
+  readonly prefix = `sy-test-${randomUUID().slice(0, 8)}:`;
+  url = '';
+  port = 0;
+  private child: ChildProcess | null = null;
+  private log = '';
+
+  /** Starts the launcher with these flags (plus port, prefix and database) and waits until it is ready. */
+  async start(flags: string[] = []): Promise<void> {
+    this.port = await freePort();
+    this.url = `http://127.0.0.1:${this.port}`;
+    const child = spawn(
+      process.execPath,
+      [
+        LAUNCHER,
+        '--port',
+        String(this.port),
+        '--redis-prefix',
+        this.prefix,
+        '--redis-url',
+        REDIS_URL,
+        '--database-url',
+        TEST_DATABASE_URL,
+        ...flags,
+      ],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
+    );
+    this.child = child;
+    child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the platform did not start:\n${this.log}`)), 120_000);
+      const check = (d: Buffer) => {
+        if (d.toString().includes('switchyard: ready:')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout!.on('data', check);
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the launcher exited (${code}) during start-up:\n${this.log}`));
+      });
+    });
+  }
+
+  output(): string {
+    return this.log;
+  }
+
+  /** Ctrl-C, as a user stops it; resolves with the launcher's exit code. Removes the test's Redis keys. */
+  async stop(): Promise<number | null> {
+    const child = this.child;
+    if (!child) return null;
+    const exited = new Promise<number | null>((resolve) => {
+      if (child.exitCode !== null) resolve(child.exitCode);
+      else child.on('exit', (code) => resolve(code));
+    });
+    child.kill('SIGINT');
+    const code = await exited;
+    const redis = new Redis(REDIS_URL);
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+    await redis.quit();
+    return code;
+  }
+
+  /** A metric's value from `/metrics`, summed over the series whose labels include `labels`. */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const text = await (await fetch(`${this.url}/metrics`)).text();
+    let total = 0;
+    for (const line of text.split('\n')) {
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      const set = m[2] ?? '';
+      if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`))) total += Number(m[3]);
+    }
+    return total;
+  }
+}
