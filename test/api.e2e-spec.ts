@@ -11,6 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { InferenceClient } from '@huggingface/inference';
 import OpenAI from 'openai';
+import { Redis } from 'ioredis';
+import { decodeStreamEntry, RedisNames } from '@switchyard/batching';
 import { loadTokenizer } from '@switchyard/models';
 import { waitFor } from './support/platform';
 import { LaunchedPlatform } from './support/launched';
@@ -343,13 +345,12 @@ describe('validation, limits and malformed input', () => {
 describe('disconnects', () => {
   it('a streaming client that disconnects frees its batch slot', async () => {
     await waitFor('an empty batch', async () => (await platform.metric('tgi_batch_current_size')) === 0);
-    const cancelledBefore = await platform.metric('switchyard_worker_requests_total', { outcome: 'cancelled' });
     const controller = new AbortController();
     const res = await fetch(`${platform.url}/generate_stream`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      // greedy, this prompt repeats itself up to the token limit
-      body: JSON.stringify({ inputs: LONG_PROMPT, parameters: { max_new_tokens: 450 } }),
+      // greedy, this prompt repeats itself up to the token limit: seconds of work
+      body: JSON.stringify({ inputs: LONG_PROMPT, parameters: { max_new_tokens: 1500 } }),
       signal: controller.signal,
     });
     const reader = res.body!.getReader();
@@ -361,19 +362,19 @@ describe('disconnects', () => {
     await waitFor('the row in the batch', async () => (await platform.metric('tgi_batch_current_size')) === 1);
     controller.abort();
     await waitFor('the batch slot freed', async () => (await platform.metric('tgi_batch_current_size')) === 0, 10_000);
-    let cancelled = cancelledBefore;
-    await waitFor(
-      'the cancellation counted',
-      async () => {
-        cancelled = await platform.metric('switchyard_worker_requests_total', { outcome: 'cancelled' });
-        return cancelled > cancelledBefore;
-      },
-      10_000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}: ${cancelledBefore} before, ${cancelled} after`);
-    });
-    assert.equal(cancelled, cancelledBefore + 1);
-    assert.equal(await platform.metric('tgi_request_failure', { err: 'cancelled' }), MAX_CONCURRENT + 1);
+    // the worker ended the request's token stream as cancelled (the response's x-request-id names the stream)
+    const redis = new Redis(process.env.SWITCHYARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    try {
+      const key = new RedisNames(platform.prefix).stream(res.headers.get('x-request-id')!);
+      const last = await waitFor('the cancelled entry', async () => {
+        const [entry] = await redis.xrevrange(key, '+', '-', 'COUNT', 1);
+        const event = entry ? decodeStreamEntry(entry[1]) : null;
+        return event?.type === 'error' ? event : undefined;
+      });
+      assert.equal(last.type === 'error' && last.errorType, 'cancelled');
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 

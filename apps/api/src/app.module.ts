@@ -3,6 +3,7 @@ import { APP_FILTER } from '@nestjs/core';
 import { ErrorFilter } from './common/error.filter';
 import { API_CONFIG, ApiConfig } from './config/api-config';
 import { DataSourceCloser, dataSourceProvider } from './database/database.providers';
+import { DocsController } from './docs/docs.controller';
 import { GenerationService } from './generation/generation.service';
 import { InferenceService } from './generation/inference.service';
 import { StreamHub } from './generation/stream-hub';
@@ -29,6 +30,7 @@ export class AppModule {
         MetricsController,
         TokenizeController,
         ModelsController,
+        DocsController,
         CompletionsController,
         // last: it owns `POST /`
         GenerateController,

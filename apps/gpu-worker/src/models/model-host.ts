@@ -7,18 +7,11 @@
 import { Logger } from '@nestjs/common';
 import { Job, Queue, Worker } from 'bullmq';
 import type { ConnectionOptions } from 'bullmq';
-import {
-  Engine,
-  EngineEvent,
-  GenerateJob,
-  ModelSpec,
-  RedisNames,
-  SchedulerConfig,
-  ValidationError,
-} from '@switchyard/batching';
-import type { LoadedModel, PooledModel } from '@switchyard/models';
+import { EngineEvent, GenerateJob, ModelSpec, RedisNames, SchedulerConfig } from '@switchyard/batching';
+import type { PooledModel } from '@switchyard/models';
 import type { StreamWriter } from '../streams/stream-writer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
+import type { RemoteEngine } from './remote-engine';
 
 export interface ModelHostDeps {
   workerId: string;
@@ -39,7 +32,6 @@ export interface ModelHostDeps {
 }
 
 export class ModelHost implements PooledModel {
-  readonly engine: Engine;
   private readonly logger: Logger;
   private readonly consumer: Worker<GenerateJob>;
   private readonly queue: Queue<GenerateJob>;
@@ -48,11 +40,11 @@ export class ModelHost implements PooledModel {
 
   constructor(
     readonly spec: ModelSpec,
-    readonly model: LoadedModel,
+    /** The model's engine, in its own thread. */
+    readonly engine: RemoteEngine,
     private readonly deps: ModelHostDeps,
   ) {
     this.logger = new Logger(`Model ${spec.id}`);
-    this.engine = new Engine(model, { ...deps.scheduler, maxTotalTokens: spec.maxTotalTokens ?? undefined });
     this.engine.onStep = (stats) => deps.metrics.step(spec.id, stats);
     this.queue = new Queue(spec.id, { connection: deps.connection, prefix: deps.names.generatePrefix });
     this.consumer = new Worker<GenerateJob>(spec.id, (job) => this.process(job), {
@@ -73,7 +65,7 @@ export class ModelHost implements PooledModel {
   }
 
   isIdle(): boolean {
-    return this.active.size === 0 && this.engine.running === 0 && this.engine.waiting === 0;
+    return this.active.size === 0 && this.engine.pending === 0;
   }
 
   get activeRequests(): number {
@@ -114,8 +106,7 @@ export class ModelHost implements PooledModel {
 
   async unload(): Promise<void> {
     await this.stop();
-    await this.engine.drain();
-    await this.model.release();
+    await this.engine.release();
     const left = await this.queue.getWaitingCount().catch(() => 0);
     await this.queue.close();
     if (left > 0) {
@@ -159,8 +150,7 @@ export class ModelHost implements PooledModel {
             sink,
           );
         } catch (err) {
-          const validation = err instanceof ValidationError;
-          sink({ type: 'error', errorType: validation ? 'validation' : 'generation', message: (err as Error).message });
+          sink({ type: 'error', errorType: 'generation', message: (err as Error).message });
         }
       });
     } finally {

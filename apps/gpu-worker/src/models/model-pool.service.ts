@@ -6,12 +6,13 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ControlCommand, EVENTS_MAX_LEN, ModelSpec, PoolEvent, RedisNames } from '@switchyard/batching';
-import { CannotPlaceError, describeModel, formatBytes, loadModel, ModelPool } from '@switchyard/models';
+import { CannotPlaceError, describeModel, formatBytes, ModelPool } from '@switchyard/models';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { WorkerMetrics } from '../metrics/worker-metrics';
 import { createRedis, redisOptions } from '../redis/redis-connection';
 import { StreamWriter } from '../streams/stream-writer';
 import { ModelHost, ModelHostDeps } from './model-host';
+import { RemoteEngine } from './remote-engine';
 
 @Injectable()
 export class ModelPoolService implements OnApplicationShutdown {
@@ -139,12 +140,13 @@ export class ModelPoolService implements OnApplicationShutdown {
   private async loadHost(spec: ModelSpec): Promise<ModelHost> {
     this.recordEvent({ type: 'load_started', model: spec.id });
     this.logger.log(`loading ${spec.id} from ${spec.path} (${formatBytes(this.cost(spec))} reserved)`);
-    const model = await loadModel(spec.path, {
-      executionProvider: this.config.executionProvider,
-      intraOpThreads: this.config.intraOpThreads,
+    const engine = await RemoteEngine.start({
+      dir: spec.path,
+      session: { executionProvider: this.config.executionProvider, intraOpThreads: this.config.intraOpThreads },
+      engine: { ...this.config.scheduler, maxTotalTokens: spec.maxTotalTokens ?? undefined },
     });
-    this.logger.log(`loaded ${spec.id} in ${model.loadMs.toFixed(0)} ms`);
-    const host = new ModelHost(spec, model, this.hostDeps);
+    this.logger.log(`loaded ${spec.id} in ${engine.loadMs.toFixed(0)} ms`);
+    const host = new ModelHost(spec, engine, this.hostDeps);
     host.start();
     return host;
   }
