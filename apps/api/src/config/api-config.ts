@@ -34,6 +34,8 @@ export interface ApiConfig {
   disableAuth: boolean;
   /** Flags handed to every worker the launcher starts (batch budgets, memory, keep-alive, provider). */
   workerArgs: string[];
+  /** Where the workers run models (cpu or cuda), for `x-compute-type` and `/info`. */
+  executionProvider: string;
   /** Switchyard's version, from package.json, for `/info`. */
   version: string;
 }
@@ -195,6 +197,7 @@ export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = proc
     numWorkers: positiveInt(flags, 'num-workers', 0),
     disableAuth: flags['disable-auth'] === 'true',
     workerArgs,
+    executionProvider: flags['execution-provider'],
     version: packageVersion(),
   };
 }

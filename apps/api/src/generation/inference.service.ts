@@ -2,13 +2,14 @@
  * The path every generation route shares: pick the model, validate and tokenize as TGI does, take an in-flight
  * slot, run it on the workers, and record TGI's request metrics. Routes only translate their own formats.
  */
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { GenerationParameters, isValidId, validateRequest, ValidationError } from '@switchyard/batching';
 import { ModelError } from '@switchyard/models';
 import { ApiError } from '../common/api-error';
+import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { ApiMetrics } from '../metrics/api-metrics';
 import { ModelRegistry, ResolvedModel } from '../registry/model-registry.service';
 import { GenerationOutcome, GenerationService, RunOptions } from './generation.service';
@@ -21,6 +22,8 @@ export interface PreparedRequest {
   parameters: GenerationParameters;
   /** Whether the client asked for `details` (the engine always computes them). */
   wantDetails: boolean;
+  /** TGI's `x-compute-type`: the device the workers run on. */
+  computeType: string;
   /** performance.now() when the request arrived, and the validation time in milliseconds. */
   arrived: number;
   validationMs: number;
@@ -40,6 +43,7 @@ export class InferenceService {
     private readonly registry: ModelRegistry,
     private readonly generation: GenerationService,
     private readonly metrics: ApiMetrics,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
 
   /** The request id the middleware gave this request. */
@@ -103,6 +107,7 @@ export class InferenceService {
         inputText: inputs as string,
         parameters,
         wantDetails,
+        computeType: this.config.executionProvider,
         arrived,
         validationMs: performance.now() - arrived,
       };
@@ -178,7 +183,7 @@ export function timingHeaders(
 ): Record<string, string> {
   const ms = (v: number) => String(Math.round(v));
   return {
-    'x-compute-type': 'cpu',
+    'x-compute-type': prepared.computeType,
     'x-compute-time': (t.totalMs / 1000).toFixed(6),
     'x-compute-characters': String(prepared.inputText.length),
     'x-total-time': ms(t.totalMs),

@@ -17,7 +17,7 @@ export class InfoController {
       model_id: model.spec.id,
       model_sha: null,
       model_dtype: 'float32',
-      model_device_type: 'cpu',
+      model_device_type: this.config.executionProvider,
       model_pipeline_tag: 'text-generation',
       max_concurrent_requests: this.config.maxConcurrentRequests,
       max_best_of: this.config.maxBestOf,

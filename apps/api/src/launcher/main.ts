@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DEFAULT_SCHEDULER_CONFIG } from '@switchyard/batching';
 import { describeModel, formatBytes, ModelError } from '@switchyard/models';
 import { ConfigError as WorkerConfigError, readWorkerConfig } from '../../../gpu-worker/src/config/worker-config';
-import { ApiConfig, ConfigError, readApiConfig } from '../config/api-config';
+import { API_USAGE, ApiConfig, ConfigError, readApiConfig } from '../config/api-config';
 import { createDataSource } from '../database/data-source';
 import { migrate } from '../database/migrate';
 import { upsertModel } from '../registry/model-registry.service';
@@ -91,6 +91,10 @@ async function register(config: ApiConfig): Promise<void> {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(API_USAGE);
+    return;
+  }
   const config = readApiConfig(argv, process.env);
   await register(config);
   if (config.disableAuth) log('--disable-auth: every route is open to anyone who can reach the port');

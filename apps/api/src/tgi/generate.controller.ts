@@ -86,7 +86,7 @@ export class GenerateController {
         'cache-control': 'no-cache',
         'x-accel-buffering': 'no',
         'x-served-model': prepared.model.spec.id,
-        'x-compute-type': 'cpu',
+        'x-compute-type': prepared.computeType,
       });
       res.flushHeaders();
     };

@@ -122,14 +122,15 @@ export class ModelHost implements PooledModel {
     const attempt = job.attemptsStarted;
     const { writer, metrics } = this.deps;
     writer.push(requestId, { type: 'start', worker: this.deps.workerId, attempt, at: Date.now() });
-    if (await this.deps.isCancelled(requestId)) {
-      writer.push(requestId, { type: 'error', attempt, errorType: 'cancelled', message: 'request cancelled' });
-      metrics.requests.inc({ model: this.spec.id, outcome: 'cancelled' });
-      return;
-    }
     const controller = new AbortController();
     this.active.set(requestId, controller);
     this.deps.touch(this.spec.id);
+    // A cancel sent before the job started: checked alongside the submit, not before it, to keep the hop off
+    // the time to first token; the engine drops an aborted request before it costs compute.
+    void this.deps.isCancelled(requestId).then(
+      (cancelled) => cancelled && controller.abort(),
+      () => undefined,
+    );
     try {
       await new Promise<void>((resolve) => {
         const sink = (event: EngineEvent): void => {

@@ -75,7 +75,8 @@ export class RemoteEngine {
     const { signal, ...rest } = request;
     this.sinks.set(request.id, sink);
     this.send({ type: 'submit', request: rest });
-    signal?.addEventListener('abort', () => this.send({ type: 'cancel', id: request.id }), { once: true });
+    if (signal?.aborted) this.send({ type: 'cancel', id: request.id });
+    else signal?.addEventListener('abort', () => this.send({ type: 'cancel', id: request.id }), { once: true });
   }
 
   /** Waits until every submitted request has ended; takes no more. */
