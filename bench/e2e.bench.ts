@@ -127,11 +127,15 @@ async function engineAlone(prompts: string[][]): Promise<RunResult> {
 }
 
 /** One streaming request over HTTP: TTFT is the first SSE event, tokens are counted from the events. */
-async function httpStream(url: string, prompt: string): Promise<{ ttft: number; latency: number; tokens: number }> {
+async function httpStream(
+  url: string,
+  key: string,
+  prompt: string,
+): Promise<{ ttft: number; latency: number; tokens: number }> {
   const sent = performance.now();
   const res = await fetch(`${url}/generate_stream`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
     body: JSON.stringify({ inputs: prompt, parameters: { max_new_tokens: MAX_NEW_TOKENS } }),
   });
   if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
@@ -157,8 +161,8 @@ async function platformRun(prompts: string[][]): Promise<RunResult> {
   const platform = new LaunchedPlatform();
   await platform.start(['--model-id', modelDir(MODEL), '--max-concurrent-requests', String(Math.max(128, CLIENTS))]);
   try {
-    await httpStream(platform.url, prompts[0][0]); // warm-up
-    const run = await closedLoop(prompts, (prompt) => httpStream(platform.url, prompt));
+    await httpStream(platform.url, platform.adminKey, prompts[0][0]); // warm-up
+    const run = await closedLoop(prompts, (prompt) => httpStream(platform.url, platform.adminKey, prompt));
     return summarize('platform (HTTP + Redis + worker)', run.seconds, run.samples, run.errors);
   } finally {
     await platform.stop();

@@ -40,7 +40,7 @@ after(async () => {
 async function post(path: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${platform.url}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', ...platform.auth(), ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
@@ -54,7 +54,7 @@ async function post(path: string, body: unknown, headers: Record<string, string>
 }
 
 describe('TGI routes with @huggingface/inference', () => {
-  const client = () => new InferenceClient(undefined, { endpointUrl: platform.url });
+  const client = () => new InferenceClient(platform.adminKey, { endpointUrl: platform.url });
 
   // Given an endpoint URL, the client sends text generation to /v1/completions (TGI's OpenAI route), with the
   // TGI parameters as fields, and returns only the text: it is compared with the golden ids, decoded.
@@ -170,12 +170,12 @@ describe('TGI routes with @huggingface/inference', () => {
     const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
     const command = /curl 127\.0\.0\.1:8080\/generate [^\n`]+/.exec(readme)?.[0];
     assert.ok(command, 'the README shows the curl example');
-    const args = command
-      .replace('127.0.0.1:8080', `127.0.0.1:${platform.port}`)
-      .match(/'[^']*'|\S+/g)!
-      .slice(1)
-      .map((a) => a.replace(/^'(.*)'$/, '$1'));
-    const { stdout } = await promisify(execFile)('curl', ['-s', ...args]);
+    // run as a user would paste it into a shell, with the key the README tells them to export
+    const { stdout } = await promisify(execFile)(
+      'sh',
+      ['-c', command.replace('127.0.0.1:8080', `127.0.0.1:${platform.port}`).replace(/^curl /, 'curl -s ')],
+      { env: { ...process.env, SWITCHYARD_KEY: platform.adminKey } },
+    );
     const body = JSON.parse(stdout) as { generated_text: string };
     assert.equal(typeof body.generated_text, 'string');
     assert.ok(body.generated_text.length > 0);
@@ -183,7 +183,7 @@ describe('TGI routes with @huggingface/inference', () => {
 });
 
 describe('OpenAI routes with the openai package', () => {
-  const client = () => new OpenAI({ baseURL: `${platform.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  const client = () => new OpenAI({ baseURL: `${platform.url}/v1`, apiKey: platform.adminKey, maxRetries: 0 });
 
   it('chat.completions.create gives the golden text for the chat goldens', async () => {
     assert.ok(CHAT_CASES.length > 0);
@@ -323,7 +323,7 @@ describe('validation, limits and malformed input', () => {
     const running = controllers.map((c) =>
       fetch(`${platform.url}/generate_stream`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...platform.auth() },
         body: JSON.stringify({ inputs: LONG_PROMPT, parameters: { max_new_tokens: 450 } }),
         signal: c.signal,
       }).catch(() => null),
@@ -348,7 +348,7 @@ describe('disconnects', () => {
     const controller = new AbortController();
     const res = await fetch(`${platform.url}/generate_stream`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...platform.auth() },
       // greedy, this prompt repeats itself up to the token limit: seconds of work
       body: JSON.stringify({ inputs: LONG_PROMPT, parameters: { max_new_tokens: 1500 } }),
       signal: controller.signal,

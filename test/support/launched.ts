@@ -27,6 +27,8 @@ export async function freePort(): Promise<number> {
 
 export class LaunchedPlatform {
   readonly prefix = `sy-test-${randomUUID().slice(0, 8)}:`;
+  /** The admin key this platform is started with (SWITCHYARD_ADMIN_KEY). */
+  readonly adminKey = `sy-test-admin-${randomUUID()}`;
   url = '';
   port = 0;
   private child: ChildProcess | null = null;
@@ -50,7 +52,11 @@ export class LaunchedPlatform {
         TEST_DATABASE_URL,
         ...flags,
       ],
-      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } },
+      {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NO_COLOR: '1', SWITCHYARD_ADMIN_KEY: this.adminKey },
+      },
     );
     this.child = child;
     child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
@@ -69,6 +75,11 @@ export class LaunchedPlatform {
         reject(new Error(`the launcher exited (${code}) during start-up:\n${this.log}`));
       });
     });
+  }
+
+  /** Headers that authenticate as the admin (or as `key`). */
+  auth(key = this.adminKey): Record<string, string> {
+    return { authorization: `Bearer ${key}` };
   }
 
   output(): string {

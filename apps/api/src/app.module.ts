@@ -1,5 +1,13 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { KeysController } from './admin/keys.controller';
+import { ModelsAdminController } from './admin/models.controller';
+import { UsageController } from './admin/usage.controller';
+import { WorkersController } from './admin/workers.controller';
+import { ApiKeysService } from './auth/api-keys.service';
+import { AuthGuard } from './auth/auth.guard';
+import { RateLimiter } from './limits/rate-limiter.service';
+import { UsageService } from './usage/usage.service';
 import { ErrorFilter } from './common/error.filter';
 import { API_CONFIG, ApiConfig } from './config/api-config';
 import { DataSourceCloser, dataSourceProvider } from './database/database.providers';
@@ -31,6 +39,10 @@ export class AppModule {
         TokenizeController,
         ModelsController,
         DocsController,
+        KeysController,
+        ModelsAdminController,
+        WorkersController,
+        UsageController,
         CompletionsController,
         // last: it owns `POST /`
         GenerateController,
@@ -38,6 +50,10 @@ export class AppModule {
       providers: [
         { provide: API_CONFIG, useValue: config },
         { provide: APP_FILTER, useClass: ErrorFilter },
+        { provide: APP_GUARD, useClass: AuthGuard },
+        ApiKeysService,
+        RateLimiter,
+        UsageService,
         dataSourceProvider,
         DataSourceCloser,
         RedisService,

@@ -4,6 +4,10 @@
  */
 export type ErrorType =
   | 'validation'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'model_not_allowed'
+  | 'rate_limited'
   | 'generation'
   | 'overloaded'
   | 'unhealthy'
@@ -22,6 +26,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly errorType: ErrorType,
     message: string,
+    /** Extra response headers (`Retry-After`). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -45,6 +51,8 @@ export class ApiError extends Error {
 
 /** OpenAI's `type` for each of our error types. */
 export function openAiType(error: ApiError): string {
+  if (error.status === 401) return 'authentication_error';
+  if (error.status === 403) return 'permission_error';
   if (error.status === 429) return 'rate_limit_exceeded';
   if (error.status >= 500 || error.status === 424) return 'server_error';
   return 'invalid_request_error';

@@ -25,6 +25,7 @@ export function sendError(req: Request, res: Response, error: ApiError): void {
     return;
   }
   res.status(error.status);
+  res.set(error.headers);
   if (isOpenAiRoute(req.path)) {
     res.json({ error: { message: error.message, type: openAiType(error), param: null, code: error.errorType } });
   } else {

@@ -34,6 +34,10 @@ export interface ApiConfig {
   disableAuth: boolean;
   /** Flags handed to every worker the launcher starts (batch budgets, memory, keep-alive, provider). */
   workerArgs: string[];
+  /** The admin key from SWITCHYARD_ADMIN_KEY (never a flag, so it stays out of process listings). */
+  adminKey: string | null;
+  /** A request falls back to the next model when its model's oldest queued job has waited longer than this. */
+  fallbackQueueWaitMs: number;
   /** Where the workers run models (cpu or cuda), for `x-compute-type` and `/info`. */
   executionProvider: string;
   /** Switchyard's version, from package.json, for `/info`. */
@@ -105,6 +109,7 @@ export const API_FLAGS: Record<string, Flag> = {
   'execution-provider': { env: 'SWITCHYARD_EXECUTION_PROVIDER', default: 'cpu', worker: true },
   'intra-op-threads': { env: 'SWITCHYARD_INTRA_OP_THREADS', default: '0', worker: true },
   'disable-auth': { env: 'SWITCHYARD_DISABLE_AUTH', default: 'false', boolean: true },
+  'fallback-queue-wait': { env: 'SWITCHYARD_FALLBACK_QUEUE_WAIT', default: '10000' },
 };
 
 /** TGI's older names for the same flags. */
@@ -198,8 +203,19 @@ export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = proc
     disableAuth: flags['disable-auth'] === 'true',
     workerArgs,
     executionProvider: flags['execution-provider'],
+    adminKey: adminKey(env),
+    fallbackQueueWaitMs: positiveInt(flags, 'fallback-queue-wait', 0),
     version: packageVersion(),
   };
+}
+
+function adminKey(env: NodeJS.ProcessEnv): string | null {
+  const key = env.SWITCHYARD_ADMIN_KEY?.trim();
+  if (!key) return null;
+  if (key.length < 16 || key.length > 256 || /\s/.test(key)) {
+    throw new ConfigError('SWITCHYARD_ADMIN_KEY must be 16 to 256 characters with no spaces');
+  }
+  return key;
 }
 
 /** dist/apps/api/src/config -> the repository's package.json. */

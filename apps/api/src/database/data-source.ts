@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { ModelEntity } from '@switchyard/models';
+import { ApiKeyEntity } from '../auth/api-key.entity';
 
 export function createDataSource(databaseUrl: string): DataSource {
   return new DataSource({
@@ -15,7 +16,7 @@ export function createDataSource(databaseUrl: string): DataSource {
     // dist/apps/api/src/database -> dist/migrations
     migrations: [join(__dirname, '../../../../migrations/*.js')],
     migrationsTableName: 'migrations',
-    entities: [ModelEntity],
+    entities: [ModelEntity, ApiKeyEntity],
     logging: ['error'],
   });
 }

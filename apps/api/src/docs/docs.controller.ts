@@ -6,6 +6,7 @@
 import { Controller, Get, Header, Inject } from '@nestjs/common';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { buildOpenApiDocument } from './openapi';
+import { Public } from '../auth/auth.guard';
 
 type Json = Record<string, unknown>;
 
@@ -339,6 +340,7 @@ export function renderDocsPage(document: Json): string {
   return new PageRenderer(document).render();
 }
 
+@Public()
 @Controller()
 export class DocsController {
   private readonly document: Json;

@@ -1,18 +1,26 @@
 /**
- * The path every generation route shares: pick the model, validate and tokenize as TGI does, take an in-flight
- * slot, run it on the workers, and record TGI's request metrics. Routes only translate their own formats.
+ * The path every generation route shares. For the model a request names, and then its fallbacks in order: check
+ * the key's allowlist, skip a model that is disabled, cannot load or is overloaded, validate and tokenize as TGI
+ * does (with that model's tokenizer), take an in-flight slot and the key's rate limits, and run it on the
+ * workers; a generation error before the first token moves on to the next model too. Every request leaves one
+ * usage record. Routes only translate their own formats, through `build`.
  */
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { GenerationParameters, isValidId, validateRequest, ValidationError } from '@switchyard/batching';
+import { GenerationParameters, isValidId, TokenEvent, validateRequest, ValidationError } from '@switchyard/batching';
 import { ModelError } from '@switchyard/models';
+import type { Principal } from '../auth/api-keys.service';
+import { principalOf } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
+import { RateLimiter } from '../limits/rate-limiter.service';
 import { ApiMetrics } from '../metrics/api-metrics';
+import { WorkerDirectory } from '../redis/worker-directory.service';
 import { ModelRegistry, ResolvedModel } from '../registry/model-registry.service';
-import { GenerationOutcome, GenerationService, RunOptions } from './generation.service';
+import { UsageService } from '../usage/usage.service';
+import { GenerationOutcome, GenerationService } from './generation.service';
 
 export interface PreparedRequest {
   requestId: string;
@@ -37,12 +45,43 @@ export interface Timings {
   timePerTokenMs: number;
 }
 
+export interface ServeRequest {
+  /** The route, for the usage record (`/generate`, `/v1/chat/completions`, ...). */
+  route: string;
+  /** The model the client named (undefined: the default). */
+  model: unknown;
+  /** The client's own fallback list, replacing the model's. */
+  fallbacks?: unknown;
+  stream: boolean;
+  /** Builds the validated request for one candidate model (prompt, template, parameters); throws ApiError. */
+  build(model: ResolvedModel): PreparedRequest;
+  /** Streaming only: each token, with the request it belongs to. */
+  onToken?: (event: TokenEvent, prepared: PreparedRequest) => void;
+}
+
+export interface Served {
+  prepared: PreparedRequest;
+  outcome: GenerationOutcome;
+  timings: Timings;
+}
+
+type FallbackReason = 'disabled' | 'load_failed' | 'overloaded' | 'generation';
+
+/** Error types after which the next model in the list is tried, if no token was sent yet. */
+const RETRYABLE = new Set(['generation', 'cannot_place', 'unhealthy']);
+const MAX_CANDIDATES = 8;
+
 @Injectable()
 export class InferenceService {
+  private readonly logger = new Logger('Inference');
+
   constructor(
     private readonly registry: ModelRegistry,
     private readonly generation: GenerationService,
     private readonly metrics: ApiMetrics,
+    private readonly limiter: RateLimiter,
+    private readonly usage: UsageService,
+    private readonly workers: WorkerDirectory,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
 
@@ -51,31 +90,36 @@ export class InferenceService {
     return (req as Request & { requestId?: string }).requestId ?? randomUUID();
   }
 
-  /** The model a request names (or the default), enabled in the registry; 404 otherwise. */
-  async model(name: unknown): Promise<ResolvedModel> {
-    // TGI ignores `model`; @huggingface/inference sends the endpoint's URL there: both mean the default model
+  /** The id a request names: TGI ignores `model`, and @huggingface/inference sends the endpoint's URL there. */
+  modelId(name: unknown): string {
     const isDefault =
       name === undefined ||
       name === null ||
       name === '' ||
       name === 'tgi' ||
       (typeof name === 'string' && /^https?:\/\//.test(name));
-    const id = isDefault ? this.registry.defaultModel : name;
-    if (typeof id !== 'string' || !isValidId(id)) throw ApiError.validation('`model` must be a model id');
+    if (isDefault) return this.registry.defaultModel;
+    if (typeof name !== 'string' || !isValidId(name)) throw ApiError.validation('`model` must be a model id');
+    return name;
+  }
+
+  /** An enabled model by id (for /tokenize and /info); 404 when there is none. */
+  async model(name: unknown, principal?: Principal): Promise<ResolvedModel> {
+    const id = this.modelId(name);
+    if (principal) this.checkAllowed(principal, id);
     let model: ResolvedModel | null;
     try {
       model = await this.registry.resolve(id);
     } catch (err) {
-      if (err instanceof ModelError) {
+      if (err instanceof ModelError)
         throw ApiError.unavailable(`model ${id} cannot be served: ${err.message}`, 'cannot_place');
-      }
       throw err;
     }
     if (!model) throw new ApiError(404, 'model_not_found', `model "${id}" is not registered or not enabled`);
     return model;
   }
 
-  /** TGI validation of `inputs` and `parameters` (with the model's defaults under them). */
+  /** TGI validation of `inputs` and `parameters`, with the model's default parameters under them. */
   prepare(
     req: Request,
     model: ResolvedModel,
@@ -99,64 +143,196 @@ export class InferenceService {
         model.limits,
         options,
       );
-      const wantDetails = (merged as Record<string, unknown>).details === true;
-      const prepared: PreparedRequest = {
+      return {
         requestId: this.requestId(req),
         model,
         inputIds,
         inputText: inputs as string,
         parameters,
-        wantDetails,
+        wantDetails: (merged as Record<string, unknown>).details === true,
         computeType: this.config.executionProvider,
         arrived,
         validationMs: performance.now() - arrived,
       };
-      this.metrics.validationDuration.observe(prepared.validationMs / 1000);
-      this.metrics.inputLength.observe(inputIds.length);
-      this.metrics.maxNewTokens.observe(parameters.maxNewTokens);
-      return prepared;
     } catch (err) {
-      if (err instanceof ValidationError) {
-        this.metrics.failure.inc({ err: 'validation' });
-        throw ApiError.validation(err.message);
-      }
+      if (err instanceof ValidationError) throw ApiError.validation(err.message);
       throw err;
     }
   }
 
   /**
-   * Runs a prepared request within the in-flight cap. The client's disconnect (the response closing before it
-   * ended) cancels it.
+   * Serves a generation request on its model or a fallback. The client's disconnect (the response closing
+   * before it ended) cancels it. Always leaves a usage record.
    */
-  async execute(
-    prepared: PreparedRequest,
-    res: Response,
-    options: Omit<RunOptions, 'signal'> = {},
-  ): Promise<{ outcome: GenerationOutcome; timings: Timings }> {
-    this.metrics.admit();
-    this.metrics.count.inc();
-    const controller = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) controller.abort();
-    };
-    res.on('close', onClose);
+  async serve(req: Request, res: Response, request: ServeRequest): Promise<Served> {
+    const started = performance.now();
+    const principal = principalOf(req);
+    const requestId = this.requestId(req);
+    let requested: string | null = null;
+    let prepared: PreparedRequest | null = null;
+    let outcome: GenerationOutcome | null = null;
+    let firstTokenAt = 0;
+    let failure: ApiError | null = null;
+    let admitted = false;
     try {
-      const outcome = await this.generation.run(prepared, { ...options, signal: controller.signal });
+      requested = this.modelId(request.model);
+      this.checkAllowed(principal, requested);
+      this.metrics.admit();
+      admitted = true;
+      this.metrics.count.inc();
+      const candidates = await this.candidates(requested, request.fallbacks);
+      const controller = new AbortController();
+      const onClose = () => {
+        if (!res.writableFinished) controller.abort();
+      };
+      res.on('close', onClose);
+      let reservation: { settle(tokens: number): void } | null = null;
+      try {
+        for (let i = 0; i < candidates.length; i++) {
+          const id = candidates[i];
+          const last = i === candidates.length - 1;
+          const next = (reason: FallbackReason, error: ApiError) => {
+            if (last) throw error;
+            this.logger.warn(`${requestId}: ${id} -> ${candidates[i + 1]} (${reason}: ${error.message})`);
+            this.metrics.fallbacks.inc({ from: id, to: candidates[i + 1], reason });
+          };
+          if (i > 0 && !this.allowed(principal, id)) {
+            if (last) throw new ApiError(403, 'model_not_allowed', `this key may not use the fallback model "${id}"`);
+            continue;
+          }
+          const row = await this.registry.record(id);
+          if (!row) {
+            if (i === 0) throw new ApiError(404, 'model_not_found', `model "${id}" is not registered`);
+            next('load_failed', ApiError.unavailable(`fallback model "${id}" is not registered`, 'cannot_place'));
+            continue;
+          }
+          if (!row.enabled) {
+            next('disabled', ApiError.unavailable(`model "${id}" is disabled`, 'unhealthy'));
+            continue;
+          }
+          let model: ResolvedModel | null;
+          try {
+            model = await this.registry.resolve(id);
+          } catch (err) {
+            if (!(err instanceof ModelError)) throw err;
+            next('load_failed', ApiError.unavailable(`model ${id} cannot be served: ${err.message}`, 'cannot_place'));
+            continue;
+          }
+          if (!model) continue;
+          if (!last && (await this.overloaded(id))) {
+            next('overloaded', ApiError.overloaded(`model ${id} is overloaded`));
+            continue;
+          }
+          prepared = request.build(model);
+          this.metrics.validationDuration.observe(prepared.validationMs / 1000);
+          reservation ??= await this.limiter.reserve(
+            principal,
+            prepared.inputIds.length + prepared.parameters.maxNewTokens,
+          );
+          let streamed = 0;
+          const current = prepared;
+          try {
+            outcome = await this.generation.run(prepared, {
+              signal: controller.signal,
+              onToken: request.onToken
+                ? (event) => {
+                    if (streamed++ === 0) firstTokenAt = performance.now();
+                    request.onToken!(event, current);
+                  }
+                : undefined,
+            });
+            break;
+          } catch (err) {
+            if (!(err instanceof ApiError) || streamed > 0 || !RETRYABLE.has(err.errorType)) throw err;
+            next(err.errorType === 'generation' ? 'generation' : 'load_failed', err);
+          }
+        }
+      } finally {
+        res.off('close', onClose);
+        reservation?.settle(outcome ? outcome.final.inputTokens + outcome.final.details.generatedTokens : 0);
+      }
+      if (!outcome || !prepared) throw ApiError.unavailable('no model could serve the request');
       const timings = this.timings(prepared, outcome);
-      this.metrics.success.inc();
-      this.metrics.duration.observe(timings.totalMs / 1000);
-      this.metrics.queueDuration.observe(timings.queueMs / 1000);
-      this.metrics.inferenceDuration.observe(timings.inferenceMs / 1000);
-      this.metrics.timePerToken.observe(timings.timePerTokenMs / 1000);
-      this.metrics.generatedTokens.observe(outcome.final.details.generatedTokens);
-      return { outcome, timings };
+      this.observe(prepared, outcome, timings);
+      return { prepared, outcome, timings };
     } catch (err) {
-      this.metrics.failure.inc({ err: err instanceof ApiError ? err.errorType : 'internal' });
+      failure = err instanceof ApiError ? err : new ApiError(500, 'internal', (err as Error).message);
+      this.metrics.failure.inc({ err: failure.errorType });
       throw err;
     } finally {
-      res.off('close', onClose);
-      this.metrics.release();
+      if (admitted) this.metrics.release();
+      const final = outcome?.final;
+      this.usage.record({
+        requestId,
+        keyId: principal.keyId,
+        requestedModel: requested,
+        servedModel: outcome ? prepared!.model.spec.id : null,
+        route: request.route,
+        promptTokens: final?.inputTokens ?? prepared?.inputIds.length ?? 0,
+        generatedTokens: final?.details.generatedTokens ?? 0,
+        finishReason: final?.details.finishReason ?? null,
+        status: failure ? failure.status : 200,
+        errorType: failure?.errorType ?? null,
+        queueMs: outcome && prepared ? this.timings(prepared, outcome).queueMs : null,
+        ttftMs: firstTokenAt > 0 ? firstTokenAt - started : null,
+        totalMs: performance.now() - started,
+        createdAt: new Date(),
+      });
     }
+  }
+
+  private checkAllowed(principal: Principal, id: string): void {
+    if (!this.allowed(principal, id)) {
+      throw new ApiError(403, 'model_not_allowed', `this key may not use model "${id}"`);
+    }
+  }
+
+  private allowed(principal: Principal, id: string): boolean {
+    return principal.allowedModels === null || principal.allowedModels.includes(id);
+  }
+
+  /** The requested model, then its fallbacks (the client's own list, or the registry's), depth first, once each. */
+  private async candidates(requested: string, own: unknown): Promise<string[]> {
+    let first: string[] | null = null;
+    if (own !== undefined && own !== null) {
+      if (
+        !Array.isArray(own) ||
+        own.length > MAX_CANDIDATES ||
+        !own.every((m) => typeof m === 'string' && isValidId(m))
+      ) {
+        throw ApiError.validation(`\`fallbacks\` must be a list of at most ${MAX_CANDIDATES} model ids`);
+      }
+      first = own as string[];
+    }
+    const out: string[] = [];
+    const visit = async (id: string, list: string[] | null) => {
+      if (out.includes(id) || out.length >= MAX_CANDIDATES) return;
+      out.push(id);
+      const fallbacks = list ?? (await this.registry.record(id))?.fallbacks ?? [];
+      for (const f of fallbacks) await visit(f, null);
+    };
+    await visit(requested, first);
+    return out;
+  }
+
+  /** A model's queue waits too long on every worker that holds it. */
+  private async overloaded(id: string): Promise<boolean> {
+    const { loaded } = await this.workers.holders(id);
+    if (loaded.length === 0) return false;
+    return loaded.every(
+      (w) => (w.models.find((m) => m.id === id)?.oldestQueuedMs ?? 0) > this.config.fallbackQueueWaitMs,
+    );
+  }
+
+  private observe(prepared: PreparedRequest, outcome: GenerationOutcome, timings: Timings): void {
+    this.metrics.success.inc();
+    this.metrics.duration.observe(timings.totalMs / 1000);
+    this.metrics.queueDuration.observe(timings.queueMs / 1000);
+    this.metrics.inferenceDuration.observe(timings.inferenceMs / 1000);
+    this.metrics.timePerToken.observe(timings.timePerTokenMs / 1000);
+    this.metrics.generatedTokens.observe(outcome.final.details.generatedTokens);
+    this.metrics.inputLength.observe(prepared.inputIds.length);
+    this.metrics.maxNewTokens.observe(prepared.parameters.maxNewTokens);
   }
 
   private timings(prepared: PreparedRequest, outcome: GenerationOutcome): Timings {
@@ -176,11 +352,8 @@ export class InferenceService {
 }
 
 /** TGI's timing headers, plus the served model. */
-export function timingHeaders(
-  prepared: PreparedRequest,
-  outcome: GenerationOutcome,
-  t: Timings,
-): Record<string, string> {
+export function timingHeaders(served: Served): Record<string, string> {
+  const { prepared, outcome, timings: t } = served;
   const ms = (v: number) => String(Math.round(v));
   return {
     'x-compute-type': prepared.computeType,

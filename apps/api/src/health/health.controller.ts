@@ -2,8 +2,10 @@ import { Controller, Get, HttpCode, Inject } from '@nestjs/common';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { WorkerDirectory } from '../redis/worker-directory.service';
+import { Public } from '../auth/auth.guard';
 
 /** TGI's readiness probe: 200 once a live worker has the default model loaded, 503 before that. */
+@Public()
 @Controller()
 export class HealthController {
   constructor(

@@ -1,8 +1,10 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { InferenceService } from '../generation/inference.service';
+import { Public } from '../auth/auth.guard';
 
 /** TGI's `GET /info`: the default model and the limits it is served under. */
+@Public()
 @Controller()
 export class InfoController {
   constructor(

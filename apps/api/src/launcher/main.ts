@@ -5,6 +5,7 @@
  * dies makes the launcher stop the others and exit non-zero.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_SCHEDULER_CONFIG } from '@switchyard/batching';
@@ -14,6 +15,8 @@ import { API_USAGE, ApiConfig, ConfigError, readApiConfig } from '../config/api-
 import { createDataSource } from '../database/data-source';
 import { migrate } from '../database/migrate';
 import { upsertModel } from '../registry/model-registry.service';
+import { generateKey, hashKey } from '../auth/api-keys.service';
+import type { DataSource } from 'typeorm';
 
 const API_MAIN = join(__dirname, '..', 'main.js');
 const WORKER_MAIN = join(__dirname, '../../../gpu-worker/src/main.js');
@@ -83,10 +86,31 @@ async function register(config: ApiConfig): Promise<void> {
   const dataSource = await createDataSource(config.databaseUrl).initialize();
   try {
     await upsertModel(dataSource, config.modelName, config.modelDir, bytes);
+    log(`registered ${config.modelName}`);
+    if (!config.disableAuth && !config.adminKey) await ensureAdminKey(dataSource);
   } finally {
     await dataSource.destroy();
   }
-  log(`registered ${config.modelName}`);
+}
+
+/** With no SWITCHYARD_ADMIN_KEY and no admin key in the database yet, makes one and prints it, once. */
+async function ensureAdminKey(dataSource: DataSource): Promise<void> {
+  const found = (await dataSource.query(
+    `SELECT 1 FROM api_keys WHERE 'admin' = ANY(scopes) AND revoked_at IS NULL
+       AND (expires_at IS NULL OR expires_at > now()) LIMIT 1`,
+  )) as unknown[];
+  if (found.length > 0) return;
+  const key = generateKey();
+  await dataSource.query(`INSERT INTO api_keys (id, name, key_hash, prefix, scopes) VALUES ($1, $2, $3, $4, $5)`, [
+    randomUUID(),
+    'admin (made at first start)',
+    hashKey(key),
+    key.slice(0, 9),
+    ['inference', 'admin'],
+  ]);
+  log('created an admin key. It is shown this once and stored only as a hash: keep it now.');
+  log(`  SWITCHYARD_KEY=${key}`);
+  log('  (or set SWITCHYARD_ADMIN_KEY yourself before starting)');
 }
 
 async function main(): Promise<void> {
@@ -97,7 +121,11 @@ async function main(): Promise<void> {
   }
   const config = readApiConfig(argv, process.env);
   await register(config);
-  if (config.disableAuth) log('--disable-auth: every route is open to anyone who can reach the port');
+  if (config.disableAuth) {
+    log(
+      'WARNING: --disable-auth: no API keys are checked; every route, admin included, is open to anyone who can reach the port',
+    );
+  }
 
   const children: Child[] = [
     { name: 'API', process: spawn(process.execPath, [API_MAIN, ...argv], { stdio: 'inherit' }) },

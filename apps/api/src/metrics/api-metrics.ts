@@ -55,6 +55,10 @@ export class ApiMetrics {
     'max_new_tokens per request',
     TOKEN_BUCKETS,
   );
+  readonly fallbacks = this.registry.counter(
+    'switchyard_fallbacks_total',
+    'Requests moved to a fallback model, by the model they left, the one they went to, and why',
+  );
   readonly inFlight = this.registry.gauge('switchyard_requests_in_flight', 'Generation requests being served');
   readonly openStreams = this.registry.gauge('switchyard_open_streams', 'Token streams the API is reading');
 

@@ -3,8 +3,10 @@ import { mergeFamilies, renderMetrics } from '@switchyard/batching';
 import { WorkerDirectory } from '../redis/worker-directory.service';
 import { StreamHub } from '../generation/stream-hub';
 import { ApiMetrics } from './api-metrics';
+import { Public } from '../auth/auth.guard';
 
 /** `GET /metrics`: the API's request metrics and every live worker's batch and pool metrics, in one text. */
+@Public()
 @Controller()
 export class MetricsController {
   constructor(

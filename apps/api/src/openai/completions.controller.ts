@@ -11,6 +11,7 @@ import { ApiError } from '../common/api-error';
 import { sendError } from '../common/error.filter';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { InferenceService, PreparedRequest, timingHeaders } from '../generation/inference.service';
+import type { ResolvedModel } from '../registry/model-registry.service';
 import { includeUsage, openAiFinishReason, requireObject, sse, toTgiParameters, usage } from './openai-params';
 
 type Kind = 'chat' | 'completion';
@@ -54,28 +55,27 @@ export class CompletionsController {
   @HttpCode(200)
   async chat(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const body = requireObject(raw);
-    const model = await this.inference.model(body.model);
     const messages = chatMessages(body.messages);
-    const template = model.description.chatTemplate;
-    if (!template) throw ApiError.validation(`model ${model.spec.id} has no chat template: use /v1/completions`);
-    let prompt: string;
-    try {
-      prompt = template.render(messages, { addGenerationPrompt: true });
-    } catch (err) {
-      if (err instanceof ChatTemplateError) throw ApiError.validation(err.message);
-      throw err;
-    }
-    const prepared = this.inference.prepare(req, model, prompt, toTgiParameters(body, null), {
-      stream: body.stream === true,
+    const parameters = toTgiParameters(body, null);
+    const stream = body.stream === true;
+    await this.respond('chat', body, req, res, (model) => {
+      const template = model.description.chatTemplate;
+      if (!template) throw ApiError.validation(`model ${model.spec.id} has no chat template: use /v1/completions`);
+      let prompt: string;
+      try {
+        prompt = template.render(messages, { addGenerationPrompt: true });
+      } catch (err) {
+        if (err instanceof ChatTemplateError) throw ApiError.validation(err.message);
+        throw err;
+      }
+      return this.inference.prepare(req, model, prompt, parameters, { stream });
     });
-    await this.respond('chat', body, prepared, req, res);
   }
 
   @Post('completions')
   @HttpCode(200)
   async completions(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const body = requireObject(raw);
-    const model = await this.inference.model(body.model);
     let prompt = body.prompt;
     if (Array.isArray(prompt)) {
       if (prompt.length !== 1) throw ApiError.validation('`prompt` must be a string or a list of one string');
@@ -85,24 +85,34 @@ export class CompletionsController {
     if (body.suffix !== undefined && body.suffix !== null) throw ApiError.validation('`suffix` is not supported');
     const parameters = toTgiParameters(body, COMPLETIONS_DEFAULT_MAX_TOKENS);
     if (body.echo === true) parameters.return_full_text = true;
-    const prepared = this.inference.prepare(req, model, prompt, parameters, { stream: body.stream === true });
-    await this.respond('completion', body, prepared, req, res);
+    const stream = body.stream === true;
+    await this.respond('completion', body, req, res, (model) =>
+      this.inference.prepare(req, model, prompt, parameters, { stream }),
+    );
   }
 
   private async respond(
     kind: Kind,
     body: Record<string, unknown>,
-    prepared: PreparedRequest,
     req: Request,
     res: Response,
+    build: (model: ResolvedModel) => PreparedRequest,
   ): Promise<void> {
-    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${prepared.requestId}`;
+    const requestId = this.inference.requestId(req);
+    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${requestId}`;
     const created = Math.floor(Date.now() / 1000);
-    const model = prepared.model.spec.id;
     const fingerprint = `switchyard-${this.config.version}`;
     const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
+    const route = kind === 'chat' ? '/v1/chat/completions' : '/v1/completions';
     if (body.stream !== true) {
-      const { outcome, timings } = await this.inference.execute(prepared, res);
+      const served = await this.inference.serve(req, res, {
+        route,
+        model: body.model,
+        fallbacks: body.fallbacks,
+        stream: false,
+        build,
+      });
+      const { prepared, outcome } = served;
       const { final } = outcome;
       const text = prepared.parameters.returnFullText ? prepared.inputText + final.generatedText : final.generatedText;
       const finish_reason = openAiFinishReason(final.details.finishReason);
@@ -110,12 +120,12 @@ export class CompletionsController {
         kind === 'chat'
           ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason }
           : { index: 0, text, logprobs: null, finish_reason };
-      res.set(timingHeaders(prepared, outcome, timings));
+      res.set(timingHeaders(served));
       res.json({
         id,
         object,
         created,
-        model,
+        model: prepared.model.spec.id,
         system_fingerprint: fingerprint,
         choices: [choice],
         usage: usage(final.inputTokens, final.details.generatedTokens),
@@ -125,6 +135,7 @@ export class CompletionsController {
 
     const withUsage = includeUsage(body);
     const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+    let model = '';
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
       sse({
         id,
@@ -140,8 +151,9 @@ export class CompletionsController {
       kind === 'chat'
         ? { index: 0, delta: text === '' && finish ? {} : { content: text }, logprobs: null, finish_reason: finish }
         : { index: 0, text, logprobs: null, finish_reason: finish };
-    const open = () => {
+    const open = (prepared: PreparedRequest) => {
       if (res.headersSent) return;
+      model = prepared.model.spec.id;
       res.status(200).set({
         'content-type': 'text/event-stream',
         'cache-control': 'no-cache',
@@ -157,13 +169,19 @@ export class CompletionsController {
         res.write(chunk([delta(prepared.inputText)]));
       }
     };
-    const onToken = (event: TokenEvent) => {
-      open();
-      if (!event.token.special) res.write(chunk([delta(event.token.text)]));
-    };
     try {
-      const { outcome } = await this.inference.execute(prepared, res, { onToken });
-      open();
+      const { prepared, outcome } = await this.inference.serve(req, res, {
+        route,
+        model: body.model,
+        fallbacks: body.fallbacks,
+        stream: true,
+        build,
+        onToken: (event: TokenEvent, current) => {
+          open(current);
+          if (!event.token.special) res.write(chunk([delta(event.token.text)]));
+        },
+      });
+      open(prepared);
       const { final, lastToken } = outcome;
       if (lastToken && !lastToken.token.special) res.write(chunk([delta(lastToken.token.text)]));
       res.write(chunk([delta('', openAiFinishReason(final.details.finishReason))]));

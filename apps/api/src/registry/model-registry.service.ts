@@ -35,6 +35,17 @@ export class ModelRegistry {
     return this.config.modelName;
   }
 
+  /** The registry row, enabled or not (cached briefly); null when there is none. */
+  record(id: string): Promise<ModelEntity | null> {
+    return this.row(id);
+  }
+
+  /** Forgets cached rows, after an admin change on this replica. */
+  invalidate(id?: string): void {
+    if (id) this.rows.delete(id);
+    else this.rows.clear();
+  }
+
   /** The model, or null when no enabled model has that id. A broken directory throws its `ModelError`. */
   async resolve(id: string): Promise<ResolvedModel | null> {
     const row = await this.row(id);

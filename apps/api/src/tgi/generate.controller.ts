@@ -1,7 +1,7 @@
 /**
  * TGI's generation routes: `POST /generate` (JSON), `POST /generate_stream` (SSE) and `POST /`, which answers
  * like TGI's compat route: an array when `stream` is false, an SSE stream when it is true. The model is the
- * body's `model`, the `x-model` header, or the launcher's default.
+ * body's `model`, the `x-model` header, or the launcher's default; `fallbacks` may name the request's own.
  */
 import { Body, Controller, HttpCode, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
@@ -15,6 +15,7 @@ interface GenerateBody {
   inputs?: unknown;
   parameters?: unknown;
   model?: unknown;
+  fallbacks?: unknown;
   stream?: unknown;
 }
 
@@ -32,54 +33,51 @@ export class GenerateController {
   @Post('generate')
   @HttpCode(200)
   async generate(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const prepared = await this.prepare(raw, req, false);
-    const result = await this.runJson(prepared, res);
-    res.json(result);
+    res.json(await this.runJson(body(raw), req, res, '/generate'));
   }
 
   @Post('generate_stream')
   async generateStream(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const prepared = await this.prepare(raw, req, true);
-    await this.runStream(prepared, req, res);
+    await this.runStream(body(raw), req, res, '/generate_stream');
   }
 
   /** TGI's compat route. */
   @Post()
   async compat(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const { stream } = body(raw);
-    if (stream !== undefined && typeof stream !== 'boolean') throw ApiError.validation('`stream` must be a boolean');
-    const prepared = await this.prepare(raw, req, stream === true);
-    if (stream === true) {
-      await this.runStream(prepared, req, res);
+    const b = body(raw);
+    if (b.stream !== undefined && typeof b.stream !== 'boolean')
+      throw ApiError.validation('`stream` must be a boolean');
+    if (b.stream === true) {
+      await this.runStream(b, req, res, '/');
       return;
     }
-    const result = await this.runJson(prepared, res);
+    const result = await this.runJson(b, req, res, '/');
     res.status(200).json([result]);
   }
 
-  private async prepare(raw: unknown, req: Request, stream: boolean): Promise<PreparedRequest> {
-    const { inputs, parameters, model } = body(raw);
-    const resolved = await this.inference.model(model ?? req.header('x-model'));
-    return this.inference.prepare(req, resolved, inputs, parameters, { stream });
-  }
-
-  private async runJson(prepared: PreparedRequest, res: Response) {
-    const { outcome, timings } = await this.inference.execute(prepared, res);
-    res.set(timingHeaders(prepared, outcome, timings));
-    const { parameters } = prepared;
+  private async runJson(b: GenerateBody, req: Request, res: Response, route: string) {
+    const served = await this.inference.serve(req, res, {
+      route,
+      model: b.model ?? req.header('x-model'),
+      fallbacks: b.fallbacks,
+      stream: false,
+      build: (model) => this.inference.prepare(req, model, b.inputs, b.parameters, { stream: false }),
+    });
+    res.set(timingHeaders(served));
+    const { prepared, outcome } = served;
     return generateResponse(outcome.final, prepared.inputText, {
       details: prepared.wantDetails,
-      returnFullText: parameters.returnFullText,
-      topNTokens: parameters.topNTokens,
+      returnFullText: prepared.parameters.returnFullText,
+      topNTokens: prepared.parameters.topNTokens,
     });
   }
 
   /**
-   * SSE: headers go out with the first token, so an error before it (validation, placement, overload) is
-   * still a plain HTTP error; after it, an error is a `data:{"error",...}` event.
+   * SSE: headers go out with the first token, so an error before it (validation, placement, overload, a model
+   * that falls back) is still a plain HTTP answer; after it, an error is a `data:{"error",...}` event.
    */
-  private async runStream(prepared: PreparedRequest, req: Request, res: Response): Promise<void> {
-    const open = () => {
+  private async runStream(b: GenerateBody, req: Request, res: Response, route: string): Promise<void> {
+    const open = (prepared: PreparedRequest) => {
       if (res.headersSent) return;
       res.status(200).set({
         'content-type': 'text/event-stream',
@@ -90,22 +88,25 @@ export class GenerateController {
       });
       res.flushHeaders();
     };
-    const onToken = (event: TokenEvent) => {
-      open();
-      res.write(streamTokenEvent(event));
-    };
     try {
-      const { outcome } = await this.inference.execute(prepared, res, { onToken });
-      open();
-      const last = outcome.lastToken ?? outcome.final.details.tokens.at(-1);
-      const lastEvent: TokenEvent =
-        outcome.lastToken ??
-        ({
-          type: 'token',
-          index: Math.max(0, outcome.final.details.generatedTokens - 1),
-          token: last!,
-          topTokens: [],
-        } as TokenEvent);
+      const { prepared, outcome } = await this.inference.serve(req, res, {
+        route,
+        model: b.model ?? req.header('x-model'),
+        fallbacks: b.fallbacks,
+        stream: true,
+        build: (model) => this.inference.prepare(req, model, b.inputs, b.parameters, { stream: true }),
+        onToken: (event, current) => {
+          open(current);
+          res.write(streamTokenEvent(event));
+        },
+      });
+      open(prepared);
+      const lastEvent: TokenEvent = outcome.lastToken ?? {
+        type: 'token',
+        index: Math.max(0, outcome.final.details.generatedTokens - 1),
+        token: outcome.final.details.tokens.at(-1)!,
+        topTokens: [],
+      };
       res.write(
         streamFinalEvent(lastEvent, outcome.final, prepared.inputText, {
           details: prepared.wantDetails,

@@ -1,5 +1,7 @@
 /** TGI's `POST /tokenize`: the prompt's tokens with their text and character offsets, as the model sees them. */
-import { Body, Controller, Headers, HttpCode, Post } from '@nestjs/common';
+import { Body, Controller, Headers, HttpCode, Post, Req } from '@nestjs/common';
+import type { Request } from 'express';
+import { principalOf } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
 import { InferenceService } from '../generation/inference.service';
 
@@ -9,13 +11,13 @@ export class TokenizeController {
 
   @Post('tokenize')
   @HttpCode(200)
-  async tokenize(@Body() raw: unknown, @Headers('x-model') header?: string) {
+  async tokenize(@Body() raw: unknown, @Req() req: Request, @Headers('x-model') header?: string) {
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
       throw ApiError.validation('the request body must be a JSON object with `inputs`');
     }
     const { inputs, model } = raw as { inputs?: unknown; model?: unknown };
     if (typeof inputs !== 'string') throw ApiError.validation('`inputs` must be a string');
-    const resolved = await this.inference.model(model ?? header);
+    const resolved = await this.inference.model(model ?? header, principalOf(req));
     const { tokenizer } = resolved.description;
     const ids = tokenizer.encode(inputs);
     if (ids.length > resolved.limits.maxInputTokens) {

@@ -1,0 +1,36 @@
+/** `GET /admin/workers`: the live workers, their models (loading or loaded) and their memory. */
+import { Controller, Get } from '@nestjs/common';
+import { RequireScope } from '../auth/auth.guard';
+import { WorkerDirectory } from '../redis/worker-directory.service';
+
+@RequireScope('admin')
+@Controller('admin/workers')
+export class WorkersController {
+  constructor(private readonly workers: WorkerDirectory) {}
+
+  @Get()
+  async list() {
+    const beats = await this.workers.live();
+    return beats
+      .map((b) => ({
+        id: b.id,
+        host: b.host,
+        pid: b.pid,
+        started_at: new Date(b.startedAt).toISOString(),
+        heartbeat_at: new Date(b.at).toISOString(),
+        draining: b.draining,
+        memory: { used_bytes: b.memory.used, budget_bytes: b.memory.budget },
+        event_loop_max_ms: b.eventLoop?.worstMs ?? null,
+        models: b.models.map((m) => ({
+          id: m.id,
+          state: m.state,
+          bytes: m.bytes,
+          pinned: m.pinned,
+          active: m.running,
+          waiting: m.waiting + m.queued,
+          oldest_queued_ms: m.oldestQueuedMs,
+        })),
+      }))
+      .sort((a, b) => a.id.localeCompare(b.id));
+  }
+}
