@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { REPO_ROOT } from './repo';
 
 const LAUNCHER = join(REPO_ROOT, 'dist/apps/api/src/launcher/main.js');
+const API_MAIN = join(REPO_ROOT, 'dist/apps/api/src/main.js');
 export const TEST_DATABASE_URL =
   process.env.SWITCHYARD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/switchyard_test';
 const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -75,6 +76,49 @@ export class LaunchedPlatform {
         reject(new Error(`the launcher exited (${code}) during start-up:\n${this.log}`));
       });
     });
+  }
+
+  /**
+   * A second API process on the same Redis and Postgres (another replica behind a load balancer would be this).
+   * Resolves once it answers /health.
+   */
+  async startReplica(): Promise<{ url: string; stop: () => Promise<void> }> {
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      [
+        API_MAIN,
+        '--port',
+        String(port),
+        '--redis-prefix',
+        this.prefix,
+        '--redis-url',
+        REDIS_URL,
+        '--database-url',
+        TEST_DATABASE_URL,
+      ],
+      { cwd: REPO_ROOT, stdio: 'ignore', env: { ...process.env, SWITCHYARD_ADMIN_KEY: this.adminKey } },
+    );
+    const url = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`the replica exited (${child.exitCode})`);
+      const ok = await fetch(`${url}/health`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error('the replica did not come up');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return {
+      url,
+      stop: () =>
+        new Promise<void>((resolve) => {
+          child.on('exit', () => resolve());
+          child.kill('SIGTERM');
+        }),
+    };
   }
 
   /** Headers that authenticate as the admin (or as `key`). */
