@@ -3,14 +3,14 @@
  * batching and one request at a time, all measured in one run on one model. Prints tables and writes JSON to
  * bench/results/. `-- --quick` runs a short version (CI's smoke); `-- --model demo-tiny` picks another model.
  */
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { defaultParameters, Engine, EngineConfig, EngineRequest, Rng } from '@switchyard/batching';
-import { loadModel, LoadedModel } from '@switchyard/models';
+import { Rng } from '@switchyard/batching';
+import { loadModel } from '@switchyard/models';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
-import { rawLoop, RawLoopResult } from './raw-loop';
+import { engineRun, limitTable, mixedWorkload, ModeResult, replay } from './engine-scenarios';
+import { rawLoop } from './raw-loop';
 import { PromptSource } from './support/prompts';
-import { machine, percentile, table, writeResult } from './support/stats';
+import { machine, table, writeResult } from './support/stats';
 
 const { values: args } = parseArgs({
   options: {
@@ -25,126 +25,6 @@ function log(line: string): void {
   console.log(line);
 }
 
-async function limitTable(model: LoadedModel, prompts: PromptSource, rng: Rng): Promise<RawLoopResult[]> {
-  const results: RawLoopResult[] = [];
-  for (const batch of quick ? [1, 8] : [1, 8, 32, 64]) {
-    const rows = Array.from({ length: batch }, () => prompts.take(rng, 128));
-    results.push(await rawLoop(model, rows, quick ? 9 : 33));
-  }
-  return results;
-}
-
-async function engineRun(model: LoadedModel, prompts: number[][], newTokens: number) {
-  const engine = new Engine(model, { maxBatchSize: 64 });
-  const started = performance.now();
-  await Promise.all(
-    prompts.map((inputIds, i) =>
-      engine.generate({
-        id: `eff-${i}`,
-        inputIds,
-        parameters: defaultParameters({ maxNewTokens: newTokens, ignoreEos: true }),
-      }),
-    ),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  return { seconds, tokensPerSecond: (prompts.length * newTokens) / seconds };
-}
-
-interface Arrival {
-  at: number;
-  inputIds: number[];
-  maxNewTokens: number;
-}
-
-function mixedWorkload(prompts: PromptSource, rng: Rng, count: number, ratePerSecond: number): Arrival[] {
-  const arrivals: Arrival[] = [];
-  let t = 0;
-  for (let i = 0; i < count; i++) {
-    t += -Math.log(1 - rng.next()) / ratePerSecond;
-    const length = 8 + Math.floor(rng.next() * 249);
-    arrivals.push({
-      at: t * 1000,
-      inputIds: prompts.take(rng, length),
-      maxNewTokens: 16 + Math.floor(rng.next() * 241),
-    });
-  }
-  return arrivals;
-}
-
-interface ModeResult {
-  mode: string;
-  requests: number;
-  tokens: number;
-  seconds: number;
-  tokensPerSecond: number;
-  ttftP50: number;
-  ttftP99: number;
-  latencyP50: number;
-  latencyP99: number;
-  maxBatch: number;
-}
-
-async function replay(
-  model: LoadedModel,
-  mode: string,
-  config: Partial<EngineConfig>,
-  arrivals: Arrival[],
-): Promise<ModeResult> {
-  const engine = new Engine(model, config);
-  let maxBatch = 0;
-  engine.onStep = (s) => {
-    maxBatch = Math.max(maxBatch, s.batchSize);
-  };
-  const ttft: number[] = [];
-  const latency: number[] = [];
-  let tokens = 0;
-  const start = performance.now();
-  await Promise.all(
-    arrivals.map(
-      (a, i) =>
-        new Promise<void>((resolve, reject) => {
-          setTimeout(
-            () => {
-              const submitted = performance.now();
-              let first = 0;
-              const request: EngineRequest = {
-                id: `${mode}-${i}`,
-                inputIds: a.inputIds,
-                parameters: defaultParameters({ maxNewTokens: a.maxNewTokens, ignoreEos: true, details: false }),
-              };
-              engine.submit(request, (event) => {
-                if (event.type === 'token') {
-                  tokens++;
-                  if (first === 0) {
-                    first = performance.now();
-                    ttft.push(first - submitted);
-                  }
-                } else if (event.type === 'final') {
-                  latency.push(performance.now() - submitted);
-                  resolve();
-                } else reject(new Error(event.message));
-              });
-            },
-            Math.max(0, a.at - (performance.now() - start)),
-          );
-        }),
-    ),
-  );
-  const seconds = (performance.now() - start) / 1000;
-  return {
-    mode,
-    requests: arrivals.length,
-    tokens,
-    seconds,
-    tokensPerSecond: tokens / seconds,
-    ttftP50: percentile(ttft, 50),
-    ttftP99: percentile(ttft, 99),
-    latencyP50: percentile(latency, 50),
-    latencyP99: percentile(latency, 99),
-    maxBatch,
-  };
-}
-
 async function main(): Promise<void> {
   const threads = Number(args.threads);
   const model = await loadModel(modelDir(args.model!), { intraOpThreads: threads });
@@ -156,7 +36,7 @@ async function main(): Promise<void> {
   await rawLoop(model, [prompts.take(rng, 16)], 8); // warm-up
 
   log('\n1. The limit: raw session.run decode loop, prompt 128 tokens');
-  const limit = await limitTable(model, prompts, rng);
+  const limit = await limitTable(model, prompts, rng, quick ? [1, 8] : [1, 8, 32, 64], quick ? 9 : 33);
   log(
     table(
       ['batch', 'ms/step', 'tokens/s'],

@@ -1,7 +1,8 @@
 /**
  * The API's documentation: `GET /api-doc/openapi.json` (the OpenAPI document, at TGI's path for it) and
  * `GET /docs`, the same document rendered server-side as one self-contained HTML page: no scripts, no external
- * styles or fonts, every text from the document escaped. Both are built once, when the controller is made.
+ * styles or fonts, every text from the document escaped. Both are built once, when the controller is made, and
+ * both are public: the page shows which key each route needs.
  */
 import { Controller, Get, Header, Inject } from '@nestjs/common';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
@@ -97,9 +98,12 @@ class PageRenderer {
     show('>', 'exclusiveMinimum');
     show('<=', 'maximum');
     show('<', 'exclusiveMaximum');
+    show('format', 'format');
     show('min length', 'minLength');
+    show('max length', 'maxLength');
     show('min items', 'minItems');
     show('max items', 'maxItems');
+    show('unique items', 'uniqueItems');
     show('pattern', 'pattern');
     return out;
   }
@@ -145,10 +149,51 @@ class PageRenderer {
   private fieldTable(raw: unknown): string {
     const rows = this.fieldRows(raw);
     if (rows.length === 0) return '';
+    const closed = this.resolve(raw).additionalProperties === false;
     return (
       '<table><thead><tr><th>Field</th><th>Type</th><th>Required</th><th>Description</th></tr></thead>' +
-      `<tbody>${rows.join('')}</tbody></table>`
+      `<tbody>${rows.join('')}</tbody></table>` +
+      (closed ? '<p class="c">No other field is accepted.</p>' : '')
     );
+  }
+
+  /** Who may call an operation: its own security requirements, else the document's. */
+  private security(op: Json): string {
+    const requirements = Array.isArray(op.security)
+      ? op.security
+      : Array.isArray(this.doc.security)
+        ? this.doc.security
+        : null;
+    if (requirements === null) return '';
+    const alternatives = requirements.filter(isObject).map((requirement) => {
+      const schemes = Object.entries(requirement).map(([name, roles]) => {
+        const label = `<a href="#${escapeHtml(anchor('security', name))}">${escapeHtml(name)}</a>`;
+        const scopes = Array.isArray(roles) ? roles.map((r) => `<code>${escapeHtml(String(r))}</code>`) : [];
+        return scopes.length > 0 ? `${label} with ${scopes.join(' and ')}` : label;
+      });
+      return schemes.length > 0 ? schemes.join(' and ') : 'none';
+    });
+    return `<p class="auth"><strong>Authentication:</strong> ${alternatives.length > 0 ? alternatives.join(' or ') : 'none'}.</p>`;
+  }
+
+  /** The document's security schemes, each with its own anchor. */
+  private securitySchemes(): string {
+    const components = isObject(this.doc.components) ? this.doc.components : {};
+    const schemes = isObject(components.securitySchemes) ? components.securitySchemes : {};
+    const sections = Object.entries(schemes).map(([name, raw]) => {
+      const scheme = this.resolve(raw);
+      const kind = [scheme.type, scheme.scheme, scheme.in, scheme.name]
+        .filter((part) => typeof part === 'string')
+        .map((part) => `<code>${escapeHtml(String(part))}</code>`)
+        .join(' ');
+      const format =
+        typeof scheme.bearerFormat === 'string' ? `, format <code>${escapeHtml(scheme.bearerFormat)}</code>` : '';
+      return (
+        `<section class="schema" id="${escapeHtml(anchor('security', name))}"><h3>${escapeHtml(name)}</h3>` +
+        `<p>${kind}${format}</p>${scheme.description ? `<p>${prose(scheme.description)}</p>` : ''}</section>`
+      );
+    });
+    return sections.length ? `<h2 id="authentication">Authentication</h2>${sections.join('')}` : '';
   }
 
   /** A body's media types and fields; `fields: false` names the schema only (it has its own section). */
@@ -220,6 +265,7 @@ class PageRenderer {
       `<h3><span class="method ${escapeHtml(method)}">${escapeHtml(method.toUpperCase())}</span> ` +
       `<code>${escapeHtml(path)}</code> <span class="summary">${prose(op.summary)}</span></h3>` +
       (op.description ? `<p>${prose(op.description)}</p>` : '') +
+      this.security(op) +
       this.parameters(op.parameters) +
       requestBody +
       this.responses(op.responses) +
@@ -328,7 +374,7 @@ ${info.description ? `<p>${prose(info.description)}</p>` : ''}
 <p>The OpenAPI document: <a href="/api-doc/openapi.json">/api-doc/openapi.json</a>.</p>
 </header>
 <nav><h2>Routes</h2><ul>${nav}</ul></nav>
-<main>${main}${this.schemas()}</main>
+<main>${this.securitySchemes()}${main}${this.schemas()}</main>
 </body>
 </html>
 `;

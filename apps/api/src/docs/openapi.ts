@@ -1,9 +1,11 @@
 /**
  * The API's OpenAPI 3.1 document, written by hand: every route the API serves (TGI's, OpenAI's, the service
- * routes and the docs themselves), with request bodies, response bodies, headers and errors as the controllers
- * produce them. `GET /api-doc/openapi.json` serves it and `GET /docs` renders it; a spec keeps it in step with
- * the controllers' routes.
+ * routes, the admin routes and the docs themselves), with request bodies, response bodies, headers, errors and
+ * the API key each needs, as the controllers and the auth guard produce them. `GET /api-doc/openapi.json`
+ * serves it and `GET /docs` renders it; a spec keeps it in step with the controllers' routes and their
+ * `@Public()` and `@RequireScope()` marks.
  */
+import { ID_PATTERN } from '@switchyard/batching';
 
 type Json = Record<string, unknown>;
 
@@ -16,24 +18,191 @@ const json = (body: Json): Json => ({ 'application/json': { schema: body } });
 const TGI_TAG = 'Text Generation Inference';
 const OPENAI_TAG = 'OpenAI';
 const SERVICE_TAG = 'Service';
+const ADMIN_TAG = 'Administration';
 const DOCS_TAG = 'Documentation';
 
-/** The error responses of a route family, by status. */
-function errors(family: 'Tgi' | 'OpenAi', statuses: number[]): Json {
-  const names: Record<number, string> = {
-    400: 'BadRequest',
-    404: 'ModelNotFound',
-    413: 'PayloadTooLarge',
-    422: 'Validation',
-    424: 'Generation',
-    429: 'Overloaded',
-    500: 'Internal',
-    503: 'Unavailable',
-  };
-  return Object.fromEntries(statuses.map((s) => [String(s), ref('responses', `${family}${names[s]}`)]));
+/** The security scheme: an API key as a bearer token. Its requirement's roles name the scope a route needs. */
+const API_KEY = 'ApiKey';
+/** The requirement of the inference routes (the document's default) and of the admin routes. */
+const NEEDS_INFERENCE: Json[] = [{ [API_KEY]: ['inference'] }];
+const NEEDS_ADMIN: Json[] = [{ [API_KEY]: ['admin'] }];
+/** The public routes' requirement: none. */
+const PUBLIC: Json[] = [];
+
+/** How many models a generation request may try: the one it names and its fallbacks. */
+const MAX_CANDIDATES = 8;
+
+type Family = 'Tgi' | 'OpenAi' | 'Admin';
+
+/** An error response: its status, what causes it, and `[error_type, message]` examples (one per error type). */
+interface ErrorSpec {
+  status: number;
+  description: string;
+  examples: [string, string][];
+  headers?: Json;
 }
 
-const GENERATION_ERRORS = [400, 404, 413, 422, 424, 429, 500, 503];
+const REQUEST_ID_ONLY: Json = { 'x-request-id': ref('headers', 'XRequestId') };
+
+const BAD_REQUEST: ErrorSpec = {
+  status: 400,
+  description: 'The body is not valid JSON (`bad_request`).',
+  examples: [['bad_request', 'the request body is not valid JSON: Unexpected end of JSON input']],
+};
+
+const UNAUTHORIZED: ErrorSpec = {
+  status: 401,
+  description:
+    'No API key, an `Authorization` header that is not `Bearer <key>`, or a key that is wrong, revoked or ' +
+    'expired (`unauthorized`).',
+  examples: [['unauthorized', 'an API key is required: send "Authorization: Bearer <key>"']],
+};
+
+const PAYLOAD_TOO_LARGE: ErrorSpec = {
+  status: 413,
+  description: 'The body is larger than `--payload-limit` (`payload_too_large`).',
+  examples: [['payload_too_large', 'the request body is larger than the payload limit']],
+};
+
+const INTERNAL: ErrorSpec = {
+  status: 500,
+  description: 'An unexpected error; the server log has its details (`internal`).',
+  examples: [['internal', 'internal error; the server log has the details']],
+};
+
+/** The errors of the TGI and OpenAI routes, by name; each family has them as `Tgi<Name>` and `OpenAi<Name>`. */
+const ROUTE_ERRORS: Record<string, ErrorSpec> = {
+  BadRequest: BAD_REQUEST,
+  Unauthorized: UNAUTHORIZED,
+  Forbidden: {
+    status: 403,
+    description: 'The key lacks the `inference` scope (`forbidden`).',
+    examples: [['forbidden', 'this key lacks the "inference" scope']],
+  },
+  ModelForbidden: {
+    status: 403,
+    description:
+      "The key lacks the `inference` scope (`forbidden`), or the key's `allowed_models` excludes the model " +
+      '(`model_not_allowed`). A fallback the key may not use is skipped; when it is the last one left, the ' +
+      'answer is this 403 too.',
+    examples: [
+      ['model_not_allowed', 'this key may not use model "big"'],
+      ['forbidden', 'this key lacks the "inference" scope'],
+    ],
+  },
+  ModelNotFound: {
+    status: 404,
+    description:
+      'The model named is not registered (`model_not_found`); on `/tokenize` and `/info`, not enabled either ' +
+      '(a generation route answers 503 for a disabled model, after its fallbacks).',
+    examples: [['model_not_found', 'model "nope" is not registered']],
+  },
+  PayloadTooLarge: PAYLOAD_TOO_LARGE,
+  Validation: {
+    status: 422,
+    description:
+      'The request is invalid: a field has the wrong type or range, the prompt is too long, or `fallbacks` is ' +
+      `not a list of at most ${MAX_CANDIDATES} model ids (\`validation\`).`,
+    examples: [['validation', '`temperature` must be strictly positive']],
+  },
+  Generation: {
+    status: 424,
+    description:
+      'Generation failed on the worker (`generation`), on the model and on every fallback tried, or after the ' +
+      'first token.',
+    examples: [['generation', 'generation failed']],
+  },
+  TooManyRequests: {
+    status: 429,
+    description:
+      'Too many requests are in flight (`--max-concurrent-requests`) (`overloaded`), or the key has spent its ' +
+      '`rpm_limit` or `tpm_limit` for this minute (`rate_limited`): a request counts its prompt tokens plus ' +
+      '`max_new_tokens` up front, and gets back what it did not generate. `Retry-After` comes with ' +
+      '`rate_limited`.',
+    examples: [
+      ['overloaded', 'Model is overloaded'],
+      ['rate_limited', "rate limit exceeded: the key's limit of 60 requests per minute"],
+    ],
+    headers: { 'retry-after': ref('headers', 'RetryAfter') },
+  },
+  Internal: INTERNAL,
+  Unavailable: {
+    status: 503,
+    description:
+      'No worker can serve the model now, or the model is disabled (`unhealthy`), or it cannot be loaded or ' +
+      'placed on a worker (`cannot_place`). With fallbacks, this is why the last one tried failed.',
+    examples: [
+      ['unhealthy', 'no worker is available: start one, or wait for it to come up'],
+      ['cannot_place', 'model big cannot be served: <why its load failed>'],
+    ],
+  },
+};
+
+/** The errors of the admin routes, in TGI's shape, as `Admin<Name>`. */
+const ADMIN_ERRORS: Record<string, ErrorSpec> = {
+  BadRequest: BAD_REQUEST,
+  Unauthorized: UNAUTHORIZED,
+  Forbidden: {
+    status: 403,
+    description: 'The key lacks the `admin` scope (`forbidden`).',
+    examples: [['forbidden', 'this key lacks the "admin" scope']],
+  },
+  KeyNotFound: {
+    status: 404,
+    description: 'No active key has this id: there is none, or it is revoked already (`not_found`).',
+    examples: [['not_found', 'no active key with id 3f0c2a4e-8d1b-4f6a-9c2e-5b7d1e0a9f34']],
+  },
+  ModelNotFound: {
+    status: 404,
+    description: 'No model is registered with this id (`model_not_found`).',
+    examples: [['model_not_found', 'model "nope" is not registered']],
+  },
+  ModelExists: {
+    status: 409,
+    description: 'A model with this id is registered already (`bad_request`).',
+    examples: [['bad_request', 'model "small" is already registered']],
+  },
+  ModelInUse: {
+    status: 409,
+    description:
+      "The model is the launcher's default model (disable it instead), or another model names it in its " +
+      '`fallbacks` (change those first) (`bad_request`).',
+    examples: [['bad_request', 'model "small" is a fallback of big: change those first']],
+  },
+  PayloadTooLarge: PAYLOAD_TOO_LARGE,
+  Validation: {
+    status: 422,
+    description:
+      'The request is invalid: an unknown field, or a field with the wrong type or out of range; the message ' +
+      'names it (`validation`).',
+    examples: [['validation', '`rpm_limit` must be a positive integer up to 1000000000, or null']],
+  },
+  Internal: INTERNAL,
+};
+
+/** A route's error responses, by name, keyed by status. */
+function errors(family: Family, names: string[]): Json {
+  const catalog = family === 'Admin' ? ADMIN_ERRORS : ROUTE_ERRORS;
+  return Object.fromEntries(names.map((n) => [String(catalog[n].status), ref('responses', `${family}${n}`)]));
+}
+
+/** An admin 422 with what the route itself checks. */
+function adminValidation(description: string): Json {
+  return { ...ref('responses', 'AdminValidation'), description: `${description} (\`validation\`).` };
+}
+
+const GENERATION_ERRORS = [
+  'BadRequest',
+  'Unauthorized',
+  'ModelForbidden',
+  'ModelNotFound',
+  'PayloadTooLarge',
+  'Validation',
+  'Generation',
+  'TooManyRequests',
+  'Internal',
+  'Unavailable',
+];
 
 /** The headers of a JSON generation response: TGI's timings, the served model and the request id. */
 const TIMING_HEADERS: Json = {
@@ -59,95 +228,42 @@ const STREAM_HEADERS: Json = {
   'x-compute-type': ref('headers', 'XComputeType'),
 };
 
-const REQUEST_ID_ONLY: Json = { 'x-request-id': ref('headers', 'XRequestId') };
-
 function header(description: string, type: 'string' | 'integer' | 'number' = 'string'): Json {
   return { description, schema: { type } };
 }
 
 /** OpenAI's error `type` for a status, as the exception filter picks it. */
 function openAiType(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
   if (status === 429) return 'rate_limit_exceeded';
   return status >= 500 || status === 424 ? 'server_error' : 'invalid_request_error';
 }
 
-function errorResponse(
-  family: 'Tgi' | 'OpenAi',
-  status: number,
-  description: string,
-  errorType: string,
-  message: string,
-): Json {
-  const example =
-    family === 'Tgi'
-      ? { error: message, error_type: errorType }
-      : { error: { message, type: openAiType(status), param: null, code: errorType } };
+function errorResponse(family: Family, spec: ErrorSpec): Json {
+  const body = (errorType: string, message: string): Json =>
+    family === 'OpenAi'
+      ? { error: { message, type: openAiType(spec.status), param: null, code: errorType } }
+      : { error: message, error_type: errorType };
+  const media: Json = { schema: schema(family === 'OpenAi' ? 'OpenAiError' : 'TgiError') };
+  if (spec.examples.length === 1) media.example = body(...spec.examples[0]);
+  else {
+    media.examples = Object.fromEntries(
+      spec.examples.map(([errorType, message]) => [errorType, { summary: errorType, value: body(errorType, message) }]),
+    );
+  }
   return {
-    description,
-    headers: REQUEST_ID_ONLY,
-    content: { 'application/json': { schema: schema(family === 'Tgi' ? 'TgiError' : 'OpenAiError'), example } },
+    description: spec.description,
+    headers: { ...REQUEST_ID_ONLY, ...spec.headers },
+    content: { 'application/json': media },
   };
 }
 
-function errorResponses(family: 'Tgi' | 'OpenAi'): Json {
-  return {
-    [`${family}BadRequest`]: errorResponse(
-      family,
-      400,
-      'The body is not valid JSON (`bad_request`).',
-      'bad_request',
-      'the request body is not valid JSON: Unexpected end of JSON input',
-    ),
-    [`${family}ModelNotFound`]: errorResponse(
-      family,
-      404,
-      'The model named is not registered or not enabled (`model_not_found`).',
-      'model_not_found',
-      'model "nope" is not registered or not enabled',
-    ),
-    [`${family}PayloadTooLarge`]: errorResponse(
-      family,
-      413,
-      'The body is larger than `--payload-limit` (`payload_too_large`).',
-      'payload_too_large',
-      'the request body is larger than the payload limit',
-    ),
-    [`${family}Validation`]: errorResponse(
-      family,
-      422,
-      'The request is invalid: a field has the wrong type or range, or the prompt is too long (`validation`).',
-      'validation',
-      '`temperature` must be strictly positive',
-    ),
-    [`${family}Generation`]: errorResponse(
-      family,
-      424,
-      'Generation failed on the worker (`generation`).',
-      'generation',
-      'generation failed',
-    ),
-    [`${family}Overloaded`]: errorResponse(
-      family,
-      429,
-      'Too many requests are in flight (`--max-concurrent-requests`) (`overloaded`).',
-      'overloaded',
-      'Model is overloaded',
-    ),
-    [`${family}Internal`]: errorResponse(
-      family,
-      500,
-      'An unexpected error; the server log has its details (`internal`).',
-      'internal',
-      'internal error; the server log has the details',
-    ),
-    [`${family}Unavailable`]: errorResponse(
-      family,
-      503,
-      'No worker can serve the model now (`unhealthy`), or the model cannot be placed on a worker (`cannot_place`).',
-      'unhealthy',
-      'no worker is running',
-    ),
-  };
+function errorResponses(family: Family): Json {
+  const catalog = family === 'Admin' ? ADMIN_ERRORS : ROUTE_ERRORS;
+  return Object.fromEntries(
+    Object.entries(catalog).map(([name, spec]) => [`${family}${name}`, errorResponse(family, spec)]),
+  );
 }
 
 function schemas(defaultModel: string): Json {
@@ -162,6 +278,20 @@ function schemas(defaultModel: string): Json {
     ...modelField,
     description: `${String(modelField.description)} The \`x-model\` header can name it too.`,
   };
+  const fallbacksField = (served: string): Json => ({
+    type: ['array', 'null'],
+    maxItems: MAX_CANDIDATES,
+    items: { type: 'string', pattern: ID_PATTERN.source },
+    description:
+      'Model ids to try, in order, when the model is disabled, cannot load, is overloaded (its oldest queued ' +
+      'request has waited longer than `--fallback-queue-wait` on every worker that holds it) or fails before ' +
+      "its first token. They replace the model's registered `fallbacks`; each one's own registered fallbacks " +
+      `follow it. At most ${MAX_CANDIDATES} models are tried in all, each once; those the key may not use are ` +
+      `skipped. The model that served the request is in ${served}.`,
+    examples: [['small', 'tiny']],
+  });
+  const tgiFallbacks = fallbacksField('`x-served-model`');
+  const openAiFallbacks = fallbacksField("`x-served-model` and in the answer's `model`");
   const token: Json = {
     type: 'object',
     required: ['id', 'text', 'logprob', 'special'],
@@ -295,7 +425,7 @@ function schemas(defaultModel: string): Json {
       id: { type: 'string', description: 'The completion id: `chatcmpl-` or `cmpl-` and the request id.' },
       object: { const: object },
       created: { type: 'integer', description: 'Unix time, in seconds.' },
-      model: { type: 'string', description: 'The model that served it.' },
+      model: { type: 'string', description: 'The model that served it: the one asked for, or a fallback.' },
       system_fingerprint: { type: 'string', description: '`switchyard-` and the version.' },
       choices,
       usage: usageRequired
@@ -416,6 +546,7 @@ function schemas(defaultModel: string): Json {
         inputs: { type: 'string', minLength: 1, description: 'The prompt.' },
         parameters: schema('GenerateParameters'),
         model: tgiModelField,
+        fallbacks: tgiFallbacks,
       },
       examples: [{ inputs: 'What is Deep Learning?', parameters: { max_new_tokens: 20, details: true } }],
     },
@@ -426,6 +557,7 @@ function schemas(defaultModel: string): Json {
         inputs: { type: 'string', minLength: 1, description: 'The prompt.' },
         parameters: schema('GenerateParameters'),
         model: tgiModelField,
+        fallbacks: tgiFallbacks,
         stream: {
           type: 'boolean',
           default: false,
@@ -542,6 +674,7 @@ function schemas(defaultModel: string): Json {
     },
     TgiError: {
       type: 'object',
+      description: "The error body of TGI's routes, the service routes and the admin routes.",
       required: ['error', 'error_type'],
       properties: {
         error: { type: 'string', description: 'What went wrong.' },
@@ -549,6 +682,10 @@ function schemas(defaultModel: string): Json {
           type: 'string',
           enum: [
             'validation',
+            'unauthorized',
+            'forbidden',
+            'model_not_allowed',
+            'rate_limited',
             'generation',
             'overloaded',
             'unhealthy',
@@ -571,7 +708,16 @@ function schemas(defaultModel: string): Json {
           required: ['message', 'type', 'param', 'code'],
           properties: {
             message: { type: 'string', description: 'What went wrong.' },
-            type: { type: 'string', enum: ['invalid_request_error', 'rate_limit_exceeded', 'server_error'] },
+            type: {
+              type: 'string',
+              enum: [
+                'invalid_request_error',
+                'authentication_error',
+                'permission_error',
+                'rate_limit_exceeded',
+                'server_error',
+              ],
+            },
             param: { type: 'null' },
             code: { type: 'string', description: "TGI's `error_type`." },
           },
@@ -608,6 +754,7 @@ function schemas(defaultModel: string): Json {
       required: ['messages'],
       properties: {
         model: modelField,
+        fallbacks: openAiFallbacks,
         messages: {
           type: 'array',
           minItems: 1,
@@ -627,6 +774,7 @@ function schemas(defaultModel: string): Json {
       required: ['prompt'],
       properties: {
         model: modelField,
+        fallbacks: openAiFallbacks,
         prompt: {
           oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 1 }],
           description: 'The prompt, or a list of one prompt.',
@@ -740,6 +888,293 @@ function schemas(defaultModel: string): Json {
   };
 }
 
+/** The admin routes' bodies: keys, models, workers and usage, with the bounds `admin-input.ts` checks. */
+function adminSchemas(): Json {
+  const modelId: Json = {
+    type: 'string',
+    pattern: ID_PATTERN.source,
+    description: '1-128 letters, digits or `. _ -`, starting with a letter or digit.',
+  };
+  const idList = (description: string): Json => ({
+    type: ['array', 'null'],
+    maxItems: 100,
+    uniqueItems: true,
+    items: modelId,
+    description,
+  });
+  const limit = (what: string): Json => ({
+    type: ['integer', 'null'],
+    minimum: 1,
+    maximum: 1_000_000_000,
+    description: `The most ${what} per minute, counted across every API replica; null for no limit.`,
+  });
+  const time = (description: string, nullable = true): Json => ({
+    type: nullable ? ['string', 'null'] : 'string',
+    format: 'date-time',
+    description,
+  });
+  const scopes: Json = {
+    type: 'array',
+    items: { type: 'string', enum: ['inference', 'admin'] },
+    description:
+      '`inference`: the generation, tokenize and models routes; `admin`: the /admin routes, and every other ' +
+      'route too.',
+  };
+  const apiKey: Json = {
+    id: { type: 'string', format: 'uuid', description: 'The key id, as `DELETE /admin/keys/{id}` takes it.' },
+    name: { type: 'string', description: 'A name to tell the key by.' },
+    prefix: {
+      type: 'string',
+      description: 'The first 9 characters of the key (`sy-` and 6 more), to tell keys apart.',
+    },
+    scopes: { ...scopes, minItems: 1, maxItems: 2, uniqueItems: true },
+    allowed_models: {
+      type: ['array', 'null'],
+      items: { type: 'string' },
+      description: 'The model ids the key may use, fallbacks included; null means all.',
+    },
+    rpm_limit: limit('requests'),
+    tpm_limit: limit('tokens (prompt + `max_new_tokens`, reserved when a request starts)'),
+    expires_at: time('When the key stops working; null for never.'),
+    revoked_at: time('When it was revoked; null while it is active.'),
+    last_used_at: time('When it was last used, to within a minute; null if never.'),
+    created_at: time('When it was made.', false),
+  };
+  const apiKeyRequired = Object.keys(apiKey);
+  const limits = {
+    max_input_tokens: {
+      type: ['integer', 'null'],
+      minimum: 1,
+      description:
+        "The most prompt tokens a request may have; less than `max_total_tokens`. Null: the launcher's " +
+        '`--max-input-tokens` for its default model, `max_total_tokens` - 1 for the others.',
+    },
+    max_total_tokens: {
+      type: ['integer', 'null'],
+      minimum: 1,
+      description:
+        "The most prompt plus generated tokens, at most the model's context. Null: the launcher's " +
+        "`--max-total-tokens` for its default model, the model's context for the others.",
+    },
+  };
+  const defaultParameters: Json = {
+    ...schema('GenerateParameters'),
+    description:
+      "TGI `parameters` that apply under a request's own, checked as TGI checks a request's (at most 10,000 " +
+      'characters as JSON).',
+  };
+  const modelFields = (update: boolean): Json => ({
+    path: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 4096,
+      description:
+        'The directory of an Optimum-style ONNX decoder export, as the API and the workers see it (a relative ' +
+        "path is taken from the API's working directory). The API loads it, ONNX session included, before " +
+        (update ? 'saving a new one.' : 'saving it.'),
+    },
+    enabled: {
+      type: 'boolean',
+      ...(update ? {} : { default: true }),
+      description: 'Whether requests may use it; a disabled model falls back, or answers 503.',
+    },
+    pinned: {
+      type: 'boolean',
+      ...(update ? {} : { default: false }),
+      description:
+        'Whether workers keep it once loaded: a pinned model is never evicted, when idle past `--keep-alive` ' +
+        'or to make room for another.',
+    },
+    fallbacks: idList(
+      'Registered model ids to try, in order, when this one cannot serve a request; not the model itself, and ' +
+        "no loop through the others' lists." +
+        (update ? ' Null empties the list.' : ''),
+    ),
+    ...limits,
+    default_parameters: defaultParameters,
+  });
+  const worker: Json = {
+    type: 'object',
+    required: ['id', 'host', 'pid', 'started_at', 'heartbeat_at', 'draining', 'memory', 'event_loop_max_ms', 'models'],
+    properties: {
+      id: { type: 'string', description: 'The worker id.' },
+      host: { type: 'string', description: 'The host it runs on.' },
+      pid: { type: 'integer', description: 'Its process id.' },
+      started_at: time('When it started.', false),
+      heartbeat_at: time('When it last reported.', false),
+      draining: { type: 'boolean', description: 'Whether it is shutting down: it takes no new requests.' },
+      memory: {
+        type: 'object',
+        required: ['used_bytes', 'budget_bytes'],
+        properties: {
+          used_bytes: { type: 'integer', description: 'What its models take.' },
+          budget_bytes: { type: 'integer', description: 'What it may use (`--device-memory`).' },
+        },
+      },
+      event_loop_max_ms: {
+        type: ['number', 'null'],
+        description: 'The worst event-loop delay since it started, in milliseconds.',
+      },
+      models: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['id', 'state', 'bytes', 'pinned', 'active', 'waiting', 'oldest_queued_ms'],
+          properties: {
+            id: { type: 'string', description: 'The model id.' },
+            state: { type: 'string', enum: ['loading', 'loaded'] },
+            bytes: { type: 'integer', description: 'The memory it takes.' },
+            pinned: { type: 'boolean' },
+            active: { type: 'integer', description: 'Sequences generating now.' },
+            waiting: { type: 'integer', description: 'Requests waiting in the engine and in the queue.' },
+            oldest_queued_ms: { type: 'number', description: 'How long the oldest queued request has waited.' },
+          },
+        },
+      },
+    },
+  };
+
+  return {
+    CreateApiKeyRequest: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name'],
+      properties: {
+        name: { type: 'string', minLength: 1, maxLength: 200, description: 'A name to tell the key by (not blank).' },
+        scopes: {
+          ...scopes,
+          minItems: 1,
+          maxItems: 2,
+          default: ['inference'],
+          description: `${String(scopes.description)} Repeats count once.`,
+        },
+        allowed_models: idList(
+          'The model ids the key may use, fallbacks included; absent or null means all. They need not be ' +
+            'registered yet.',
+        ),
+        rpm_limit: limit('requests'),
+        tpm_limit: limit('tokens (prompt + `max_new_tokens`, reserved when a request starts)'),
+        expires_at: {
+          type: ['string', 'null'],
+          format: 'date-time',
+          maxLength: 64,
+          description: 'When the key stops working, as ISO 8601 (`2026-01-31T00:00:00Z`); absent or null for never.',
+        },
+      },
+      examples: [{ name: 'ci', scopes: ['inference'], allowed_models: ['small'], rpm_limit: 60 }],
+    },
+    ApiKey: {
+      type: 'object',
+      description: 'A key as listed: never its plaintext, nor its hash.',
+      required: apiKeyRequired,
+      properties: apiKey,
+    },
+    CreatedApiKey: {
+      type: 'object',
+      description: 'A new key: its plaintext, shown this once (only its hash is stored), and its fields.',
+      required: ['key', ...apiKeyRequired],
+      properties: {
+        key: {
+          type: 'string',
+          pattern: '^sy-[A-Za-z0-9_-]{43}$',
+          description: 'The key, to send as `Authorization: Bearer <key>`. It cannot be shown again.',
+        },
+        ...apiKey,
+      },
+    },
+    CreateModelRequest: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['id', 'path'],
+      properties: {
+        id: { ...modelId, description: `The model id. ${String(modelId.description)}` },
+        ...modelFields(false),
+      },
+      examples: [{ id: 'small', path: '/models/small', fallbacks: ['tiny'], max_total_tokens: 2048 }],
+    },
+    UpdateModelRequest: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'The fields to change; absent ones keep their value. A new `path` is loaded and checked first.',
+      properties: modelFields(true),
+      examples: [{ enabled: false }, { fallbacks: ['tiny'], default_parameters: { temperature: 0.7 } }],
+    },
+    Model: {
+      type: 'object',
+      description: 'A model of the registry.',
+      required: [
+        'id',
+        'path',
+        'enabled',
+        'pinned',
+        'fallbacks',
+        'max_input_tokens',
+        'max_total_tokens',
+        'default_parameters',
+        'quantization',
+        'memory_bytes',
+        'created_at',
+        'updated_at',
+      ],
+      properties: {
+        id: { type: 'string', description: 'The model id, as requests name it.' },
+        path: { type: 'string', description: 'Its directory, absolute.' },
+        enabled: { type: 'boolean' },
+        pinned: { type: 'boolean' },
+        fallbacks: { type: 'array', items: { type: 'string' }, description: 'Model ids to try, in order.' },
+        ...limits,
+        default_parameters: { type: 'object', description: "TGI `parameters` under a request's own." },
+        quantization: { type: ['string', 'null'] },
+        memory_bytes: {
+          type: ['integer', 'null'],
+          description: 'Its weights plus the KV cache of 65,536 tokens, as measured when its directory was checked.',
+        },
+        created_at: time('When it was registered.', false),
+        updated_at: time('When it last changed.', false),
+      },
+    },
+    ModelCommand: {
+      type: 'object',
+      description: 'A load or unload command, sent to the workers; it takes effect when a worker acts on it.',
+      required: ['id', 'status'],
+      properties: {
+        id: { type: 'string', description: 'The model id.' },
+        status: { type: 'string', enum: ['load requested', 'unload requested'] },
+      },
+    },
+    Worker: worker,
+    UsageReport: {
+      type: 'object',
+      required: ['from', 'to', 'group_by', 'rows'],
+      properties: {
+        from: time('The start of the range, included.', false),
+        to: time('The end of the range, excluded.', false),
+        group_by: { type: 'string', enum: ['model', 'key', 'day'] },
+        rows: {
+          type: 'array',
+          description: 'One row per group, ordered by group.',
+          items: {
+            type: 'object',
+            required: ['group', 'requests', 'prompt_tokens', 'generated_tokens', 'errors'],
+            properties: {
+              group: {
+                type: 'string',
+                description:
+                  'By `model`: the model that served the request, else the one it named. By `key`: the key id ' +
+                  '(empty for the `SWITCHYARD_ADMIN_KEY` key and with `--disable-auth`). By `day`: `YYYY-MM-DD`, in UTC.',
+              },
+              requests: { type: 'integer', description: 'Generation requests, answered or failed.' },
+              prompt_tokens: { type: 'integer' },
+              generated_tokens: { type: 'integer' },
+              errors: { type: 'integer', description: 'Requests that ended in an error (status 400 or more).' },
+            },
+          },
+        },
+      },
+    },
+  };
+}
+
 const TGI_STREAM_NOTE =
   'Server-sent events, `data:{...}` each: one per token, the last with `generated_text` (and `details`). ' +
   'An error before the first token is a plain HTTP error; after it, the stream ends with a ' +
@@ -774,6 +1209,220 @@ function tgiGenerate(summary: string, description: string, operationId: string, 
   };
 }
 
+/** An admin operation: the `admin` scope, TGI's error shape, the shared errors and the route's own. */
+function adminOperation(op: {
+  summary: string;
+  description: string;
+  operationId: string;
+  parameters?: Json[];
+  requestBody?: Json;
+  responses: Json;
+  errors: string[];
+}): Json {
+  const { errors: names, responses, parameters = [], ...rest } = op;
+  return {
+    tags: [ADMIN_TAG],
+    ...rest,
+    security: NEEDS_ADMIN,
+    parameters: [...parameters, ref('parameters', 'XRequestId')],
+    // the route's own responses win over the shared ones; status keys list in numeric order whatever the order here
+    responses: { ...errors('Admin', ['Unauthorized', 'Forbidden', ...names, 'Internal']), ...responses },
+  };
+}
+
+/** The admin paths: keys, the model registry, workers and usage. */
+function adminPaths(defaultModel: string): Json {
+  const ok = (description: string, body: Json, status = '200'): Json => ({
+    [status]: { description, headers: REQUEST_ID_ONLY, content: json(body) },
+  });
+  const noContent = (description: string): Json => ({ '204': { description, headers: REQUEST_ID_ONLY } });
+  const modelId = ref('parameters', 'ModelId');
+  const badModelId = adminValidation('The id is not a model id');
+  return {
+    '/admin/keys': {
+      post: adminOperation({
+        summary: 'Create an API key',
+        description:
+          'Makes a key (`sy-` and 43 random characters) and answers it once: only its sha256 hash is stored. ' +
+          'Without `scopes` it may generate (`inference`) but not administer.',
+        operationId: 'createApiKey',
+        requestBody: { required: true, content: json(schema('CreateApiKeyRequest')) },
+        responses: {
+          ...ok('The key, with its plaintext: keep it now.', schema('CreatedApiKey'), '201'),
+          '422': adminValidation(
+            'An unknown field, a blank or too long `name`, `scopes` other than a non-empty list of `inference` and ' +
+              '`admin`, an `allowed_models` entry that is not a model id or repeats, a limit that is not a positive ' +
+              'integer, or an `expires_at` that is not a date',
+          ),
+        },
+        errors: ['BadRequest', 'PayloadTooLarge'],
+      }),
+      get: adminOperation({
+        summary: 'List the API keys',
+        description: 'Every key, revoked and expired ones included, oldest first: never a plaintext, nor a hash.',
+        operationId: 'listApiKeys',
+        responses: ok('The keys.', { type: 'array', items: schema('ApiKey') }),
+        errors: [],
+      }),
+    },
+    '/admin/keys/{id}': {
+      delete: adminOperation({
+        summary: 'Revoke an API key',
+        description: 'Revokes the key: within a second no API replica takes it. Its row stays, for usage.',
+        operationId: 'revokeApiKey',
+        parameters: [
+          {
+            name: 'id',
+            in: 'path',
+            required: true,
+            description: 'The key id.',
+            schema: { type: 'string', format: 'uuid' },
+          },
+        ],
+        responses: {
+          ...noContent('Revoked; the body is empty.'),
+          '404': ref('responses', 'AdminKeyNotFound'),
+          '422': adminValidation('The id is not a UUID'),
+        },
+        errors: [],
+      }),
+    },
+    '/admin/models': {
+      post: adminOperation({
+        summary: 'Register a model',
+        description:
+          'Adds a model to the registry. Its directory is loaded first (ONNX session included) and released, so ' +
+          'a broken model is refused with the reason; its memory is measured then. No worker loads it until a ' +
+          'request or `POST /admin/models/{id}/load` asks.',
+        operationId: 'createModel',
+        requestBody: { required: true, content: json(schema('CreateModelRequest')) },
+        responses: {
+          ...ok('The model, as registered.', schema('Model'), '201'),
+          '409': ref('responses', 'AdminModelExists'),
+          '422': adminValidation(
+            'An unknown or invalid field; a directory that is not usable (the message says why); limits over the ' +
+              "model's context, or `max_input_tokens` not below `max_total_tokens`; `default_parameters` TGI " +
+              'refuses; or `fallbacks` that name the model itself, unregistered models, or would loop',
+          ),
+        },
+        errors: ['BadRequest', 'PayloadTooLarge'],
+      }),
+      get: adminOperation({
+        summary: 'List the models',
+        description: 'Every registered model, enabled or not, by id.',
+        operationId: 'listRegisteredModels',
+        responses: ok('The models.', { type: 'array', items: schema('Model') }),
+        errors: [],
+      }),
+    },
+    '/admin/models/{id}': {
+      get: adminOperation({
+        summary: 'Get a model',
+        description: 'One model of the registry.',
+        operationId: 'getModel',
+        parameters: [modelId],
+        responses: {
+          ...ok('The model.', schema('Model')),
+          '404': ref('responses', 'AdminModelNotFound'),
+          '422': badModelId,
+        },
+        errors: [],
+      }),
+      patch: adminOperation({
+        summary: 'Change a model',
+        description:
+          'Changes the fields given. A new `path` is loaded and checked as on registration; the limits are checked ' +
+          "against the model's context. This API replica sees the change at once, the others within 2 seconds. A " +
+          'worker that holds the model keeps what it loaded: unload and load it to apply a new `path`.',
+        operationId: 'updateModel',
+        parameters: [modelId],
+        requestBody: { required: true, content: json(schema('UpdateModelRequest')) },
+        responses: {
+          ...ok('The model, as changed.', schema('Model')),
+          '404': ref('responses', 'AdminModelNotFound'),
+          '422': adminValidation(
+            'An invalid id; an unknown field (`id` included) or an invalid one; a directory that is not usable; ' +
+              "limits over the model's context or out of order; `default_parameters` TGI refuses; or `fallbacks` " +
+              'that name the model itself, unregistered models, or would loop',
+          ),
+        },
+        errors: ['BadRequest', 'PayloadTooLarge'],
+      }),
+      delete: adminOperation({
+        summary: 'Remove a model',
+        description:
+          "Removes the model from the registry and tells the workers to unload it. Not the launcher's default " +
+          `model (\`${defaultModel}\`), nor a model another names in its \`fallbacks\`.`,
+        operationId: 'deleteModel',
+        parameters: [modelId],
+        responses: {
+          ...noContent('Removed; the body is empty.'),
+          '404': ref('responses', 'AdminModelNotFound'),
+          '409': ref('responses', 'AdminModelInUse'),
+          '422': badModelId,
+        },
+        errors: [],
+      }),
+    },
+    '/admin/models/{id}/load': {
+      post: adminOperation({
+        summary: 'Load a model',
+        description:
+          'Asks the workers to load the model: the live worker with the most free memory loads it, unless one ' +
+          'holds it already. The answer does not wait: `GET /admin/workers` shows it loading, then loaded.',
+        operationId: 'loadModel',
+        parameters: [modelId],
+        responses: {
+          ...ok('Asked.', schema('ModelCommand'), '202'),
+          '404': ref('responses', 'AdminModelNotFound'),
+          '422': adminValidation('An invalid id, a disabled model, or one whose directory cannot be read'),
+        },
+        errors: [],
+      }),
+    },
+    '/admin/models/{id}/unload': {
+      post: adminOperation({
+        summary: 'Unload a model',
+        description: 'Tells every live worker that holds the model to unload it. A later request loads it again.',
+        operationId: 'unloadModel',
+        parameters: [modelId],
+        responses: {
+          ...ok('Asked.', schema('ModelCommand'), '202'),
+          '404': ref('responses', 'AdminModelNotFound'),
+          '422': badModelId,
+        },
+        errors: [],
+      }),
+    },
+    '/admin/workers': {
+      get: adminOperation({
+        summary: 'List the workers',
+        description: 'The live workers (those whose heartbeat has not expired), by id, with their models and memory.',
+        operationId: 'listWorkers',
+        responses: ok('The workers.', { type: 'array', items: schema('Worker') }),
+        errors: [],
+      }),
+    },
+    '/admin/usage': {
+      get: adminOperation({
+        summary: 'Usage',
+        description:
+          'Requests, tokens and errors of the generation routes over `[from, to)`, by model, key or UTC day. ' +
+          'Every generation request that passed the key check leaves one record, answered or failed.',
+        operationId: 'usage',
+        parameters: [ref('parameters', 'UsageFrom'), ref('parameters', 'UsageTo'), ref('parameters', 'UsageGroupBy')],
+        responses: {
+          ...ok('The usage.', schema('UsageReport')),
+          '422': adminValidation(
+            'An unknown query parameter, a date that is not ISO 8601, `from` after `to`, or an unknown `group_by`',
+          ),
+        },
+        errors: [],
+      }),
+    },
+  };
+}
+
 /** The OpenAPI 3.1 document of the API. `defaultModel` is the model a request gets when it names none. */
 export function buildOpenApiDocument(info: { version: string; defaultModel: string }): Json {
   return {
@@ -784,18 +1433,25 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
       summary: 'Multi-model LLM serving with the text-generation-inference and OpenAI APIs.',
       description:
         "Switchyard serves the models of its registry over Hugging Face text-generation-inference's HTTP API and " +
-        `OpenAI's. A request that names no model gets the default one, \`${info.defaultModel}\`. Bodies are ` +
-        'parsed as JSON whatever their content type, up to `--payload-limit` bytes. Every response carries ' +
-        '`x-request-id`. Errors are `{error, error_type}` on TGI routes and `{error: {message, type, param, code}}` ' +
-        'under /v1.',
+        `OpenAI's. A request that names no model gets the default one, \`${info.defaultModel}\`, and may name ` +
+        '`fallbacks` to try when its model cannot serve it. Every route but `/health`, `/info`, `/metrics` and the ' +
+        'documentation needs an API key, sent as `Authorization: Bearer <key>`: with the `inference` scope for ' +
+        'the generation routes, `admin` for /admin. Bodies are parsed as JSON whatever their content type, up to ' +
+        '`--payload-limit` bytes. Every response carries `x-request-id`. Errors are `{error, error_type}` on TGI, ' +
+        'service and admin routes and `{error: {message, type, param, code}}` under /v1.',
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
     servers: [{ url: '/' }],
+    security: NEEDS_INFERENCE,
     tags: [
       { name: TGI_TAG, description: "Hugging Face text-generation-inference's routes." },
       { name: OPENAI_TAG, description: "OpenAI's completions and models routes." },
-      { name: SERVICE_TAG, description: 'Model information, health and metrics.' },
-      { name: DOCS_TAG, description: 'This documentation.' },
+      { name: SERVICE_TAG, description: 'Model information, health and metrics. No key needed.' },
+      {
+        name: ADMIN_TAG,
+        description: 'API keys, the model registry, workers and usage. A key with the `admin` scope.',
+      },
+      { name: DOCS_TAG, description: 'This documentation. No key needed.' },
     ],
     paths: {
       '/': {
@@ -855,7 +1511,16 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
               headers: REQUEST_ID_ONLY,
               content: json({ type: 'array', items: schema('SimpleToken') }),
             },
-            ...errors('Tgi', [400, 404, 413, 422, 500, 503]),
+            ...errors('Tgi', [
+              'BadRequest',
+              'Unauthorized',
+              'ModelForbidden',
+              'ModelNotFound',
+              'PayloadTooLarge',
+              'Validation',
+              'Internal',
+              'Unavailable',
+            ]),
           },
         },
       },
@@ -865,10 +1530,11 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
           summary: 'The default model and its limits',
           description: "TGI's `/info`: the default model and the limits requests are validated against.",
           operationId: 'info',
+          security: PUBLIC,
           parameters: [ref('parameters', 'XRequestId')],
           responses: {
             '200': { description: 'The information.', headers: REQUEST_ID_ONLY, content: json(schema('Info')) },
-            ...errors('Tgi', [404, 500, 503]),
+            ...errors('Tgi', ['ModelNotFound', 'Internal', 'Unavailable']),
           },
         },
       },
@@ -878,6 +1544,7 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
           summary: 'Readiness',
           description: 'Ready once a live worker has the default model loaded.',
           operationId: 'health',
+          security: PUBLIC,
           parameters: [ref('parameters', 'XRequestId')],
           responses: {
             '200': { description: 'Ready; the body is empty.', headers: REQUEST_ID_ONLY },
@@ -894,9 +1561,10 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
           tags: [SERVICE_TAG],
           summary: 'Prometheus metrics',
           description:
-            "TGI's request metrics (`tgi_request_*`) and every live worker's batch and pool metrics, in Prometheus' " +
-            'text format.',
+            "TGI's request metrics (`tgi_request_*`), Switchyard's own (fallbacks among them) and every live " +
+            "worker's batch and pool metrics, in Prometheus' text format.",
           operationId: 'metrics',
+          security: PUBLIC,
           parameters: [ref('parameters', 'XRequestId')],
           responses: {
             '200': {
@@ -904,7 +1572,7 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
               headers: REQUEST_ID_ONLY,
               content: { 'text/plain; version=0.0.4; charset=utf-8': { schema: { type: 'string' } } },
             },
-            ...errors('Tgi', [500]),
+            ...errors('Tgi', ['Internal']),
           },
         },
       },
@@ -957,21 +1625,23 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
         get: {
           tags: [OPENAI_TAG],
           summary: 'List the models',
-          description: 'The enabled models of the registry.',
+          description: "The enabled models of the registry (all of them, whatever the key's `allowed_models`).",
           operationId: 'listModels',
           parameters: [ref('parameters', 'XRequestId')],
           responses: {
             '200': { description: 'The models.', headers: REQUEST_ID_ONLY, content: json(schema('ModelList')) },
-            ...errors('OpenAi', [500]),
+            ...errors('OpenAi', ['Unauthorized', 'Forbidden', 'Internal']),
           },
         },
       },
+      ...adminPaths(info.defaultModel),
       '/docs': {
         get: {
           tags: [DOCS_TAG],
           summary: 'This documentation, as a page',
           description: 'The OpenAPI document rendered as one HTML page, with no external resources.',
           operationId: 'docs',
+          security: PUBLIC,
           parameters: [ref('parameters', 'XRequestId')],
           responses: {
             '200': {
@@ -988,6 +1658,7 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
           summary: 'The OpenAPI document',
           description: "This API's OpenAPI 3.1 document, at TGI's path for it.",
           operationId: 'openApi',
+          security: PUBLIC,
           parameters: [ref('parameters', 'XRequestId')],
           responses: {
             '200': {
@@ -1000,8 +1671,8 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
       },
     },
     components: {
-      schemas: schemas(info.defaultModel),
-      responses: { ...errorResponses('Tgi'), ...errorResponses('OpenAi') },
+      schemas: { ...schemas(info.defaultModel), ...adminSchemas() },
+      responses: { ...errorResponses('Tgi'), ...errorResponses('OpenAi'), ...errorResponses('Admin') },
       parameters: {
         XModel: {
           name: 'x-model',
@@ -1017,10 +1688,38 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
           description: 'Your own request id (1-128 of `A-Za-z0-9_.:-`), sent back in `x-request-id`.',
           schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,128}$' },
         },
+        ModelId: {
+          name: 'id',
+          in: 'path',
+          required: true,
+          description: 'The model id.',
+          schema: { type: 'string', pattern: ID_PATTERN.source, examples: [info.defaultModel] },
+        },
+        UsageFrom: {
+          name: 'from',
+          in: 'query',
+          required: false,
+          description: 'The start of the range, included, as ISO 8601; default a day before `to`.',
+          schema: { type: 'string', format: 'date-time', maxLength: 64, examples: ['2026-01-01T00:00:00Z'] },
+        },
+        UsageTo: {
+          name: 'to',
+          in: 'query',
+          required: false,
+          description: 'The end of the range, excluded, as ISO 8601; default now.',
+          schema: { type: 'string', format: 'date-time', maxLength: 64, examples: ['2026-01-31T00:00:00Z'] },
+        },
+        UsageGroupBy: {
+          name: 'group_by',
+          in: 'query',
+          required: false,
+          description: 'One row per served model, per key, or per UTC day.',
+          schema: { type: 'string', enum: ['model', 'key', 'day'], default: 'model' },
+        },
       },
       headers: {
         XRequestId: header("The client's `x-request-id` when it was safe, otherwise the request's own UUID."),
-        XServedModel: header('The model that served the request.'),
+        XServedModel: header('The model that served the request: the one it named, or a fallback.'),
         XComputeType: header('Where it ran: `cpu`.'),
         XComputeTime: header('The total time, in seconds.', 'number'),
         XComputeCharacters: header('The length of the prompt, in characters.', 'integer'),
@@ -1032,6 +1731,24 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
         XPromptTokens: header('How many prompt tokens.', 'integer'),
         XGeneratedTokens: header('How many generated tokens.', 'integer'),
         XAttempts: header('How many times the request ran (more than 1 after a worker failed).', 'integer'),
+        RetryAfter: header(
+          'With `rate_limited`: the seconds until the current minute ends and the key may try again.',
+          'integer',
+        ),
+      },
+      securitySchemes: {
+        [API_KEY]: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'sy-...',
+          description:
+            'An API key, sent as `Authorization: Bearer <key>`. Keys look like `sy-` and 43 more characters: ' +
+            '`POST /admin/keys` makes them, and the first start makes an admin key when `SWITCHYARD_ADMIN_KEY` is ' +
+            'not set (that variable is a key with every scope too). A requirement names the scope a route needs: ' +
+            '`inference` for the generation, tokenize and models routes, `admin` for /admin; an `admin` key may use ' +
+            'every route. A key may be limited to `allowed_models` and to `rpm_limit` requests and `tpm_limit` ' +
+            'tokens a minute. `--disable-auth` lets every request in, as an admin.',
+        },
       },
     },
   };

@@ -1,0 +1,144 @@
+/**
+ * The engine's benchmark scenarios, shared by `npm run bench:engine` and the full report (`npm run bench`): the raw
+ * loop at fixed batch sizes, the engine at a full batch, and a mixed workload replayed on continuous, static and
+ * one-at-a-time batching.
+ */
+import { performance } from 'node:perf_hooks';
+import { defaultParameters, Engine, EngineConfig, EngineRequest, Rng } from '@switchyard/batching';
+import type { LoadedModel } from '@switchyard/models';
+import { rawLoop, RawLoopResult } from './raw-loop';
+import { PromptSource } from './support/prompts';
+import { percentile } from './support/stats';
+
+/** The raw loop at each batch size, prompts of 128 tokens. */
+export async function limitTable(
+  model: LoadedModel,
+  prompts: PromptSource,
+  rng: Rng,
+  batches: number[],
+  newTokens: number,
+): Promise<RawLoopResult[]> {
+  const results: RawLoopResult[] = [];
+  for (const batch of batches) {
+    const rows = Array.from({ length: batch }, () => prompts.take(rng, 128));
+    results.push(await rawLoop(model, rows, newTokens));
+  }
+  return results;
+}
+
+/** The engine with every prompt submitted at once, each generating exactly `newTokens`. */
+export async function engineRun(model: LoadedModel, prompts: number[][], newTokens: number) {
+  const engine = new Engine(model, { maxBatchSize: 64 });
+  const started = performance.now();
+  await Promise.all(
+    prompts.map((inputIds, i) =>
+      engine.generate({
+        id: `eff-${i}`,
+        inputIds,
+        parameters: defaultParameters({ maxNewTokens: newTokens, ignoreEos: true }),
+      }),
+    ),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return { seconds, tokensPerSecond: (prompts.length * newTokens) / seconds };
+}
+
+export interface Arrival {
+  at: number;
+  inputIds: number[];
+  maxNewTokens: number;
+}
+
+/** Poisson arrivals, prompts of 8 to 256 tokens, `max_new_tokens` uniform in [16, 256]. */
+export function mixedWorkload(prompts: PromptSource, rng: Rng, count: number, ratePerSecond: number): Arrival[] {
+  const arrivals: Arrival[] = [];
+  let t = 0;
+  for (let i = 0; i < count; i++) {
+    t += -Math.log(1 - rng.next()) / ratePerSecond;
+    const length = 8 + Math.floor(rng.next() * 249);
+    arrivals.push({
+      at: t * 1000,
+      inputIds: prompts.take(rng, length),
+      maxNewTokens: 16 + Math.floor(rng.next() * 241),
+    });
+  }
+  return arrivals;
+}
+
+export interface ModeResult {
+  mode: string;
+  requests: number;
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  ttftP50: number;
+  ttftP99: number;
+  latencyP50: number;
+  latencyP99: number;
+  maxBatch: number;
+  /** Every request's latency in milliseconds, for CDF plots. */
+  latencies: number[];
+}
+
+/** Replays the arrivals on a fresh engine with `config` (continuous, static or one at a time). */
+export async function replay(
+  model: LoadedModel,
+  mode: string,
+  config: Partial<EngineConfig>,
+  arrivals: Arrival[],
+): Promise<ModeResult> {
+  const engine = new Engine(model, config);
+  let maxBatch = 0;
+  engine.onStep = (s) => {
+    maxBatch = Math.max(maxBatch, s.batchSize);
+  };
+  const ttft: number[] = [];
+  const latency: number[] = [];
+  let tokens = 0;
+  const start = performance.now();
+  await Promise.all(
+    arrivals.map(
+      (a, i) =>
+        new Promise<void>((resolve, reject) => {
+          setTimeout(
+            () => {
+              const submitted = performance.now();
+              let first = 0;
+              const request: EngineRequest = {
+                id: `${mode}-${i}`,
+                inputIds: a.inputIds,
+                parameters: defaultParameters({ maxNewTokens: a.maxNewTokens, ignoreEos: true, details: false }),
+              };
+              engine.submit(request, (event) => {
+                if (event.type === 'token') {
+                  tokens++;
+                  if (first === 0) {
+                    first = performance.now();
+                    ttft.push(first - submitted);
+                  }
+                } else if (event.type === 'final') {
+                  latency.push(performance.now() - submitted);
+                  resolve();
+                } else reject(new Error(event.message));
+              });
+            },
+            Math.max(0, a.at - (performance.now() - start)),
+          );
+        }),
+    ),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  return {
+    mode,
+    requests: arrivals.length,
+    tokens,
+    seconds,
+    tokensPerSecond: tokens / seconds,
+    ttftP50: percentile(ttft, 50),
+    ttftP99: percentile(ttft, 99),
+    latencyP50: percentile(latency, 50),
+    latencyP99: percentile(latency, 99),
+    maxBatch,
+    latencies: latency,
+  };
+}

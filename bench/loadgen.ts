@@ -1,0 +1,194 @@
+/**
+ * The load generator: drives an HTTP server that speaks TGI's `/generate_stream` (Switchyard) or `/generate`
+ * (the transformers.js peer) with an open loop (Poisson arrivals) or a closed loop (N clients, each sending its
+ * next request when the last one ends). It measures generated tokens/s, time to first token, inter-token latency
+ * and end-to-end latency, and errors.
+ */
+import { performance } from 'node:perf_hooks';
+import { Rng } from '@switchyard/batching';
+import { percentile } from './support/stats';
+
+export interface Target {
+  name: string;
+  url: string;
+  headers?: Record<string, string>;
+  /** `stream`: SSE on /generate_stream (TTFT and ITL measured); `json`: /generate (TTFT is the whole answer). */
+  mode: 'stream' | 'json';
+}
+
+export interface RequestSpec {
+  prompt: string;
+  maxNewTokens: number;
+}
+
+export interface Sample {
+  /** Milliseconds from sending to the first token (the whole answer for JSON targets). */
+  ttft: number;
+  latency: number;
+  tokens: number;
+  /** Mean milliseconds between tokens after the first. */
+  itl: number;
+}
+
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+export interface LoadResult {
+  target: string;
+  requests: number;
+  errors: number;
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  ttft: Percentiles;
+  itl: Percentiles;
+  latency: Percentiles;
+  /** Every request's latency, for CDF plots. */
+  latencies: number[];
+}
+
+function percentiles(values: number[]): Percentiles {
+  return { p50: percentile(values, 50), p90: percentile(values, 90), p99: percentile(values, 99) };
+}
+
+export function summarize(target: string, seconds: number, samples: Sample[], errors: number): LoadResult {
+  const tokens = samples.reduce((s, x) => s + x.tokens, 0);
+  return {
+    target,
+    requests: samples.length,
+    errors,
+    tokens,
+    seconds,
+    tokensPerSecond: tokens / seconds,
+    ttft: percentiles(samples.map((s) => s.ttft)),
+    itl: percentiles(samples.filter((s) => s.tokens > 1).map((s) => s.itl)),
+    latency: percentiles(samples.map((s) => s.latency)),
+    latencies: samples.map((s) => s.latency),
+  };
+}
+
+/** One request; resolves with its sample, rejects on an HTTP or stream error. */
+export async function send(target: Target, spec: RequestSpec): Promise<Sample> {
+  const sent = performance.now();
+  const path = target.mode === 'stream' ? '/generate_stream' : '/generate';
+  const res = await fetch(`${target.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...target.headers },
+    body: JSON.stringify({ inputs: spec.prompt, parameters: { max_new_tokens: spec.maxNewTokens } }),
+  });
+  if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
+  if (target.mode === 'json') {
+    const body = (await res.json()) as { details?: { generated_tokens?: number } };
+    const latency = performance.now() - sent;
+    const tokens = body.details?.generated_tokens ?? 0;
+    return { ttft: latency, latency, tokens, itl: tokens > 1 ? latency / tokens : 0 };
+  }
+  const decoder = new TextDecoder();
+  let first = 0;
+  let tokens = 0;
+  let buffer = '';
+  for await (const chunk of res.body) {
+    buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (event.startsWith('data:{"error"')) throw new Error(event.slice(5, 300));
+      if (!event.startsWith('data:')) continue;
+      if (first === 0) first = performance.now();
+      tokens++;
+    }
+  }
+  const done = performance.now();
+  return { ttft: first - sent, latency: done - sent, tokens, itl: tokens > 1 ? (done - first) / (tokens - 1) : 0 };
+}
+
+/** N clients, each sending its requests one after another; all clients start at once. */
+export async function closedLoop(target: Target, perClient: RequestSpec[][]): Promise<LoadResult> {
+  const samples: Sample[] = [];
+  let errors = 0;
+  const started = performance.now();
+  await Promise.all(
+    perClient.map(async (list) => {
+      for (const spec of list) {
+        try {
+          samples.push(await send(target, spec));
+        } catch (err) {
+          if (errors++ < 3) console.error(`${target.name}: ${(err as Error).message}`);
+        }
+      }
+    }),
+  );
+  return summarize(target.name, (performance.now() - started) / 1000, samples, errors);
+}
+
+/** Requests sent at their arrival times (milliseconds from the start), whatever is still running. */
+export async function openLoop(target: Target, arrivals: { at: number; spec: RequestSpec }[]): Promise<LoadResult> {
+  const samples: Sample[] = [];
+  let errors = 0;
+  const started = performance.now();
+  await Promise.all(
+    arrivals.map(
+      ({ at, spec }) =>
+        new Promise<void>((resolve) => {
+          setTimeout(
+            () => {
+              send(target, spec).then(
+                (s) => {
+                  samples.push(s);
+                  resolve();
+                },
+                (err: Error) => {
+                  if (errors++ < 3) console.error(`${target.name}: ${err.message}`);
+                  resolve();
+                },
+              );
+            },
+            Math.max(0, at - (performance.now() - started)),
+          );
+        }),
+    ),
+  );
+  return summarize(target.name, (performance.now() - started) / 1000, samples, errors);
+}
+
+/** Poisson arrivals at `rate` per second. */
+export function poisson(rng: Rng, count: number, rate: number, spec: (i: number) => RequestSpec) {
+  const arrivals: { at: number; spec: RequestSpec }[] = [];
+  let t = 0;
+  for (let i = 0; i < count; i++) {
+    t += -Math.log(1 - rng.next()) / rate;
+    arrivals.push({ at: t * 1000, spec: spec(i) });
+  }
+  return arrivals;
+}
+
+/** `max_new_tokens` drawn uniformly from [min, max]. */
+export function uniformTokens(rng: Rng, min: number, max: number): () => number {
+  return () => min + Math.floor(rng.next() * (max - min + 1));
+}
+
+/** A server's `/metrics` as name+labels → value, to diff before and after a run. */
+export async function scrape(url: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m) out.set(m[1], Number(m[2]));
+  }
+  return out;
+}
+
+/** What changed in `/metrics` between two scrapes, for the counters a report shows. */
+export function metricDelta(before: Map<string, number>, after: Map<string, number>, names: string[]) {
+  const delta: Record<string, number> = {};
+  for (const [key, value] of after) {
+    const name = key.replace(/\{.*$/, '');
+    if (!names.includes(name)) continue;
+    delta[key] = value - (before.get(key) ?? 0);
+  }
+  return delta;
+}
