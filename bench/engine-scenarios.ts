@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { defaultParameters, Engine, EngineConfig, EngineRequest, Rng } from '@switchyard/batching';
 import type { LoadedModel } from '@switchyard/models';
+import { LoadResult, RequestSpec, Sample, summarize } from './loadgen';
 import { rawLoop, RawLoopResult } from './raw-loop';
 import { PromptSource } from './support/prompts';
 import { percentile } from './support/stats';
@@ -141,4 +142,66 @@ export async function replay(
     maxBatch,
     latencies: latency,
   };
+}
+
+/**
+ * The engine alone in a closed loop, the in-process counterpart of `closedLoop` over HTTP: each client submits
+ * its next request when the last one ends. Greedy, the model's own eos; TTFT is the first token event.
+ */
+export async function engineClosedLoop(
+  model: LoadedModel,
+  perClient: RequestSpec[][],
+  name = 'engine alone',
+): Promise<LoadResult> {
+  const engine = new Engine(model, { maxBatchSize: 64 });
+  await engine.generate({
+    id: 'warm-up',
+    inputIds: model.tokenizer.encode(perClient[0][0].prompt),
+    parameters: defaultParameters({ maxNewTokens: 4, details: false }),
+  });
+  const samples: Sample[] = [];
+  let errors = 0;
+  let n = 0;
+  const one = (spec: RequestSpec) =>
+    new Promise<Sample>((resolve, reject) => {
+      const sent = performance.now();
+      let first = 0;
+      let tokens = 0;
+      engine.submit(
+        {
+          id: `closed-${n++}`,
+          inputIds: model.tokenizer.encode(spec.prompt),
+          parameters: defaultParameters({ maxNewTokens: spec.maxNewTokens, details: false }),
+        },
+        (event) => {
+          if (event.type === 'token') {
+            tokens++;
+            if (first === 0) first = performance.now();
+          } else if (event.type === 'final') {
+            const done = performance.now();
+            resolve({
+              ttft: first - sent,
+              latency: done - sent,
+              tokens,
+              itl: tokens > 1 ? (done - first) / (tokens - 1) : 0,
+            });
+          } else reject(new Error(event.message));
+        },
+      );
+    });
+  const started = performance.now();
+  await Promise.all(
+    perClient.map(async (list) => {
+      for (const spec of list) {
+        try {
+          samples.push(await one(spec));
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const result = summarize(name, (performance.now() - started) / 1000, samples, errors);
+  await engine.drain();
+  return result;
 }

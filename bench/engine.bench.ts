@@ -105,7 +105,7 @@ async function main(): Promise<void> {
       `\ncontinuous p99 latency ${continuous.latencyP99.toFixed(0)} ms vs static ${staticMode.latencyP99.toFixed(0)} ms` +
       `\ncontinuous with max batch 16: ${summary.cappedOverSequential.toFixed(2)}x one-at-a-time, p99 ${capped.latencyP99.toFixed(0)} ms`,
   );
-  const file = writeResult(REPO_ROOT, 'engine', {
+  const file = writeResult(REPO_ROOT, quick ? 'engine-quick' : 'engine', {
     command: `npm run bench:engine${quick ? ' -- --quick' : ''}`,
     date: new Date().toISOString(),
     machine: machine(),
