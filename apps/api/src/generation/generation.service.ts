@@ -40,7 +40,7 @@ export interface GenerationOutcome {
 
 /** How often a request that has not started looks for a failed load of its model. */
 const PLACEMENT_CHECK_MS = 500;
-/** A load command for the same model is not sent again sooner than this. */
+/** While a model is still not held, its load command is not sent again sooner than this. */
 const LOAD_RESEND_MS = 5000;
 
 @Injectable()
@@ -58,7 +58,10 @@ export class GenerationService {
   async place(model: ResolvedModel): Promise<void> {
     const { loaded, loading, live } = await this.workers.holders(model.spec.id);
     if (live === 0) throw ApiError.unavailable('no worker is available: start one, or wait for it to come up');
-    if (loaded.length + loading.length > 0) return;
+    if (loaded.length + loading.length > 0) {
+      this.loadSent.delete(model.spec.id); // held again: the next time it is not, ask at once
+      return;
+    }
     await this.requestLoad(model);
   }
 
@@ -171,6 +174,7 @@ export class GenerationService {
     const { loaded, loading, live } = await this.workers.holders(model.spec.id);
     if (live === 0) return ApiError.unavailable('no worker is available');
     if (loaded.length + loading.length === 0) await this.requestLoad(model);
+    else this.loadSent.delete(model.spec.id);
     return null;
   }
 }

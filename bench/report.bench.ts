@@ -1,0 +1,420 @@
+/**
+ * `npm run bench`: every scenario of the benchmark report, each measured in the same run as its baseline, on
+ * this machine. Writes `bench/results/<date>/report.md` (tables, the machine, the command), `results.json`
+ * and two SVG plots: throughput against concurrency, and the latency CDF of continuous, static and sequential
+ * batching. `-- --quick` is CI's smoke: every scenario, tiny, into `bench/results/quick-<date>/` (not kept).
+ *
+ * 1. Limit: the raw session.run loop at batch 1 to 64.     2. Engine: the engine in process against the limit.
+ * 3. End to end: the platform against the engine.          4. Batching: continuous, static, one at a time.
+ * 5. Peer: a transformers.js server, one request at a time. 6. Multi-model: 3 models on a budget for 2.
+ * 7. Scale: 1, 2 and 4 workers.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { Rng } from '@switchyard/batching';
+import { loadModel, LoadedModel } from '@switchyard/models';
+import { LaunchedPlatform } from '../test/support/launched';
+import { modelDir, REPO_ROOT } from '../test/support/repo';
+import { engineClosedLoop, engineRun, limitTable, mixedWorkload, ModeResult, replay } from './engine-scenarios';
+import { closedLoop, LoadResult, metricDelta, RequestSpec, scrape, send, Target } from './loadgen';
+import { startTransformersServer } from './peer/transformers-server';
+import { rawLoop } from './raw-loop';
+import { PromptSource } from './support/prompts';
+import { machine, table } from './support/stats';
+import { cdfChart, lineChart } from './support/svg';
+
+const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+const quick = args.quick!;
+const MODEL = 'demo-small';
+const NEW_TOKENS = quick ? 16 : 128;
+
+const md: string[] = [];
+const json: Record<string, unknown> = {};
+const say = (line = '') => {
+  console.log(line);
+  md.push(line);
+};
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '—');
+
+function loadRow(r: LoadResult): (string | number)[] {
+  return [
+    r.target,
+    r.requests,
+    r.errors,
+    r.tokensPerSecond,
+    r.ttft.p50,
+    r.ttft.p99,
+    r.itl.p50,
+    r.latency.p50,
+    r.latency.p90,
+    r.latency.p99,
+  ];
+}
+const LOAD_HEADERS = [
+  'run',
+  'requests',
+  'errors',
+  'tokens/s',
+  'TTFT p50 ms',
+  'TTFT p99 ms',
+  'ITL p50 ms',
+  'latency p50 ms',
+  'p90',
+  'p99',
+];
+
+function requests(
+  prompts: PromptSource,
+  rng: Rng,
+  model: LoadedModel,
+  clients: number,
+  rounds: number,
+): RequestSpec[][] {
+  return Array.from({ length: clients }, () =>
+    Array.from({ length: rounds }, () => ({
+      prompt: model.tokenizer.decode(prompts.take(rng, 64)),
+      maxNewTokens: NEW_TOKENS,
+    })),
+  );
+}
+
+async function withPlatform<T>(flags: string[], body: (p: LaunchedPlatform, target: Target) => Promise<T>): Promise<T> {
+  const platform = new LaunchedPlatform();
+  await platform.start(['--model-id', modelDir(MODEL), '--max-concurrent-requests', '256', ...flags]);
+  try {
+    return await body(platform, { name: 'switchyard', url: platform.url, headers: platform.auth(), mode: 'stream' });
+  } finally {
+    await platform.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const stamp = new Date().toISOString().slice(0, 10);
+  const dir = join(REPO_ROOT, 'bench', 'results', quick ? `quick-${stamp}` : stamp);
+  mkdirSync(dir, { recursive: true });
+  const m = machine();
+  const model = await loadModel(modelDir(MODEL));
+  const prompts = new PromptSource(model.tokenizer, MODEL);
+  const rng = new Rng(2026);
+
+  say(`# Switchyard benchmark report${quick ? ' (quick smoke: too short to read anything into)' : ''}`);
+  say();
+  say(`- Command: \`npm run bench${quick ? ' -- --quick' : ''}\`, ${new Date().toISOString()}`);
+  say(
+    `- Machine: ${m.cores} cores (${m.cpu}), Node ${m.node}, no GPU; model ${MODEL} (fp32 ONNX, ${model.config.numLayers} layers)`,
+  );
+  say(
+    '- Every ratio below compares runs made in this same run, on this same machine: the machine is shared and noisy.',
+  );
+  say();
+
+  // 1. Limit
+  const batches = quick ? [1, 8] : [1, 2, 4, 8, 16, 32, 64];
+  const limit = await limitTable(model, prompts, rng, batches, quick ? 9 : 33);
+  json.limit = limit;
+  say('## 1. The limit: the raw session.run decode loop');
+  say();
+  say('Prompts of 128 tokens, one `session.run` per step, a greedy argmax per row, nothing else.');
+  say();
+  say(
+    table(
+      ['batch', 'ms/step', 'tokens/s'],
+      limit.map((r) => [r.batch, r.msPerStep, r.tokensPerSecond]),
+    ),
+  );
+  say();
+
+  // 2. Engine vs limit
+  const full = quick ? 8 : 64;
+  const effPrompts = Array.from({ length: full }, () => prompts.take(rng, 64));
+  const raw = await rawLoop(model, effPrompts, NEW_TOKENS);
+  const eng = await engineRun(model, effPrompts, NEW_TOKENS);
+  json.engine = { raw, engine: eng };
+  say('## 2. The engine against the limit');
+  say();
+  say(`${full} concurrent requests of ${NEW_TOKENS} new tokens (64-token prompts), the same prompts on both.`);
+  say();
+  say(
+    table(
+      ['run', 'tokens/s'],
+      [
+        ['raw loop', raw.tokensPerSecond],
+        ['engine', eng.tokensPerSecond],
+      ],
+    ),
+  );
+  say();
+  say(`Engine / limit: **${fmt(eng.tokensPerSecond / raw.tokensPerSecond, 3)}** (target ≥ 0.85).`);
+  say();
+
+  // 4. Batching (in process)
+  const arrivals = mixedWorkload(prompts, rng, quick ? 12 : 64, quick ? 4 : 8);
+  const modes: ModeResult[] = [];
+  modes.push(await replay(model, 'continuous', { maxBatchSize: 64 }, arrivals));
+  modes.push(
+    await replay(
+      model,
+      'static',
+      { maxBatchSize: 64, waitingServedRatio: Infinity, maxWaitingTokens: Infinity },
+      arrivals,
+    ),
+  );
+  modes.push(await replay(model, 'one at a time', { maxBatchSize: 1 }, arrivals));
+  json.batching = modes.map((r) => ({ ...r, latencies: undefined }));
+  writeFileSync(
+    join(dir, 'latency-cdf.svg'),
+    cdfChart(
+      modes.map((r) => ({ name: r.mode, values: r.latencies.map((v) => v / 1000) })),
+      { title: 'Latency CDF on the mixed workload', xLabel: 'request latency (s)', yLabel: 'fraction of requests' },
+    ),
+  );
+
+  // 3. End to end, and throughput against concurrency
+  const e2eLoad = requests(prompts, rng, model, full, quick ? 1 : 2);
+  const concurrency = quick ? [1, 4] : [1, 2, 4, 8, 16, 32, 64];
+  const curve: { clients: number; result: LoadResult }[] = [];
+  const e2e = await withPlatform([], async (platform, target) => {
+    await send(target, e2eLoad[0][0]);
+    const before = await scrape(platform.url);
+    const engineResult = await engineClosedLoop(model, e2eLoad, 'engine alone (in process)');
+    const platformResult = await closedLoop(target, e2eLoad);
+    const after = await scrape(platform.url);
+    for (const c of concurrency) {
+      const load = requests(prompts, rng, model, c, c >= 16 ? 2 : 4);
+      curve.push({ clients: c, result: await closedLoop({ ...target, name: `switchyard, ${c} clients` }, load) });
+    }
+    const counters = metricDelta(before, after, ['tgi_request_success', 'tgi_request_failure', 'tgi_batch_concat']);
+    return { engine: engineResult, platform: platformResult, counters };
+  });
+  json.e2e = { engine: { ...e2e.engine, latencies: undefined }, platform: { ...e2e.platform, latencies: undefined } };
+  json.e2eMetrics = e2e.counters;
+
+  // 5. Peer: transformers.js, one request at a time
+  const peerClients = quick ? 4 : 32;
+  const peerLoad = requests(prompts, rng, model, peerClients, quick ? 1 : 2);
+  const peer = await startTransformersServer({ modelDir: modelDir(MODEL), port: 0 });
+  let peerResult: LoadResult;
+  const peerCurve: { clients: number; result: LoadResult }[] = [];
+  try {
+    const peerTarget: Target = { name: 'transformers.js server', url: peer.url, mode: 'json' };
+    await send(peerTarget, peerLoad[0][0]);
+    peerResult = await closedLoop(peerTarget, peerLoad);
+    for (const c of quick ? [1] : [1, 4, 16]) {
+      const load = requests(prompts, rng, model, c, c >= 16 ? 1 : 2);
+      peerCurve.push({ clients: c, result: await closedLoop({ ...peerTarget, name: `peer, ${c} clients` }, load) });
+    }
+    peerCurve.push({ clients: peerClients, result: peerResult });
+  } finally {
+    await peer.close();
+  }
+  const swPeer = await withPlatform([], (_p, target) => closedLoop({ ...target, name: 'switchyard' }, peerLoad));
+  json.peer = {
+    loadMs: peer.loadMs,
+    peer: { ...peerResult, latencies: undefined },
+    switchyard: { ...swPeer, latencies: undefined },
+  };
+
+  say('## 3. End to end: the platform against the engine');
+  say();
+  say(
+    `${full} clients in a closed loop (each sends its next request when the last ends), ${NEW_TOKENS} new tokens, greedy; ` +
+      'the platform is HTTP + Redis + one worker process, streaming over SSE.',
+  );
+  say();
+  say(table(LOAD_HEADERS, [loadRow(e2e.engine), loadRow(e2e.platform)]));
+  say();
+  say(
+    `Platform / engine throughput: **${fmt(e2e.platform.tokensPerSecond / e2e.engine.tokensPerSecond, 3)}** (target ≥ 0.8); ` +
+      `TTFT p50 added: ${fmt(e2e.platform.ttft.p50 - e2e.engine.ttft.p50, 1)} ms.`,
+  );
+  say();
+  say('Throughput against concurrency (closed loop):');
+  say();
+  say(
+    table(
+      LOAD_HEADERS,
+      curve.map((c) => loadRow(c.result)),
+    ),
+  );
+  say();
+  say('![throughput against concurrency](throughput.svg)');
+  say();
+
+  say('## 4. Continuous against static batching against one request at a time');
+  say();
+  say(
+    `${arrivals.length} requests, Poisson arrivals at ${quick ? 4 : 8}/s, prompts of 8 to 256 tokens, max_new_tokens ` +
+      'uniform in [16, 256], replayed on the engine in process with each policy.',
+  );
+  say();
+  say(
+    table(
+      ['policy', 'tokens/s', 'TTFT p50 ms', 'TTFT p99 ms', 'latency p50 ms', 'latency p99 ms', 'max batch'],
+      modes.map((r) => [r.mode, r.tokensPerSecond, r.ttftP50, r.ttftP99, r.latencyP50, r.latencyP99, r.maxBatch]),
+    ),
+  );
+  say();
+  const [continuous, staticMode, sequential] = modes;
+  say(
+    `Continuous / one at a time: **${fmt(continuous.tokensPerSecond / sequential.tokensPerSecond, 2)}×** (target ≥ 2.5×); ` +
+      `continuous p99 ${fmt(continuous.latencyP99)} ms against static ${fmt(staticMode.latencyP99)} ms (target: below).`,
+  );
+  say();
+  say('![latency CDF](latency-cdf.svg)');
+  say();
+
+  say('## 5. Against a transformers.js server');
+  say();
+  say(
+    `A plain HTTP server on \`@huggingface/transformers\` serving the same \`models/${MODEL}\` with ` +
+      `\`pipeline('text-generation')\`, one request at a time (loaded in ${fmt(peer.loadMs)} ms). ` +
+      `${peerClients} clients in a closed loop on both, the same prompts, ${NEW_TOKENS} new tokens, greedy. The peer ` +
+      'answers JSON, so its TTFT is its whole latency.',
+  );
+  say();
+  say(
+    table(LOAD_HEADERS, [
+      loadRow(peerResult),
+      loadRow(swPeer),
+      ...peerCurve.slice(0, -1).map((c) => loadRow(c.result)),
+    ]),
+  );
+  say();
+  say(
+    `Switchyard / transformers.js throughput: **${fmt(swPeer.tokensPerSecond / peerResult.tokensPerSecond, 2)}×** (target ≥ 2.5×); ` +
+      `p50 latency ${fmt(swPeer.latency.p50)} ms against ${fmt(peerResult.latency.p50)} ms ` +
+      `(${fmt(swPeer.latency.p50 / peerResult.latency.p50, 2)} of it; target ≤ 0.33).`,
+  );
+  say();
+  writeFileSync(
+    join(dir, 'throughput.svg'),
+    lineChart(
+      [
+        { name: 'Switchyard (HTTP, SSE)', points: curve.map((c) => [c.clients, c.result.tokensPerSecond]) },
+        { name: 'transformers.js server', points: peerCurve.map((c) => [c.clients, c.result.tokensPerSecond]) },
+      ],
+      {
+        title: `Throughput against concurrency, ${MODEL}`,
+        xLabel: 'concurrent clients',
+        yLabel: 'generated tokens/s',
+        xLog: true,
+      },
+    ),
+  );
+  const scaleLoad = requests(prompts, rng, model, quick ? 4 : 32, quick ? 1 : 2);
+  await model.release();
+
+  // 6. Multi-model: three models on a budget that holds two
+  const multi = await withPlatform(['--device-memory', '500MiB'], async (platform) => {
+    const admin = { 'content-type': 'application/json', ...platform.auth() };
+    const ids = [`mm-tiny-${Date.now()}`, `mm-small-b-${Date.now()}`];
+    for (const [id, path] of [
+      [ids[0], modelDir('demo-tiny')],
+      [ids[1], modelDir('demo-small')],
+    ]) {
+      const res = await fetch(`${platform.url}/admin/models`, {
+        method: 'POST',
+        headers: admin,
+        body: JSON.stringify({ id, path }),
+      });
+      if (res.status !== 201) throw new Error(`registering ${id}: ${res.status} ${await res.text()}`);
+    }
+    const order = [MODEL, ...ids];
+    const rows: { model: string; round: number; latency: number }[] = [];
+    const spec = { prompt: 'In the beginning God', maxNewTokens: 32 };
+    for (let round = 0; round < (quick ? 2 : 4); round++) {
+      for (const id of order) {
+        const started = performance.now();
+        const res = await fetch(`${platform.url}/generate`, {
+          method: 'POST',
+          headers: admin,
+          body: JSON.stringify({ model: id, inputs: spec.prompt, parameters: { max_new_tokens: spec.maxNewTokens } }),
+        });
+        await res.text();
+        if (!res.ok) throw new Error(`${id}: HTTP ${res.status}`);
+        rows.push({ model: id, round, latency: performance.now() - started });
+      }
+    }
+    const metrics = await scrape(platform.url);
+    const loads: Record<string, { count: number; meanMs: number }> = {};
+    for (const id of order) {
+      let sum = 0;
+      let count = 0;
+      for (const [key, value] of metrics) {
+        if (!key.includes(`model="${id}"`)) continue;
+        if (key.startsWith('switchyard_model_load_duration_seconds_sum')) sum += value;
+        if (key.startsWith('switchyard_model_load_duration_seconds_count')) count += value;
+      }
+      loads[id] = { count, meanMs: count > 0 ? (sum / count) * 1000 : NaN };
+    }
+    let evictions = 0;
+    for (const [key, value] of metrics) if (key.startsWith('switchyard_model_evictions_total')) evictions += value;
+    for (const id of ids) await fetch(`${platform.url}/admin/models/${id}`, { method: 'DELETE', headers: admin });
+    return { order, rows, loads, evictions };
+  });
+  json.multiModel = multi;
+  say('## 6. Three models on a budget that holds two');
+  say();
+  say(
+    `One worker with \`--device-memory 500MiB\`: ${MODEL} (the launcher's default, pinned) plus two models registered ` +
+      'through the admin API (demo-tiny, and demo-small under a second id). Requests go round-robin, one at a time, ' +
+      '32 new tokens; each request for the model that is not resident evicts the other.',
+  );
+  say();
+  say(
+    table(
+      ['model', 'loads', 'mean load ms', ...Array.from({ length: quick ? 2 : 4 }, (_, i) => `round ${i + 1} ms`)],
+      multi.order.map((id) => [
+        id,
+        multi.loads[id].count,
+        multi.loads[id].meanMs,
+        ...multi.rows.filter((r) => r.model === id).map((r) => r.latency),
+      ]),
+    ),
+  );
+  say();
+  say(`Evictions counted by the worker: ${multi.evictions}.`);
+  say();
+
+  // 7. Scale
+  const scale: { workers: number; result: LoadResult }[] = [];
+  for (const workers of quick ? [1, 2] : [1, 2, 4]) {
+    const result = await withPlatform(['--num-workers', String(workers)], async (_p, target) => {
+      await send(target, scaleLoad[0][0]);
+      return closedLoop({ ...target, name: `${workers} worker(s)` }, scaleLoad);
+    });
+    scale.push({ workers, result });
+  }
+  json.scale = scale.map((s) => ({ workers: s.workers, result: { ...s.result, latencies: undefined } }));
+  say('## 7. Scale: 1, 2 and 4 workers on this machine');
+  say();
+  say(
+    `${quick ? 4 : 32} clients in a closed loop, ${NEW_TOKENS} new tokens. Each worker holds its own copy of the model and ` +
+      `its own ONNX Runtime threads; on ${m.cores} cores they compete for the same CPUs, so this shows the cost of ` +
+      'contention, not a gain.',
+  );
+  say();
+  say(
+    table(
+      LOAD_HEADERS,
+      scale.map((s) => loadRow(s.result)),
+    ),
+  );
+  say();
+  say(`Total time: ${fmt((Date.now() - started) / 1000)} s.`);
+
+  writeFileSync(join(dir, 'report.md'), md.join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'results.json'),
+    JSON.stringify({ command: `npm run bench${quick ? ' -- --quick' : ''}`, machine: m, ...json }, null, 2) + '\n',
+  );
+  console.log(`\nwrote ${relative(REPO_ROOT, join(dir, 'report.md'))}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
