@@ -104,6 +104,8 @@ export class GenerationService {
           case 'start':
             startedAt = event.at;
             worker = event.worker;
+            // a worker holds the model now: if it is evicted later, the next request asks for a load at once
+            this.loadSent.delete(model.spec.id);
             break;
           case 'token':
             if (options.onToken) {
