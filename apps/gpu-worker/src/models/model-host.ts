@@ -88,6 +88,11 @@ export class ModelHost implements PooledModel {
     return { queued, oldestQueuedMs: oldest ? Math.max(0, Date.now() - oldest.timestamp) : 0 };
   }
 
+  /** Stops fetching jobs at once; the running ones go on. */
+  async pause(): Promise<void> {
+    await this.consumer.pause(true);
+  }
+
   /** Stops taking jobs and waits for the running ones; with a deadline, gives up on them after it. */
   async stop(deadlineMs = Infinity): Promise<boolean> {
     const closing = this.consumer.close();

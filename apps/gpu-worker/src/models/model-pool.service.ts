@@ -108,6 +108,11 @@ export class ModelPoolService implements OnApplicationShutdown {
     for (const host of this.hosts()) if (host.cancel(requestId)) return;
   }
 
+  /** SIGTERM, first step: no host fetches another job. */
+  async pause(): Promise<void> {
+    await Promise.all(this.hosts().map((h) => h.pause()));
+  }
+
   /**
    * SIGTERM: every host stops taking jobs and finishes its running ones within the drain timeout. Jobs still
    * running after it lose their lock when the process exits and run again on another worker.

@@ -79,6 +79,8 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
 
   /** SIGTERM: leave the placement (heartbeat says draining), stop taking commands, then drain the models. */
   async beforeApplicationShutdown(): Promise<void> {
+    // stop fetching first, then say so: a job queued after the draining heartbeat is never taken here
+    await this.models.pause();
     this.draining = true;
     await this.beat();
     await Promise.all([this.controlConsumer?.close(), this.commandConsumer?.close()]);
