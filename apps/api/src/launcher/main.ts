@@ -162,8 +162,9 @@ async function main(): Promise<void> {
     return;
   }
   log(`ready: ${url}  ${config.numWorkers} worker(s), default model ${config.modelName}`);
+  const auth = config.disableAuth ? '' : ` -H "Authorization: Bearer $SWITCHYARD_KEY"`;
   log(
-    `try: curl ${url}/generate -X POST -d '{"inputs":"The future of AI is","parameters":{"max_new_tokens":50}}' -H 'Content-Type: application/json'`,
+    `try: curl ${url}/generate -X POST -d '{"inputs":"The future of AI is","parameters":{"max_new_tokens":50}}' -H 'Content-Type: application/json'${auth}`,
   );
 }
 
