@@ -12,12 +12,13 @@ import { AppModule } from './app.module';
 import { ErrorFilter, sendError } from './common/error.filter';
 import { requestId } from './common/request-id.middleware';
 import { ConfigError, readApiConfig } from './config/api-config';
+import { QuietLogger } from './common/quiet-logger';
 
 async function bootstrap(): Promise<void> {
   const logger = new Logger('Api');
   const config = readApiConfig(process.argv.slice(2), process.env);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
-    logger: ['log', 'warn', 'error'],
+    logger: new QuietLogger(),
     bodyParser: false,
   });
   app.use(requestId);

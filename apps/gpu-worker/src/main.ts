@@ -7,6 +7,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { ConfigError, readWorkerConfig, WORKER_USAGE } from './config/worker-config';
 import { WorkerModule } from './worker.module';
+import { QuietLogger } from '../../api/src/common/quiet-logger';
 
 async function bootstrap(): Promise<void> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -15,7 +16,7 @@ async function bootstrap(): Promise<void> {
   }
   const config = readWorkerConfig(process.argv.slice(2), process.env);
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), {
-    logger: ['log', 'warn', 'error'],
+    logger: new QuietLogger(),
   });
   // useProcessExit: exit 0 after the hooks ran, rather than re-raising the signal
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });

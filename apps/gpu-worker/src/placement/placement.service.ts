@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Job, Queue, Worker } from 'bullmq';
 import { ControlCommand, Heartbeat, HeartbeatModel, ModelSpec } from '@switchyard/batching';
+import { formatBytes } from '@switchyard/models';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { ModelPoolService } from '../models/model-pool.service';
 import { redisOptions } from '../redis/redis-connection';
@@ -73,7 +74,7 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
       void this.models.load(spec).catch(() => undefined); // logged and recorded by load()
     }
     this.logger.log(
-      `worker ${this.config.workerId} up: ${this.config.preload.length} models to preload, device memory ${this.config.deviceMemory} bytes`,
+      `worker ${this.config.workerId} up: ${this.config.preload.length} models to preload, device memory ${formatBytes(this.config.deviceMemory)}`,
     );
   }
 
