@@ -5,7 +5,7 @@
  * the session, and ask for a load elsewhere if jobs are left in the queue.
  */
 import { Logger } from '@nestjs/common';
-import { Job, Queue, Worker } from 'bullmq';
+import { Job, Queue, WaitingError, Worker } from 'bullmq';
 import type { ConnectionOptions } from 'bullmq';
 import { EngineEvent, GenerateJob, ModelSpec, RedisNames, SchedulerConfig } from '@switchyard/batching';
 import type { PooledModel } from '@switchyard/models';
@@ -37,6 +37,8 @@ export class ModelHost implements PooledModel {
   private readonly queue: Queue<GenerateJob>;
   /** Running requests by id, to cancel them. */
   private readonly active = new Map<string, AbortController>();
+  /** Set once the host stops taking jobs; a job fetched after that goes back to the queue. */
+  private paused = false;
 
   constructor(
     readonly spec: ModelSpec,
@@ -47,7 +49,7 @@ export class ModelHost implements PooledModel {
     this.logger = new Logger(`Model ${spec.id}`);
     this.engine.onStep = (stats) => deps.metrics.step(spec.id, stats);
     this.queue = new Queue(spec.id, { connection: deps.connection, prefix: deps.names.generatePrefix });
-    this.consumer = new Worker<GenerateJob>(spec.id, (job) => this.process(job), {
+    this.consumer = new Worker<GenerateJob>(spec.id, (job, token) => this.process(job, token), {
       connection: deps.connection,
       prefix: deps.names.generatePrefix,
       // Jobs beyond one batch stay in Redis, where a replica on another worker can take them.
@@ -90,11 +92,13 @@ export class ModelHost implements PooledModel {
 
   /** Stops fetching jobs at once; the running ones go on. */
   async pause(): Promise<void> {
+    this.paused = true;
     await this.consumer.pause(true);
   }
 
   /** Stops taking jobs and waits for the running ones; with a deadline, gives up on them after it. */
   async stop(deadlineMs = Infinity): Promise<boolean> {
+    this.paused = true;
     const closing = this.consumer.close();
     if (!Number.isFinite(deadlineMs)) {
       await closing;
@@ -121,7 +125,12 @@ export class ModelHost implements PooledModel {
   }
 
   /** Runs one job: its promise settles when the request ends, so the job holds its lock while it runs. */
-  private async process(job: Job<GenerateJob>): Promise<void> {
+  private async process(job: Job<GenerateJob>, token?: string): Promise<void> {
+    if (this.paused) {
+      // fetched while this host was stopping: back to the queue for another worker
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
     const data = job.data;
     const requestId = data.requestId ?? job.id;
     const attempt = job.attemptsStarted;
@@ -138,12 +147,22 @@ export class ModelHost implements PooledModel {
     );
     try {
       await new Promise<void>((resolve) => {
+        let ended = false;
         const sink = (event: EngineEvent): void => {
+          if (ended) return;
           writer.push(requestId, { attempt, ...event });
           if (event.type === 'token') return;
+          ended = true;
           metrics.requests.inc({ model: this.spec.id, outcome: event.type === 'final' ? 'success' : event.errorType });
           resolve();
         };
+        // A cancel ends the stream here at once; the engine thread drops the row at its next step, and
+        // whatever that step still produces for it is ignored.
+        controller.signal.addEventListener(
+          'abort',
+          () => sink({ type: 'error', errorType: 'cancelled', message: 'request cancelled' }),
+          { once: true },
+        );
         try {
           this.engine.submit(
             {
