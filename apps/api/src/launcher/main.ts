@@ -1,8 +1,9 @@
 /**
  * The launcher (`npm start`, the `switchyard` bin): validates every flag and the model directory, runs the
  * migrations, registers `--model-id` in the registry, starts the API and `--num-workers` workers, and waits
- * until `/health` says a worker serves the default model. Ctrl-C (or SIGTERM) stops everything; a child that
- * dies makes the launcher stop the others and exit non-zero.
+ * until `/health` says a worker serves the default model. Ctrl-C (or SIGTERM) stops everything. A child that dies
+ * during start-up, or the API at any time, makes the launcher stop the others and exit non-zero; a worker that
+ * dies later is started again.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -130,13 +131,8 @@ async function main(): Promise<void> {
   const children: Child[] = [
     { name: 'API', process: spawn(process.execPath, [API_MAIN, ...argv], { stdio: 'inherit' }) },
   ];
-  for (let i = 0; i < config.numWorkers; i++) {
-    children.push({
-      name: `worker ${i}`,
-      process: spawn(process.execPath, [WORKER_MAIN, ...workerArgv(config, i)], { stdio: 'inherit' }),
-    });
-  }
   let stopping = false;
+  let ready = false;
   const stop = (reason: string, code: number) => {
     if (stopping) return;
     stopping = true;
@@ -146,13 +142,33 @@ async function main(): Promise<void> {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     }
   };
+  /** Starts worker i; once the platform is up, a worker that dies is started again (at most 5 times a minute). */
+  const restarts: number[] = [];
+  const startWorker = (i: number, slot = children.length) => {
+    const child: Child = {
+      name: `worker ${i}`,
+      process: spawn(process.execPath, [WORKER_MAIN, ...workerArgv(config, i)], { stdio: 'inherit' }),
+    };
+    children[slot] = child;
+    child.process.on('exit', (code, signal) => {
+      if (stopping) return;
+      if (!ready) return stop(`the ${child.name} exited (${signal ?? code}) during start-up`, 1);
+      const now = Date.now();
+      while (restarts.length > 0 && now - restarts[0] > 60_000) restarts.shift();
+      if (restarts.length >= 5) return stop(`the ${child.name} exited (${signal ?? code}) 5 times in a minute`, 1);
+      restarts.push(now);
+      log(
+        `the ${child.name} exited (${signal ?? code}): its jobs run again elsewhere once their locks lapse; restarting it`,
+      );
+      startWorker(i, slot);
+    });
+  };
+  for (let i = 0; i < config.numWorkers; i++) startWorker(i);
   process.on('SIGINT', () => stop('SIGINT', 0));
   process.on('SIGTERM', () => stop('SIGTERM', 0));
-  for (const child of children) {
-    child.process.on('exit', (code, signal) => {
-      if (!stopping) stop(`the ${child.name} exited (${signal ?? code})`, 1);
-    });
-  }
+  children[0].process.on('exit', (code, signal) => {
+    if (!stopping) stop(`the API exited (${signal ?? code})`, 1);
+  });
 
   const url = `http://${config.hostname}:${config.port}`;
   try {
@@ -161,6 +177,7 @@ async function main(): Promise<void> {
     stop((err as Error).message, 1);
     return;
   }
+  ready = true;
   log(`ready: ${url}  ${config.numWorkers} worker(s), default model ${config.modelName}`);
   const auth = config.disableAuth ? '' : ` -H "Authorization: Bearer $SWITCHYARD_KEY"`;
   log(
