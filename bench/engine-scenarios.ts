@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { defaultParameters, Engine, EngineConfig, EngineRequest, Rng } from '@switchyard/batching';
 import type { LoadedModel } from '@switchyard/models';
-import { LoadResult, RequestSpec, Sample, summarize } from './loadgen';
+import { closedLoop, LoadResult, RequestSpec, Sample } from './loadgen';
 import { rawLoop, RawLoopResult } from './raw-loop';
 import { PromptSource } from './support/prompts';
 import { percentile } from './support/stats';
@@ -79,6 +79,25 @@ export interface ModeResult {
   maxBatch: number;
   /** Every request's latency in milliseconds, for CDF plots. */
   latencies: number[];
+}
+
+/** The batching policies the mixed workload compares, as engine configs. */
+export const BATCHING_POLICIES: [string, Partial<EngineConfig>][] = [
+  ['continuous', { maxBatchSize: 64 }],
+  // gather a batch, run it to the end: no waiting request joins a running batch
+  ['static', { maxBatchSize: 64, waitingServedRatio: Infinity, maxWaitingTokens: Infinity }],
+  ['one at a time', { maxBatchSize: 1 }],
+];
+
+/** Replays the same arrivals on each policy in turn. */
+export async function replayPolicies(
+  model: LoadedModel,
+  arrivals: Arrival[],
+  policies = BATCHING_POLICIES,
+): Promise<ModeResult[]> {
+  const results: ModeResult[] = [];
+  for (const [mode, config] of policies) results.push(await replay(model, mode, config, arrivals));
+  return results;
 }
 
 /** Replays the arrivals on a fresh engine with `config` (continuous, static or one at a time). */
@@ -159,8 +178,6 @@ export async function engineClosedLoop(
     inputIds: model.tokenizer.encode(perClient[0][0].prompt),
     parameters: defaultParameters({ maxNewTokens: 4, details: false }),
   });
-  const samples: Sample[] = [];
-  let errors = 0;
   let n = 0;
   const one = (spec: RequestSpec) =>
     new Promise<Sample>((resolve, reject) => {
@@ -189,19 +206,7 @@ export async function engineClosedLoop(
         },
       );
     });
-  const started = performance.now();
-  await Promise.all(
-    perClient.map(async (list) => {
-      for (const spec of list) {
-        try {
-          samples.push(await one(spec));
-        } catch {
-          errors++;
-        }
-      }
-    }),
-  );
-  const result = summarize(name, (performance.now() - started) / 1000, samples, errors);
+  const result = await closedLoop(name, perClient, one);
   await engine.drain();
   return result;
 }

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { Rng } from '@switchyard/batching';
 import { loadModel } from '@switchyard/models';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
-import { engineRun, limitTable, mixedWorkload, ModeResult, replay } from './engine-scenarios';
+import { BATCHING_POLICIES, engineRun, limitTable, mixedWorkload, replayPolicies } from './engine-scenarios';
 import { rawLoop } from './raw-loop';
 import { PromptSource } from './support/prompts';
 import { machine, table, writeResult } from './support/stats';
@@ -72,19 +72,11 @@ async function main(): Promise<void> {
   const rate = quick ? 4 : 8;
   log(`\n3. Mixed workload: ${count} requests, Poisson ${rate}/s, prompts 8-256 tokens, max_new_tokens 16-256`);
   const arrivals = mixedWorkload(prompts, rng, count, rate);
-  const modes: ModeResult[] = [];
-  modes.push(await replay(model, 'continuous', { maxBatchSize: 64 }, arrivals));
-  modes.push(
-    await replay(
-      model,
-      'static',
-      { maxBatchSize: 64, waitingServedRatio: Infinity, maxWaitingTokens: Infinity },
-      arrivals,
-    ),
-  );
-  modes.push(await replay(model, 'one-at-a-time', { maxBatchSize: 1 }, arrivals));
-  // Mixed lengths pay for left padding (rows x padded width): a smaller batch cap keeps the width down.
-  modes.push(await replay(model, 'continuous, max batch 16', { maxBatchSize: 16 }, arrivals));
+  const modes = await replayPolicies(model, arrivals, [
+    ...BATCHING_POLICIES,
+    // Mixed lengths pay for left padding (rows x padded width): a smaller batch cap keeps the width down.
+    ['continuous, max batch 16', { maxBatchSize: 16 }],
+  ]);
   log(
     table(
       ['mode', 'tokens/s', 'TTFT p50 ms', 'TTFT p99 ms', 'latency p50 ms', 'latency p99 ms', 'max batch'],

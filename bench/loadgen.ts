@@ -106,8 +106,16 @@ export async function send(target: Target, spec: RequestSpec): Promise<Sample> {
   return { ttft: first - sent, latency: done - sent, tokens, itl: tokens > 1 ? (done - first) / (tokens - 1) : 0 };
 }
 
-/** N clients, each sending its requests one after another; all clients start at once. */
-export async function closedLoop(target: Target, perClient: RequestSpec[][]): Promise<LoadResult> {
+/**
+ * N clients, each sending its requests one after another; all clients start at once. `one` runs a request:
+ * over HTTP by default, or in process (the engine alone) for a baseline on the same loop.
+ */
+export async function closedLoop(
+  target: Target | string,
+  perClient: RequestSpec[][],
+  one: (spec: RequestSpec) => Promise<Sample> = (spec) => send(target as Target, spec),
+): Promise<LoadResult> {
+  const name = typeof target === 'string' ? target : target.name;
   const samples: Sample[] = [];
   let errors = 0;
   const started = performance.now();
@@ -115,14 +123,14 @@ export async function closedLoop(target: Target, perClient: RequestSpec[][]): Pr
     perClient.map(async (list) => {
       for (const spec of list) {
         try {
-          samples.push(await send(target, spec));
+          samples.push(await one(spec));
         } catch (err) {
-          if (errors++ < 3) console.error(`${target.name}: ${(err as Error).message}`);
+          if (errors++ < 3) console.error(`${name}: ${(err as Error).message}`);
         }
       }
     }),
   );
-  return summarize(target.name, (performance.now() - started) / 1000, samples, errors);
+  return summarize(name, (performance.now() - started) / 1000, samples, errors);
 }
 
 /** Requests sent at their arrival times (milliseconds from the start), whatever is still running. */

@@ -17,7 +17,7 @@ import { Rng } from '@switchyard/batching';
 import { loadModel, LoadedModel } from '@switchyard/models';
 import { LaunchedPlatform } from '../test/support/launched';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
-import { engineClosedLoop, engineRun, limitTable, mixedWorkload, ModeResult, replay } from './engine-scenarios';
+import { engineClosedLoop, engineRun, limitTable, mixedWorkload, replayPolicies } from './engine-scenarios';
 import { closedLoop, LoadResult, metricDelta, RequestSpec, scrape, send, Target } from './loadgen';
 import { startTransformersServer } from './peer/transformers-server';
 import { rawLoop } from './raw-loop';
@@ -152,17 +152,7 @@ async function main(): Promise<void> {
 
   // 4. Batching (in process)
   const arrivals = mixedWorkload(prompts, rng, quick ? 12 : 64, quick ? 4 : 8);
-  const modes: ModeResult[] = [];
-  modes.push(await replay(model, 'continuous', { maxBatchSize: 64 }, arrivals));
-  modes.push(
-    await replay(
-      model,
-      'static',
-      { maxBatchSize: 64, waitingServedRatio: Infinity, maxWaitingTokens: Infinity },
-      arrivals,
-    ),
-  );
-  modes.push(await replay(model, 'one at a time', { maxBatchSize: 1 }, arrivals));
+  const modes = await replayPolicies(model, arrivals);
   json.batching = modes.map((r) => ({ ...r, latencies: undefined }));
   writeFileSync(
     join(dir, 'latency-cdf.svg'),

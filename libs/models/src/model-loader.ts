@@ -51,6 +51,18 @@ export function describeModel(dir: string): ModelDescription {
   return { dir, graphFile, config, tokenizer, chatTemplate, memory: estimateMemory(config, graphFile, 4) };
 }
 
+/** The memory estimate from the config and the graph's size alone (no tokenizer): cheap enough for every placement. */
+export function estimateModelMemory(dir: string): MemoryEstimate {
+  assertDirectory(dir);
+  const graphFile = findGraphFile(dir);
+  return estimateMemory(loadModelConfig(dir), graphFile, 4);
+}
+
+/** What a model costs in a pool: its weights plus a KV cache for `totalTokens` tokens. */
+export function poolBytes(memory: MemoryEstimate, totalTokens: number): number {
+  return memory.weightBytes + totalTokens * memory.kvBytesPerToken;
+}
+
 export function estimateMemory(config: ModelConfig, graphFile: string, kvBytesPerElement: number): MemoryEstimate {
   return {
     weightBytes: weightBytes(graphFile),

@@ -32,7 +32,8 @@ export interface ModelPoolOptions<S extends PoolSpec, M extends PooledModel> {
   placeTimeoutMs: number;
   /** The bytes a model will cost, known before it loads. */
   cost(spec: S): number;
-  load(spec: S): Promise<M>;
+  /** Loads a model that has `bytes` reserved for it (what `cost` said). */
+  load(spec: S, bytes: number): Promise<M>;
   onLoaded?(id: string, ms: number): void;
   onEvicted?(id: string, reason: EvictionReason): void;
   log?(message: string): void;
@@ -57,7 +58,6 @@ export interface PoolEntryInfo {
   state: 'loading' | 'loaded' | 'unloading';
   bytes: number;
   pinned: boolean;
-  idleMs: number;
 }
 
 export class ModelPool<S extends PoolSpec, M extends PooledModel> {
@@ -84,14 +84,6 @@ export class ModelPool<S extends PoolSpec, M extends PooledModel> {
     return used;
   }
 
-  /** The loaded model, marked as just used; undefined when it is not loaded (or still loading). */
-  get(id: string): M | undefined {
-    const entry = this.entries.get(id);
-    if (!entry || entry.state !== 'loaded') return undefined;
-    entry.lastUsed = performance.now();
-    return entry.model!;
-  }
-
   /** The loaded model without marking it used (for heartbeats and listings). */
   peek(id: string): M | undefined {
     const entry = this.entries.get(id);
@@ -110,14 +102,7 @@ export class ModelPool<S extends PoolSpec, M extends PooledModel> {
   }
 
   list(): PoolEntryInfo[] {
-    const now = performance.now();
-    return [...this.entries.values()].map((e) => ({
-      id: e.spec.id,
-      state: e.state,
-      bytes: e.bytes,
-      pinned: e.spec.pinned,
-      idleMs: e.state === 'loaded' && e.model!.isIdle() ? now - e.lastUsed : 0,
-    }));
+    return [...this.entries.values()].map((e) => ({ id: e.spec.id, state: e.state, bytes: e.bytes, pinned: e.spec.pinned }));
   }
 
   /** The model loaded, loading it (once) if needed. Rejects with `CannotPlaceError` when there is no room. */
@@ -196,7 +181,7 @@ export class ModelPool<S extends PoolSpec, M extends PooledModel> {
     try {
       await this.makeRoom(entry);
       const started = performance.now();
-      const model = await this.options.load(entry.spec);
+      const model = await this.options.load(entry.spec, entry.bytes);
       const ms = performance.now() - started;
       if (this.closed) {
         await model.unload();

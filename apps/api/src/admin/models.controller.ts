@@ -6,8 +6,13 @@
 import { isAbsolute, resolve } from 'node:path';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Logger, Param, Patch, Post } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { DEFAULT_VALIDATION_LIMITS, validateRequest, ValidationError } from '@switchyard/batching';
-import { describeModel, formatBytes, loadModel, ModelEntity, ModelError } from '@switchyard/models';
+import {
+  DEFAULT_SCHEDULER_CONFIG,
+  DEFAULT_VALIDATION_LIMITS,
+  validateRequest,
+  ValidationError,
+} from '@switchyard/batching';
+import { formatBytes, loadModel, loadModelConfig, ModelEntity, ModelError, poolBytes } from '@switchyard/models';
 import { RequireScope } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
@@ -185,7 +190,7 @@ export class ModelsAdminController {
 
   private positions(path: string): number {
     try {
-      return describeModel(path).config.maxPositions;
+      return loadModelConfig(path).maxPositions;
     } catch {
       return Number.MAX_SAFE_INTEGER; // the directory broke after it was saved: limits are checked when it loads
     }
@@ -197,7 +202,8 @@ export class ModelsAdminController {
     try {
       const model = await loadModel(path, { intraOpThreads: 1 });
       await model.release();
-      const bytes = model.memory.weightBytes + 65536 * model.memory.kvBytesPerToken;
+      // with the workers' default token budget: the registry's figure is a guide, each worker counts its own
+      const bytes = poolBytes(model.memory, DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens);
       this.logger.log(`checked ${path} in ${Date.now() - started} ms (${formatBytes(bytes)})`);
       return { bytes, positions: model.config.maxPositions };
     } catch (err) {

@@ -171,6 +171,7 @@ export class InferenceService {
     let requested: string | null = null;
     let prepared: PreparedRequest | null = null;
     let outcome: GenerationOutcome | null = null;
+    let timings: Timings | null = null;
     let firstTokenAt = 0;
     let failure: ApiError | null = null;
     let admitted = false;
@@ -252,7 +253,7 @@ export class InferenceService {
         reservation?.settle(outcome ? outcome.final.inputTokens + outcome.final.details.generatedTokens : 0);
       }
       if (!outcome || !prepared) throw ApiError.unavailable('no model could serve the request');
-      const timings = this.timings(prepared, outcome);
+      timings = this.timings(prepared, outcome);
       this.observe(prepared, outcome, timings);
       return { prepared, outcome, timings };
     } catch (err) {
@@ -273,7 +274,7 @@ export class InferenceService {
         finishReason: final?.details.finishReason ?? null,
         status: failure ? failure.status : 200,
         errorType: failure?.errorType ?? null,
-        queueMs: outcome && prepared ? this.timings(prepared, outcome).queueMs : null,
+        queueMs: timings?.queueMs ?? null,
         ttftMs: firstTokenAt > 0 ? firstTokenAt - started : null,
         totalMs: performance.now() - started,
         createdAt: new Date(),

@@ -9,8 +9,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_SCHEDULER_CONFIG } from '@switchyard/batching';
-import { describeModel, formatBytes, ModelError } from '@switchyard/models';
+import { describeModel, formatBytes, ModelError, poolBytes } from '@switchyard/models';
 import { ConfigError as WorkerConfigError, readWorkerConfig } from '../../../gpu-worker/src/config/worker-config';
 import { API_USAGE, ApiConfig, ConfigError, readApiConfig } from '../config/api-config';
 import { createDataSource } from '../database/data-source';
@@ -72,8 +71,7 @@ function workerArgv(config: ApiConfig, index: number): string[] {
 async function register(config: ApiConfig): Promise<void> {
   const model = describeModel(config.modelDir);
   const worker = readWorkerConfig(workerArgv(config, 0), {});
-  const totalTokens = worker.scheduler.maxBatchTotalTokens ?? DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens;
-  const bytes = model.memory.weightBytes + totalTokens * model.memory.kvBytesPerToken;
+  const bytes = poolBytes(model.memory, worker.scheduler.maxBatchTotalTokens);
   log(
     `model ${config.modelName}: ${model.config.modelType}, ${model.config.numLayers} layers, ` +
       `${formatBytes(model.memory.weightBytes)} of weights, ${formatBytes(bytes)} with its KV budget (${config.modelDir})`,

@@ -6,7 +6,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ControlCommand, EVENTS_MAX_LEN, ModelSpec, PoolEvent, RedisNames } from '@switchyard/batching';
-import { CannotPlaceError, describeModel, formatBytes, ModelPool } from '@switchyard/models';
+import { CannotPlaceError, estimateModelMemory, formatBytes, ModelPool, poolBytes } from '@switchyard/models';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { WorkerMetrics } from '../metrics/worker-metrics';
 import { createRedis, redisOptions } from '../redis/redis-connection';
@@ -57,7 +57,7 @@ export class ModelPoolService implements OnApplicationShutdown {
       keepAliveMs: config.keepAliveMs,
       placeTimeoutMs: config.placeTimeoutMs,
       cost: (spec) => this.cost(spec),
-      load: (spec) => this.loadHost(spec),
+      load: (spec, bytes) => this.loadHost(spec, bytes),
       onLoaded: (id, ms) => {
         this.metrics.loads.inc({ model: id });
         this.metrics.loadDuration.observe(ms / 1000, { model: id });
@@ -138,13 +138,12 @@ export class ModelPoolService implements OnApplicationShutdown {
   }
 
   private cost(spec: ModelSpec): number {
-    const { memory } = describeModel(spec.path);
-    return memory.weightBytes + this.config.scheduler.maxBatchTotalTokens * memory.kvBytesPerToken;
+    return poolBytes(estimateModelMemory(spec.path), this.config.scheduler.maxBatchTotalTokens);
   }
 
-  private async loadHost(spec: ModelSpec): Promise<ModelHost> {
+  private async loadHost(spec: ModelSpec, bytes: number): Promise<ModelHost> {
     this.recordEvent({ type: 'load_started', model: spec.id });
-    this.logger.log(`loading ${spec.id} from ${spec.path} (${formatBytes(this.cost(spec))} reserved)`);
+    this.logger.log(`loading ${spec.id} from ${spec.path} (${formatBytes(bytes)} reserved)`);
     const engine = await RemoteEngine.start({
       dir: spec.path,
       session: { executionProvider: this.config.executionProvider, intraOpThreads: this.config.intraOpThreads },
