@@ -1,10 +1,12 @@
 /**
  * The limit: the plain `session.run` loop with nothing around it. A fixed batch is prefilled once, then decoded
- * step after step with a greedy argmax per row, the least any server must do per token.
+ * step after step with a greedy argmax per row, the least any server must do per token. It speaks the session's
+ * layout: the export's (the presents become the next past) or the fused graph's (the loop keeps the cache, grown
+ * in the same 32-column steps as the engine's, and writes each step's new keys and values into it).
  */
 import { performance } from 'node:perf_hooks';
 import type { LoadedModel } from '@switchyard/models';
-import type * as ort from 'onnxruntime-node';
+import * as ort from 'onnxruntime-node';
 
 export interface RawLoopResult {
   batch: number;
@@ -26,6 +28,107 @@ function argmaxRows(logits: Float32Array, rows: number, seq: number, vocab: numb
 
 /** Prefill `prompts` (all of one length) and decode until each row has `newTokens` tokens. */
 export async function rawLoop(model: LoadedModel, prompts: number[][], newTokens: number): Promise<RawLoopResult> {
+  return model.session.signature.layout === 'ragged'
+    ? raggedRawLoop(model, prompts, newTokens)
+    : paddedRawLoop(model, prompts, newTokens);
+}
+
+function result(
+  batch: number,
+  length: number,
+  newTokens: number,
+  started: number,
+  decodeStarted: number,
+): RawLoopResult {
+  const ended = performance.now();
+  const seconds = (ended - started) / 1000;
+  return {
+    batch,
+    promptLength: length,
+    newTokens,
+    seconds,
+    tokensPerSecond: (batch * newTokens) / seconds,
+    msPerStep: newTokens > 1 ? (ended - decodeStarted) / (newTokens - 1) : NaN,
+  };
+}
+
+async function raggedRawLoop(model: LoadedModel, prompts: number[][], newTokens: number): Promise<RawLoopResult> {
+  const batch = prompts.length;
+  const length = prompts[0].length;
+  const vocab = model.config.vocabSize;
+  const { numKvHeads: heads, headDim } = model.config;
+  const session = model.session;
+  const started = performance.now();
+  const out = await session.forward({
+    batchSize: batch,
+    seqLen: length,
+    pastLen: 0,
+    inputIds: BigInt64Array.from(prompts.flat().map(BigInt)),
+    positionIds: BigInt64Array.from({ length: batch * length }, (_, i) => BigInt(i % length)),
+    seqLens: new Int32Array(batch).fill(length - 1),
+    totalLength: length,
+    past: null,
+  });
+  const next = new BigInt64Array(batch);
+  argmaxRows(out.logits.data as Float32Array, batch, length, vocab, next);
+  let columns = Math.ceil((length + 1) / 32) * 32;
+  const alloc = (cols: number) => out.presents.map(() => new Float32Array(batch * heads * cols * headDim));
+  let cache = alloc(columns);
+  const write = (src: Float32Array[], seq: number, at: number) => {
+    for (let i = 0; i < cache.length; i++) {
+      for (let rh = 0; rh < batch * heads; rh++) {
+        cache[i].set(src[i].subarray(rh * seq * headDim, (rh * seq + seq) * headDim), (rh * columns + at) * headDim);
+      }
+    }
+  };
+  write(
+    out.presents.map((t) => t.data as Float32Array),
+    length,
+    0,
+  );
+  const positions = new BigInt64Array(batch);
+  const seqLens = new Int32Array(batch);
+  const decodeStarted = performance.now();
+  for (let step = 1; step < newTokens; step++) {
+    const width = length + step - 1;
+    if (width + 1 > columns) {
+      const old = cache;
+      const oldColumns = columns;
+      columns += 32;
+      cache = alloc(columns);
+      for (let i = 0; i < cache.length; i++) {
+        for (let rh = 0; rh < batch * heads; rh++) {
+          cache[i].set(
+            old[i].subarray(rh * oldColumns * headDim, (rh * oldColumns + width) * headDim),
+            rh * columns * headDim,
+          );
+        }
+      }
+    }
+    positions.fill(BigInt(width));
+    seqLens.fill(width);
+    const dims = [batch, heads, columns, headDim];
+    const o = await session.forward({
+      batchSize: batch,
+      seqLen: 1,
+      pastLen: columns,
+      inputIds: next,
+      positionIds: positions,
+      seqLens,
+      totalLength: width + 1,
+      past: cache.map((c) => new ort.Tensor('float32', c, dims)),
+    });
+    argmaxRows(o.logits.data as Float32Array, batch, 1, vocab, next);
+    write(
+      o.presents.map((t) => t.data as Float32Array),
+      1,
+      width,
+    );
+  }
+  return result(batch, length, newTokens, started, decodeStarted);
+}
+
+async function paddedRawLoop(model: LoadedModel, prompts: number[][], newTokens: number): Promise<RawLoopResult> {
   const batch = prompts.length;
   const length = prompts[0].length;
   const vocab = model.config.vocabSize;
@@ -60,14 +163,5 @@ export async function rawLoop(model: LoadedModel, prompts: number[][], newTokens
     argmaxRows(out.logits.data as Float32Array, batch, 1, vocab, next);
     past = out.presents;
   }
-  const ended = performance.now();
-  const seconds = (ended - started) / 1000;
-  return {
-    batch,
-    promptLength: length,
-    newTokens,
-    seconds,
-    tokensPerSecond: (batch * newTokens) / seconds,
-    msPerStep: newTokens > 1 ? (ended - decodeStarted) / (newTokens - 1) : NaN,
-  };
+  return result(batch, length, newTokens, started, decodeStarted);
 }

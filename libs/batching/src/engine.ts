@@ -8,7 +8,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import type { LoadedModel } from '@switchyard/models';
 import { IncrementalDetokenizer } from './detokenizer';
-import { KvBatch, StepBuffers } from './kv-batch';
+import { KvCache, prefillCache, StepBuffers } from './kv-batch';
 import { ValidationError } from './parameters';
 import { randomSeed } from './rng';
 import { createSamplerState, observeToken, Sampler, SampleResult, SamplerState, TokenChoice } from './sampler';
@@ -104,7 +104,7 @@ export class Engine {
 
   private readonly sampler: Sampler;
   private readonly buffers = new StepBuffers();
-  private batch: KvBatch | null = null;
+  private batch: KvCache | null = null;
   private rows: Row[] = [];
   private lastTokens = new Int32Array(64);
   private loop: Promise<void> | null = null;
@@ -295,7 +295,7 @@ export class Engine {
     const now = performance.now();
     for (const row of rows) row.admittedAt = now;
     const started = performance.now();
-    const { batch, logits, seqLen } = await KvBatch.prefill(
+    const { batch, logits, seqLen, promptStart } = await prefillCache(
       this.model.session,
       this.buffers,
       rows.map((r) => r.inputIds),
@@ -305,8 +305,9 @@ export class Engine {
     const vocab = this.model.config.vocabSize;
     for (let r = 0; r < rows.length; r++) {
       const row = rows[r];
-      if (row.request.parameters.decoderInputDetails) row.prefill = this.prefillTokens(row, data, r, seqLen);
-      const offset = (r * seqLen + seqLen - 1) * vocab;
+      const start = r * seqLen + promptStart[r];
+      if (row.request.parameters.decoderInputDetails) row.prefill = this.prefillTokens(row, data, start);
+      const offset = (start + row.inputIds.length - 1) * vocab;
       this.accept(row, this.sampler.sample(data.subarray(offset, offset + vocab), row.request.parameters, row.sampler));
     }
     const concatenated = this.batch !== null && this.rows.length > 0;
@@ -465,13 +466,13 @@ export class Engine {
   }
 
   /** `decoder_input_details`: each prompt token's logprob given the tokens before it (the first has none). */
-  private prefillTokens(row: Row, logits: Float32Array, r: number, seqLen: number): PrefillToken[] {
+  /** `start`: the position of the row's first prompt token in the prefill's [rows × seq] logits. */
+  private prefillTokens(row: Row, logits: Float32Array, start: number): PrefillToken[] {
     const vocab = this.model.config.vocabSize;
-    const pad = seqLen - row.inputIds.length;
     return row.inputIds.map((id, i) => {
       let logprob: number | null = null;
       if (i > 0) {
-        const offset = (r * seqLen + pad + i - 1) * vocab;
+        const offset = (start + i - 1) * vocab;
         logprob = logSoftmaxAt(logits.subarray(offset, offset + vocab), id);
       }
       return { id, text: this.model.tokenizer.decode([id]), logprob };

@@ -2,13 +2,16 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadModel, LoadedModel } from '@switchyard/models';
 import { modelDir } from '../../../test/support/repo';
-import { KvBatch, StepBuffers } from './kv-batch';
+import { KvBatch, prefillCache, RaggedKvBatch, StepBuffers } from './kv-batch';
 
-let model: LoadedModel;
+/** The export as it is (padded layout): the reference both layouts are held to. */
+let exported: LoadedModel;
+/** The same model with its attention fused (ragged layout). */
+let fused: LoadedModel;
 
-/** The last-position logits of one prompt run alone, then one step with `next`. */
+/** The last-position logits of one prompt run alone on the export, then one step with `next`. */
 async function alone(prompt: number[], next: number): Promise<Float32Array> {
-  const { batch } = await KvBatch.prefill(model.session, new StepBuffers(), [prompt]);
+  const { batch } = await KvBatch.prefill(exported.session, new StepBuffers(), [prompt]);
   return Float32Array.from((await batch.step([next])).data as Float32Array);
 }
 
@@ -20,44 +23,78 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 
 describe('KV batch', () => {
   before(async () => {
-    model = await loadModel(modelDir('demo-tiny'));
+    exported = await loadModel(modelDir('demo-tiny'), { fuseAttention: false });
+    fused = await loadModel(modelDir('demo-tiny'));
   });
-  after(async () => model.release());
+  after(async () => {
+    await exported.release();
+    await fused.release();
+  });
 
-  it('gives each row its own logits after prefill, concat, step and filter', async () => {
-    const vocab = model.config.vocabSize;
-    const prompts = [
-      [10, 11, 12, 13, 14, 15],
-      [20, 21],
-      [30, 31, 32, 33],
-    ];
-    const next = [100, 200, 300];
-    const expected = await Promise.all(prompts.map((p, i) => alone(p, next[i])));
+  it('fuses the demo model (and only when asked)', () => {
+    assert.equal(exported.session.signature.layout, 'padded');
+    assert.equal(fused.session.signature.layout, 'ragged', fused.session.fusionSkipped ?? '');
+  });
 
+  for (const layout of ['padded', 'ragged'] as const) {
+    it(`gives each row its own logits after prefill, concat, step and filter (${layout})`, async () => {
+      const model = layout === 'padded' ? exported : fused;
+      const vocab = model.config.vocabSize;
+      const prompts = [
+        [10, 11, 12, 13, 14, 15],
+        [20, 21],
+        [30, 31, 32, 33],
+      ];
+      const next = [100, 200, 300];
+      const expected = await Promise.all(prompts.map((p, i) => alone(p, next[i])));
+
+      const buffers = new StepBuffers();
+      const first = await prefillCache(model.session, buffers, prompts.slice(0, 2));
+      const batch = first.batch;
+      assert.ok(layout === 'padded' ? batch instanceof KvBatch : batch instanceof RaggedKvBatch);
+      // Each row's last prompt token sits at its own column: after the padding (padded) or at length - 1 (ragged).
+      assert.deepEqual(first.promptStart, layout === 'padded' ? [0, 4] : [0, 0]);
+      const joined = await prefillCache(model.session, buffers, prompts.slice(2));
+      batch.concat(joined.batch);
+      assert.equal(batch.size, 3);
+      assert.equal(batch.width, 6);
+
+      const logits = (await batch.step(next)).data as Float32Array;
+      for (let r = 0; r < 3; r++) {
+        assert.ok(maxDiff(logits.subarray(r * vocab, (r + 1) * vocab), expected[r]) < 1e-4, `row ${r}`);
+      }
+
+      // Dropping the longest row shrinks the width to the longest remaining row (2 + 1 and 4 + 1 tokens).
+      batch.filter([1, 2]);
+      assert.equal(batch.size, 2);
+      assert.equal(batch.width, 5);
+      const afterFilter = (await batch.step([7, 8])).data as Float32Array;
+      const { batch: ref } = await KvBatch.prefill(exported.session, new StepBuffers(), [[20, 21]]);
+      await ref.step([200]);
+      const refLogits = (await ref.step([7])).data as Float32Array;
+      assert.ok(maxDiff(afterFilter.subarray(0, vocab), refLogits) < 1e-4);
+    });
+  }
+
+  it('keeps rows intact across column growth (ragged)', async () => {
+    const vocab = fused.config.vocabSize;
     const buffers = new StepBuffers();
-    const { batch } = await KvBatch.prefill(model.session, buffers, prompts.slice(0, 2));
-    const joined = await KvBatch.prefill(model.session, buffers, prompts.slice(2));
-    batch.concat(joined.batch);
-    assert.equal(batch.size, 3);
-    assert.equal(batch.width, 6);
-    assert.deepEqual(
-      [0, 1, 2].map((r) => batch.rowLength(r)),
-      [6, 2, 4],
-    );
-
-    const logits = (await batch.step(next)).data as Float32Array;
-    for (let r = 0; r < 3; r++) {
-      assert.ok(maxDiff(logits.subarray(r * vocab, (r + 1) * vocab), expected[r]) < 1e-4, `row ${r}`);
+    const { batch } = await prefillCache(fused.session, buffers, [[5, 6, 7], [8]]);
+    const cache = batch as RaggedKvBatch;
+    const start = cache.capacity;
+    const refA = await KvBatch.prefill(exported.session, new StepBuffers(), [[5, 6, 7]]);
+    const refB = await KvBatch.prefill(exported.session, new StepBuffers(), [[8]]);
+    // Step past the first capacity, so the cache reallocates its columns at least once.
+    let last: Float32Array = new Float32Array(0);
+    let lastA: Float32Array = new Float32Array(0);
+    let lastB: Float32Array = new Float32Array(0);
+    for (let t = 0; t < start + 2; t++) {
+      last = Float32Array.from((await batch.step([40 + t, 60 + t])).data as Float32Array);
+      lastA = (await refA.batch.step([40 + t])).data as Float32Array;
+      lastB = (await refB.batch.step([60 + t])).data as Float32Array;
     }
-
-    // Dropping the longest row lets the batch trim the columns that are now padding in every row.
-    batch.filter([1, 2]);
-    assert.equal(batch.size, 2);
-    assert.equal(batch.width, 5, '7 columns less the 2 that only row 0 used');
-    const after = (await batch.step([7, 8])).data as Float32Array;
-    const { batch: ref } = await KvBatch.prefill(model.session, new StepBuffers(), [[20, 21]]);
-    await ref.step([200]);
-    const refLogits = (await ref.step([7])).data as Float32Array;
-    assert.ok(maxDiff(after.subarray(0, vocab), refLogits) < 1e-4);
+    assert.ok(cache.capacity > start, 'the cache grew');
+    assert.ok(maxDiff(last.subarray(0, vocab), lastA) < 1e-3);
+    assert.ok(maxDiff(last.subarray(vocab), lastB) < 1e-3);
   });
 });

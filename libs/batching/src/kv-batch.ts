@@ -1,11 +1,47 @@
 /**
- * The running batch's KV cache, TGI's CausalLMBatch design: per layer a [batch, kvHeads, width, headDim]
- * tensor, rows left-padded to a common width, with each row's padding count. One forward call per step for the
- * whole batch; the presents it returns become the next step's past as they are. Data is copied only when rows
- * join (concat) or leave (filter).
+ * The running batch's KV cache. One forward call per step for the whole batch, whichever layout the session has:
+ * - `KvBatch` (padded layout, the export as it is): TGI's CausalLMBatch design. Per layer a [batch, kvHeads,
+ *   width, headDim] tensor, rows left-padded to a common width, with each row's padding count; the presents a step
+ *   returns become the next step's past as they are. Data is copied when rows join (concat) or leave (filter).
+ * - `RaggedKvBatch` (ragged layout, the fused graph): per layer one buffer that this class owns, row r's tokens at
+ *   columns [0, length_r); a step returns only the new tokens' keys and values, which are written in place at
+ *   each row's end. Rows that leave are compacted in place; rows that join are copied in.
  */
 import * as ort from 'onnxruntime-node';
 import type { DecoderSession } from '@switchyard/models';
+
+/** What the engine needs of a batch's cache, in either layout. */
+export interface KvCache {
+  readonly size: number;
+  /** Columns of the padded shape: the longest row's length. Admission budgets count size × width. */
+  readonly width: number;
+  /** One decode step: `tokens[r]` is row r's newest token. Returns logits [rows, 1, vocab]. */
+  step(tokens: ArrayLike<number>): Promise<ort.Tensor>;
+  /** Appends `other`'s rows after this batch's. `other` (of the same layout) is consumed. */
+  concat(other: KvCache): void;
+  /** Keeps the rows at `keep` (ascending indices). */
+  filter(keep: readonly number[]): void;
+}
+
+export interface PrefilledCache {
+  batch: KvCache;
+  /** [rows, seqLen, vocab]. */
+  logits: ort.Tensor;
+  seqLen: number;
+  /** The column where row r's prompt starts in `logits` (its padding before it, if left-padded). */
+  promptStart: number[];
+}
+
+/** Prefills new rows as a batch of their own, in the session's layout. */
+export function prefillCache(
+  session: DecoderSession,
+  buffers: StepBuffers,
+  prompts: readonly number[][],
+): Promise<PrefilledCache> {
+  return session.signature.layout === 'ragged'
+    ? RaggedKvBatch.prefill(session, buffers, prompts)
+    : KvBatch.prefill(session, buffers, prompts);
+}
 
 type KvArray = Float32Array | Uint16Array;
 
@@ -17,6 +53,7 @@ export class StepBuffers {
   private ids = new BigInt64Array(0);
   private positions = new BigInt64Array(0);
   private mask = new BigInt64Array(0);
+  private lengths = new Int32Array(0);
 
   idsView(n: number): BigInt64Array {
     if (this.ids.length < n) this.ids = new BigInt64Array(grow(n));
@@ -26,6 +63,11 @@ export class StepBuffers {
   positionsView(n: number): BigInt64Array {
     if (this.positions.length < n) this.positions = new BigInt64Array(grow(n));
     return this.positions.subarray(0, n);
+  }
+
+  seqLensView(n: number): Int32Array {
+    if (this.lengths.length < n) this.lengths = new Int32Array(grow(n));
+    return this.lengths.subarray(0, n);
   }
 
   /** The attention mask of `pads.length` left-padded rows of `width` columns. */
@@ -46,14 +88,7 @@ function grow(n: number): number {
   return Math.max(64, 2 ** Math.ceil(Math.log2(n)));
 }
 
-export interface PrefillResult {
-  batch: KvBatch;
-  /** [rows, seqLen, vocab]: row r's next-token logits are at position seqLen - 1. */
-  logits: ort.Tensor;
-  seqLen: number;
-}
-
-export class KvBatch {
+export class KvBatch implements KvCache {
   private constructor(
     private readonly session: DecoderSession,
     private readonly buffers: StepBuffers,
@@ -83,7 +118,7 @@ export class KvBatch {
     session: DecoderSession,
     buffers: StepBuffers,
     prompts: readonly number[][],
-  ): Promise<PrefillResult> {
+  ): Promise<PrefilledCache> {
     const rows = prompts.length;
     const seqLen = Math.max(...prompts.map((p) => p.length));
     const ids = buffers.idsView(rows * seqLen);
@@ -107,7 +142,7 @@ export class KvBatch {
       positionIds: positions,
       past: null,
     });
-    return { batch: new KvBatch(session, buffers, presents, pads, seqLen), logits, seqLen };
+    return { batch: new KvBatch(session, buffers, presents, pads, seqLen), logits, seqLen, promptStart: pads };
   }
 
   /** One decode step: `tokens[r]` is row r's newest token. Returns logits [rows, 1, vocab]. */
@@ -134,7 +169,8 @@ export class KvBatch {
   }
 
   /** Appends `other`'s rows after this batch's, padding the narrower one on the left. `other` is consumed. */
-  concat(other: KvBatch): void {
+  concat(cache: KvCache): void {
+    const other = cache as KvBatch;
     const width = Math.max(this.columns, other.columns);
     const rows = this.size + other.size;
     this.kv = this.kv.map((tensor, i) => {
@@ -201,5 +237,220 @@ function copyRows(
       const from = (r * heads + h) * block;
       dest.set(src.subarray(from, from + block), ((destRow + r) * heads + h) * destWidth * headDim + shift);
     }
+  }
+}
+
+/** Column capacity grows and shrinks in steps of this many columns, so a step rarely reallocates. */
+const COLUMN_CHUNK = 32;
+
+function roundUp(n: number, step: number): number {
+  return Math.ceil(n / step) * step;
+}
+
+export class RaggedKvBatch implements KvCache {
+  /** Per layer, key then value: [rowCapacity, kvHeads, columns, headDim]. */
+  private layers: KvArray[];
+  private rowCapacity: number;
+  /** The row stride in columns; the width of the past the session is given. */
+  private columns: number;
+  /** Cached past tensors over the first `size` rows; rebuilt when the rows or the columns change. */
+  private views: ort.Tensor[] | null = null;
+
+  private constructor(
+    private readonly session: DecoderSession,
+    private readonly buffers: StepBuffers,
+    private readonly kvHeads: number,
+    private readonly headDim: number,
+    private readonly type: 'float32' | 'float16',
+    private lengths: number[],
+    rowCapacity: number,
+    columns: number,
+  ) {
+    this.rowCapacity = rowCapacity;
+    this.columns = columns;
+    this.layers = this.allocate(rowCapacity, columns);
+  }
+
+  get size(): number {
+    return this.lengths.length;
+  }
+
+  get width(): number {
+    let max = 0;
+    for (const l of this.lengths) if (l > max) max = l;
+    return max;
+  }
+
+  /** The columns the cache holds per row, padding included (what the session reads and ONNX Runtime clears). */
+  get capacity(): number {
+    return this.columns;
+  }
+
+  private allocate(rows: number, columns: number): KvArray[] {
+    const n = rows * this.kvHeads * columns * this.headDim;
+    const layers: KvArray[] = [];
+    for (let i = 0; i < this.session.signature.numLayers * 2; i++) {
+      layers.push(this.type === 'float16' ? new Uint16Array(n) : new Float32Array(n));
+    }
+    return layers;
+  }
+
+  /** Prefills right-padded prompts; the new keys and values become the rows of a fresh cache. */
+  static async prefill(
+    session: DecoderSession,
+    buffers: StepBuffers,
+    prompts: readonly number[][],
+  ): Promise<PrefilledCache> {
+    const rows = prompts.length;
+    const seqLen = Math.max(...prompts.map((p) => p.length));
+    const ids = buffers.idsView(rows * seqLen);
+    const positions = buffers.positionsView(rows * seqLen);
+    const seqLens = buffers.seqLensView(rows);
+    for (let r = 0; r < rows; r++) {
+      const base = r * seqLen;
+      const prompt = prompts[r];
+      for (let t = 0; t < seqLen; t++) {
+        const real = t < prompt.length;
+        ids[base + t] = BigInt(real ? prompt[t] : 0);
+        positions[base + t] = BigInt(real ? t : 0);
+      }
+      seqLens[r] = prompt.length - 1;
+    }
+    const { logits, presents } = await session.forward({
+      batchSize: rows,
+      seqLen,
+      pastLen: 0,
+      inputIds: ids,
+      positionIds: positions,
+      seqLens,
+      totalLength: seqLen,
+      past: null,
+    });
+    const [, kvHeads, , headDim] = presents[0].dims;
+    const type = presents[0].type === 'float16' ? 'float16' : 'float32';
+    const batch = new RaggedKvBatch(
+      session,
+      buffers,
+      kvHeads,
+      headDim,
+      type,
+      prompts.map((p) => p.length),
+      rows,
+      roundUp(seqLen + 1, COLUMN_CHUNK),
+    );
+    for (let i = 0; i < presents.length; i++) {
+      batch.copyRows(presents[i].data as KvArray, seqLen, 0, rows, batch.layers[i], 0);
+    }
+    return { batch, logits, seqLen, promptStart: new Array<number>(rows).fill(0) };
+  }
+
+  /**
+   * Copies rows [from, from + count) of `src` (row stride `srcColumns`) to rows [to, ...) of `dest` (this cache's
+   * stride), each row's own tokens only.
+   */
+  private copyRows(src: KvArray, srcColumns: number, from: number, count: number, dest: KvArray, to: number): void {
+    const { kvHeads, headDim, columns } = this;
+    for (let r = 0; r < count; r++) {
+      const length = this.lengths[to + r] * headDim;
+      for (let h = 0; h < kvHeads; h++) {
+        const s = ((from + r) * kvHeads + h) * srcColumns * headDim;
+        const d = ((to + r) * kvHeads + h) * columns * headDim;
+        if (src === dest) dest.copyWithin(d, s, s + length);
+        else dest.set(src.subarray(s, s + length), d);
+      }
+    }
+  }
+
+  /** Reallocates to `rows` × `columns`, keeping every row's tokens. */
+  private reshape(rows: number, columns: number): void {
+    const old = this.layers;
+    const oldColumns = this.columns;
+    this.rowCapacity = rows;
+    this.columns = columns;
+    this.layers = this.allocate(rows, columns);
+    for (let i = 0; i < old.length; i++) this.copyRows(old[i], oldColumns, 0, this.size, this.layers[i], 0);
+    this.views = null;
+  }
+
+  private past(): ort.Tensor[] {
+    if (!this.views) {
+      const n = this.size * this.kvHeads * this.columns * this.headDim;
+      const dims = [this.size, this.kvHeads, this.columns, this.headDim];
+      this.views = this.layers.map((layer) => new ort.Tensor(this.type, layer.subarray(0, n), dims));
+    }
+    return this.views;
+  }
+
+  async step(tokens: ArrayLike<number>): Promise<ort.Tensor> {
+    const rows = this.size;
+    let longest = 0;
+    for (const l of this.lengths) if (l > longest) longest = l;
+    if (longest + 1 > this.columns) this.reshape(this.rowCapacity, roundUp(longest + 1, COLUMN_CHUNK));
+    const ids = this.buffers.idsView(rows);
+    const positions = this.buffers.positionsView(rows);
+    const seqLens = this.buffers.seqLensView(rows);
+    for (let r = 0; r < rows; r++) {
+      ids[r] = BigInt(tokens[r]);
+      positions[r] = BigInt(this.lengths[r]);
+      seqLens[r] = this.lengths[r];
+    }
+    const { logits, presents } = await this.session.forward({
+      batchSize: rows,
+      seqLen: 1,
+      pastLen: this.columns,
+      inputIds: ids,
+      positionIds: positions,
+      seqLens,
+      totalLength: longest + 1,
+      past: this.past(),
+    });
+    // Write each row's new key and value at its end: a plain loop, no views, no allocation.
+    const { kvHeads, headDim, columns } = this;
+    for (let i = 0; i < presents.length; i++) {
+      const src = presents[i].data as KvArray;
+      const dest = this.layers[i];
+      for (let r = 0; r < rows; r++) {
+        const column = this.lengths[r];
+        for (let h = 0; h < kvHeads; h++) {
+          const s = (r * kvHeads + h) * headDim;
+          const d = ((r * kvHeads + h) * columns + column) * headDim;
+          for (let k = 0; k < headDim; k++) dest[d + k] = src[s + k];
+        }
+      }
+    }
+    for (let r = 0; r < rows; r++) this.lengths[r] += 1;
+    return logits;
+  }
+
+  concat(cache: KvCache): void {
+    const other = cache as RaggedKvBatch;
+    const rows = this.size + other.size;
+    const need = roundUp(Math.max(this.width, other.width) + 1, COLUMN_CHUNK);
+    if (rows > this.rowCapacity || need > this.columns) {
+      this.reshape(Math.max(rows, this.rowCapacity), Math.max(need, this.columns));
+    }
+    const at = this.size;
+    this.lengths.push(...other.lengths);
+    for (let i = 0; i < this.layers.length; i++) {
+      this.copyRows(other.layers[i], other.columns, 0, other.size, this.layers[i], at);
+    }
+    this.views = null;
+    other.layers = [];
+    other.lengths = [];
+  }
+
+  filter(keep: readonly number[]): void {
+    if (keep.length === this.size) return;
+    const lengths = keep.map((r) => this.lengths[r]);
+    for (let j = 0; j < keep.length; j++) {
+      if (keep[j] === j) continue;
+      this.lengths[j] = this.lengths[keep[j]];
+      for (const layer of this.layers) this.copyRows(layer, this.columns, keep[j], 1, layer, j);
+    }
+    this.lengths = lengths;
+    this.views = null;
+    // Give back columns the longest remaining row no longer needs: ONNX Runtime clears the whole width per step.
+    const need = roundUp(this.width + 1, COLUMN_CHUNK);
+    if (keep.length > 0 && need + COLUMN_CHUNK <= this.columns) this.reshape(this.rowCapacity, need);
   }
 }

@@ -5,6 +5,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { ModelError, ModelErrorKind } from './model-error';
+import { fuseAttention, SEQLENS_INPUT, TOTAL_LENGTH_INPUT } from './onnx/fuse-attention';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -14,31 +15,48 @@ export interface SessionOptions {
   intraOpThreads: number;
   /** Threads across operators; 0 lets ONNX Runtime choose. */
   interOpThreads: number;
+  /**
+   * Rewrite the graph's attention into ONNX Runtime's GroupQueryAttention kernel when it matches (CPU only; see
+   * onnx/fuse-attention.ts). The session then takes a ragged, right-padded cache and returns only new keys/values.
+   */
+  fuseAttention: boolean;
 }
 
 export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
   executionProvider: 'cpu',
   intraOpThreads: 0,
   interOpThreads: 1,
+  fuseAttention: true,
 };
 
 /** Element types the KV cache may have; they decide its byte size and the typed array that holds it. */
 export type KvDtype = 'float32' | 'float16';
 
+/**
+ * How the session takes its KV cache.
+ * - `padded`: the export as it is. Rows are left-padded to a common width, an attention mask marks the padding,
+ *   and each call returns the whole present (past + new) for every layer.
+ * - `ragged`: the fused graph. Row r holds its own tokens at columns [0, length), right-padded to the buffer's
+ *   width; `seqLens` gives each row's length, and each call returns only the new tokens' keys and values.
+ */
+export type CacheLayout = 'padded' | 'ragged';
+
 /** The graph's names, in layer order. */
 export interface DecoderSignature {
+  layout: CacheLayout;
   numLayers: number;
   hasPositionIds: boolean;
   hasUseCacheBranch: boolean;
   pastKeyNames: string[];
   pastValueNames: string[];
+  /** Padded: the presents. Ragged: the new tokens' keys and values. */
   presentKeyNames: string[];
   presentValueNames: string[];
   kvDtype: KvDtype;
 }
 
 /**
- * One forward pass over `batchSize` rows of `seqLen` new tokens each, after `pastLen` cached positions.
+ * One forward pass over `batchSize` rows of `seqLen` new tokens each, after `pastLen` cached columns.
  * Arrays are row-major: `inputIds` and `positionIds` are [batch, seq], `attentionMask` is [batch, past + seq].
  */
 export interface ForwardInput {
@@ -46,8 +64,13 @@ export interface ForwardInput {
   seqLen: number;
   pastLen: number;
   inputIds: BigInt64Array;
-  attentionMask: BigInt64Array;
   positionIds: BigInt64Array;
+  /** Padded layout only. */
+  attentionMask?: BigInt64Array;
+  /** Ragged layout only: each row's length after this call, minus one (GroupQueryAttention's `seqlens_k`). */
+  seqLens?: Int32Array;
+  /** Ragged layout only: the longest row's length after this call. */
+  totalLength?: number;
   /** Per layer, the key then the value tensor ([batch, kvHeads, past, headDim]); null for an empty cache. */
   past: readonly ort.Tensor[] | null;
 }
@@ -55,13 +78,18 @@ export interface ForwardInput {
 export interface ForwardOutput {
   /** [batch, seq, vocab], float32. */
   logits: ort.Tensor;
-  /** Per layer, key then value ([batch, kvHeads, past + seq, headDim]); ready to be the next step's `past`. */
+  /**
+   * Per layer, key then value. Padded: the presents ([batch, kvHeads, past + seq, headDim]), ready to be the next
+   * step's `past`. Ragged: the new tokens' keys and values ([batch, kvHeads, seq, headDim]), for the caller's cache.
+   */
   presents: ort.Tensor[];
 }
 
 const PAST_RE = /^past_key_values\.(\d+)\.(key|value)$/;
 const PRESENT_RE = /^present(?:_key_values)?\.(\d+)\.(key|value)$/;
+const NEW_KV_RE = /^new_key_values\.(\d+)\.(key|value)$/;
 const KNOWN_INPUTS = new Set(['input_ids', 'attention_mask', 'position_ids', 'use_cache_branch']);
+const RAGGED_INPUTS = new Set(['input_ids', 'position_ids', SEQLENS_INPUT, TOTAL_LENGTH_INPUT]);
 
 function layerNames(names: readonly string[], re: RegExp): { keys: string[]; values: string[] } {
   const keys: string[] = [];
@@ -85,14 +113,16 @@ export function readDecoderSignature(
   const fail = (problem: string): never => {
     throw new ModelError(ModelErrorKind.NotADecoder, file, problem);
   };
-  for (const required of ['input_ids', 'attention_mask']) {
+  const layout: CacheLayout = inputNames.includes(SEQLENS_INPUT) ? 'ragged' : 'padded';
+  const requiredInputs = layout === 'ragged' ? ['input_ids', SEQLENS_INPUT, TOTAL_LENGTH_INPUT] : ['input_ids', 'attention_mask'];
+  for (const required of requiredInputs) {
     if (!inputNames.includes(required)) {
       fail(`the graph has no "${required}" input (inputs: ${inputNames.join(', ') || 'none'}); it is not a decoder export`);
     }
   }
   if (!outputNames.includes('logits')) fail(`the graph has no "logits" output (outputs: ${outputNames.join(', ')})`);
   const past = layerNames(inputNames, PAST_RE);
-  const present = layerNames(outputNames, PRESENT_RE);
+  const present = layerNames(outputNames, layout === 'ragged' ? NEW_KV_RE : PRESENT_RE);
   if (past.keys.length === 0) {
     fail('the graph has no past_key_values.N.key/value inputs; export it with a KV cache (task text-generation-with-past)');
   }
@@ -103,12 +133,14 @@ export function readDecoderSignature(
   if (past.keys.length !== expectedLayers) {
     fail(`the graph has ${past.keys.length} layers of past_key_values but config.json says ${expectedLayers}`);
   }
-  const unknown = inputNames.filter((n) => !KNOWN_INPUTS.has(n) && !PAST_RE.test(n));
+  const known = layout === 'ragged' ? RAGGED_INPUTS : KNOWN_INPUTS;
+  const unknown = inputNames.filter((n) => !known.has(n) && !PAST_RE.test(n));
   if (unknown.length > 0) fail(`unsupported graph inputs: ${unknown.join(', ')}`);
   let kvDtype: KvDtype = 'float32';
   if (pastType === 'float16') kvDtype = 'float16';
   else if (pastType !== undefined && pastType !== 'float32') fail(`past_key_values have type ${pastType}; only float32 and float16 are supported`);
   return {
+    layout,
     numLayers: expectedLayers,
     hasPositionIds: inputNames.includes('position_ids'),
     hasUseCacheBranch: inputNames.includes('use_cache_branch'),
@@ -142,32 +174,54 @@ export class DecoderSession {
     }
   }
 
+  /** Why the attention was not fused (null when it was, or when fusion was off). */
+  fusionSkipped: string | null = null;
+
   static async create(
     file: string,
-    numLayers: number,
-    kvHeads: number,
-    headDim: number,
+    shape: { numLayers: number; numHeads: number; kvHeads: number; headDim: number },
     options: SessionOptions,
   ): Promise<DecoderSession> {
     const providers = options.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'];
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(file, {
-        executionProviders: providers,
-        intraOpNumThreads: options.intraOpThreads,
-        interOpNumThreads: options.interOpThreads,
-        graphOptimizationLevel: 'all',
-      });
-    } catch (err) {
-      const message = (err as Error).message ?? String(err);
-      const kind = /protobuf|parse|load model|invalid/i.test(message) ? ModelErrorKind.InvalidFile : ModelErrorKind.SessionFailed;
-      throw new ModelError(kind, file, `ONNX Runtime cannot open it (${options.executionProvider}): ${message}`);
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: providers,
+      intraOpNumThreads: options.intraOpThreads,
+      interOpNumThreads: options.interOpThreads,
+      graphOptimizationLevel: 'all',
+    };
+    let session: ort.InferenceSession | null = null;
+    let fusionSkipped: string | null = null;
+    if (options.fuseAttention && options.executionProvider === 'cpu') {
+      // A graph that does not match, or a fused graph ONNX Runtime refuses, falls back to the export as it is.
+      try {
+        const fused = fuseAttention(file, {
+          numLayers: shape.numLayers,
+          numHeads: shape.numHeads,
+          numKvHeads: shape.kvHeads,
+          headDim: shape.headDim,
+        });
+        if (fused.fused) session = await ort.InferenceSession.create(fused.bytes, sessionOptions);
+        else fusionSkipped = fused.reason;
+      } catch (err) {
+        fusionSkipped = `the fused graph failed: ${(err as Error).message ?? String(err)}`;
+      }
+    }
+    if (!session) {
+      try {
+        session = await ort.InferenceSession.create(file, sessionOptions);
+      } catch (err) {
+        const message = (err as Error).message ?? String(err);
+        const kind = /protobuf|parse|load model|invalid/i.test(message) ? ModelErrorKind.InvalidFile : ModelErrorKind.SessionFailed;
+        throw new ModelError(kind, file, `ONNX Runtime cannot open it (${options.executionProvider}): ${message}`);
+      }
     }
     try {
       const metadata = (session as unknown as { inputMetadata?: readonly InputMetadataEntry[] }).inputMetadata ?? [];
       const pastType = metadata.find((m) => PAST_RE.test(m.name))?.type;
-      const signature = readDecoderSignature(file, session.inputNames, session.outputNames, numLayers, pastType);
-      return new DecoderSession(session, signature, kvHeads, headDim);
+      const signature = readDecoderSignature(file, session.inputNames, session.outputNames, shape.numLayers, pastType);
+      const created = new DecoderSession(session, signature, shape.kvHeads, shape.headDim);
+      created.fusionSkipped = fusionSkipped;
+      return created;
     } catch (err) {
       await session.release();
       throw err;
@@ -194,7 +248,14 @@ export class DecoderSession {
     // A fresh feeds object per call: the session may run concurrently (tests, benchmarks).
     const feeds: Record<string, ort.Tensor> = {};
     feeds.input_ids = new ort.Tensor('int64', input.inputIds, [batchSize, seqLen]);
-    feeds.attention_mask = new ort.Tensor('int64', input.attentionMask, [batchSize, pastLen + seqLen]);
+    if (sig.layout === 'ragged') {
+      if (!input.seqLens || input.totalLength === undefined) throw new Error('a ragged cache needs seqLens and totalLength');
+      feeds[SEQLENS_INPUT] = new ort.Tensor('int32', input.seqLens, [batchSize]);
+      feeds[TOTAL_LENGTH_INPUT] = new ort.Tensor('int32', Int32Array.of(input.totalLength), []);
+    } else {
+      if (!input.attentionMask) throw new Error('a padded cache needs an attention mask');
+      feeds.attention_mask = new ort.Tensor('int64', input.attentionMask, [batchSize, pastLen + seqLen]);
+    }
     if (sig.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', input.positionIds, [batchSize, seqLen]);
     if (sig.hasUseCacheBranch) feeds.use_cache_branch = pastLen > 0 ? this.useCacheTrue! : this.useCacheFalse!;
     const past = input.past ?? this.emptyPast(batchSize);

@@ -48,7 +48,7 @@ for (const name of DEMO_MODELS) {
     after(async () => model?.release());
 
     it('loads the config, tokenizer, session and memory estimate', async () => {
-      model = await loadModel(modelDir(name), { intraOpThreads: 2 });
+      model = await loadModel(modelDir(name), { intraOpThreads: 2, fuseAttention: false });
       const raw = JSON.parse(readFileSync(join(modelDir(name), 'config.json'), 'utf8'));
       assert.equal(model.config.numLayers, raw.num_hidden_layers);
       assert.equal(model.config.numKvHeads, raw.num_key_value_heads);

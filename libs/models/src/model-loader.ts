@@ -76,10 +76,11 @@ export async function loadModel(dir: string, options: Partial<SessionOptions> = 
   const { config, graphFile } = description;
   let session: DecoderSession;
   try {
-    session = await DecoderSession.create(graphFile, config.numLayers, config.numKvHeads, config.headDim, {
-      ...DEFAULT_SESSION_OPTIONS,
-      ...options,
-    });
+    session = await DecoderSession.create(
+      graphFile,
+      { numLayers: config.numLayers, numHeads: config.numAttentionHeads, kvHeads: config.numKvHeads, headDim: config.headDim },
+      { ...DEFAULT_SESSION_OPTIONS, ...options },
+    );
   } catch (err) {
     if (err instanceof ModelError) throw err;
     throw new ModelError(ModelErrorKind.SessionFailed, graphFile, (err as Error).message);

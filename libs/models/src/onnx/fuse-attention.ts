@@ -1,0 +1,478 @@
+/**
+ * Rewrites an Optimum decoder export's attention into ONNX Runtime's `com.microsoft.GroupQueryAttention` kernel,
+ * at load time and in memory.
+ *
+ * Why: an exported graph concatenates the whole past into a new present every step, repeats each key/value head
+ * for every query head (a copy per head), transposes it, and attends over the padded width; and every present
+ * crosses the Node binding as a fresh copy. Per step that is several copies of the whole KV cache. The fused graph
+ * attends over each row's own length (a right-padded, ragged cache), reads the key/value heads in place, and
+ * returns only the new tokens' keys and values, which the caller appends to a cache it keeps.
+ *
+ * The rewritten graph's interface:
+ * - inputs: `input_ids` and `position_ids` [batch, seq]; `past_key_values.N.key/value` [batch, kvHeads, width,
+ *   headDim], row r's tokens at columns [0, seqlens_k[r] + 1 - seq); `seqlens_k` int32 [batch] (each row's total
+ *   length minus one); `total_sequence_length` int32 scalar (the longest row's total length);
+ * - outputs: `logits`, and `new_key_values.N.key/value` [batch, kvHeads, seq, headDim].
+ * A prefill (empty past) takes right-padded rows.
+ *
+ * The pattern is matched strictly, per layer: past and new keys concatenated on the sequence axis; keys and values
+ * reaching the two attention MatMuls through shape operations only (repeat_kv, transposes); a scalar scale, an
+ * additive mask and a Softmax between them; the heads merged by a Transpose and a Reshape after. Anything else
+ * (GPT-2's causal `Where`, a sliding window, ALiBi) leaves the graph as it is, and the caller serves it padded.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import {
+  bytesField,
+  decode,
+  encode,
+  Field,
+  first,
+  firstString,
+  floatField,
+  Message,
+  messageField,
+  strings,
+  varintField,
+  WireType,
+} from './protobuf';
+
+// ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto field numbers (onnx.proto).
+const MODEL_GRAPH = 7;
+const MODEL_OPSET = 8;
+const GRAPH_NODE = 1;
+const GRAPH_INITIALIZER = 5;
+const GRAPH_INPUT = 11;
+const GRAPH_OUTPUT = 12;
+const GRAPH_VALUE_INFO = 13;
+const NODE_INPUT = 1;
+const NODE_OUTPUT = 2;
+const NODE_NAME = 3;
+const NODE_OP = 4;
+const NODE_ATTRIBUTE = 5;
+const NODE_DOMAIN = 7;
+const ATTR_NAME = 1;
+const ATTR_F = 2;
+const ATTR_I = 3;
+const ATTR_T = 5;
+const ATTR_INTS = 8;
+const ATTR_TYPE = 20;
+const TENSOR_DIMS = 1;
+const TENSOR_TYPE = 2;
+const TENSOR_FLOAT_DATA = 4;
+const TENSOR_NAME = 8;
+const TENSOR_RAW = 9;
+const TENSOR_EXTERNAL = 13;
+const TENSOR_LOCATION = 14;
+const ONNX_FLOAT = 1;
+const ONNX_INT32 = 6;
+const ONNX_INT64 = 7;
+
+export const SEQLENS_INPUT = 'seqlens_k';
+export const TOTAL_LENGTH_INPUT = 'total_sequence_length';
+export const NEW_KV_PREFIX = 'new_key_values';
+
+export interface FuseOptions {
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+export type FuseResult = { fused: true; bytes: Uint8Array } | { fused: false; reason: string };
+
+class Node {
+  constructor(public fields: Message) {}
+
+  get opType(): string {
+    return firstString(this.fields, NODE_OP) ?? '';
+  }
+
+  get domain(): string {
+    return firstString(this.fields, NODE_DOMAIN) ?? '';
+  }
+
+  get inputs(): string[] {
+    return strings(this.fields, NODE_INPUT);
+  }
+
+  get outputs(): string[] {
+    return strings(this.fields, NODE_OUTPUT);
+  }
+
+  attribute(name: string): Message | undefined {
+    for (const f of this.fields) {
+      if (f.no !== NODE_ATTRIBUTE) continue;
+      const attr = decode(f.value as Uint8Array);
+      if (firstString(attr, ATTR_NAME) === name) return attr;
+    }
+    return undefined;
+  }
+
+  intsAttribute(name: string): number[] | undefined {
+    const attr = this.attribute(name);
+    if (!attr) return undefined;
+    const out: number[] = [];
+    for (const f of attr) {
+      if (f.no !== ATTR_INTS) continue;
+      if (f.wt === WireType.Varint) out.push(Number(BigInt.asIntN(64, f.value as bigint)));
+      else out.push(...decodePackedVarints(f.value as Uint8Array));
+    }
+    return out;
+  }
+
+  intAttribute(name: string): number | undefined {
+    const f = this.attribute(name) && first(this.attribute(name)!, ATTR_I);
+    return f ? Number(BigInt.asIntN(64, f.value as bigint)) : undefined;
+  }
+
+  static make(op: string, inputs: string[], outputs: string[], name: string, attributes: Field[] = [], domain = ''): Node {
+    const fields: Message = [
+      ...inputs.map((i) => bytesField(NODE_INPUT, i)),
+      ...outputs.map((o) => bytesField(NODE_OUTPUT, o)),
+      bytesField(NODE_NAME, name),
+      bytesField(NODE_OP, op),
+      ...attributes,
+    ];
+    if (domain) fields.push(bytesField(NODE_DOMAIN, domain));
+    return new Node(fields);
+  }
+}
+
+function decodePackedVarints(buf: Uint8Array): number[] {
+  const out: number[] = [];
+  let value = 0n;
+  let shift = 0n;
+  for (const byte of buf) {
+    value |= BigInt(byte & 0x7f) << shift;
+    if (byte & 0x80) shift += 7n;
+    else {
+      out.push(Number(BigInt.asIntN(64, value)));
+      value = 0n;
+      shift = 0n;
+    }
+  }
+  return out;
+}
+
+function intAttr(name: string, value: number): Field {
+  return messageField(NODE_ATTRIBUTE, [bytesField(ATTR_NAME, name), varintField(ATTR_I, value), varintField(ATTR_TYPE, 2)]);
+}
+
+function floatAttr(name: string, value: number): Field {
+  return messageField(NODE_ATTRIBUTE, [bytesField(ATTR_NAME, name), floatField(ATTR_F, value), varintField(ATTR_TYPE, 1)]);
+}
+
+function intsAttr(name: string, values: number[]): Field {
+  return messageField(NODE_ATTRIBUTE, [
+    bytesField(ATTR_NAME, name),
+    ...values.map((v) => varintField(ATTR_INTS, v)),
+    varintField(ATTR_TYPE, 7),
+  ]);
+}
+
+/** A float scalar held by a TensorProto (raw or float_data), or undefined. */
+function scalarOfTensor(tensor: Message): number | undefined {
+  const dims = tensor.filter((f) => f.no === TENSOR_DIMS);
+  if (dims.some((d) => d.wt === WireType.Varint && d.value !== 1n)) return undefined;
+  if (Number(first(tensor, TENSOR_TYPE)?.value ?? 0n) !== ONNX_FLOAT) return undefined;
+  const raw = first(tensor, TENSOR_RAW)?.value as Uint8Array | undefined;
+  if (raw && raw.length === 4) return new DataView(raw.buffer, raw.byteOffset, 4).getFloat32(0, true);
+  const data = first(tensor, TENSOR_FLOAT_DATA)?.value as Uint8Array | undefined;
+  if (data && data.length === 4) return new DataView(data.buffer, data.byteOffset, 4).getFloat32(0, true);
+  return undefined;
+}
+
+function valueInfo(name: string, elemType: number, dims: (number | string)[]): Message {
+  const shape: Message = dims.map((d) =>
+    messageField(1, [typeof d === 'number' ? varintField(1, d) : bytesField(2, d)]),
+  );
+  const tensorType: Message = [varintField(1, elemType), messageField(2, shape)];
+  return [bytesField(1, name), messageField(2, [messageField(1, tensorType)])];
+}
+
+function elemTypeOf(info: Message): number {
+  const type = first(info, 2);
+  const tensor = type && first(decode(type.value as Uint8Array), 1);
+  const elem = tensor && first(decode(tensor.value as Uint8Array), 1);
+  return elem ? Number(elem.value) : ONNX_FLOAT;
+}
+
+class Graph {
+  producer = new Map<string, Node>();
+  consumers = new Map<string, Node[]>();
+  constants = new Map<string, number>();
+
+  constructor(readonly nodes: Node[], initializers: Message[]) {
+    for (const node of nodes) {
+      for (const o of node.outputs) this.producer.set(o, node);
+      for (const i of node.inputs) {
+        const list = this.consumers.get(i) ?? [];
+        list.push(node);
+        this.consumers.set(i, list);
+      }
+      if (node.opType === 'Constant') {
+        const t = node.attribute('value');
+        const tensor = t && first(t, ATTR_T);
+        const value = tensor && scalarOfTensor(decode(tensor.value as Uint8Array));
+        if (value !== undefined) this.constants.set(node.outputs[0], value);
+      }
+    }
+    for (const init of initializers) {
+      const name = firstString(init, TENSOR_NAME);
+      const value = scalarOfTensor(init);
+      if (name && value !== undefined) this.constants.set(name, value);
+    }
+  }
+
+  /** The consumers of `tensor` other than Shape nodes (which only read its dimensions). */
+  dataConsumers(tensor: string): Node[] {
+    return (this.consumers.get(tensor) ?? []).filter((n) => n.opType !== 'Shape');
+  }
+}
+
+const SHAPE_OPS = new Set(['Unsqueeze', 'Expand', 'Reshape', 'Transpose', 'Squeeze', 'Identity']);
+
+interface LayerMatch {
+  q: string;
+  kNew: string;
+  vNew: string;
+  scale: number;
+  /** The merged-heads attention output [batch, seq, heads × headDim] the rest of the layer reads. */
+  output: string;
+  removed: Node[];
+}
+
+/** Follows `tensor` through shape-only nodes to the single MatMul that reads it as `slot`; null if the path branches. */
+function followToMatMul(graph: Graph, tensor: string, slot: number): Node | null {
+  let current = tensor;
+  for (let hops = 0; hops < 12; hops++) {
+    const next = graph.dataConsumers(current);
+    if (next.length !== 1) return null;
+    const node = next[0];
+    if (node.opType === 'MatMul') return node.inputs[slot] === current ? node : null;
+    if (!SHAPE_OPS.has(node.opType) || node.inputs[0] !== current) return null;
+    current = node.outputs[0];
+  }
+  return null;
+}
+
+function matchLayer(graph: Graph, layer: number, presentKey: string, presentValue: string): LayerMatch | string {
+  const ck = graph.producer.get(presentKey);
+  const cv = graph.producer.get(presentValue);
+  const pastKey = `past_key_values.${layer}.key`;
+  const pastValue = `past_key_values.${layer}.value`;
+  const isPastConcat = (n: Node | undefined, past: string) => {
+    if (!n || n.opType !== 'Concat' || n.inputs.length !== 2 || n.inputs[0] !== past) return false;
+    const axis = n.intAttribute('axis');
+    return axis === 2 || axis === -2;
+  };
+  if (!isPastConcat(ck, pastKey) || !isPastConcat(cv, pastValue)) return 'the cache is not a Concat of past and new on axis 2';
+  const qk = followToMatMul(graph, presentKey, 1);
+  if (!qk) return 'keys do not reach a MatMul through shape operations only';
+  let scale = 1;
+  let sawMask = false;
+  let tensor = qk.outputs[0];
+  let softmax: Node | null = null;
+  for (let hops = 0; hops < 6 && !softmax; hops++) {
+    const next = graph.dataConsumers(tensor);
+    if (next.length !== 1) return 'the attention scores branch';
+    const node = next[0];
+    const other = node.inputs.find((i) => i !== tensor);
+    if (node.opType === 'Softmax') {
+      const axis = node.intAttribute('axis') ?? -1;
+      if (axis !== -1 && axis !== 3) return 'Softmax is not over the last axis';
+      softmax = node;
+    } else if ((node.opType === 'Mul' || node.opType === 'Div') && other && graph.constants.has(other)) {
+      const c = graph.constants.get(other)!;
+      scale = node.opType === 'Mul' ? scale * c : scale / c;
+    } else if (node.opType === 'Add' && !sawMask) {
+      sawMask = true;
+    } else {
+      return `unexpected ${node.opType} between the scores and the Softmax`;
+    }
+    tensor = node.outputs[0];
+  }
+  if (!softmax) return 'no Softmax after the scores';
+  const av = graph.dataConsumers(softmax.outputs[0]);
+  if (av.length !== 1 || av[0].opType !== 'MatMul' || av[0].inputs[0] !== softmax.outputs[0]) return 'probabilities do not reach one MatMul';
+  if (followToMatMul(graph, presentValue, 1) !== av[0]) return 'values do not reach the second MatMul through shape operations only';
+  const merge = graph.dataConsumers(av[0].outputs[0]);
+  if (merge.length !== 1 || merge[0].opType !== 'Transpose') return 'heads are not merged by a Transpose';
+  const perm = merge[0].intsAttribute('perm');
+  if (!perm || perm.join(',') !== '0,2,1,3') return 'the head merge is not a [0, 2, 1, 3] Transpose';
+  const reshape = graph.dataConsumers(merge[0].outputs[0]);
+  if (reshape.length !== 1 || reshape[0].opType !== 'Reshape') return 'heads are not merged by a Reshape';
+  return {
+    q: qk.inputs[0],
+    kNew: ck!.inputs[1],
+    vNew: cv!.inputs[1],
+    scale,
+    output: reshape[0].outputs[0],
+    removed: [ck!, cv!, reshape[0]],
+  };
+}
+
+/** Topological order (Kahn), keeping the original order where it is free. */
+function sortNodes(nodes: Node[], available: Set<string>): Node[] | null {
+  const order: Node[] = [];
+  let pending = nodes;
+  while (pending.length > 0) {
+    const rest: Node[] = [];
+    for (const node of pending) {
+      if (node.inputs.every((i) => i === '' || available.has(i))) {
+        order.push(node);
+        for (const o of node.outputs) available.add(o);
+      } else rest.push(node);
+    }
+    if (rest.length === pending.length) return null;
+    pending = rest;
+  }
+  return order;
+}
+
+/** Reads external-data initializers into the graph so that the model can be created from one buffer. */
+function inlineExternalData(initializer: Message, dir: string, files: Map<string, Buffer>): Message {
+  if (Number(first(initializer, TENSOR_LOCATION)?.value ?? 0n) !== 1) return initializer;
+  const entries = new Map<string, string>();
+  for (const f of initializer) {
+    if (f.no !== TENSOR_EXTERNAL) continue;
+    const kv = decode(f.value as Uint8Array);
+    entries.set(firstString(kv, 1) ?? '', firstString(kv, 2) ?? '');
+  }
+  const location = entries.get('location');
+  if (!location || location.includes('..')) throw new Error(`bad external data location ${location}`);
+  let data = files.get(location);
+  if (!data) {
+    data = readFileSync(join(dir, location));
+    files.set(location, data);
+  }
+  const offset = Number(entries.get('offset') ?? 0);
+  const length = entries.has('length') ? Number(entries.get('length')) : data.length - offset;
+  const kept = initializer.filter((f) => f.no !== TENSOR_EXTERNAL && f.no !== TENSOR_LOCATION && f.no !== TENSOR_RAW);
+  kept.push(bytesField(TENSOR_RAW, data.subarray(offset, offset + length)));
+  return kept;
+}
+
+/**
+ * Reads `graphFile` (and its external data) and returns the fused model's bytes, or why the graph does not match.
+ * Models whose weights exceed protobuf's 2 GiB message limit are not fused.
+ */
+export function fuseAttention(graphFile: string, options: FuseOptions): FuseResult {
+  const model = decode(readFileSync(graphFile));
+  const graphField = first(model, MODEL_GRAPH);
+  if (!graphField) return { fused: false, reason: 'no graph' };
+  const graphFields = decode(graphField.value as Uint8Array);
+  const nodes = graphFields.filter((f) => f.no === GRAPH_NODE).map((f) => new Node(decode(f.value as Uint8Array)));
+  const initializers = graphFields.filter((f) => f.no === GRAPH_INITIALIZER).map((f) => decode(f.value as Uint8Array));
+  const inputs = graphFields.filter((f) => f.no === GRAPH_INPUT).map((f) => decode(f.value as Uint8Array));
+  const outputs = graphFields.filter((f) => f.no === GRAPH_OUTPUT).map((f) => decode(f.value as Uint8Array));
+  const graph = new Graph(nodes, initializers);
+
+  const outputNames = outputs.map((o) => firstString(o, 1) ?? '');
+  const removed = new Set<Node>();
+  const added: Node[] = [];
+  const newOutputs: Message[] = [];
+  const shapeName = '/fused_attention/bsh_shape';
+  const { numHeads, numKvHeads, headDim } = options;
+  for (let layer = 0; layer < options.numLayers; layer++) {
+    const presentKey = outputNames.find((n) => n === `present.${layer}.key` || n === `present_key_values.${layer}.key`);
+    const presentValue = outputNames.find((n) => n === `present.${layer}.value` || n === `present_key_values.${layer}.value`);
+    if (!presentKey || !presentValue) return { fused: false, reason: `no present outputs for layer ${layer}` };
+    const match = matchLayer(graph, layer, presentKey, presentValue);
+    if (typeof match === 'string') return { fused: false, reason: `layer ${layer}: ${match}` };
+    for (const node of match.removed) removed.add(node);
+    const p = `/fused_attention/layer${layer}/`;
+    const toBsh = (tensor: string, name: string): string => {
+      added.push(Node.make('Transpose', [tensor], [`${p}${name}_bsnh`], `${p}${name}_transpose`, [intsAttr('perm', [0, 2, 1, 3])]));
+      added.push(Node.make('Reshape', [`${p}${name}_bsnh`, shapeName], [`${p}${name}_bsh`], `${p}${name}_reshape`));
+      return `${p}${name}_bsh`;
+    };
+    const q = toBsh(match.q, 'q');
+    const k = toBsh(match.kNew, 'k');
+    const v = toBsh(match.vNew, 'v');
+    added.push(
+      Node.make(
+        'GroupQueryAttention',
+        [q, k, v, `past_key_values.${layer}.key`, `past_key_values.${layer}.value`, SEQLENS_INPUT, TOTAL_LENGTH_INPUT],
+        [match.output, `${p}present_key`, `${p}present_value`],
+        `${p}gqa`,
+        [intAttr('num_heads', numHeads), intAttr('kv_num_heads', numKvHeads), floatAttr('scale', match.scale)],
+        'com.microsoft',
+      ),
+    );
+    const elem = elemTypeOf(outputs[outputNames.indexOf(presentKey)]);
+    for (const [kind, tensor] of [['key', match.kNew], ['value', match.vNew]] as const) {
+      const name = `${NEW_KV_PREFIX}.${layer}.${kind}`;
+      added.push(Node.make('Identity', [tensor], [name], `${p}new_${kind}`));
+      newOutputs.push(valueInfo(name, elem, ['batch_size', numKvHeads, 'sequence_length', headDim]));
+    }
+  }
+
+  // Keep what the logits and the new keys and values need; everything else (masks, repeat_kv, old concats) goes.
+  const liveOutputs = [...outputs.filter((o) => firstString(o, 1) === 'logits'), ...newOutputs];
+  if (liveOutputs.length !== newOutputs.length + 1) return { fused: false, reason: 'no logits output' };
+  const candidates = [...nodes.filter((n) => !removed.has(n)), ...added];
+  const producer = new Map<string, Node>();
+  for (const n of candidates) for (const o of n.outputs) producer.set(o, n);
+  const live = new Set<Node>();
+  const stack = liveOutputs.map((o) => firstString(o, 1)!);
+  while (stack.length > 0) {
+    const n = producer.get(stack.pop()!);
+    if (!n || live.has(n)) continue;
+    live.add(n);
+    stack.push(...n.inputs);
+  }
+  const initializerNames = new Set(initializers.map((i) => firstString(i, TENSOR_NAME) ?? ''));
+  const used = new Set<string>();
+  for (const n of live) for (const i of n.inputs) used.add(i);
+  for (const layer of outputNames) if (used.has(layer) && !producer.has(layer)) return { fused: false, reason: `${layer} is still read` };
+  const keptInputs = inputs.filter((i) => used.has(firstString(i, 1) ?? ''));
+  const available = new Set<string>([
+    ...keptInputs.map((i) => firstString(i, 1)!),
+    ...initializerNames,
+    shapeName,
+    SEQLENS_INPUT,
+    TOTAL_LENGTH_INPUT,
+  ]);
+  const ordered = sortNodes(
+    candidates.filter((n) => live.has(n)),
+    available,
+  );
+  if (!ordered) return { fused: false, reason: 'the rewritten graph has a cycle or a missing input' };
+
+  const dir = dirname(graphFile);
+  const files = new Map<string, Buffer>();
+  const shapeTensor: Message = [
+    varintField(TENSOR_DIMS, 3),
+    varintField(TENSOR_TYPE, ONNX_INT64),
+    bytesField(TENSOR_NAME, shapeName),
+    bytesField(TENSOR_RAW, new Uint8Array(new BigInt64Array([0n, 0n, -1n]).buffer)),
+  ];
+  const keptInitializers = initializers
+    .filter((i) => used.has(firstString(i, TENSOR_NAME) ?? ''))
+    .map((i) => inlineExternalData(i, dir, files));
+  let total = 0;
+  for (const i of keptInitializers) total += (first(i, TENSOR_RAW)?.value as Uint8Array | undefined)?.length ?? 0;
+  if (total > 1.9 * 2 ** 30) return { fused: false, reason: 'weights over the 2 GiB protobuf limit' };
+
+  const newGraph: Message = [];
+  for (const f of graphFields) {
+    if ([GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_INPUT, GRAPH_OUTPUT, GRAPH_VALUE_INFO].includes(f.no)) continue;
+    newGraph.push(f);
+  }
+  for (const n of ordered) newGraph.push(messageField(GRAPH_NODE, n.fields));
+  for (const i of keptInitializers) newGraph.push(messageField(GRAPH_INITIALIZER, i));
+  newGraph.push(messageField(GRAPH_INITIALIZER, shapeTensor));
+  for (const i of keptInputs) newGraph.push(messageField(GRAPH_INPUT, i));
+  newGraph.push(messageField(GRAPH_INPUT, valueInfo(SEQLENS_INPUT, ONNX_INT32, ['batch_size'])));
+  newGraph.push(messageField(GRAPH_INPUT, valueInfo(TOTAL_LENGTH_INPUT, ONNX_INT32, [])));
+  for (const o of liveOutputs) newGraph.push(messageField(GRAPH_OUTPUT, o));
+
+  const newModel: Message = model.filter((f) => f.no !== MODEL_GRAPH);
+  const hasMs = model.some((f) => f.no === MODEL_OPSET && firstString(decode(f.value as Uint8Array), 1) === 'com.microsoft');
+  if (!hasMs) newModel.push(messageField(MODEL_OPSET, [bytesField(1, 'com.microsoft'), varintField(2, 1)]));
+  newModel.push(messageField(MODEL_GRAPH, newGraph));
+  return { fused: true, bytes: encode(newModel) };
+}
+

@@ -1,0 +1,147 @@
+/**
+ * A small Protocol Buffers wire-format codec: enough to read and rewrite an ONNX graph without a generated schema.
+ * A message decodes to its fields in order; fields this code does not touch are re-encoded byte for byte, so a
+ * rewrite keeps everything it does not understand.
+ */
+
+export const enum WireType {
+  Varint = 0,
+  Fixed64 = 1,
+  Bytes = 2,
+  Fixed32 = 5,
+}
+
+export interface Field {
+  no: number;
+  wt: WireType;
+  /** Varint: the value as a bigint. Fixed32/Fixed64/Bytes: the raw bytes. */
+  value: bigint | Uint8Array;
+}
+
+export type Message = Field[];
+
+function readVarint(buf: Uint8Array, pos: number): [bigint, number] {
+  let result = 0n;
+  let shift = 0n;
+  for (;;) {
+    if (pos >= buf.length) throw new Error('truncated varint');
+    const byte = buf[pos++];
+    result |= BigInt(byte & 0x7f) << shift;
+    if ((byte & 0x80) === 0) return [result, pos];
+    shift += 7n;
+    if (shift > 63n) throw new Error('varint too long');
+  }
+}
+
+export function decode(buf: Uint8Array): Message {
+  const fields: Message = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const [key, afterKey] = readVarint(buf, pos);
+    pos = afterKey;
+    const no = Number(key >> 3n);
+    const wt = Number(key & 7n) as WireType;
+    switch (wt) {
+      case WireType.Varint: {
+        const [value, next] = readVarint(buf, pos);
+        fields.push({ no, wt, value });
+        pos = next;
+        break;
+      }
+      case WireType.Fixed64:
+        fields.push({ no, wt, value: buf.subarray(pos, pos + 8) });
+        pos += 8;
+        break;
+      case WireType.Fixed32:
+        fields.push({ no, wt, value: buf.subarray(pos, pos + 4) });
+        pos += 4;
+        break;
+      case WireType.Bytes: {
+        const [length, start] = readVarint(buf, pos);
+        const end = start + Number(length);
+        if (end > buf.length) throw new Error('truncated length-delimited field');
+        fields.push({ no, wt, value: buf.subarray(start, end) });
+        pos = end;
+        break;
+      }
+      default:
+        throw new Error(`unsupported wire type ${wt as number}`);
+    }
+  }
+  return fields;
+}
+
+function varintBytes(value: bigint): number[] {
+  const out: number[] = [];
+  let v = BigInt.asUintN(64, value);
+  do {
+    let byte = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v !== 0n) byte |= 0x80;
+    out.push(byte);
+  } while (v !== 0n);
+  return out;
+}
+
+export function encode(message: Message): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const push = (bytes: Uint8Array) => {
+    parts.push(bytes);
+    total += bytes.length;
+  };
+  for (const field of message) {
+    push(Uint8Array.from(varintBytes(BigInt((field.no << 3) | field.wt))));
+    if (field.wt === WireType.Varint) push(Uint8Array.from(varintBytes(field.value as bigint)));
+    else {
+      const bytes = field.value as Uint8Array;
+      if (field.wt === WireType.Bytes) push(Uint8Array.from(varintBytes(BigInt(bytes.length))));
+      push(bytes);
+    }
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+export function str(field: Field): string {
+  return fromUtf8.decode(field.value as Uint8Array);
+}
+
+export function strings(message: Message, no: number): string[] {
+  return message.filter((f) => f.no === no).map(str);
+}
+
+export function first(message: Message, no: number): Field | undefined {
+  return message.find((f) => f.no === no);
+}
+
+export function firstString(message: Message, no: number): string | undefined {
+  const f = first(message, no);
+  return f ? str(f) : undefined;
+}
+
+export function bytesField(no: number, value: Uint8Array | string): Field {
+  return { no, wt: WireType.Bytes, value: typeof value === 'string' ? utf8.encode(value) : value };
+}
+
+export function varintField(no: number, value: number | bigint): Field {
+  return { no, wt: WireType.Varint, value: BigInt(value) };
+}
+
+export function floatField(no: number, value: number): Field {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setFloat32(0, value, true);
+  return { no, wt: WireType.Fixed32, value: bytes };
+}
+
+export function messageField(no: number, message: Message): Field {
+  return bytesField(no, encode(message));
+}
