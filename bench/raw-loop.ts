@@ -65,19 +65,28 @@ async function raggedRawLoop(model: LoadedModel, prompts: number[][], newTokens:
     pastLen: 0,
     inputIds: BigInt64Array.from(prompts.flat().map(BigInt)),
     positionIds: BigInt64Array.from({ length: batch * length }, (_, i) => BigInt(i % length)),
-    seqLens: new Int32Array(batch).fill(length - 1),
-    totalLength: length,
+    cacheLengths: new BigInt64Array(batch),
+    logitsIndex: BigInt64Array.from({ length: batch }, (_, r) => BigInt(r * length + length - 1)),
+    logitsPerRow: 1,
     past: null,
   });
   const next = new BigInt64Array(batch);
-  argmaxRows(out.logits.data as Float32Array, batch, length, vocab, next);
+  argmaxRows(out.logits.data as Float32Array, batch, 1, vocab, next);
   let columns = Math.ceil((length + 1) / 32) * 32;
   const alloc = (cols: number) => out.presents.map(() => new Float32Array(batch * heads * cols * headDim));
   let cache = alloc(columns);
+  // New keys and values arrive [rows, heads, seq, headDim]; keys are cached transposed, [rows, heads, headDim, cols].
   const write = (src: Float32Array[], seq: number, at: number) => {
     for (let i = 0; i < cache.length; i++) {
+      const dest = cache[i];
       for (let rh = 0; rh < batch * heads; rh++) {
-        cache[i].set(src[i].subarray(rh * seq * headDim, (rh * seq + seq) * headDim), (rh * columns + at) * headDim);
+        for (let t = 0; t < seq; t++) {
+          for (let d = 0; d < headDim; d++) {
+            const v = src[i][(rh * seq + t) * headDim + d];
+            if (i % 2 === 0) dest[(rh * headDim + d) * columns + at + t] = v;
+            else dest[(rh * columns + at + t) * headDim + d] = v;
+          }
+        }
       }
     }
   };
@@ -87,7 +96,8 @@ async function raggedRawLoop(model: LoadedModel, prompts: number[][], newTokens:
     0,
   );
   const positions = new BigInt64Array(batch);
-  const seqLens = new Int32Array(batch);
+  const lengths = new BigInt64Array(batch);
+  const rowsIndex = BigInt64Array.from({ length: batch }, (_, r) => BigInt(r));
   const decodeStarted = performance.now();
   for (let step = 1; step < newTokens; step++) {
     const width = length + step - 1;
@@ -97,26 +107,35 @@ async function raggedRawLoop(model: LoadedModel, prompts: number[][], newTokens:
       columns += 32;
       cache = alloc(columns);
       for (let i = 0; i < cache.length; i++) {
-        for (let rh = 0; rh < batch * heads; rh++) {
+        const rowsOf = i % 2 === 0 ? batch * heads * headDim : batch * heads;
+        const block = i % 2 === 0 ? 1 : headDim;
+        for (let row = 0; row < rowsOf; row++) {
           cache[i].set(
-            old[i].subarray(rh * oldColumns * headDim, (rh * oldColumns + width) * headDim),
-            rh * columns * headDim,
+            old[i].subarray(row * oldColumns * block, (row * oldColumns + width) * block),
+            row * columns * block,
           );
         }
       }
     }
     positions.fill(BigInt(width));
-    seqLens.fill(width);
-    const dims = [batch, heads, columns, headDim];
+    lengths.fill(BigInt(width));
     const o = await session.forward({
       batchSize: batch,
       seqLen: 1,
       pastLen: columns,
       inputIds: next,
       positionIds: positions,
-      seqLens,
-      totalLength: width + 1,
-      past: cache.map((c) => new ort.Tensor('float32', c, dims)),
+      cacheLengths: lengths,
+      logitsIndex: rowsIndex,
+      logitsPerRow: 1,
+      past: cache.map(
+        (c, i) =>
+          new ort.Tensor(
+            'float32',
+            c,
+            i % 2 === 0 ? [batch, heads, headDim, columns] : [batch, heads, columns, headDim],
+          ),
+      ),
     });
     argmaxRows(o.logits.data as Float32Array, batch, 1, vocab, next);
     write(

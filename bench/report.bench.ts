@@ -17,7 +17,15 @@ import { Rng } from '@switchyard/batching';
 import { loadModel, LoadedModel } from '@switchyard/models';
 import { LaunchedPlatform } from '../test/support/launched';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
-import { engineClosedLoop, engineRun, limitTable, mixedWorkload, replayPolicies } from './engine-scenarios';
+import {
+  engineClosedLoop,
+  engineRun,
+  limitTable,
+  MIXED_WORKLOAD,
+  MIXED_WORKLOAD_QUICK,
+  mixedWorkload,
+  replayPolicies,
+} from './engine-scenarios';
 import { closedLoop, LoadResult, metricDelta, RequestSpec, scrape, send, Target } from './loadgen';
 import { startTransformersServer } from './peer/transformers-server';
 import { rawLoop } from './raw-loop';
@@ -151,7 +159,8 @@ async function main(): Promise<void> {
   say();
 
   // 4. Batching (in process)
-  const arrivals = mixedWorkload(prompts, rng, quick ? 12 : 64, quick ? 4 : 8);
+  const mixed = quick ? MIXED_WORKLOAD_QUICK : MIXED_WORKLOAD;
+  const arrivals = mixedWorkload(prompts, rng, mixed.count, mixed.ratePerSecond);
   const modes = await replayPolicies(model, arrivals);
   json.batching = modes.map((r) => ({ ...r, latencies: undefined }));
   writeFileSync(
@@ -236,7 +245,7 @@ async function main(): Promise<void> {
   say('## 4. Continuous against static batching against one request at a time');
   say();
   say(
-    `${arrivals.length} requests, Poisson arrivals at ${quick ? 4 : 8}/s, prompts of 8 to 256 tokens, max_new_tokens ` +
+    `${arrivals.length} requests, Poisson arrivals at ${quick ? MIXED_WORKLOAD_QUICK.ratePerSecond : MIXED_WORKLOAD.ratePerSecond}/s, prompts of 8 to 256 tokens, max_new_tokens ` +
       'uniform in [16, 256], replayed on the engine in process with each policy.',
   );
   say();

@@ -8,10 +8,18 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import type { LoadedModel } from '@switchyard/models';
 import { IncrementalDetokenizer } from './detokenizer';
-import { KvCache, prefillCache, StepBuffers } from './kv-batch';
+import { KvCache, PrefilledCache, prefillCache, StepBuffers, StepLogits } from './kv-batch';
 import { ValidationError } from './parameters';
 import { randomSeed } from './rng';
-import { createSamplerState, observeToken, Sampler, SampleResult, SamplerState, TokenChoice } from './sampler';
+import {
+  createSamplerState,
+  isPlainGreedy,
+  observeToken,
+  Sampler,
+  SampleResult,
+  SamplerState,
+  TokenChoice,
+} from './sampler';
 import {
   BatchShape,
   DEFAULT_SCHEDULER_CONFIG,
@@ -251,6 +259,8 @@ export class Engine {
   }
 
   private async run(): Promise<void> {
+    // Start on a microtask, so that requests submitted in the same tick share the first prefill.
+    await Promise.resolve();
     try {
       while (this.batch || this.scheduler.waiting > 0) {
         this.dropCancelledRows();
@@ -291,31 +301,43 @@ export class Engine {
     }
   }
 
-  private async prefill(rows: Row[]): Promise<void> {
+  /**
+   * Prefills the admitted rows as a batch of their own and joins them to the running batch. Rows of very
+   * different prompt lengths are run in a few length groups (see `prefillGroups`), each one forward call, so that
+   * a short prompt does not pay for the longest one's padding; the groups are joined like any other batch.
+   */
+  private async prefill(admitted: Row[]): Promise<void> {
     const now = performance.now();
-    for (const row of rows) row.admittedAt = now;
+    for (const row of admitted) row.admittedAt = now;
     const started = performance.now();
-    const { batch, logits, seqLen, promptStart } = await prefillCache(
-      this.model.session,
-      this.buffers,
-      rows.map((r) => r.inputIds),
-    );
-    const forwardMs = performance.now() - started;
-    const data = logits.data as Float32Array;
-    const vocab = this.model.config.vocabSize;
-    for (let r = 0; r < rows.length; r++) {
-      const row = rows[r];
-      const start = r * seqLen + promptStart[r];
-      if (row.request.parameters.decoderInputDetails) row.prefill = this.prefillTokens(row, data, start);
-      const offset = (start + row.inputIds.length - 1) * vocab;
-      this.accept(row, this.sampler.sample(data.subarray(offset, offset + vocab), row.request.parameters, row.sampler));
+    let forwardMs = 0;
+    let joined: KvCache | null = null;
+    const rows: Row[] = [];
+    for (const group of prefillGroups(admitted.map((r) => r.inputIds.length))) {
+      const groupRows = group.map((i) => admitted[i]);
+      const callStarted = performance.now();
+      const prefilled = await prefillCache(
+        this.model.session,
+        this.buffers,
+        groupRows.map((r) => r.inputIds),
+        groupRows.some((r) => r.request.parameters.decoderInputDetails),
+      );
+      forwardMs += performance.now() - callStarted;
+      for (let r = 0; r < groupRows.length; r++) {
+        const row = groupRows[r];
+        if (row.request.parameters.decoderInputDetails) row.prefill = this.prefillTokens(row, prefilled, r);
+        this.accept(row, this.choose(row, prefilled, prefilled.logitsRow(r, row.inputIds.length - 1)));
+      }
+      if (joined) joined.concat(prefilled.batch);
+      else joined = prefilled.batch;
+      rows.push(...groupRows);
     }
     const concatenated = this.batch !== null && this.rows.length > 0;
     if (concatenated) {
-      this.batch!.concat(batch);
+      this.batch!.concat(joined!);
       this.rows.push(...rows);
     } else {
-      this.batch = batch;
+      this.batch = joined;
       this.rows = rows;
     }
     this.report('prefill', started, forwardMs, concatenated, rows.length, this.removeFinished());
@@ -327,18 +349,25 @@ export class Engine {
     const tokens = this.lastTokens;
     for (let r = 0; r < rows.length; r++) tokens[r] = rows[r].generated[rows[r].generated.length - 1];
     const started = performance.now();
-    const logits = await this.batch!.step(tokens);
+    const step = await this.batch!.step(tokens);
     const forwardMs = performance.now() - started;
-    const data = logits.data as Float32Array;
-    const vocab = this.model.config.vocabSize;
-    for (let r = 0; r < rows.length; r++) {
-      const row = rows[r];
-      this.accept(
-        row,
-        this.sampler.sample(data.subarray(r * vocab, (r + 1) * vocab), row.request.parameters, row.sampler),
-      );
-    }
+    for (let r = 0; r < rows.length; r++) this.accept(rows[r], this.choose(rows[r], step, r));
     this.report('decode', started, forwardMs, false, 0, this.removeFinished());
+  }
+
+  /**
+   * The row's next token from logits row `index`. A plain greedy row takes the graph's argmax and log-sum-exp
+   * where the session computes them, and so never walks the vocabulary in JS.
+   */
+  private choose(row: Row, step: StepLogits, index: number): SampleResult {
+    const params = row.request.parameters;
+    const vocab = this.model.config.vocabSize;
+    const logits = step.logits.subarray(index * vocab, (index + 1) * vocab);
+    if (step.argmax && step.logSumExp && isPlainGreedy(params, row.sampler)) {
+      const id = Number(step.argmax[index]);
+      return { id, logprob: logits[id] - step.logSumExp[index], top: [] };
+    }
+    return this.sampler.sample(logits, params, row.sampler);
   }
 
   private report(
@@ -466,18 +495,47 @@ export class Engine {
   }
 
   /** `decoder_input_details`: each prompt token's logprob given the tokens before it (the first has none). */
-  /** `start`: the position of the row's first prompt token in the prefill's [rows × seq] logits. */
-  private prefillTokens(row: Row, logits: Float32Array, start: number): PrefillToken[] {
+  /** `decoder_input_details`: each prompt token's logprob given the tokens before it (the first has none). */
+  private prefillTokens(row: Row, prefilled: PrefilledCache, r: number): PrefillToken[] {
     const vocab = this.model.config.vocabSize;
     return row.inputIds.map((id, i) => {
       let logprob: number | null = null;
       if (i > 0) {
-        const offset = (start + i - 1) * vocab;
-        logprob = logSoftmaxAt(logits.subarray(offset, offset + vocab), id);
+        const offset = prefilled.logitsRow(r, i - 1) * vocab;
+        logprob = logSoftmaxAt(prefilled.logits.subarray(offset, offset + vocab), id);
       }
       return { id, text: this.model.tokenizer.decode([id]), logprob };
     });
   }
+}
+
+/**
+ * Splits prompts into prefill groups: sorted longest first, a prompt joins the current group while the group's
+ * padded size (rows × its longest prompt) stays within `slack` of its real tokens. A prefill's cost is its padded
+ * tokens, and on a CPU a wider call gains little, so mixed lengths are cheaper as a few calls than as one.
+ * Returns indices into `lengths`.
+ */
+export function prefillGroups(lengths: readonly number[], slack = 1.25): number[][] {
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[b] - lengths[a]);
+  const groups: number[][] = [];
+  let current: number[] = [];
+  let longest = 0;
+  let real = 0;
+  for (const i of order) {
+    const length = lengths[i];
+    if (current.length > 0 && (current.length + 1) * longest > slack * (real + length)) {
+      groups.push(current);
+      current = [];
+    }
+    if (current.length === 0) {
+      longest = length;
+      real = 0;
+    }
+    current.push(i);
+    real += length;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
 }
 
 function remaining(row: Row): number {

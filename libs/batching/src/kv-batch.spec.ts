@@ -12,7 +12,7 @@ let fused: LoadedModel;
 /** The last-position logits of one prompt run alone on the export, then one step with `next`. */
 async function alone(prompt: number[], next: number): Promise<Float32Array> {
   const { batch } = await KvBatch.prefill(exported.session, new StepBuffers(), [prompt]);
-  return Float32Array.from((await batch.step([next])).data as Float32Array);
+  return Float32Array.from((await batch.step([next])).logits);
 }
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
@@ -52,14 +52,18 @@ describe('KV batch', () => {
       const first = await prefillCache(model.session, buffers, prompts.slice(0, 2));
       const batch = first.batch;
       assert.ok(layout === 'padded' ? batch instanceof KvBatch : batch instanceof RaggedKvBatch);
-      // Each row's last prompt token sits at its own column: after the padding (padded) or at length - 1 (ragged).
-      assert.deepEqual(first.promptStart, layout === 'padded' ? [0, 4] : [0, 0]);
+      // Each row's last prompt position has its logits row: after the padding (padded, every position computed),
+      // or one row per batch row (ragged, last positions only).
+      assert.deepEqual(
+        [first.logitsRow(0, 5), first.logitsRow(1, 1), first.logitsRow(1, 0)],
+        layout === 'padded' ? [5, 11, 10] : [0, 1, -1],
+      );
       const joined = await prefillCache(model.session, buffers, prompts.slice(2));
       batch.concat(joined.batch);
       assert.equal(batch.size, 3);
       assert.equal(batch.width, 6);
 
-      const logits = (await batch.step(next)).data as Float32Array;
+      const logits = (await batch.step(next)).logits;
       for (let r = 0; r < 3; r++) {
         assert.ok(maxDiff(logits.subarray(r * vocab, (r + 1) * vocab), expected[r]) < 1e-4, `row ${r}`);
       }
@@ -68,10 +72,10 @@ describe('KV batch', () => {
       batch.filter([1, 2]);
       assert.equal(batch.size, 2);
       assert.equal(batch.width, 5);
-      const afterFilter = (await batch.step([7, 8])).data as Float32Array;
+      const afterFilter = (await batch.step([7, 8])).logits;
       const { batch: ref } = await KvBatch.prefill(exported.session, new StepBuffers(), [[20, 21]]);
       await ref.step([200]);
-      const refLogits = (await ref.step([7])).data as Float32Array;
+      const refLogits = (await ref.step([7])).logits;
       assert.ok(maxDiff(afterFilter.subarray(0, vocab), refLogits) < 1e-4);
     });
   }
@@ -89,12 +93,39 @@ describe('KV batch', () => {
     let lastA: Float32Array = new Float32Array(0);
     let lastB: Float32Array = new Float32Array(0);
     for (let t = 0; t < start + 2; t++) {
-      last = Float32Array.from((await batch.step([40 + t, 60 + t])).data as Float32Array);
-      lastA = (await refA.batch.step([40 + t])).data as Float32Array;
-      lastB = (await refB.batch.step([60 + t])).data as Float32Array;
+      last = Float32Array.from((await batch.step([40 + t, 60 + t])).logits);
+      lastA = (await refA.batch.step([40 + t])).logits;
+      lastB = (await refB.batch.step([60 + t])).logits;
     }
     assert.ok(cache.capacity > start, 'the cache grew');
     assert.ok(maxDiff(last.subarray(0, vocab), lastA) < 1e-3);
     assert.ok(maxDiff(last.subarray(vocab), lastB) < 1e-3);
+  });
+
+  it('computes every prompt position on request, and reduces each logits row in the graph (ragged)', async () => {
+    const vocab = fused.config.vocabSize;
+    const prompts = [
+      [10, 11, 12, 13, 14, 15],
+      [20, 21],
+    ];
+    const all = await prefillCache(fused.session, new StepBuffers(), prompts, true);
+    const ref = await prefillCache(exported.session, new StepBuffers(), prompts);
+    for (const [r, prompt] of prompts.entries()) {
+      for (let t = 0; t < prompt.length; t++) {
+        const a = all.logits.subarray(all.logitsRow(r, t) * vocab, (all.logitsRow(r, t) + 1) * vocab);
+        const b = ref.logits.subarray(ref.logitsRow(r, t) * vocab, (ref.logitsRow(r, t) + 1) * vocab);
+        assert.ok(maxDiff(a, b) < 1e-4, `row ${r} position ${t}`);
+      }
+    }
+    const step = await all.batch.step([7, 8]);
+    for (let r = 0; r < 2; r++) {
+      const row = step.logits.subarray(r * vocab, (r + 1) * vocab);
+      let best = 0;
+      for (let v = 1; v < vocab; v++) if (row[v] > row[best]) best = v;
+      let sum = 0;
+      for (let v = 0; v < vocab; v++) sum += Math.exp(row[v] - row[best]);
+      assert.equal(Number(step.argmax![r]), best);
+      assert.ok(Math.abs(step.logSumExp![r] - (row[best] + Math.log(sum))) < 1e-4);
+    }
   });
 });

@@ -10,36 +10,48 @@
 import * as ort from 'onnxruntime-node';
 import type { DecoderSession } from '@switchyard/models';
 
+/** A forward call's logits, as rows of `vocab` values, with the graph's reductions where the session has them. */
+export interface StepLogits {
+  logits: Float32Array;
+  /** Per logits row: log Σ exp and the first argmax (ragged layout), or null. */
+  logSumExp: Float32Array | null;
+  argmax: BigInt64Array | null;
+}
+
 /** What the engine needs of a batch's cache, in either layout. */
 export interface KvCache {
   readonly size: number;
   /** Columns of the padded shape: the longest row's length. Admission budgets count size × width. */
   readonly width: number;
-  /** One decode step: `tokens[r]` is row r's newest token. Returns logits [rows, 1, vocab]. */
-  step(tokens: ArrayLike<number>): Promise<ort.Tensor>;
+  /** One decode step: `tokens[r]` is row r's newest token. Logits row r is batch row r's. */
+  step(tokens: ArrayLike<number>): Promise<StepLogits>;
   /** Appends `other`'s rows after this batch's. `other` (of the same layout) is consumed. */
   concat(other: KvCache): void;
   /** Keeps the rows at `keep` (ascending indices). */
   filter(keep: readonly number[]): void;
 }
 
-export interface PrefilledCache {
+export interface PrefilledCache extends StepLogits {
   batch: KvCache;
-  /** [rows, seqLen, vocab]. */
-  logits: ort.Tensor;
-  seqLen: number;
-  /** The column where row r's prompt starts in `logits` (its padding before it, if left-padded). */
-  promptStart: number[];
+  /**
+   * The logits row of prompt position `position` of row r, or -1 where it was not computed (a ragged prefill
+   * computes only each row's last position unless asked for all).
+   */
+  logitsRow(r: number, position: number): number;
 }
 
-/** Prefills new rows as a batch of their own, in the session's layout. */
+/**
+ * Prefills new rows as a batch of their own, in the session's layout. `allPositions`: logits for every prompt
+ * position (for `decoder_input_details`), not only each row's last.
+ */
 export function prefillCache(
   session: DecoderSession,
   buffers: StepBuffers,
   prompts: readonly number[][],
+  allPositions = false,
 ): Promise<PrefilledCache> {
   return session.signature.layout === 'ragged'
-    ? RaggedKvBatch.prefill(session, buffers, prompts)
+    ? RaggedKvBatch.prefill(session, buffers, prompts, allPositions)
     : KvBatch.prefill(session, buffers, prompts);
 }
 
@@ -53,7 +65,9 @@ export class StepBuffers {
   private ids = new BigInt64Array(0);
   private positions = new BigInt64Array(0);
   private mask = new BigInt64Array(0);
-  private lengths = new Int32Array(0);
+  private lengths = new BigInt64Array(0);
+  private index = new BigInt64Array(0);
+  private identity = new BigInt64Array(0);
 
   idsView(n: number): BigInt64Array {
     if (this.ids.length < n) this.ids = new BigInt64Array(grow(n));
@@ -65,8 +79,20 @@ export class StepBuffers {
     return this.positions.subarray(0, n);
   }
 
-  seqLensView(n: number): Int32Array {
-    if (this.lengths.length < n) this.lengths = new Int32Array(grow(n));
+  /** Room for `n` logits indices. */
+  indexView(n: number): BigInt64Array {
+    if (this.index.length < n) this.index = new BigInt64Array(grow(n));
+    return this.index.subarray(0, n);
+  }
+
+  /** The indices 0 … n-1 (each decode row's one logits position), filled once. */
+  identityIndex(n: number): BigInt64Array {
+    if (this.identity.length < n) this.identity = BigInt64Array.from({ length: grow(n) }, (_, i) => BigInt(i));
+    return this.identity.subarray(0, n);
+  }
+
+  lengthsView(n: number): BigInt64Array {
+    if (this.lengths.length < n) this.lengths = new BigInt64Array(grow(n));
     return this.lengths.subarray(0, n);
   }
 
@@ -142,11 +168,16 @@ export class KvBatch implements KvCache {
       positionIds: positions,
       past: null,
     });
-    return { batch: new KvBatch(session, buffers, presents, pads, seqLen), logits, seqLen, promptStart: pads };
+    return {
+      batch: new KvBatch(session, buffers, presents, pads, seqLen),
+      logits: logits.data as Float32Array,
+      logSumExp: null,
+      argmax: null,
+      logitsRow: (r, position) => r * seqLen + pads[r] + position,
+    };
   }
 
-  /** One decode step: `tokens[r]` is row r's newest token. Returns logits [rows, 1, vocab]. */
-  async step(tokens: ArrayLike<number>): Promise<ort.Tensor> {
+  async step(tokens: ArrayLike<number>): Promise<StepLogits> {
     const rows = this.pads.length;
     const ids = this.buffers.idsView(rows);
     const positions = this.buffers.positionsView(rows);
@@ -165,7 +196,7 @@ export class KvBatch implements KvCache {
     });
     this.kv = presents;
     this.columns += 1;
-    return logits;
+    return { logits: logits.data as Float32Array, logSumExp: null, argmax: null };
   }
 
   /** Appends `other`'s rows after this batch's, padding the narrower one on the left. `other` is consumed. */
@@ -247,11 +278,16 @@ function roundUp(n: number, step: number): number {
   return Math.ceil(n / step) * step;
 }
 
+/**
+ * The cache of a session in the ragged layout. Per layer a key buffer [rowCapacity, kvHeads, headDim, columns]
+ * (transposed, as the rewritten graph reads it) and a value buffer [rowCapacity, kvHeads, columns, headDim]; row r
+ * holds its tokens at columns [0, lengths[r]).
+ */
 export class RaggedKvBatch implements KvCache {
-  /** Per layer, key then value: [rowCapacity, kvHeads, columns, headDim]. */
-  private layers: KvArray[];
+  /** Per layer, key then value. */
+  private layers: Float32Array[];
   private rowCapacity: number;
-  /** The row stride in columns; the width of the past the session is given. */
+  /** The row stride in columns: the width of the past the session is given. */
   private columns: number;
   /** Cached past tensors over the first `size` rows; rebuilt when the rows or the columns change. */
   private views: ort.Tensor[] | null = null;
@@ -261,7 +297,6 @@ export class RaggedKvBatch implements KvCache {
     private readonly buffers: StepBuffers,
     private readonly kvHeads: number,
     private readonly headDim: number,
-    private readonly type: 'float32' | 'float16',
     private lengths: number[],
     rowCapacity: number,
     columns: number,
@@ -281,31 +316,29 @@ export class RaggedKvBatch implements KvCache {
     return max;
   }
 
-  /** The columns the cache holds per row, padding included (what the session reads and ONNX Runtime clears). */
+  /** The columns the cache holds per row, padding included (what the session reads). */
   get capacity(): number {
     return this.columns;
   }
 
-  private allocate(rows: number, columns: number): KvArray[] {
+  private allocate(rows: number, columns: number): Float32Array[] {
     const n = rows * this.kvHeads * columns * this.headDim;
-    const layers: KvArray[] = [];
-    for (let i = 0; i < this.session.signature.numLayers * 2; i++) {
-      layers.push(this.type === 'float16' ? new Uint16Array(n) : new Float32Array(n));
-    }
-    return layers;
+    return Array.from({ length: this.session.signature.numLayers * 2 }, () => new Float32Array(n));
   }
 
-  /** Prefills right-padded prompts; the new keys and values become the rows of a fresh cache. */
+  /** Prefills right-padded prompts; their keys and values become the rows of a fresh cache. */
   static async prefill(
     session: DecoderSession,
     buffers: StepBuffers,
     prompts: readonly number[][],
+    allPositions: boolean,
   ): Promise<PrefilledCache> {
     const rows = prompts.length;
     const seqLen = Math.max(...prompts.map((p) => p.length));
     const ids = buffers.idsView(rows * seqLen);
     const positions = buffers.positionsView(rows * seqLen);
-    const seqLens = buffers.seqLensView(rows);
+    const perRow = allPositions ? seqLen : 1;
+    const index = buffers.indexView(rows * perRow);
     for (let r = 0; r < rows; r++) {
       const base = r * seqLen;
       const prompt = prompts[r];
@@ -314,49 +347,103 @@ export class RaggedKvBatch implements KvCache {
         ids[base + t] = BigInt(real ? prompt[t] : 0);
         positions[base + t] = BigInt(real ? t : 0);
       }
-      seqLens[r] = prompt.length - 1;
+      if (allPositions) for (let t = 0; t < seqLen; t++) index[base + t] = BigInt(base + t);
+      else index[r] = BigInt(base + prompt.length - 1);
     }
-    const { logits, presents } = await session.forward({
+    const { logits, logSumExp, argmax, presents } = await session.forward({
       batchSize: rows,
       seqLen,
       pastLen: 0,
       inputIds: ids,
       positionIds: positions,
-      seqLens,
-      totalLength: seqLen,
+      cacheLengths: buffers.lengthsView(rows).fill(0n),
+      logitsIndex: index,
+      logitsPerRow: perRow,
       past: null,
     });
     const [, kvHeads, , headDim] = presents[0].dims;
-    const type = presents[0].type === 'float16' ? 'float16' : 'float32';
+    const lengths = prompts.map((p) => p.length);
     const batch = new RaggedKvBatch(
       session,
       buffers,
       kvHeads,
       headDim,
-      type,
-      prompts.map((p) => p.length),
+      lengths,
       rows,
       roundUp(seqLen + 1, COLUMN_CHUNK),
     );
-    for (let i = 0; i < presents.length; i++) {
-      batch.copyRows(presents[i].data as KvArray, seqLen, 0, rows, batch.layers[i], 0);
-    }
-    return { batch, logits, seqLen, promptStart: new Array<number>(rows).fill(0) };
+    for (let i = 0; i < presents.length; i++) batch.writeNew(i, presents[i].data as Float32Array, seqLen, 0);
+    return {
+      batch,
+      logits: logits.data as Float32Array,
+      logSumExp,
+      argmax,
+      logitsRow: allPositions
+        ? (r, position) => r * seqLen + position
+        : (r, position) => (position === lengths[r] - 1 ? r : -1),
+    };
   }
 
   /**
-   * Copies rows [from, from + count) of `src` (row stride `srcColumns`) to rows [to, ...) of `dest` (this cache's
-   * stride), each row's own tokens only.
+   * Writes new keys or values ([rows, kvHeads, seq, headDim], as the session returns them) into layer buffer
+   * `i`: row r's first `seq` tokens land at columns [at[r] …) — `at` = null writes them from column 0 and keeps
+   * only each row's length. A plain loop: no views, no allocation.
    */
-  private copyRows(src: KvArray, srcColumns: number, from: number, count: number, dest: KvArray, to: number): void {
+  private writeNew(i: number, src: Float32Array, seq: number, fromColumn: number | null): void {
+    const { kvHeads, headDim, columns } = this;
+    const dest = this.layers[i];
+    const isKey = i % 2 === 0;
+    for (let r = 0; r < this.size; r++) {
+      const start = fromColumn ?? this.lengths[r];
+      const count = fromColumn === null ? 1 : Math.min(seq, this.lengths[r]);
+      for (let h = 0; h < kvHeads; h++) {
+        const rh = r * kvHeads + h;
+        for (let t = 0; t < count; t++) {
+          const s = (rh * seq + t) * headDim;
+          if (isKey) {
+            const base = rh * headDim * columns + start + t;
+            for (let d = 0; d < headDim; d++) dest[base + d * columns] = src[s + d];
+          } else {
+            const base = (rh * columns + start + t) * headDim;
+            for (let d = 0; d < headDim; d++) dest[base + d] = src[s + d];
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * Copies rows [from, from + count) of layer buffer `src` (row stride `srcColumns`) to rows [to, …) of `dest`
+   * (this cache's stride), each row's own tokens only.
+   */
+  private copyRows(
+    isKey: boolean,
+    src: Float32Array,
+    srcColumns: number,
+    from: number,
+    count: number,
+    dest: Float32Array,
+    to: number,
+  ): void {
     const { kvHeads, headDim, columns } = this;
     for (let r = 0; r < count; r++) {
-      const length = this.lengths[to + r] * headDim;
+      const length = this.lengths[to + r];
       for (let h = 0; h < kvHeads; h++) {
-        const s = ((from + r) * kvHeads + h) * srcColumns * headDim;
-        const d = ((to + r) * kvHeads + h) * columns * headDim;
-        if (src === dest) dest.copyWithin(d, s, s + length);
-        else dest.set(src.subarray(s, s + length), d);
+        const srcRow = (from + r) * kvHeads + h;
+        const destRow = (to + r) * kvHeads + h;
+        if (isKey) {
+          for (let d = 0; d < headDim; d++) {
+            const s = (srcRow * headDim + d) * srcColumns;
+            const t = (destRow * headDim + d) * columns;
+            if (src === dest) dest.copyWithin(t, s, s + length);
+            else dest.set(src.subarray(s, s + length), t);
+          }
+        } else {
+          const s = srcRow * srcColumns * headDim;
+          const t = destRow * columns * headDim;
+          if (src === dest) dest.copyWithin(t, s, s + length * headDim);
+          else dest.set(src.subarray(s, s + length * headDim), t);
+        }
       }
     }
   }
@@ -368,58 +455,50 @@ export class RaggedKvBatch implements KvCache {
     this.rowCapacity = rows;
     this.columns = columns;
     this.layers = this.allocate(rows, columns);
-    for (let i = 0; i < old.length; i++) this.copyRows(old[i], oldColumns, 0, this.size, this.layers[i], 0);
+    for (let i = 0; i < old.length; i++)
+      this.copyRows(i % 2 === 0, old[i], oldColumns, 0, this.size, this.layers[i], 0);
     this.views = null;
   }
 
   private past(): ort.Tensor[] {
     if (!this.views) {
       const n = this.size * this.kvHeads * this.columns * this.headDim;
-      const dims = [this.size, this.kvHeads, this.columns, this.headDim];
-      this.views = this.layers.map((layer) => new ort.Tensor(this.type, layer.subarray(0, n), dims));
+      const keyDims = [this.size, this.kvHeads, this.headDim, this.columns];
+      const valueDims = [this.size, this.kvHeads, this.columns, this.headDim];
+      this.views = this.layers.map(
+        (layer, i) => new ort.Tensor('float32', layer.subarray(0, n), i % 2 === 0 ? keyDims : valueDims),
+      );
     }
     return this.views;
   }
 
-  async step(tokens: ArrayLike<number>): Promise<ort.Tensor> {
+  async step(tokens: ArrayLike<number>): Promise<StepLogits> {
     const rows = this.size;
     let longest = 0;
     for (const l of this.lengths) if (l > longest) longest = l;
     if (longest + 1 > this.columns) this.reshape(this.rowCapacity, roundUp(longest + 1, COLUMN_CHUNK));
     const ids = this.buffers.idsView(rows);
     const positions = this.buffers.positionsView(rows);
-    const seqLens = this.buffers.seqLensView(rows);
+    const lengths = this.buffers.lengthsView(rows);
     for (let r = 0; r < rows; r++) {
       ids[r] = BigInt(tokens[r]);
       positions[r] = BigInt(this.lengths[r]);
-      seqLens[r] = this.lengths[r];
+      lengths[r] = BigInt(this.lengths[r]);
     }
-    const { logits, presents } = await this.session.forward({
+    const { logits, logSumExp, argmax, presents } = await this.session.forward({
       batchSize: rows,
       seqLen: 1,
       pastLen: this.columns,
       inputIds: ids,
       positionIds: positions,
-      seqLens,
-      totalLength: longest + 1,
+      cacheLengths: lengths,
+      logitsIndex: this.buffers.identityIndex(rows),
+      logitsPerRow: 1,
       past: this.past(),
     });
-    // Write each row's new key and value at its end: a plain loop, no views, no allocation.
-    const { kvHeads, headDim, columns } = this;
-    for (let i = 0; i < presents.length; i++) {
-      const src = presents[i].data as KvArray;
-      const dest = this.layers[i];
-      for (let r = 0; r < rows; r++) {
-        const column = this.lengths[r];
-        for (let h = 0; h < kvHeads; h++) {
-          const s = (r * kvHeads + h) * headDim;
-          const d = ((r * kvHeads + h) * columns + column) * headDim;
-          for (let k = 0; k < headDim; k++) dest[d + k] = src[s + k];
-        }
-      }
-    }
+    for (let i = 0; i < presents.length; i++) this.writeNew(i, presents[i].data as Float32Array, 1, null);
     for (let r = 0; r < rows; r++) this.lengths[r] += 1;
-    return logits;
+    return { logits: logits.data as Float32Array, logSumExp, argmax };
   }
 
   concat(cache: KvCache): void {
@@ -432,7 +511,7 @@ export class RaggedKvBatch implements KvCache {
     const at = this.size;
     this.lengths.push(...other.lengths);
     for (let i = 0; i < this.layers.length; i++) {
-      this.copyRows(other.layers[i], other.columns, 0, other.size, this.layers[i], at);
+      this.copyRows(i % 2 === 0, other.layers[i], other.columns, 0, other.size, this.layers[i], at);
     }
     this.views = null;
     other.layers = [];
@@ -441,15 +520,16 @@ export class RaggedKvBatch implements KvCache {
 
   filter(keep: readonly number[]): void {
     if (keep.length === this.size) return;
-    const lengths = keep.map((r) => this.lengths[r]);
     for (let j = 0; j < keep.length; j++) {
       if (keep[j] === j) continue;
       this.lengths[j] = this.lengths[keep[j]];
-      for (const layer of this.layers) this.copyRows(layer, this.columns, keep[j], 1, layer, j);
+      for (let i = 0; i < this.layers.length; i++) {
+        this.copyRows(i % 2 === 0, this.layers[i], this.columns, keep[j], 1, this.layers[i], j);
+      }
     }
-    this.lengths = lengths;
+    this.lengths.length = keep.length;
     this.views = null;
-    // Give back columns the longest remaining row no longer needs: ONNX Runtime clears the whole width per step.
+    // Give back columns the longest remaining row no longer needs: every step reads the whole width.
     const need = roundUp(this.width + 1, COLUMN_CHUNK);
     if (keep.length > 0 && need + COLUMN_CHUNK <= this.columns) this.reshape(this.rowCapacity, need);
   }

@@ -36,6 +36,11 @@ export function createSamplerState(params: GenerationParameters, promptIds: read
   };
 }
 
+/** A greedy row with no penalty and no top tokens: its token is the logits' argmax, as it stands. */
+export function isPlainGreedy(params: GenerationParameters, state: SamplerState): boolean {
+  return state.rng === null && state.seen === null && state.counts === null && params.topNTokens === 0;
+}
+
 /** Records a chosen token in the row's penalty state. */
 export function observeToken(state: SamplerState, id: number): void {
   state.seen?.add(id);

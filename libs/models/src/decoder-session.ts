@@ -5,7 +5,13 @@
  */
 import * as ort from 'onnxruntime-node';
 import { ModelError, ModelErrorKind } from './model-error';
-import { fuseAttention, SEQLENS_INPUT, TOTAL_LENGTH_INPUT } from './onnx/fuse-attention';
+import {
+  ARGMAX_OUTPUT,
+  fuseAttention,
+  LOGITS_INDEX_INPUT,
+  LOGSUMEXP_OUTPUT,
+  CACHE_LENGTHS_INPUT,
+} from './onnx/fuse-attention';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -16,8 +22,8 @@ export interface SessionOptions {
   /** Threads across operators; 0 lets ONNX Runtime choose. */
   interOpThreads: number;
   /**
-   * Rewrite the graph's attention into ONNX Runtime's GroupQueryAttention kernel when it matches (CPU only; see
-   * onnx/fuse-attention.ts). The session then takes a ragged, right-padded cache and returns only new keys/values.
+   * Rewrite the graph's attention to read a cache the caller owns (see onnx/fuse-attention.ts) when it matches.
+   * The session then takes a ragged, right-padded cache and returns only the new keys and values.
    */
   fuseAttention: boolean;
 }
@@ -36,8 +42,10 @@ export type KvDtype = 'float32' | 'float16';
  * How the session takes its KV cache.
  * - `padded`: the export as it is. Rows are left-padded to a common width, an attention mask marks the padding,
  *   and each call returns the whole present (past + new) for every layer.
- * - `ragged`: the fused graph. Row r holds its own tokens at columns [0, length), right-padded to the buffer's
- *   width; `seqLens` gives each row's length, and each call returns only the new tokens' keys and values.
+ * - `ragged`: the rewritten graph (onnx/fuse-attention.ts). The caller owns the cache: row r holds its own tokens
+ *   at columns [0, length), right-padded to the buffer's width, keys stored transposed ([batch, kvHeads, headDim,
+ *   columns]) and values as usual; `cacheLengths` gives each row's length, and each call returns only the new
+ *   tokens' keys and values.
  */
 export type CacheLayout = 'padded' | 'ragged';
 
@@ -67,17 +75,24 @@ export interface ForwardInput {
   positionIds: BigInt64Array;
   /** Padded layout only. */
   attentionMask?: BigInt64Array;
-  /** Ragged layout only: each row's length after this call, minus one (GroupQueryAttention's `seqlens_k`). */
-  seqLens?: Int32Array;
-  /** Ragged layout only: the longest row's length after this call. */
-  totalLength?: number;
+  /** Ragged layout only: each row's cached tokens (its valid columns in `past`). */
+  cacheLengths?: BigInt64Array;
+  /**
+   * Ragged layout only: the positions whose logits are wanted, `logitsPerRow` per row, as flat indices into
+   * [batch × seq] (row r's position t is r × seq + t).
+   */
+  logitsIndex?: BigInt64Array;
+  logitsPerRow?: number;
   /** Per layer, the key then the value tensor ([batch, kvHeads, past, headDim]); null for an empty cache. */
   past: readonly ort.Tensor[] | null;
 }
 
 export interface ForwardOutput {
-  /** [batch, seq, vocab], float32. */
+  /** [batch, seq, vocab] (padded), or [batch, logitsPerRow, vocab] (ragged); float32. */
   logits: ort.Tensor;
+  /** Ragged layout only: each logits row's log-sum-exp and first argmax, [batch, logitsPerRow]. */
+  logSumExp: Float32Array | null;
+  argmax: BigInt64Array | null;
   /**
    * Per layer, key then value. Padded: the presents ([batch, kvHeads, past + seq, headDim]), ready to be the next
    * step's `past`. Ragged: the new tokens' keys and values ([batch, kvHeads, seq, headDim]), for the caller's cache.
@@ -89,7 +104,7 @@ const PAST_RE = /^past_key_values\.(\d+)\.(key|value)$/;
 const PRESENT_RE = /^present(?:_key_values)?\.(\d+)\.(key|value)$/;
 const NEW_KV_RE = /^new_key_values\.(\d+)\.(key|value)$/;
 const KNOWN_INPUTS = new Set(['input_ids', 'attention_mask', 'position_ids', 'use_cache_branch']);
-const RAGGED_INPUTS = new Set(['input_ids', 'position_ids', SEQLENS_INPUT, TOTAL_LENGTH_INPUT]);
+const RAGGED_INPUTS = new Set(['input_ids', 'position_ids', CACHE_LENGTHS_INPUT, LOGITS_INDEX_INPUT]);
 
 function layerNames(names: readonly string[], re: RegExp): { keys: string[]; values: string[] } {
   const keys: string[] = [];
@@ -113,8 +128,8 @@ export function readDecoderSignature(
   const fail = (problem: string): never => {
     throw new ModelError(ModelErrorKind.NotADecoder, file, problem);
   };
-  const layout: CacheLayout = inputNames.includes(SEQLENS_INPUT) ? 'ragged' : 'padded';
-  const requiredInputs = layout === 'ragged' ? ['input_ids', SEQLENS_INPUT, TOTAL_LENGTH_INPUT] : ['input_ids', 'attention_mask'];
+  const layout: CacheLayout = inputNames.includes(CACHE_LENGTHS_INPUT) ? 'ragged' : 'padded';
+  const requiredInputs = layout === 'ragged' ? [...RAGGED_INPUTS] : ['input_ids', 'attention_mask'];
   for (const required of requiredInputs) {
     if (!inputNames.includes(required)) {
       fail(`the graph has no "${required}" input (inputs: ${inputNames.join(', ') || 'none'}); it is not a decoder export`);
@@ -179,7 +194,7 @@ export class DecoderSession {
 
   static async create(
     file: string,
-    shape: { numLayers: number; numHeads: number; kvHeads: number; headDim: number },
+    shape: { numLayers: number; numHeads: number; kvHeads: number; headDim: number; hiddenSize: number },
     options: SessionOptions,
   ): Promise<DecoderSession> {
     const providers = options.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'];
@@ -191,7 +206,7 @@ export class DecoderSession {
     };
     let session: ort.InferenceSession | null = null;
     let fusionSkipped: string | null = null;
-    if (options.fuseAttention && options.executionProvider === 'cpu') {
+    if (options.fuseAttention) {
       // A graph that does not match, or a fused graph ONNX Runtime refuses, falls back to the export as it is.
       try {
         const fused = fuseAttention(file, {
@@ -199,6 +214,7 @@ export class DecoderSession {
           numHeads: shape.numHeads,
           numKvHeads: shape.kvHeads,
           headDim: shape.headDim,
+          hiddenSize: shape.hiddenSize,
         });
         if (fused.fused) session = await ort.InferenceSession.create(fused.bytes, sessionOptions);
         else fusionSkipped = fused.reason;
@@ -231,12 +247,15 @@ export class DecoderSession {
   /** A zero-length past for the first call of a batch of `batchSize` rows. */
   emptyPast(batchSize: number): ort.Tensor[] {
     const dims = [batchSize, this.kvHeads, 0, this.headDim];
+    // The ragged layout caches keys transposed: [batch, kvHeads, headDim, columns].
+    const keyDims = this.signature.layout === 'ragged' ? [batchSize, this.kvHeads, this.headDim, 0] : dims;
     const tensors: ort.Tensor[] = [];
     for (let i = 0; i < this.signature.numLayers * 2; i++) {
+      const shape = i % 2 === 0 ? keyDims : dims;
       tensors.push(
         this.signature.kvDtype === 'float16'
-          ? new ort.Tensor('float16', new Uint16Array(0), dims)
-          : new ort.Tensor('float32', new Float32Array(0), dims),
+          ? new ort.Tensor('float16', new Uint16Array(0), shape)
+          : new ort.Tensor('float32', new Float32Array(0), shape),
       );
     }
     return tensors;
@@ -249,9 +268,10 @@ export class DecoderSession {
     const feeds: Record<string, ort.Tensor> = {};
     feeds.input_ids = new ort.Tensor('int64', input.inputIds, [batchSize, seqLen]);
     if (sig.layout === 'ragged') {
-      if (!input.seqLens || input.totalLength === undefined) throw new Error('a ragged cache needs seqLens and totalLength');
-      feeds[SEQLENS_INPUT] = new ort.Tensor('int32', input.seqLens, [batchSize]);
-      feeds[TOTAL_LENGTH_INPUT] = new ort.Tensor('int32', Int32Array.of(input.totalLength), []);
+      if (!input.cacheLengths) throw new Error('a ragged cache needs cacheLengths');
+      feeds[CACHE_LENGTHS_INPUT] = new ort.Tensor('int64', input.cacheLengths, [batchSize]);
+      if (!input.logitsIndex || !input.logitsPerRow) throw new Error('a ragged cache needs logitsIndex');
+      feeds[LOGITS_INDEX_INPUT] = new ort.Tensor('int64', input.logitsIndex, [batchSize, input.logitsPerRow]);
     } else {
       if (!input.attentionMask) throw new Error('a padded cache needs an attention mask');
       feeds.attention_mask = new ort.Tensor('int64', input.attentionMask, [batchSize, pastLen + seqLen]);
@@ -273,7 +293,13 @@ export class DecoderSession {
     if (logits.type !== 'float32') {
       throw new ModelError(ModelErrorKind.NotADecoder, 'logits', `logits have type ${logits.type}; only float32 logits are supported`);
     }
-    return { logits, presents };
+    const ragged = sig.layout === 'ragged';
+    return {
+      logits,
+      presents,
+      logSumExp: ragged ? ((out[LOGSUMEXP_OUTPUT] as ort.Tensor).data as Float32Array) : null,
+      argmax: ragged ? ((out[ARGMAX_OUTPUT] as ort.Tensor).data as BigInt64Array) : null,
+    };
   }
 
   async release(): Promise<void> {

@@ -78,7 +78,13 @@ export async function loadModel(dir: string, options: Partial<SessionOptions> = 
   try {
     session = await DecoderSession.create(
       graphFile,
-      { numLayers: config.numLayers, numHeads: config.numAttentionHeads, kvHeads: config.numKvHeads, headDim: config.headDim },
+      {
+        numLayers: config.numLayers,
+        numHeads: config.numAttentionHeads,
+        kvHeads: config.numKvHeads,
+        headDim: config.headDim,
+        hiddenSize: config.hiddenSize,
+      },
       { ...DEFAULT_SESSION_OPTIONS, ...options },
     );
   } catch (err) {

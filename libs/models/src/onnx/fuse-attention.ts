@@ -12,8 +12,12 @@
  * - inputs: `input_ids` and `position_ids` [batch, seq]; `past_key_values.N.key/value` [batch, kvHeads, width,
  *   headDim], row r's tokens at columns [0, seqlens_k[r] + 1 - seq); `seqlens_k` int32 [batch] (each row's total
  *   length minus one); `total_sequence_length` int32 scalar (the longest row's total length);
- * - outputs: `logits`, and `new_key_values.N.key/value` [batch, kvHeads, seq, headDim].
- * A prefill (empty past) takes right-padded rows.
+ *   `logits_index` int64 [batch, k]: the positions whose logits are wanted, as flat indices into [batch × seq];
+ * - outputs: `logits` [batch, k, vocab], their `logits_logsumexp` [batch, k] and `logits_argmax` [batch, k] (so
+ *   that a greedy row needs no pass over the vocabulary in JS), and `new_key_values.N.key/value` [batch, kvHeads,
+ *   seq, headDim].
+ * A prefill (empty past) takes right-padded rows, and usually asks for one position per row: the language-model
+ * head over every prompt position is most of a prefill's work.
  *
  * The pattern is matched strictly, per layer: past and new keys concatenated on the sequence axis; keys and values
  * reaching the two attention MatMuls through shape operations only (repeat_kv, transposes); a scalar scale, an
@@ -29,7 +33,6 @@ import {
   Field,
   first,
   firstString,
-  floatField,
   Message,
   messageField,
   strings,
@@ -52,7 +55,6 @@ const NODE_OP = 4;
 const NODE_ATTRIBUTE = 5;
 const NODE_DOMAIN = 7;
 const ATTR_NAME = 1;
-const ATTR_F = 2;
 const ATTR_I = 3;
 const ATTR_T = 5;
 const ATTR_INTS = 8;
@@ -65,18 +67,20 @@ const TENSOR_RAW = 9;
 const TENSOR_EXTERNAL = 13;
 const TENSOR_LOCATION = 14;
 const ONNX_FLOAT = 1;
-const ONNX_INT32 = 6;
 const ONNX_INT64 = 7;
 
-export const SEQLENS_INPUT = 'seqlens_k';
-export const TOTAL_LENGTH_INPUT = 'total_sequence_length';
+export const CACHE_LENGTHS_INPUT = 'cache_lengths';
 export const NEW_KV_PREFIX = 'new_key_values';
+export const LOGITS_INDEX_INPUT = 'logits_index';
+export const LOGSUMEXP_OUTPUT = 'logits_logsumexp';
+export const ARGMAX_OUTPUT = 'logits_argmax';
 
 export interface FuseOptions {
   numLayers: number;
   numHeads: number;
   numKvHeads: number;
   headDim: number;
+  hiddenSize: number;
 }
 
 export type FuseResult = { fused: true; bytes: Uint8Array } | { fused: false; reason: string };
@@ -157,10 +161,6 @@ function decodePackedVarints(buf: Uint8Array): number[] {
 
 function intAttr(name: string, value: number): Field {
   return messageField(NODE_ATTRIBUTE, [bytesField(ATTR_NAME, name), varintField(ATTR_I, value), varintField(ATTR_TYPE, 2)]);
-}
-
-function floatAttr(name: string, value: number): Field {
-  return messageField(NODE_ATTRIBUTE, [bytesField(ATTR_NAME, name), floatField(ATTR_F, value), varintField(ATTR_TYPE, 1)]);
 }
 
 function intsAttr(name: string, values: number[]): Field {
@@ -313,6 +313,15 @@ function matchLayer(graph: Graph, layer: number, presentKey: string, presentValu
   };
 }
 
+function int64Tensor(name: string, values: number[], scalar = false): Message {
+  return [
+    ...(scalar ? [] : [varintField(TENSOR_DIMS, values.length)]),
+    varintField(TENSOR_TYPE, ONNX_INT64),
+    bytesField(TENSOR_NAME, name),
+    bytesField(TENSOR_RAW, new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer)),
+  ];
+}
+
 /** Topological order (Kahn), keeping the original order where it is free. */
 function sortNodes(nodes: Node[], available: Set<string>): Node[] | null {
   const order: Node[] = [];
@@ -354,14 +363,108 @@ function inlineExternalData(initializer: Message, dir: string, files: Map<string
   return kept;
 }
 
+/** Collects the nodes and constant initializers a rewrite adds. */
+class Additions {
+  readonly nodes: Node[] = [];
+  readonly initializers = new Map<string, Message>();
+  private count = 0;
+
+  node(op: string, inputs: string[], attributes: Field[] = [], output?: string): string {
+    const name = `/fused_attention/${op}_${this.count++}`;
+    const out = output ?? `${name}_output`;
+    this.nodes.push(Node.make(op, inputs, [out], name, attributes));
+    return out;
+  }
+
+  ints(values: number[]): string {
+    const name = `/fused_attention/const_i64_${values.join('_').replace(/-/g, 'm')}`;
+    if (!this.initializers.has(name)) this.initializers.set(name, int64Tensor(name, values));
+    return name;
+  }
+
+  /** An int64 scalar (rank 0). */
+  scalar(value: number): string {
+    const name = `/fused_attention/const_i64_scalar_${value}`;
+    if (!this.initializers.has(name)) this.initializers.set(name, int64Tensor(name, [value], true));
+    return name;
+  }
+
+  float(value: number): string {
+    const name = `/fused_attention/const_f32_${String(value).replace(/[^0-9a-z]/gi, '_')}`;
+    if (!this.initializers.has(name)) {
+      this.initializers.set(name, [
+        varintField(TENSOR_TYPE, ONNX_FLOAT),
+        bytesField(TENSOR_NAME, name),
+        bytesField(TENSOR_RAW, new Uint8Array(Float32Array.of(value).buffer)),
+      ]);
+    }
+    return name;
+  }
+}
+
 /**
- * Reads `graphFile` (and its external data) and returns the fused model's bytes, or why the graph does not match.
- * Models whose weights exceed protobuf's 2 GiB message limit are not fused.
+ * The additive masks every layer shares: [batch, 1, 1, cache] (0 over each row's cached columns, -inf past them)
+ * and [groups × seq, seq] (causal among the new tokens, repeated for each query head of a key/value head).
+ */
+function sharedMasks(add: Additions, groups: number): { past: string; fresh: string; cacheColumns: string } {
+  const zero = add.float(0);
+  const minusInf = add.float(-Infinity);
+  const cacheShape = add.node('Shape', ['past_key_values.0.value']);
+  const cacheColumns = add.node('Gather', [cacheShape, add.ints([2])], [intAttr('axis', 0)]);
+  const columns = add.node('Range', [add.scalar(0), add.node('Gather', [cacheShape, add.scalar(2)], [intAttr('axis', 0)]), add.scalar(1)]);
+  const valid = add.node('Less', [
+    add.node('Unsqueeze', [columns, add.ints([0])]),
+    add.node('Unsqueeze', [CACHE_LENGTHS_INPUT, add.ints([1])]),
+  ]);
+  const past = add.node('Unsqueeze', [add.node('Where', [valid, zero, minusInf]), add.ints([1, 2])]);
+  const seq = add.node('Gather', [add.node('Shape', ['input_ids']), add.scalar(1)], [intAttr('axis', 0)]);
+  const steps = add.node('Range', [add.scalar(0), seq, add.scalar(1)]);
+  const causal = add.node('LessOrEqual', [
+    add.node('Unsqueeze', [steps, add.ints([0])]),
+    add.node('Unsqueeze', [steps, add.ints([1])]),
+  ]);
+  const fresh = add.node('Tile', [add.node('Where', [causal, zero, minusInf]), add.ints([groups, 1])]);
+  return { past, fresh, cacheColumns };
+}
+
+/**
+ * One layer's attention over the caller's cache, in standard operators. With R = groups × seq query rows per
+ * key/value head: scores against the cache (keys stored transposed, [batch, kvHeads, headDim, cache], so no
+ * copy) and against the new tokens, one softmax over both, and the weighted sum of both value sets.
+ */
+function attentionLayer(add: Additions, layer: number, match: LayerMatch, masks: ReturnType<typeof sharedMasks>, o: FuseOptions): void {
+  const groups = o.numHeads / o.numKvHeads;
+  const q = add.node('Mul', [add.node('Reshape', [match.q, add.ints([0, o.numKvHeads, -1, o.headDim])]), add.float(match.scale)]);
+  const pastScores = add.node('Add', [add.node('MatMul', [q, `past_key_values.${layer}.key`]), masks.past]);
+  const newKeysT = add.node('Transpose', [match.kNew], [intsAttr('perm', [0, 1, 3, 2])]);
+  const newScores = add.node('Add', [add.node('MatMul', [q, newKeysT]), masks.fresh]);
+  const probs = add.node('Softmax', [add.node('Concat', [pastScores, newScores], [intAttr('axis', -1)])], [intAttr('axis', -1)]);
+  const pastProbs = add.node('Slice', [probs, add.ints([0]), masks.cacheColumns, add.ints([-1])]);
+  const newProbs = add.node('Slice', [probs, masks.cacheColumns, add.ints([Number.MAX_SAFE_INTEGER]), add.ints([-1])]);
+  const mixed = add.node('Add', [
+    add.node('MatMul', [pastProbs, `past_key_values.${layer}.value`]),
+    add.node('MatMul', [newProbs, match.vNew]),
+  ]);
+  const perHead = add.node('Reshape', [mixed, add.ints([0, o.numKvHeads, groups, -1, o.headDim])]);
+  const bsnh = add.node('Transpose', [perHead], [intsAttr('perm', [0, 3, 1, 2, 4])]);
+  add.node('Reshape', [bsnh, add.ints([0, 0, -1])], [], match.output);
+}
+
+/**
+ * Reads `graphFile` (and its external data) and returns the rewritten model's bytes, or why the graph does not
+ * match. Models whose weights exceed protobuf's 2 GiB message limit are not rewritten.
  */
 export function fuseAttention(graphFile: string, options: FuseOptions): FuseResult {
   const model = decode(readFileSync(graphFile));
   const graphField = first(model, MODEL_GRAPH);
   if (!graphField) return { fused: false, reason: 'no graph' };
+  const opset = model
+    .filter((f) => f.no === MODEL_OPSET)
+    .map((f) => decode(f.value as Uint8Array))
+    .find((o) => (firstString(o, 1) ?? '') === '');
+  const opsetVersion = Number(first(opset ?? [], 2)?.value ?? 0n);
+  if (opsetVersion < 13) return { fused: false, reason: `opset ${opsetVersion} is older than 13` };
+  if (options.numHeads % options.numKvHeads !== 0) return { fused: false, reason: 'heads are not a multiple of key/value heads' };
   const graphFields = decode(graphField.value as Uint8Array);
   const nodes = graphFields.filter((f) => f.no === GRAPH_NODE).map((f) => new Node(decode(f.value as Uint8Array)));
   const initializers = graphFields.filter((f) => f.no === GRAPH_INITIALIZER).map((f) => decode(f.value as Uint8Array));
@@ -371,48 +474,47 @@ export function fuseAttention(graphFile: string, options: FuseOptions): FuseResu
 
   const outputNames = outputs.map((o) => firstString(o, 1) ?? '');
   const removed = new Set<Node>();
-  const added: Node[] = [];
+  const add = new Additions();
   const newOutputs: Message[] = [];
-  const shapeName = '/fused_attention/bsh_shape';
-  const { numHeads, numKvHeads, headDim } = options;
+  const { numKvHeads, headDim } = options;
+  const masks = sharedMasks(add, options.numHeads / numKvHeads);
   for (let layer = 0; layer < options.numLayers; layer++) {
     const presentKey = outputNames.find((n) => n === `present.${layer}.key` || n === `present_key_values.${layer}.key`);
     const presentValue = outputNames.find((n) => n === `present.${layer}.value` || n === `present_key_values.${layer}.value`);
     if (!presentKey || !presentValue) return { fused: false, reason: `no present outputs for layer ${layer}` };
+    if (elemTypeOf(outputs[outputNames.indexOf(presentKey)]) !== ONNX_FLOAT) return { fused: false, reason: 'the cache is not float32' };
     const match = matchLayer(graph, layer, presentKey, presentValue);
     if (typeof match === 'string') return { fused: false, reason: `layer ${layer}: ${match}` };
     for (const node of match.removed) removed.add(node);
-    const p = `/fused_attention/layer${layer}/`;
-    const toBsh = (tensor: string, name: string): string => {
-      added.push(Node.make('Transpose', [tensor], [`${p}${name}_bsnh`], `${p}${name}_transpose`, [intsAttr('perm', [0, 2, 1, 3])]));
-      added.push(Node.make('Reshape', [`${p}${name}_bsnh`, shapeName], [`${p}${name}_bsh`], `${p}${name}_reshape`));
-      return `${p}${name}_bsh`;
-    };
-    const q = toBsh(match.q, 'q');
-    const k = toBsh(match.kNew, 'k');
-    const v = toBsh(match.vNew, 'v');
-    added.push(
-      Node.make(
-        'GroupQueryAttention',
-        [q, k, v, `past_key_values.${layer}.key`, `past_key_values.${layer}.value`, SEQLENS_INPUT, TOTAL_LENGTH_INPUT],
-        [match.output, `${p}present_key`, `${p}present_value`],
-        `${p}gqa`,
-        [intAttr('num_heads', numHeads), intAttr('kv_num_heads', numKvHeads), floatAttr('scale', match.scale)],
-        'com.microsoft',
-      ),
-    );
-    const elem = elemTypeOf(outputs[outputNames.indexOf(presentKey)]);
+    attentionLayer(add, layer, match, masks, options);
     for (const [kind, tensor] of [['key', match.kNew], ['value', match.vNew]] as const) {
       const name = `${NEW_KV_PREFIX}.${layer}.${kind}`;
-      added.push(Node.make('Identity', [tensor], [name], `${p}new_${kind}`));
-      newOutputs.push(valueInfo(name, elem, ['batch_size', numKvHeads, 'sequence_length', headDim]));
+      add.node('Identity', [tensor], [], name);
+      newOutputs.push(valueInfo(name, ONNX_FLOAT, ['batch_size', numKvHeads, 'sequence_length', headDim]));
     }
   }
 
-  // Keep what the logits and the new keys and values need; everything else (masks, repeat_kv, old concats) goes.
-  const liveOutputs = [...outputs.filter((o) => firstString(o, 1) === 'logits'), ...newOutputs];
-  if (liveOutputs.length !== newOutputs.length + 1) return { fused: false, reason: 'no logits output' };
-  const candidates = [...nodes.filter((n) => !removed.has(n)), ...added];
+  // The language-model head runs on the wanted positions only, and the graph reduces its logits for greedy rows.
+  const head = graph.producer.get('logits');
+  if (!head || head.opType !== 'MatMul') return { fused: false, reason: 'the logits are not a MatMul' };
+  const logitsInfo = outputs.find((o) => firstString(o, 1) === 'logits');
+  if (!logitsInfo || elemTypeOf(logitsInfo) !== ONNX_FLOAT) return { fused: false, reason: 'no float32 logits output' };
+  removed.add(head);
+  const flat = add.node('Reshape', [head.inputs[0], add.ints([-1, options.hiddenSize])]);
+  const wanted = add.node('Gather', [flat, LOGITS_INDEX_INPUT], [intAttr('axis', 0)]);
+  add.node('MatMul', [wanted, head.inputs[1]], [], 'logits');
+  if (opsetVersion >= 18) add.node('ReduceLogSumExp', ['logits', add.ints([-1])], [intAttr('keepdims', 0)], LOGSUMEXP_OUTPUT);
+  else add.node('ReduceLogSumExp', ['logits'], [intsAttr('axes', [-1]), intAttr('keepdims', 0)], LOGSUMEXP_OUTPUT);
+  add.node('ArgMax', ['logits'], [intAttr('axis', -1), intAttr('keepdims', 0)], ARGMAX_OUTPUT);
+
+  // Keep what the outputs need; everything else (masks, repeat_kv, the old concats, the full-width head) goes.
+  const liveOutputs = [
+    valueInfo('logits', ONNX_FLOAT, ['batch_size', 'logits_positions', 'vocab_size']),
+    valueInfo(LOGSUMEXP_OUTPUT, ONNX_FLOAT, ['batch_size', 'logits_positions']),
+    valueInfo(ARGMAX_OUTPUT, ONNX_INT64, ['batch_size', 'logits_positions']),
+    ...newOutputs,
+  ];
+  const candidates = [...nodes.filter((n) => !removed.has(n)), ...add.nodes];
   const producer = new Map<string, Node>();
   for (const n of candidates) for (const o of n.outputs) producer.set(o, n);
   const live = new Set<Node>();
@@ -423,17 +525,19 @@ export function fuseAttention(graphFile: string, options: FuseOptions): FuseResu
     live.add(n);
     stack.push(...n.inputs);
   }
-  const initializerNames = new Set(initializers.map((i) => firstString(i, TENSOR_NAME) ?? ''));
   const used = new Set<string>();
   for (const n of live) for (const i of n.inputs) used.add(i);
-  for (const layer of outputNames) if (used.has(layer) && !producer.has(layer)) return { fused: false, reason: `${layer} is still read` };
+  for (const name of outputNames) {
+    if (used.has(name) && !producer.has(name)) return { fused: false, reason: `${name} is still read` };
+  }
   const keptInputs = inputs.filter((i) => used.has(firstString(i, 1) ?? ''));
+  const initializerNames = new Set(initializers.map((i) => firstString(i, TENSOR_NAME) ?? ''));
   const available = new Set<string>([
     ...keptInputs.map((i) => firstString(i, 1)!),
     ...initializerNames,
-    shapeName,
-    SEQLENS_INPUT,
-    TOTAL_LENGTH_INPUT,
+    ...add.initializers.keys(),
+    CACHE_LENGTHS_INPUT,
+    LOGITS_INDEX_INPUT,
   ]);
   const ordered = sortNodes(
     candidates.filter((n) => live.has(n)),
@@ -443,12 +547,6 @@ export function fuseAttention(graphFile: string, options: FuseOptions): FuseResu
 
   const dir = dirname(graphFile);
   const files = new Map<string, Buffer>();
-  const shapeTensor: Message = [
-    varintField(TENSOR_DIMS, 3),
-    varintField(TENSOR_TYPE, ONNX_INT64),
-    bytesField(TENSOR_NAME, shapeName),
-    bytesField(TENSOR_RAW, new Uint8Array(new BigInt64Array([0n, 0n, -1n]).buffer)),
-  ];
   const keptInitializers = initializers
     .filter((i) => used.has(firstString(i, TENSOR_NAME) ?? ''))
     .map((i) => inlineExternalData(i, dir, files));
@@ -463,16 +561,21 @@ export function fuseAttention(graphFile: string, options: FuseOptions): FuseResu
   }
   for (const n of ordered) newGraph.push(messageField(GRAPH_NODE, n.fields));
   for (const i of keptInitializers) newGraph.push(messageField(GRAPH_INITIALIZER, i));
-  newGraph.push(messageField(GRAPH_INITIALIZER, shapeTensor));
-  for (const i of keptInputs) newGraph.push(messageField(GRAPH_INPUT, i));
-  newGraph.push(messageField(GRAPH_INPUT, valueInfo(SEQLENS_INPUT, ONNX_INT32, ['batch_size'])));
-  newGraph.push(messageField(GRAPH_INPUT, valueInfo(TOTAL_LENGTH_INPUT, ONNX_INT32, [])));
+  for (const i of add.initializers.values()) newGraph.push(messageField(GRAPH_INITIALIZER, i));
+  for (const i of keptInputs) {
+    const name = firstString(i, 1);
+    if (name?.endsWith('.key') && name.startsWith('past_key_values.')) {
+      // Keys are cached transposed, so that the scores are one MatMul straight from the cache.
+      newGraph.push(messageField(GRAPH_INPUT, valueInfo(name, ONNX_FLOAT, ['batch_size', numKvHeads, headDim, 'cache_length'])));
+    } else if (name?.startsWith('past_key_values.')) {
+      newGraph.push(messageField(GRAPH_INPUT, valueInfo(name, ONNX_FLOAT, ['batch_size', numKvHeads, 'cache_length', headDim])));
+    } else newGraph.push(messageField(GRAPH_INPUT, i));
+  }
+  newGraph.push(messageField(GRAPH_INPUT, valueInfo(CACHE_LENGTHS_INPUT, ONNX_INT64, ['batch_size'])));
+  newGraph.push(messageField(GRAPH_INPUT, valueInfo(LOGITS_INDEX_INPUT, ONNX_INT64, ['batch_size', 'logits_positions'])));
   for (const o of liveOutputs) newGraph.push(messageField(GRAPH_OUTPUT, o));
 
   const newModel: Message = model.filter((f) => f.no !== MODEL_GRAPH);
-  const hasMs = model.some((f) => f.no === MODEL_OPSET && firstString(decode(f.value as Uint8Array), 1) === 'com.microsoft');
-  if (!hasMs) newModel.push(messageField(MODEL_OPSET, [bytesField(1, 'com.microsoft'), varintField(2, 1)]));
   newModel.push(messageField(MODEL_GRAPH, newGraph));
   return { fused: true, bytes: encode(newModel) };
 }
-
