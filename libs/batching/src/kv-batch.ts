@@ -385,9 +385,9 @@ export class RaggedKvBatch implements KvCache {
   }
 
   /**
-   * Writes new keys or values ([rows, kvHeads, seq, headDim], as the session returns them) into layer buffer
-   * `i`: row r's first `seq` tokens land at columns [at[r] …) — `at` = null writes them from column 0 and keeps
-   * only each row's length. A plain loop: no views, no allocation.
+   * Writes new keys or values ([rows, kvHeads, seq, headDim], as the session returns them) into layer buffer `i`
+   * (keys transposed). `fromColumn` 0: a prefill, each row's first length[r] tokens from column 0. null: a decode
+   * step, one token per row at its end. A plain loop: no views, no allocation.
    */
   private writeNew(i: number, src: Float32Array, seq: number, fromColumn: number | null): void {
     const { kvHeads, headDim, columns } = this;

@@ -108,6 +108,7 @@ export const API_FLAGS: Record<string, Flag> = {
   'keep-alive': { env: 'SWITCHYARD_KEEP_ALIVE', default: '5m', worker: true },
   'execution-provider': { env: 'SWITCHYARD_EXECUTION_PROVIDER', default: 'cpu', worker: true },
   'intra-op-threads': { env: 'SWITCHYARD_INTRA_OP_THREADS', default: '0', worker: true },
+  attention: { env: 'SWITCHYARD_ATTENTION', default: 'rewrite', worker: true },
   'lock-duration': { env: 'SWITCHYARD_LOCK_DURATION', default: '30s', worker: true },
   'disable-auth': { env: 'SWITCHYARD_DISABLE_AUTH', default: 'false', boolean: true },
   'fallback-queue-wait': { env: 'SWITCHYARD_FALLBACK_QUEUE_WAIT', default: '10000' },

@@ -12,6 +12,8 @@ describe('readWorkerConfig', () => {
     assert.equal(config.scheduler.maxBatchSize, 64);
     assert.match(config.workerId, /-\d+$/);
     assert.deepEqual(config.preload, []);
+    assert.equal(config.fuseAttention, true);
+    assert.equal(readWorkerConfig(['--attention', 'export'], {}).fuseAttention, false);
   });
 
   it('reads flags before variables, and specs from --preload and --pin', () => {
@@ -39,6 +41,7 @@ describe('readWorkerConfig', () => {
       [['--device-memory', 'lots'], /--device-memory/],
       [['--keep-alive', 'soon'], /--keep-alive/],
       [['--execution-provider', 'tpu'], /--execution-provider/],
+      [['--attention', 'fast'], /--attention/],
       [['--max-batch-size', '0'], /--max-batch-size/],
       [['--redis-url', 'http://x'], /--redis-url/],
       [['--redis-prefix', 'sy'], /--redis-prefix/],

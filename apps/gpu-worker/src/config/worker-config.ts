@@ -18,6 +18,8 @@ export interface WorkerConfig {
   keepAliveMs: number;
   executionProvider: 'cpu' | 'cuda';
   intraOpThreads: number;
+  /** Rewrite each model's attention to read a cache the worker owns (libs/models/src/onnx); off serves exports as they are. */
+  fuseAttention: boolean;
   scheduler: SchedulerConfig;
   /** Models to load at start, and models to load and never evict. */
   preload: ModelSpec[];
@@ -52,6 +54,7 @@ export const WORKER_FLAGS: Record<string, FlagSpec> = {
   'keep-alive': { env: 'SWITCHYARD_KEEP_ALIVE', default: '5m' },
   'execution-provider': { env: 'SWITCHYARD_EXECUTION_PROVIDER', default: 'cpu' },
   'intra-op-threads': { env: 'SWITCHYARD_INTRA_OP_THREADS', default: '0' },
+  attention: { env: 'SWITCHYARD_ATTENTION', default: 'rewrite' },
   'max-batch-total-tokens': {
     env: 'SWITCHYARD_MAX_BATCH_TOTAL_TOKENS',
     default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens),
@@ -158,6 +161,10 @@ export function readWorkerConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = p
   if (executionProvider !== 'cpu' && executionProvider !== 'cuda') {
     throw new ConfigError(`--execution-provider must be cpu or cuda, got "${executionProvider}"`);
   }
+  const attention = flag('attention');
+  if (attention !== 'rewrite' && attention !== 'export') {
+    throw new ConfigError(`--attention must be rewrite or export, got "${attention}"`);
+  }
   const ratio = Number(flag('waiting-served-ratio'));
   if (!Number.isFinite(ratio) || ratio < 0) {
     throw new ConfigError(`--waiting-served-ratio must be a number >= 0, got "${flag('waiting-served-ratio')}"`);
@@ -187,6 +194,7 @@ export function readWorkerConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = p
     keepAliveMs: keepAliveRaw < 0 ? -1 : keepAliveRaw,
     executionProvider,
     intraOpThreads: integer('intra-op-threads', 0),
+    fuseAttention: attention === 'rewrite',
     scheduler,
     preload: [...specs.values()],
     drainTimeoutMs: duration('drain-timeout', 0),

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Engine, EngineConfig, EngineEvent, EngineRequest, StepStats } from '@switchyard/batching';
-import { loadModel, LoadedModel, ModelError, SessionOptions } from '@switchyard/models';
+import { CacheLayout, loadModel, LoadedModel, ModelError, SessionOptions } from '@switchyard/models';
 
 export interface EngineThreadData {
   dir: string;
@@ -22,7 +22,13 @@ export type ToEngineThread =
 
 /** Engine thread → main thread. */
 export type FromEngineThread =
-  | { type: 'ready'; loadMs: number; maxTotalTokens: number }
+  | {
+      type: 'ready';
+      loadMs: number;
+      maxTotalTokens: number;
+      cacheLayout: CacheLayout;
+      fusionSkipped: string | null;
+    }
   | { type: 'failed'; message: string; modelError: boolean }
   | { type: 'events'; events: [string, EngineEvent][]; steps: StepStats[]; running: number; waiting: number }
   | { type: 'drained' }
@@ -98,7 +104,13 @@ async function main(): Promise<void> {
         break;
     }
   });
-  post({ type: 'ready', loadMs: model.loadMs, maxTotalTokens: engine.maxTotalTokens });
+  post({
+    type: 'ready',
+    loadMs: model.loadMs,
+    maxTotalTokens: engine.maxTotalTokens,
+    cacheLayout: model.session.signature.layout,
+    fusionSkipped: model.session.fusionSkipped,
+  });
 }
 
 if (parentPort) void main();

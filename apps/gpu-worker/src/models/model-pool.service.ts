@@ -146,10 +146,18 @@ export class ModelPoolService implements OnApplicationShutdown {
     this.logger.log(`loading ${spec.id} from ${spec.path} (${formatBytes(bytes)} reserved)`);
     const engine = await RemoteEngine.start({
       dir: spec.path,
-      session: { executionProvider: this.config.executionProvider, intraOpThreads: this.config.intraOpThreads },
+      session: {
+        executionProvider: this.config.executionProvider,
+        intraOpThreads: this.config.intraOpThreads,
+        fuseAttention: this.config.fuseAttention,
+      },
       engine: { ...this.config.scheduler, maxTotalTokens: spec.maxTotalTokens ?? undefined },
     });
-    this.logger.log(`loaded ${spec.id} in ${engine.loadMs.toFixed(0)} ms`);
+    const attention =
+      engine.cacheLayout === 'ragged'
+        ? 'attention rewritten, worker-owned cache'
+        : `export as is${engine.fusionSkipped ? ` (not rewritten: ${engine.fusionSkipped})` : ''}`;
+    this.logger.log(`loaded ${spec.id} in ${engine.loadMs.toFixed(0)} ms; ${attention}`);
     const host = new ModelHost(spec, engine, this.hostDeps);
     host.start();
     return host;

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { EngineRequest, EventSink, StepStats } from '@switchyard/batching';
-import { ModelError, ModelErrorKind } from '@switchyard/models';
+import { CacheLayout, ModelError, ModelErrorKind } from '@switchyard/models';
 import type { EngineThreadData, FromEngineThread, ToEngineThread } from './engine-thread';
 
 const THREAD_MAIN = join(__dirname, 'engine-thread.js');
@@ -25,6 +25,8 @@ export class RemoteEngine {
     private readonly thread: Worker,
     readonly loadMs: number,
     readonly maxTotalTokens: number,
+    readonly cacheLayout: CacheLayout,
+    readonly fusionSkipped: string | null,
   ) {
     thread.on('message', (message: FromEngineThread) => this.receive(message));
     thread.on('error', (err) => this.fail(err));
@@ -41,7 +43,9 @@ export class RemoteEngine {
       const onMessage = (message: FromEngineThread) => {
         if (message.type === 'ready') {
           cleanup();
-          resolve(new RemoteEngine(thread, message.loadMs, message.maxTotalTokens));
+          resolve(
+            new RemoteEngine(thread, message.loadMs, message.maxTotalTokens, message.cacheLayout, message.fusionSkipped),
+          );
         } else if (message.type === 'failed') {
           cleanup();
           void thread.terminate();

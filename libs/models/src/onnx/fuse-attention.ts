@@ -1,28 +1,30 @@
 /**
- * Rewrites an Optimum decoder export's attention into ONNX Runtime's `com.microsoft.GroupQueryAttention` kernel,
- * at load time and in memory.
+ * Rewrites an Optimum decoder export's attention, at load time and in memory, so that it reads a KV cache the
+ * caller owns. Standard ONNX operators only.
  *
  * Why: an exported graph concatenates the whole past into a new present every step, repeats each key/value head
  * for every query head (a copy per head), transposes it, and attends over the padded width; and every present
- * crosses the Node binding as a fresh copy. Per step that is several copies of the whole KV cache. The fused graph
- * attends over each row's own length (a right-padded, ragged cache), reads the key/value heads in place, and
- * returns only the new tokens' keys and values, which the caller appends to a cache it keeps.
+ * crosses the Node binding as a fresh copy. Per step that is several copies of the whole KV cache. The rewritten
+ * graph scores the queries against the cached keys (kept transposed, so one MatMul reads them in place) and the
+ * new keys, masks each row past its own length, takes one softmax over both, and returns only the new tokens' keys
+ * and values, which the caller writes into its cache. Nothing of the cache is copied per step.
  *
  * The rewritten graph's interface:
- * - inputs: `input_ids` and `position_ids` [batch, seq]; `past_key_values.N.key/value` [batch, kvHeads, width,
- *   headDim], row r's tokens at columns [0, seqlens_k[r] + 1 - seq); `seqlens_k` int32 [batch] (each row's total
- *   length minus one); `total_sequence_length` int32 scalar (the longest row's total length);
- *   `logits_index` int64 [batch, k]: the positions whose logits are wanted, as flat indices into [batch × seq];
+ * - inputs: `input_ids` and `position_ids` [batch, seq]; `past_key_values.N.key` [batch, kvHeads, headDim,
+ *   columns] and `past_key_values.N.value` [batch, kvHeads, columns, headDim], row r's tokens at columns
+ *   [0, cache_lengths[r]); `cache_lengths` int64 [batch]; `logits_index` int64 [batch, k]: the positions whose
+ *   logits are wanted, as flat indices into [batch × seq];
  * - outputs: `logits` [batch, k, vocab], their `logits_logsumexp` [batch, k] and `logits_argmax` [batch, k] (so
  *   that a greedy row needs no pass over the vocabulary in JS), and `new_key_values.N.key/value` [batch, kvHeads,
  *   seq, headDim].
- * A prefill (empty past) takes right-padded rows, and usually asks for one position per row: the language-model
- * head over every prompt position is most of a prefill's work.
+ * A prefill (empty cache) takes right-padded rows, causal among the new tokens, and usually asks for one position
+ * per row: the language-model head over every prompt position is much of a prefill's work.
  *
  * The pattern is matched strictly, per layer: past and new keys concatenated on the sequence axis; keys and values
  * reaching the two attention MatMuls through shape operations only (repeat_kv, transposes); a scalar scale, an
- * additive mask and a Softmax between them; the heads merged by a Transpose and a Reshape after. Anything else
- * (GPT-2's causal `Where`, a sliding window, ALiBi) leaves the graph as it is, and the caller serves it padded.
+ * additive mask and a Softmax between them; the heads merged by a Transpose and a Reshape after; the logits one
+ * MatMul. Anything else (GPT-2's causal `Where`, a sliding window, ALiBi, a float16 cache) leaves the graph as it
+ * is, and the caller serves it padded.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
