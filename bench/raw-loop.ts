@@ -2,7 +2,8 @@
  * The limit: the plain `session.run` loop with nothing around it. A fixed batch is prefilled once, then decoded
  * step after step with a greedy argmax per row, the least any server must do per token. It speaks the session's
  * layout: the export's (the presents become the next past) or the fused graph's (the loop keeps the cache, grown
- * in the same 32-column steps as the engine's, and writes each step's new keys and values into it).
+ * in the same 32-column steps as the engine's, writes each step's new keys and values into it, and takes the
+ * graph's argmax).
  */
 import { performance } from 'node:perf_hooks';
 import type { LoadedModel } from '@switchyard/models';
@@ -55,7 +56,6 @@ function result(
 async function raggedRawLoop(model: LoadedModel, prompts: number[][], newTokens: number): Promise<RawLoopResult> {
   const batch = prompts.length;
   const length = prompts[0].length;
-  const vocab = model.config.vocabSize;
   const { numKvHeads: heads, headDim } = model.config;
   const session = model.session;
   const started = performance.now();
@@ -70,8 +70,8 @@ async function raggedRawLoop(model: LoadedModel, prompts: number[][], newTokens:
     logitsPerRow: 1,
     past: null,
   });
-  const next = new BigInt64Array(batch);
-  argmaxRows(out.logits.data as Float32Array, batch, 1, vocab, next);
+  // The rewritten graph returns each row's argmax: the loop takes it, as the engine does for greedy rows.
+  const next = BigInt64Array.from(out.argmax!);
   let columns = Math.ceil((length + 1) / 32) * 32;
   const alloc = (cols: number) => out.presents.map(() => new Float32Array(batch * heads * cols * headDim));
   let cache = alloc(columns);
@@ -137,7 +137,7 @@ async function raggedRawLoop(model: LoadedModel, prompts: number[][], newTokens:
           ),
       ),
     });
-    argmaxRows(o.logits.data as Float32Array, batch, 1, vocab, next);
+    next.set(o.argmax!);
     write(
       o.presents.map((t) => t.data as Float32Array),
       1,

@@ -29,6 +29,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
+  asMessage,
   bytesField,
   decode,
   encode,
@@ -109,7 +110,7 @@ class Node {
   attribute(name: string): Message | undefined {
     for (const f of this.fields) {
       if (f.no !== NODE_ATTRIBUTE) continue;
-      const attr = decode(f.value as Uint8Array);
+      const attr = asMessage(f);
       if (firstString(attr, ATTR_NAME) === name) return attr;
     }
     return undefined;
@@ -195,8 +196,8 @@ function valueInfo(name: string, elemType: number, dims: (number | string)[]): M
 
 function elemTypeOf(info: Message): number {
   const type = first(info, 2);
-  const tensor = type && first(decode(type.value as Uint8Array), 1);
-  const elem = tensor && first(decode(tensor.value as Uint8Array), 1);
+  const tensor = type && first(asMessage(type), 1);
+  const elem = tensor && first(asMessage(tensor), 1);
   return elem ? Number(elem.value) : ONNX_FLOAT;
 }
 
@@ -216,7 +217,7 @@ class Graph {
       if (node.opType === 'Constant') {
         const t = node.attribute('value');
         const tensor = t && first(t, ATTR_T);
-        const value = tensor && scalarOfTensor(decode(tensor.value as Uint8Array));
+        const value = tensor && scalarOfTensor(asMessage(tensor));
         if (value !== undefined) this.constants.set(node.outputs[0], value);
       }
     }
@@ -348,7 +349,7 @@ function inlineExternalData(initializer: Message, dir: string, files: Map<string
   const entries = new Map<string, string>();
   for (const f of initializer) {
     if (f.no !== TENSOR_EXTERNAL) continue;
-    const kv = decode(f.value as Uint8Array);
+    const kv = asMessage(f);
     entries.set(firstString(kv, 1) ?? '', firstString(kv, 2) ?? '');
   }
   const location = entries.get('location');
@@ -462,16 +463,16 @@ export function fuseAttention(graphFile: string, options: FuseOptions): FuseResu
   if (!graphField) return { fused: false, reason: 'no graph' };
   const opset = model
     .filter((f) => f.no === MODEL_OPSET)
-    .map((f) => decode(f.value as Uint8Array))
+    .map((f) => asMessage(f))
     .find((o) => (firstString(o, 1) ?? '') === '');
   const opsetVersion = Number(first(opset ?? [], 2)?.value ?? 0n);
   if (opsetVersion < 13) return { fused: false, reason: `opset ${opsetVersion} is older than 13` };
   if (options.numHeads % options.numKvHeads !== 0) return { fused: false, reason: 'heads are not a multiple of key/value heads' };
-  const graphFields = decode(graphField.value as Uint8Array);
-  const nodes = graphFields.filter((f) => f.no === GRAPH_NODE).map((f) => new Node(decode(f.value as Uint8Array)));
-  const initializers = graphFields.filter((f) => f.no === GRAPH_INITIALIZER).map((f) => decode(f.value as Uint8Array));
-  const inputs = graphFields.filter((f) => f.no === GRAPH_INPUT).map((f) => decode(f.value as Uint8Array));
-  const outputs = graphFields.filter((f) => f.no === GRAPH_OUTPUT).map((f) => decode(f.value as Uint8Array));
+  const graphFields = asMessage(graphField);
+  const nodes = graphFields.filter((f) => f.no === GRAPH_NODE).map((f) => new Node(asMessage(f)));
+  const initializers = graphFields.filter((f) => f.no === GRAPH_INITIALIZER).map((f) => asMessage(f));
+  const inputs = graphFields.filter((f) => f.no === GRAPH_INPUT).map((f) => asMessage(f));
+  const outputs = graphFields.filter((f) => f.no === GRAPH_OUTPUT).map((f) => asMessage(f));
   const graph = new Graph(nodes, initializers);
 
   const outputNames = outputs.map((o) => firstString(o, 1) ?? '');

@@ -16,6 +16,8 @@ export interface Field {
   wt: WireType;
   /** Varint: the value as a bigint. Fixed32/Fixed64/Bytes: the raw bytes. */
   value: bigint | Uint8Array;
+  /** A nested message not yet encoded (a Bytes field built by `messageField`); `value` is then empty. */
+  nested?: Message;
 }
 
 export type Message = Field[];
@@ -71,45 +73,96 @@ export function decode(buf: Uint8Array): Message {
   return fields;
 }
 
-function varintBytes(value: bigint): number[] {
-  const out: number[] = [];
+function varintLength(value: bigint): number {
   let v = BigInt.asUintN(64, value);
-  do {
-    let byte = Number(v & 0x7fn);
+  let n = 1;
+  while (v >= 0x80n) {
     v >>= 7n;
-    if (v !== 0n) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0n);
-  return out;
+    n++;
+  }
+  return n;
 }
 
-export function encode(message: Message): Uint8Array {
-  const parts: Uint8Array[] = [];
+function smallVarintLength(value: number): number {
+  let n = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 128);
+    n++;
+  }
+  return n;
+}
+
+function writeVarint(buf: Uint8Array, pos: number, value: bigint): number {
+  let v = BigInt.asUintN(64, value);
+  while (v >= 0x80n) {
+    buf[pos++] = Number(v & 0x7fn) | 0x80;
+    v >>= 7n;
+  }
+  buf[pos++] = Number(v);
+  return pos;
+}
+
+function writeSmallVarint(buf: Uint8Array, pos: number, value: number): number {
+  while (value >= 0x80) {
+    buf[pos++] = (value & 0x7f) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  buf[pos++] = value;
+  return pos;
+}
+
+/** Encoded sizes of the nested messages of one `encode` call. */
+type Sizes = Map<Message, number>;
+
+function messageSize(message: Message, sizes: Sizes): number {
   let total = 0;
-  const push = (bytes: Uint8Array) => {
-    parts.push(bytes);
-    total += bytes.length;
-  };
   for (const field of message) {
-    push(Uint8Array.from(varintBytes(BigInt((field.no << 3) | field.wt))));
-    if (field.wt === WireType.Varint) push(Uint8Array.from(varintBytes(field.value as bigint)));
+    total += smallVarintLength((field.no << 3) | field.wt);
+    if (field.nested) {
+      const n = messageSize(field.nested, sizes);
+      sizes.set(field.nested, n);
+      total += smallVarintLength(n) + n;
+    } else if (field.wt === WireType.Varint) total += varintLength(field.value as bigint);
     else {
-      const bytes = field.value as Uint8Array;
-      if (field.wt === WireType.Bytes) push(Uint8Array.from(varintBytes(BigInt(bytes.length))));
-      push(bytes);
+      const length = (field.value as Uint8Array).length;
+      total += field.wt === WireType.Bytes ? smallVarintLength(length) + length : length;
     }
   }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
+  return total;
+}
+
+function writeMessage(message: Message, buf: Uint8Array, pos: number, sizes: Sizes): number {
+  for (const field of message) {
+    pos = writeSmallVarint(buf, pos, (field.no << 3) | field.wt);
+    if (field.nested) {
+      pos = writeSmallVarint(buf, pos, sizes.get(field.nested)!);
+      pos = writeMessage(field.nested, buf, pos, sizes);
+    } else if (field.wt === WireType.Varint) pos = writeVarint(buf, pos, field.value as bigint);
+    else {
+      const bytes = field.value as Uint8Array;
+      if (field.wt === WireType.Bytes) pos = writeSmallVarint(buf, pos, bytes.length);
+      buf.set(bytes, pos);
+      pos += bytes.length;
+    }
   }
+  return pos;
+}
+
+/** Encodes in two passes (sizes, then one buffer): every byte, the weights included, is copied once. */
+export function encode(message: Message): Uint8Array {
+  const sizes: Sizes = new Map();
+  const out = new Uint8Array(messageSize(message, sizes));
+  writeMessage(message, out, 0, sizes);
   return out;
 }
 
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
+
+/** A length-delimited field read as a message (built or decoded). */
+export function asMessage(field: Field): Message {
+  return field.nested ?? decode(field.value as Uint8Array);
+}
 
 export function str(field: Field): string {
   return fromUtf8.decode(field.value as Uint8Array);
@@ -143,5 +196,7 @@ export function floatField(no: number, value: number): Field {
 }
 
 export function messageField(no: number, message: Message): Field {
-  return bytesField(no, encode(message));
+  return { no, wt: WireType.Bytes, value: EMPTY, nested: message };
 }
+
+const EMPTY = new Uint8Array(0);
