@@ -29,7 +29,9 @@ export async function limitTable(
 
 /** The engine with every prompt submitted at once, each generating exactly `newTokens`. */
 export async function engineRun(model: LoadedModel, prompts: number[][], newTokens: number) {
-  const engine = new Engine(model, { maxBatchSize: 64 });
+  // The scenario is every prompt in one batch, as the raw loop runs them: the token budget must hold them all.
+  const budget = prompts.length * (Math.max(...prompts.map((p) => p.length)) + newTokens);
+  const engine = new Engine(model, { maxBatchSize: prompts.length, maxBatchTotalTokens: Math.max(budget, 8192) });
   const started = performance.now();
   await Promise.all(
     prompts.map((inputIds, i) =>

@@ -331,7 +331,7 @@ async function main(): Promise<void> {
   await model.release();
 
   // 6. Multi-model: three models on a budget that holds two
-  const multi = await withPlatform(['--device-memory', '500MiB'], async (platform) => {
+  const multi = await withPlatform(['--device-memory', '150MiB'], async (platform) => {
     const admin = { 'content-type': 'application/json', ...platform.auth() };
     const ids = [`mm-tiny-${Date.now()}`, `mm-small-b-${Date.now()}`];
     for (const [id, path] of [
@@ -382,7 +382,7 @@ async function main(): Promise<void> {
   say('## 6. Three models on a budget that holds two');
   say();
   say(
-    `One worker with \`--device-memory 500MiB\`: ${MODEL} (the launcher's default, pinned) plus two models registered ` +
+    `One worker with \`--device-memory 150MiB\`: ${MODEL} (the launcher's default, pinned) plus two models registered ` +
       'through the admin API (demo-tiny, and demo-small under a second id). Requests go round-robin, one at a time, ' +
       '32 new tokens; each request for the model that is not resident evicts the other.',
   );

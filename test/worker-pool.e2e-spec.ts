@@ -8,8 +8,8 @@ import type { MetricFamily, PoolEvent } from '@switchyard/batching';
 import { generatedIds, modelSpec, Platform, waitFor } from './support/platform';
 import { loadGoldens, modelDir } from './support/repo';
 
-/** Holds demo-tiny with one demo-small (about 376 MiB with the default token budget), not two demo-smalls (473). */
-const BUDGET = '420MiB';
+/** Holds demo-tiny with one demo-small (about 96 MiB with the default token budget), not two demo-smalls (165). */
+const BUDGET = '130MiB';
 
 /** Every load on one worker is followed by its end before the same model starts loading again. */
 function assertNoDoubleLoads(events: PoolEvent[]): void {

@@ -52,8 +52,18 @@ describe('worker recovery: SIGKILL mid-batch', () => {
     for (const id of rerun) {
       const final = streams[ids.indexOf(id)].at(-1)!;
       assert.equal(final.type, 'final');
-      assert.deepEqual(startedOn.get(id), ['w1', 'w2'], `request ${id} ran on ${startedOn.get(id)?.join(', ')}`);
+      // A job w1 had fetched but not yet announced when it froze has no w1 start entry; any it has comes first.
+      const starts = startedOn.get(id) ?? [];
+      assert.equal(starts.at(-1), 'w2', `request ${id} ran on ${starts.join(', ')}`);
+      assert.ok(
+        starts.slice(0, -1).every((w) => w === 'w1'),
+        `request ${id} ran on ${starts.join(', ')}`,
+      );
     }
+    assert.ok(
+      rerun.some((id) => startedOn.get(id)?.[0] === 'w1'),
+      'a request that had started on w1 ran again on w2',
+    );
   });
 });
 

@@ -123,8 +123,8 @@ export class Engine {
     config: Partial<EngineConfig> = {},
   ) {
     const { maxTotalTokens, ...scheduler } = config;
-    this.scheduler = new Scheduler({ ...DEFAULT_SCHEDULER_CONFIG, ...scheduler });
     this.maxTotalTokens = Math.min(maxTotalTokens ?? model.config.maxPositions, model.config.maxPositions);
+    this.scheduler = new Scheduler({ ...DEFAULT_SCHEDULER_CONFIG, ...scheduler });
     this.sampler = new Sampler(model.config.vocabSize);
   }
 
