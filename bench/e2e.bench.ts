@@ -10,7 +10,7 @@ import { Rng } from '@switchyard/batching';
 import { loadModel } from '@switchyard/models';
 import { LaunchedPlatform } from '../test/support/launched';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
-import { engineClosedLoop } from './engine-scenarios';
+import { engineClosedLoop, FULL_BATCH_TOKENS } from './engine-scenarios';
 import { closedLoop, LoadResult, RequestSpec } from './loadgen';
 import { PromptSource } from './support/prompts';
 import { machine, table, writeResult } from './support/stats';
@@ -55,7 +55,14 @@ async function main(): Promise<void> {
   const engine: LoadResult[] = [];
   const platform: LoadResult[] = [];
   const launched = new LaunchedPlatform();
-  await launched.start(['--model-id', modelDir(MODEL), '--max-concurrent-requests', String(Math.max(128, CLIENTS))]);
+  await launched.start([
+    '--model-id',
+    modelDir(MODEL),
+    '--max-concurrent-requests',
+    String(Math.max(128, CLIENTS)),
+    '--max-batch-total-tokens',
+    String(FULL_BATCH_TOKENS),
+  ]);
   let probeEngine: LoadResult;
   let probePlatform: LoadResult;
   try {

@@ -83,6 +83,14 @@ export interface ModeResult {
   latencies: number[];
 }
 
+/**
+ * The token budget of the closed-loop scenarios, given to the engine alone and to the platform alike, so that every
+ * client's request fits one batch: 64 rows projected at the longest row's width (up to 64 + 128) plus the most
+ * tokens any row may still add (up to 128) is at most 64 × 320 = 20480. The default (8192) is tuned for latency
+ * under overload and would queue most of them.
+ */
+export const FULL_BATCH_TOKENS = 32768;
+
 /** The batching policies the mixed workload compares, as engine configs. */
 export const BATCHING_POLICIES: [string, Partial<EngineConfig>][] = [
   ['continuous', { maxBatchSize: 64 }],
@@ -188,7 +196,7 @@ export async function engineClosedLoop(
   perClient: RequestSpec[][],
   name = 'engine alone',
 ): Promise<LoadResult> {
-  const engine = new Engine(model, { maxBatchSize: 64 });
+  const engine = new Engine(model, { maxBatchSize: 64, maxBatchTotalTokens: FULL_BATCH_TOKENS });
   await engine.generate({
     id: 'warm-up',
     inputIds: model.tokenizer.encode(perClient[0][0].prompt),

@@ -20,6 +20,7 @@ import { modelDir, REPO_ROOT } from '../test/support/repo';
 import {
   engineClosedLoop,
   engineRun,
+  FULL_BATCH_TOKENS,
   limitTable,
   MIXED_WORKLOAD,
   MIXED_WORKLOAD_QUICK,
@@ -199,7 +200,7 @@ async function main(): Promise<void> {
   const e2eLoad = requests(prompts, rng, model, full, quick ? 1 : 2);
   const concurrency = quick ? [1, 4] : [1, 2, 4, 8, 16, 32, 64];
   const curve: { clients: number; result: LoadResult }[] = [];
-  const e2e = await withPlatform([], async (platform, target) => {
+  const e2e = await withPlatform(['--max-batch-total-tokens', String(FULL_BATCH_TOKENS)], async (platform, target) => {
     await send(target, e2eLoad[0][0]);
     const before = await scrape(platform.url);
     const engineResult = await engineClosedLoop(model, e2eLoad, 'engine alone (in process)');
@@ -244,7 +245,9 @@ async function main(): Promise<void> {
   say();
   say(
     `${full} clients in a closed loop (each sends its next request when the last ends), ${NEW_TOKENS} new tokens, greedy; ` +
-      'the platform is HTTP + Redis + one worker process, streaming over SSE.',
+      'the platform is HTTP + Redis + one worker process, streaming over SSE. Both run with ' +
+      `\`--max-batch-total-tokens ${FULL_BATCH_TOKENS}\`, so that every client's request fits one batch (the default, ` +
+      '8192, would queue most of them).',
   );
   say();
   say(table(LOAD_HEADERS, [loadRow(e2e.engine), loadRow(e2e.platform)]));
