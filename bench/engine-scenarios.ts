@@ -100,11 +100,33 @@ export const BATCHING_POLICIES: [string, Partial<EngineConfig>][] = [
 ];
 
 /**
- * The mixed workload's size and rate: 128 requests at 12/s offer about 1,600 generated tokens/s, more than one
- * request at a time can serve (so it falls behind) and about what continuous batching serves here (so it keeps up).
+ * The mixed workload is replayed at several arrival rates, each with its own arrivals: on a CPU a decode step
+ * costs about the same per row at any batch size past a few rows, so what batching changes depends on the load.
+ * One request at a time falls behind at every rate here; the highest rate loads the batching policies near
+ * this machine's capacity, the lower ones leave them headroom.
  */
-export const MIXED_WORKLOAD = { count: 128, ratePerSecond: 12 };
-export const MIXED_WORKLOAD_QUICK = { count: 12, ratePerSecond: 4 };
+export const MIXED_SWEEP = { count: 96, rates: [6, 9, 12] };
+export const MIXED_SWEEP_QUICK = { count: 12, rates: [4] };
+
+export interface SweepPoint {
+  ratePerSecond: number;
+  modes: ModeResult[];
+}
+
+/** Every policy on the mixed workload at each rate of `sweep`. */
+export async function mixedSweep(
+  model: LoadedModel,
+  prompts: PromptSource,
+  rng: Rng,
+  sweep: { count: number; rates: number[] },
+): Promise<SweepPoint[]> {
+  const points: SweepPoint[] = [];
+  for (const rate of sweep.rates) {
+    const arrivals = mixedWorkload(prompts, rng, sweep.count, rate);
+    points.push({ ratePerSecond: rate, modes: await replayPolicies(model, arrivals) });
+  }
+  return points;
+}
 
 /** Replays the same arrivals on each policy in turn. */
 export async function replayPolicies(

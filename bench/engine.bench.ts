@@ -7,15 +7,7 @@ import { parseArgs } from 'node:util';
 import { Rng } from '@switchyard/batching';
 import { loadModel } from '@switchyard/models';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
-import {
-  BATCHING_POLICIES,
-  engineRun,
-  limitTable,
-  MIXED_WORKLOAD,
-  MIXED_WORKLOAD_QUICK,
-  mixedWorkload,
-  replayPolicies,
-} from './engine-scenarios';
+import { engineRun, limitTable, MIXED_SWEEP, MIXED_SWEEP_QUICK, mixedSweep } from './engine-scenarios';
 import { rawLoop } from './raw-loop';
 import { PromptSource } from './support/prompts';
 import { machine, table, writeResult } from './support/stats';
@@ -76,26 +68,46 @@ async function main(): Promise<void> {
     ),
   );
 
-  const { count, ratePerSecond: rate } = quick ? MIXED_WORKLOAD_QUICK : MIXED_WORKLOAD;
-  log(`\n3. Mixed workload: ${count} requests, Poisson ${rate}/s, prompts 8-256 tokens, max_new_tokens 16-256`);
-  const arrivals = mixedWorkload(prompts, rng, count, rate);
-  const modes = await replayPolicies(model, arrivals, BATCHING_POLICIES);
+  const sweep = quick ? MIXED_SWEEP_QUICK : MIXED_SWEEP;
+  log(
+    `\n3. Mixed workload: ${sweep.count} requests per rate, Poisson ${sweep.rates.join(', ')}/s, prompts 8-256 tokens, max_new_tokens 16-256`,
+  );
+  const points = await mixedSweep(model, prompts, rng, sweep);
   log(
     table(
-      ['mode', 'tokens/s', 'TTFT p50 ms', 'TTFT p99 ms', 'latency p50 ms', 'latency p99 ms', 'max batch'],
-      modes.map((m) => [m.mode, m.tokensPerSecond, m.ttftP50, m.ttftP99, m.latencyP50, m.latencyP99, m.maxBatch]),
+      ['rate /s', 'mode', 'tokens/s', 'TTFT p50 ms', 'TTFT p99 ms', 'latency p50 ms', 'latency p99 ms', 'max batch'],
+      points.flatMap((p) =>
+        p.modes.map((m) => [
+          p.ratePerSecond,
+          m.mode,
+          m.tokensPerSecond,
+          m.ttftP50,
+          m.ttftP99,
+          m.latencyP50,
+          m.latencyP99,
+          m.maxBatch,
+        ]),
+      ),
     ),
   );
-  const [continuous, staticMode, sequential] = modes;
   const summary = {
     efficiencyRatio: engMean / rawMean,
-    continuousOverSequential: continuous.tokensPerSecond / sequential.tokensPerSecond,
-    continuousP99BelowStatic: continuous.latencyP99 < staticMode.latencyP99,
+    perRate: points.map((p) => ({
+      rate: p.ratePerSecond,
+      continuousOverSequential: p.modes[0].tokensPerSecond / p.modes[2].tokensPerSecond,
+      continuousP99: p.modes[0].latencyP99,
+      staticP99: p.modes[1].latencyP99,
+    })),
   };
   log(
     `\nengine/limit at batch ${batch}: ${summary.efficiencyRatio.toFixed(3)} (target >= 0.85)` +
-      `\ncontinuous/one-at-a-time throughput: ${summary.continuousOverSequential.toFixed(2)}x (target >= 2.5)` +
-      `\ncontinuous p99 latency ${continuous.latencyP99.toFixed(0)} ms vs static ${staticMode.latencyP99.toFixed(0)} ms`,
+      summary.perRate
+        .map(
+          (r) =>
+            `\nat ${r.rate}/s: continuous/one-at-a-time ${r.continuousOverSequential.toFixed(2)}x (target >= 2.5); ` +
+            `p99 continuous ${r.continuousP99.toFixed(0)} ms, static ${r.staticP99.toFixed(0)} ms`,
+        )
+        .join(''),
   );
   const file = writeResult(REPO_ROOT, quick ? 'engine-quick' : 'engine', {
     command: `npm run bench:engine${quick ? ' -- --quick' : ''}`,
@@ -105,7 +117,7 @@ async function main(): Promise<void> {
     intraOpThreads: threads,
     limit,
     efficiency: { batch, newTokens, promptLength: 64, rounds },
-    mixed: { count, ratePerSecond: rate, modes },
+    mixed: { count: sweep.count, points },
     summary,
   });
   log(`\nwrote ${file}`);
