@@ -243,3 +243,20 @@ describe('engine on demo-tiny', () => {
     }
   });
 });
+
+describe('engine on demo-tiny, the export as it is (padded cache)', () => {
+  let exported: LoadedModel;
+  before(async () => {
+    exported = await loadModel(modelDir('demo-tiny'), { intraOpThreads: 2, fuseAttention: false });
+  });
+  after(async () => exported.release());
+
+  it('gives the golden continuations alone and all batched together', async () => {
+    assert.equal(exported.session.signature.layout, 'padded');
+    const engine = new Engine(exported);
+    for (const c of goldens.cases)
+      assert.deepEqual(ids(await engine.generate(request(c.prompt_ids))), c.greedy_ids, c.prompt);
+    const batched = await Promise.all(goldens.cases.map((c) => engine.generate(request(c.prompt_ids))));
+    batched.forEach((result, i) => assertGolden(ids(result), goldens.cases[i], 'batched'));
+  });
+});
