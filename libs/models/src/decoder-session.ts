@@ -26,6 +26,12 @@ export interface SessionOptions {
    * The session then takes a ragged, right-padded cache and returns only the new keys and values.
    */
   fuseAttention: boolean;
+  /**
+   * Let ONNX Runtime's intra-op threads spin between parallel sections (its default). Fastest when the process has
+   * the cores to itself; off where other work shares them (a worker's main thread, the API, Redis), since spinning
+   * threads take the CPU that work needs.
+   */
+  spinning: boolean;
 }
 
 export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
@@ -33,6 +39,7 @@ export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
   intraOpThreads: 0,
   interOpThreads: 1,
   fuseAttention: true,
+  spinning: true,
 };
 
 /** Element types the KV cache may have; they decide its byte size and the typed array that holds it. */
@@ -203,6 +210,7 @@ export class DecoderSession {
       intraOpNumThreads: options.intraOpThreads,
       interOpNumThreads: options.interOpThreads,
       graphOptimizationLevel: 'all',
+      ...(options.spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
     };
     let session: ort.InferenceSession | null = null;
     let fusionSkipped: string | null = null;

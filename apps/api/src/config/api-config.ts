@@ -109,6 +109,7 @@ export const API_FLAGS: Record<string, Flag> = {
   'execution-provider': { env: 'SWITCHYARD_EXECUTION_PROVIDER', default: 'cpu', worker: true },
   'intra-op-threads': { env: 'SWITCHYARD_INTRA_OP_THREADS', default: '0', worker: true },
   attention: { env: 'SWITCHYARD_ATTENTION', default: 'rewrite', worker: true },
+  'intra-op-spin': { env: 'SWITCHYARD_INTRA_OP_SPIN', default: 'false', worker: true },
   'lock-duration': { env: 'SWITCHYARD_LOCK_DURATION', default: '30s', worker: true },
   'disable-auth': { env: 'SWITCHYARD_DISABLE_AUTH', default: 'false', boolean: true },
   'fallback-queue-wait': { env: 'SWITCHYARD_FALLBACK_QUEUE_WAIT', default: '10000' },

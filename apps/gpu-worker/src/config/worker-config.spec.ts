@@ -14,6 +14,8 @@ describe('readWorkerConfig', () => {
     assert.deepEqual(config.preload, []);
     assert.equal(config.fuseAttention, true);
     assert.equal(readWorkerConfig(['--attention', 'export'], {}).fuseAttention, false);
+    assert.equal(config.intraOpSpin, false);
+    assert.equal(readWorkerConfig(['--intra-op-spin', 'true'], {}).intraOpSpin, true);
   });
 
   it('reads flags before variables, and specs from --preload and --pin', () => {
@@ -42,6 +44,7 @@ describe('readWorkerConfig', () => {
       [['--keep-alive', 'soon'], /--keep-alive/],
       [['--execution-provider', 'tpu'], /--execution-provider/],
       [['--attention', 'fast'], /--attention/],
+      [['--intra-op-spin', 'yes'], /--intra-op-spin/],
       [['--max-batch-size', '0'], /--max-batch-size/],
       [['--redis-url', 'http://x'], /--redis-url/],
       [['--redis-prefix', 'sy'], /--redis-prefix/],

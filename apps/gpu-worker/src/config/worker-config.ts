@@ -20,6 +20,8 @@ export interface WorkerConfig {
   intraOpThreads: number;
   /** Rewrite each model's attention to read a cache the worker owns (libs/models/src/onnx); off serves exports as they are. */
   fuseAttention: boolean;
+  /** ONNX Runtime threads spin between parallel sections (off by default: the worker shares the cores). */
+  intraOpSpin: boolean;
   scheduler: SchedulerConfig;
   /** Models to load at start, and models to load and never evict. */
   preload: ModelSpec[];
@@ -55,6 +57,7 @@ export const WORKER_FLAGS: Record<string, FlagSpec> = {
   'execution-provider': { env: 'SWITCHYARD_EXECUTION_PROVIDER', default: 'cpu' },
   'intra-op-threads': { env: 'SWITCHYARD_INTRA_OP_THREADS', default: '0' },
   attention: { env: 'SWITCHYARD_ATTENTION', default: 'rewrite' },
+  'intra-op-spin': { env: 'SWITCHYARD_INTRA_OP_SPIN', default: 'false' },
   'max-batch-total-tokens': {
     env: 'SWITCHYARD_MAX_BATCH_TOTAL_TOKENS',
     default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens),
@@ -165,6 +168,9 @@ export function readWorkerConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = p
   if (attention !== 'rewrite' && attention !== 'export') {
     throw new ConfigError(`--attention must be rewrite or export, got "${attention}"`);
   }
+  const spin = flag('intra-op-spin');
+  if (spin !== 'true' && spin !== 'false')
+    throw new ConfigError(`--intra-op-spin must be true or false, got "${spin}"`);
   const ratio = Number(flag('waiting-served-ratio'));
   if (!Number.isFinite(ratio) || ratio < 0) {
     throw new ConfigError(`--waiting-served-ratio must be a number >= 0, got "${flag('waiting-served-ratio')}"`);
@@ -195,6 +201,7 @@ export function readWorkerConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = p
     executionProvider,
     intraOpThreads: integer('intra-op-threads', 0),
     fuseAttention: attention === 'rewrite',
+    intraOpSpin: spin === 'true',
     scheduler,
     preload: [...specs.values()],
     drainTimeoutMs: duration('drain-timeout', 0),

@@ -150,6 +150,7 @@ export class ModelPoolService implements OnApplicationShutdown {
         executionProvider: this.config.executionProvider,
         intraOpThreads: this.config.intraOpThreads,
         fuseAttention: this.config.fuseAttention,
+        spinning: this.config.intraOpSpin,
       },
       engine: { ...this.config.scheduler, maxTotalTokens: spec.maxTotalTokens ?? undefined },
     });
