@@ -46,6 +46,32 @@ export async function engineRun(model: LoadedModel, prompts: number[][], newToke
   return { seconds, tokensPerSecond: (prompts.length * newTokens) / seconds };
 }
 
+export interface EfficiencyRounds {
+  rounds: { raw: number; engine: number }[];
+  rawMean: number;
+  engineMean: number;
+}
+
+/**
+ * The engine against the raw loop on the same prompts, in alternating rounds: the machine's speed drifts, and each
+ * ratio compares neighbours. Tokens/s with the prefill included, on both.
+ */
+export async function efficiencyRounds(
+  model: LoadedModel,
+  prompts: number[][],
+  newTokens: number,
+  count: number,
+): Promise<EfficiencyRounds> {
+  const rounds: { raw: number; engine: number }[] = [];
+  for (let round = 0; round < count; round++) {
+    const raw = await rawLoop(model, prompts, newTokens);
+    const eng = await engineRun(model, prompts, newTokens);
+    rounds.push({ raw: raw.tokensPerSecond, engine: eng.tokensPerSecond });
+  }
+  const mean = (values: number[]) => values.reduce((a, v) => a + v, 0) / values.length;
+  return { rounds, rawMean: mean(rounds.map((r) => r.raw)), engineMean: mean(rounds.map((r) => r.engine)) };
+}
+
 export interface Arrival {
   at: number;
   inputIds: number[];
@@ -111,6 +137,33 @@ export const MIXED_SWEEP_QUICK = { count: 12, rates: [4] };
 export interface SweepPoint {
   ratePerSecond: number;
   modes: ModeResult[];
+}
+
+export const SWEEP_HEADERS = [
+  'rate /s',
+  'policy',
+  'tokens/s',
+  'TTFT p50 ms',
+  'TTFT p99 ms',
+  'latency p50 ms',
+  'latency p99 ms',
+  'max batch',
+];
+
+/** One table row per rate and policy, in SWEEP_HEADERS' order. */
+export function sweepRows(points: SweepPoint[]): (string | number)[][] {
+  return points.flatMap((p) =>
+    p.modes.map((m) => [
+      p.ratePerSecond,
+      m.mode,
+      m.tokensPerSecond,
+      m.ttftP50,
+      m.ttftP99,
+      m.latencyP50,
+      m.latencyP99,
+      m.maxBatch,
+    ]),
+  );
 }
 
 /** Every policy on the mixed workload at each rate of `sweep`. */

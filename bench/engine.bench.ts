@@ -7,7 +7,15 @@ import { parseArgs } from 'node:util';
 import { Rng } from '@switchyard/batching';
 import { loadModel } from '@switchyard/models';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
-import { engineRun, limitTable, MIXED_SWEEP, MIXED_SWEEP_QUICK, mixedSweep } from './engine-scenarios';
+import {
+  efficiencyRounds,
+  limitTable,
+  MIXED_SWEEP,
+  MIXED_SWEEP_QUICK,
+  mixedSweep,
+  SWEEP_HEADERS,
+  sweepRows,
+} from './engine-scenarios';
 import { rawLoop } from './raw-loop';
 import { PromptSource } from './support/prompts';
 import { machine, table, writeResult } from './support/stats';
@@ -50,14 +58,7 @@ async function main(): Promise<void> {
     `\n2. Efficiency: ${batch} concurrent requests of ${newTokens} new tokens (64-token prompts), engine vs raw loop`,
   );
   const effPrompts = Array.from({ length: batch }, () => prompts.take(rng, 64));
-  const rounds: { raw: number; engine: number }[] = [];
-  for (let round = 0; round < (quick ? 1 : 2); round++) {
-    const raw = await rawLoop(model, effPrompts, newTokens);
-    const eng = await engineRun(model, effPrompts, newTokens);
-    rounds.push({ raw: raw.tokensPerSecond, engine: eng.tokensPerSecond });
-  }
-  const rawMean = rounds.reduce((s, r) => s + r.raw, 0) / rounds.length;
-  const engMean = rounds.reduce((s, r) => s + r.engine, 0) / rounds.length;
+  const { rounds, rawMean, engineMean: engMean } = await efficiencyRounds(model, effPrompts, newTokens, quick ? 1 : 2);
   log(
     table(
       ['round', 'raw tokens/s', 'engine tokens/s', 'ratio'],
@@ -73,23 +74,7 @@ async function main(): Promise<void> {
     `\n3. Mixed workload: ${sweep.count} requests per rate, Poisson ${sweep.rates.join(', ')}/s, prompts 8-256 tokens, max_new_tokens 16-256`,
   );
   const points = await mixedSweep(model, prompts, rng, sweep);
-  log(
-    table(
-      ['rate /s', 'mode', 'tokens/s', 'TTFT p50 ms', 'TTFT p99 ms', 'latency p50 ms', 'latency p99 ms', 'max batch'],
-      points.flatMap((p) =>
-        p.modes.map((m) => [
-          p.ratePerSecond,
-          m.mode,
-          m.tokensPerSecond,
-          m.ttftP50,
-          m.ttftP99,
-          m.latencyP50,
-          m.latencyP99,
-          m.maxBatch,
-        ]),
-      ),
-    ),
-  );
+  log(table(SWEEP_HEADERS, sweepRows(points)));
   const summary = {
     efficiencyRatio: engMean / rawMean,
     perRate: points.map((p) => ({

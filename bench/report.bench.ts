@@ -18,17 +18,18 @@ import { loadModel, LoadedModel } from '@switchyard/models';
 import { LaunchedPlatform } from '../test/support/launched';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
 import {
+  efficiencyRounds,
   engineClosedLoop,
-  engineRun,
   FULL_BATCH_TOKENS,
   limitTable,
   MIXED_SWEEP,
   MIXED_SWEEP_QUICK,
   mixedSweep,
+  SWEEP_HEADERS,
+  sweepRows,
 } from './engine-scenarios';
 import { closedLoop, LoadResult, metricDelta, RequestSpec, scrape, send, Target } from './loadgen';
 import { startTransformersServer } from './peer/transformers-server';
-import { rawLoop } from './raw-loop';
 import { PromptSource } from './support/prompts';
 import { machine, table } from './support/stats';
 import { cdfChart, lineChart } from './support/svg';
@@ -152,15 +153,7 @@ async function main(): Promise<void> {
   // 2. Engine vs limit
   const full = quick ? 8 : 64;
   const effPrompts = Array.from({ length: full }, () => prompts.take(rng, 64));
-  // Alternating rounds: the machine's speed drifts, and each ratio compares neighbours.
-  const rounds: { raw: number; engine: number }[] = [];
-  for (let round = 0; round < (quick ? 1 : 3); round++) {
-    const raw = await rawLoop(model, effPrompts, NEW_TOKENS);
-    const eng = await engineRun(model, effPrompts, NEW_TOKENS);
-    rounds.push({ raw: raw.tokensPerSecond, engine: eng.tokensPerSecond });
-  }
-  const rawMean = rounds.reduce((a, r) => a + r.raw, 0) / rounds.length;
-  const engMean = rounds.reduce((a, r) => a + r.engine, 0) / rounds.length;
+  const { rounds, rawMean, engineMean: engMean } = await efficiencyRounds(model, effPrompts, NEW_TOKENS, quick ? 1 : 3);
   json.engine = { rounds, rawMean, engineMean: engMean };
   say('## 2. The engine against the limit');
   say();
@@ -286,23 +279,8 @@ async function main(): Promise<void> {
       'that more rows mean slower rows: the policies differ in when requests start, and in who waits.',
   );
   say();
-  say(
-    table(
-      ['rate /s', 'policy', 'tokens/s', 'TTFT p50 ms', 'TTFT p99 ms', 'latency p50 ms', 'latency p99 ms', 'max batch'],
-      points.flatMap((p) =>
-        p.modes.map((r) => [
-          p.ratePerSecond,
-          r.mode,
-          r.tokensPerSecond,
-          r.ttftP50,
-          r.ttftP99,
-          r.latencyP50,
-          r.latencyP99,
-          r.maxBatch,
-        ]),
-      ),
-    ),
-  );
+  say(table(SWEEP_HEADERS, sweepRows(points)));
+
   say();
   say(
     'Per rate, continuous / one at a time throughput (target ≥ 2.5×) and p99 latency, continuous against static ' +
