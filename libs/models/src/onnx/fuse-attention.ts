@@ -343,6 +343,18 @@ function sortNodes(nodes: Node[], available: Set<string>): Node[] | null {
   return order;
 }
 
+/** The bytes an initializer's data takes, inline or in an external file (its `length` entry). */
+function storedBytes(initializer: Message): number {
+  const raw = first(initializer, TENSOR_RAW)?.value as Uint8Array | undefined;
+  if (raw) return raw.length;
+  for (const f of initializer) {
+    if (f.no !== TENSOR_EXTERNAL) continue;
+    const kv = asMessage(f);
+    if (firstString(kv, 1) === 'length') return Number(firstString(kv, 2) ?? 0);
+  }
+  return 0;
+}
+
 /** Reads external-data initializers into the graph so that the model can be created from one buffer. */
 function inlineExternalData(initializer: Message, dir: string, files: Map<string, Buffer>): Message {
   if (Number(first(initializer, TENSOR_LOCATION)?.value ?? 0n) !== 1) return initializer;
@@ -550,12 +562,12 @@ export function fuseAttention(graphFile: string, options: FuseOptions): FuseResu
 
   const dir = dirname(graphFile);
   const files = new Map<string, Buffer>();
-  const keptInitializers = initializers
-    .filter((i) => used.has(firstString(i, TENSOR_NAME) ?? ''))
-    .map((i) => inlineExternalData(i, dir, files));
+  const usedInitializers = initializers.filter((i) => used.has(firstString(i, TENSOR_NAME) ?? ''));
+  // The rewritten model is one protobuf message: check its size before reading any weights.
   let total = 0;
-  for (const i of keptInitializers) total += (first(i, TENSOR_RAW)?.value as Uint8Array | undefined)?.length ?? 0;
+  for (const i of usedInitializers) total += storedBytes(i);
   if (total > 1.9 * 2 ** 30) return { fused: false, reason: 'weights over the 2 GiB protobuf limit' };
+  const keptInitializers = usedInitializers.map((i) => inlineExternalData(i, dir, files));
 
   const newGraph: Message = [];
   for (const f of graphFields) {
