@@ -39,26 +39,11 @@ export class LaunchedPlatform {
   async start(flags: string[] = []): Promise<void> {
     this.port = await freePort();
     this.url = `http://127.0.0.1:${this.port}`;
-    const child = spawn(
-      process.execPath,
-      [
-        LAUNCHER,
-        '--port',
-        String(this.port),
-        '--redis-prefix',
-        this.prefix,
-        '--redis-url',
-        REDIS_URL,
-        '--database-url',
-        TEST_DATABASE_URL,
-        ...flags,
-      ],
-      {
-        cwd: REPO_ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, NO_COLOR: '1', SWITCHYARD_ADMIN_KEY: this.adminKey },
-      },
-    );
+    const child = spawn(process.execPath, [LAUNCHER, ...this.serviceArgs(this.port), ...flags], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1', SWITCHYARD_ADMIN_KEY: this.adminKey },
+    });
     this.child = child;
     child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
@@ -78,27 +63,31 @@ export class LaunchedPlatform {
     });
   }
 
+  /** The flags that put an API (or the launcher) on `port`, this platform's Redis prefix and the test database. */
+  private serviceArgs(port: number): string[] {
+    return [
+      '--port',
+      String(port),
+      '--redis-prefix',
+      this.prefix,
+      '--redis-url',
+      REDIS_URL,
+      '--database-url',
+      TEST_DATABASE_URL,
+    ];
+  }
+
   /**
    * A second API process on the same Redis and Postgres (another replica behind a load balancer would be this).
    * Resolves once it answers /health.
    */
   async startReplica(): Promise<{ url: string; stop: () => Promise<void> }> {
     const port = await freePort();
-    const child = spawn(
-      process.execPath,
-      [
-        API_MAIN,
-        '--port',
-        String(port),
-        '--redis-prefix',
-        this.prefix,
-        '--redis-url',
-        REDIS_URL,
-        '--database-url',
-        TEST_DATABASE_URL,
-      ],
-      { cwd: REPO_ROOT, stdio: 'ignore', env: { ...process.env, SWITCHYARD_ADMIN_KEY: this.adminKey } },
-    );
+    const child = spawn(process.execPath, [API_MAIN, ...this.serviceArgs(port)], {
+      cwd: REPO_ROOT,
+      stdio: 'ignore',
+      env: { ...process.env, SWITCHYARD_ADMIN_KEY: this.adminKey },
+    });
     const url = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 60_000;
     for (;;) {

@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_SCHEDULER_CONFIG, DEFAULT_VALIDATION_LIMITS, isValidId } from '@switchyard/batching';
+import { DEFAULT_VALIDATION_LIMITS, isValidId } from '@switchyard/batching';
+import { WORKER_FLAGS } from '../../../gpu-worker/src/config/worker-config';
 
 export interface ApiConfig {
   hostname: string;
@@ -59,14 +60,20 @@ interface Flag {
   worker?: true;
 }
 
+/** A worker flag the launcher hands to its workers: its variable and default are the worker's own. */
+function passthrough(name: string): Flag {
+  const spec = WORKER_FLAGS[name];
+  return { env: spec.env, default: spec.default, worker: true };
+}
+
 export const API_FLAGS: Record<string, Flag> = {
   hostname: { env: 'SWITCHYARD_HOSTNAME', default: '127.0.0.1' },
   port: { env: 'SWITCHYARD_PORT', default: '8080' },
   'model-id': { env: 'SWITCHYARD_MODEL_ID', default: 'models/demo-small' },
   'model-name': { env: 'SWITCHYARD_MODEL_NAME', default: '' },
   'database-url': { env: 'SWITCHYARD_DATABASE_URL', default: 'postgres://postgres@127.0.0.1:5432/switchyard' },
-  'redis-url': { env: 'SWITCHYARD_REDIS_URL', default: 'redis://127.0.0.1:6379', worker: true },
-  'redis-prefix': { env: 'SWITCHYARD_REDIS_PREFIX', default: 'sy:', worker: true },
+  'redis-url': passthrough('redis-url'),
+  'redis-prefix': passthrough('redis-prefix'),
   'max-concurrent-requests': { env: 'SWITCHYARD_MAX_CONCURRENT_REQUESTS', default: '128' },
   'max-stop-sequences': {
     env: 'SWITCHYARD_MAX_STOP_SEQUENCES',
@@ -77,40 +84,20 @@ export const API_FLAGS: Record<string, Flag> = {
   'max-input-tokens': { env: 'SWITCHYARD_MAX_INPUT_TOKENS', default: '' },
   'max-total-tokens': { env: 'SWITCHYARD_MAX_TOTAL_TOKENS', default: '' },
   'payload-limit': { env: 'SWITCHYARD_PAYLOAD_LIMIT', default: '2000000' },
-  'max-batch-prefill-tokens': {
-    env: 'SWITCHYARD_MAX_BATCH_PREFILL_TOKENS',
-    default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchPrefillTokens),
-    worker: true,
-  },
-  'max-batch-total-tokens': {
-    env: 'SWITCHYARD_MAX_BATCH_TOTAL_TOKENS',
-    default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens),
-    worker: true,
-  },
-  'max-batch-size': {
-    env: 'SWITCHYARD_MAX_BATCH_SIZE',
-    default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchSize),
-    worker: true,
-  },
-  'waiting-served-ratio': {
-    env: 'SWITCHYARD_WAITING_SERVED_RATIO',
-    default: String(DEFAULT_SCHEDULER_CONFIG.waitingServedRatio),
-    worker: true,
-  },
-  'max-waiting-tokens': {
-    env: 'SWITCHYARD_MAX_WAITING_TOKENS',
-    default: String(DEFAULT_SCHEDULER_CONFIG.maxWaitingTokens),
-    worker: true,
-  },
+  'max-batch-prefill-tokens': passthrough('max-batch-prefill-tokens'),
+  'max-batch-total-tokens': passthrough('max-batch-total-tokens'),
+  'max-batch-size': passthrough('max-batch-size'),
+  'waiting-served-ratio': passthrough('waiting-served-ratio'),
+  'max-waiting-tokens': passthrough('max-waiting-tokens'),
   quantize: { env: 'SWITCHYARD_QUANTIZE', default: '' },
   'num-workers': { env: 'SWITCHYARD_NUM_WORKERS', default: '1' },
-  'device-memory': { env: 'SWITCHYARD_DEVICE_MEMORY', default: '2GiB', worker: true },
-  'keep-alive': { env: 'SWITCHYARD_KEEP_ALIVE', default: '5m', worker: true },
-  'execution-provider': { env: 'SWITCHYARD_EXECUTION_PROVIDER', default: 'cpu', worker: true },
-  'intra-op-threads': { env: 'SWITCHYARD_INTRA_OP_THREADS', default: '0', worker: true },
-  attention: { env: 'SWITCHYARD_ATTENTION', default: 'rewrite', worker: true },
-  'intra-op-spin': { env: 'SWITCHYARD_INTRA_OP_SPIN', default: 'false', worker: true },
-  'lock-duration': { env: 'SWITCHYARD_LOCK_DURATION', default: '30s', worker: true },
+  'device-memory': passthrough('device-memory'),
+  'keep-alive': passthrough('keep-alive'),
+  'execution-provider': passthrough('execution-provider'),
+  'intra-op-threads': passthrough('intra-op-threads'),
+  attention: passthrough('attention'),
+  'intra-op-spin': passthrough('intra-op-spin'),
+  'lock-duration': passthrough('lock-duration'),
   'disable-auth': { env: 'SWITCHYARD_DISABLE_AUTH', default: 'false', boolean: true },
   'fallback-queue-wait': { env: 'SWITCHYARD_FALLBACK_QUEUE_WAIT', default: '10000' },
 };

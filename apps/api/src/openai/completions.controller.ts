@@ -186,17 +186,7 @@ export class CompletionsController {
       if (lastToken && !lastToken.token.special) res.write(chunk([delta(lastToken.token.text)]));
       res.write(chunk([delta('', openAiFinishReason(final.details.finishReason))]));
       if (withUsage) {
-        res.write(
-          sse({
-            id,
-            object: chunkObject,
-            created,
-            model,
-            system_fingerprint: fingerprint,
-            choices: [],
-            usage: usage(final.inputTokens, final.details.generatedTokens),
-          }),
-        );
+        res.write(chunk([], { usage: usage(final.inputTokens, final.details.generatedTokens) }));
       }
       res.write('data: [DONE]\n\n');
       res.end();
