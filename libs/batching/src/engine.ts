@@ -311,8 +311,7 @@ export class Engine {
     for (const row of admitted) row.admittedAt = now;
     const started = performance.now();
     let forwardMs = 0;
-    let joined: KvCache | null = null;
-    const rows: Row[] = [];
+    const concatenated = this.batch !== null && this.rows.length > 0;
     for (const group of prefillGroups(admitted.map((r) => r.inputIds.length))) {
       const groupRows = group.map((i) => admitted[i]);
       const callStarted = performance.now();
@@ -328,19 +327,12 @@ export class Engine {
         if (row.request.parameters.decoderInputDetails) row.prefill = this.prefillTokens(row, prefilled, r);
         this.accept(row, this.choose(row, prefilled, prefilled.logitsRow(r, row.inputIds.length - 1)));
       }
-      if (joined) joined.concat(prefilled.batch);
-      else joined = prefilled.batch;
-      rows.push(...groupRows);
+      // Each group joins the running batch directly: its rows are copied once.
+      if (this.batch) this.batch.concat(prefilled.batch);
+      else this.batch = prefilled.batch;
+      this.rows.push(...groupRows);
     }
-    const concatenated = this.batch !== null && this.rows.length > 0;
-    if (concatenated) {
-      this.batch!.concat(joined!);
-      this.rows.push(...rows);
-    } else {
-      this.batch = joined;
-      this.rows = rows;
-    }
-    this.report('prefill', started, forwardMs, concatenated, rows.length, this.removeFinished());
+    this.report('prefill', started, forwardMs, concatenated, admitted.length, this.removeFinished());
   }
 
   private async decode(): Promise<void> {
@@ -362,12 +354,11 @@ export class Engine {
   private choose(row: Row, step: StepLogits, index: number): SampleResult {
     const params = row.request.parameters;
     const vocab = this.model.config.vocabSize;
-    const logits = step.logits.subarray(index * vocab, (index + 1) * vocab);
     if (step.argmax && step.logSumExp && isPlainGreedy(params, row.sampler)) {
       const id = Number(step.argmax[index]);
-      return { id, logprob: logits[id] - step.logSumExp[index], top: [] };
+      return { id, logprob: step.logits[index * vocab + id] - step.logSumExp[index], top: [] };
     }
-    return this.sampler.sample(logits, params, row.sampler);
+    return this.sampler.sample(step.logits.subarray(index * vocab, (index + 1) * vocab), params, row.sampler);
   }
 
   private report(
@@ -494,7 +485,6 @@ export class Engine {
     };
   }
 
-  /** `decoder_input_details`: each prompt token's logprob given the tokens before it (the first has none). */
   /** `decoder_input_details`: each prompt token's logprob given the tokens before it (the first has none). */
   private prefillTokens(row: Row, prefilled: PrefilledCache, r: number): PrefillToken[] {
     const vocab = this.model.config.vocabSize;

@@ -134,11 +134,6 @@ export class KvBatch implements KvCache {
     return this.columns;
   }
 
-  /** Real (unpadded) tokens of row r in the cache. */
-  rowLength(r: number): number {
-    return this.columns - this.pads[r];
-  }
-
   /** Runs new rows' prompts as a batch of their own, left-padded to the longest. */
   static async prefill(
     session: DecoderSession,
@@ -474,15 +469,13 @@ export class RaggedKvBatch implements KvCache {
 
   async step(tokens: ArrayLike<number>): Promise<StepLogits> {
     const rows = this.size;
-    let longest = 0;
-    for (const l of this.lengths) if (l > longest) longest = l;
+    const longest = this.width;
     if (longest + 1 > this.columns) this.reshape(this.rowCapacity, roundUp(longest + 1, COLUMN_CHUNK));
     const ids = this.buffers.idsView(rows);
-    const positions = this.buffers.positionsView(rows);
+    // A row's new token sits at its cached length: one array is both the positions and the cache lengths.
     const lengths = this.buffers.lengthsView(rows);
     for (let r = 0; r < rows; r++) {
       ids[r] = BigInt(tokens[r]);
-      positions[r] = BigInt(this.lengths[r]);
       lengths[r] = BigInt(this.lengths[r]);
     }
     const { logits, logSumExp, argmax, presents } = await this.session.forward({
@@ -490,7 +483,7 @@ export class RaggedKvBatch implements KvCache {
       seqLen: 1,
       pastLen: this.columns,
       inputIds: ids,
-      positionIds: positions,
+      positionIds: lengths,
       cacheLengths: lengths,
       logitsIndex: this.buffers.identityIndex(rows),
       logitsPerRow: 1,

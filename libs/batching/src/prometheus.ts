@@ -270,7 +270,7 @@ export class MetricsRegistry {
   /** `buckets`: finite upper bounds, strictly ascending; +Inf is implicit. Re-registering needs the same bounds. */
   histogram(name: string, help: string, buckets: readonly number[]): Histogram {
     const h = this.register(name, Histogram, () => new Histogram(name, help, buckets));
-    if (h.buckets.length !== buckets.length || h.buckets.some((b, i) => b !== buckets[i])) {
+    if (!sameBuckets(h.buckets, buckets)) {
       throw new Error(`Histogram ${name} is already registered with other buckets`);
     }
     return h;

@@ -10,6 +10,7 @@ import {
   fuseAttention,
   LOGITS_INDEX_INPUT,
   LOGSUMEXP_OUTPUT,
+  NEW_KV_PREFIX,
   CACHE_LENGTHS_INPUT,
 } from './onnx/fuse-attention';
 
@@ -109,7 +110,7 @@ export interface ForwardOutput {
 
 const PAST_RE = /^past_key_values\.(\d+)\.(key|value)$/;
 const PRESENT_RE = /^present(?:_key_values)?\.(\d+)\.(key|value)$/;
-const NEW_KV_RE = /^new_key_values\.(\d+)\.(key|value)$/;
+const NEW_KV_RE = new RegExp(`^${NEW_KV_PREFIX}\\.(\\d+)\\.(key|value)$`);
 const KNOWN_INPUTS = new Set(['input_ids', 'attention_mask', 'position_ids', 'use_cache_branch']);
 const RAGGED_INPUTS = new Set(['input_ids', 'position_ids', CACHE_LENGTHS_INPUT, LOGITS_INDEX_INPUT]);
 

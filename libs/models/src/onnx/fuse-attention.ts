@@ -38,6 +38,7 @@ import {
   firstString,
   Message,
   messageField,
+  packedVarints,
   strings,
   varintField,
   WireType,
@@ -56,7 +57,6 @@ const NODE_OUTPUT = 2;
 const NODE_NAME = 3;
 const NODE_OP = 4;
 const NODE_ATTRIBUTE = 5;
-const NODE_DOMAIN = 7;
 const ATTR_NAME = 1;
 const ATTR_I = 3;
 const ATTR_T = 5;
@@ -89,22 +89,15 @@ export interface FuseOptions {
 export type FuseResult = { fused: true; bytes: Uint8Array } | { fused: false; reason: string };
 
 class Node {
-  constructor(public fields: Message) {}
+  // A node is never changed once built: its type and tensor names are decoded once, for the many lookups below.
+  readonly opType: string;
+  readonly inputs: string[];
+  readonly outputs: string[];
 
-  get opType(): string {
-    return firstString(this.fields, NODE_OP) ?? '';
-  }
-
-  get domain(): string {
-    return firstString(this.fields, NODE_DOMAIN) ?? '';
-  }
-
-  get inputs(): string[] {
-    return strings(this.fields, NODE_INPUT);
-  }
-
-  get outputs(): string[] {
-    return strings(this.fields, NODE_OUTPUT);
+  constructor(readonly fields: Message) {
+    this.opType = firstString(fields, NODE_OP) ?? '';
+    this.inputs = strings(fields, NODE_INPUT);
+    this.outputs = strings(fields, NODE_OUTPUT);
   }
 
   attribute(name: string): Message | undefined {
@@ -123,43 +116,26 @@ class Node {
     for (const f of attr) {
       if (f.no !== ATTR_INTS) continue;
       if (f.wt === WireType.Varint) out.push(Number(BigInt.asIntN(64, f.value as bigint)));
-      else out.push(...decodePackedVarints(f.value as Uint8Array));
+      else for (const v of packedVarints(f.value as Uint8Array)) out.push(Number(BigInt.asIntN(64, v)));
     }
     return out;
   }
 
   intAttribute(name: string): number | undefined {
-    const f = this.attribute(name) && first(this.attribute(name)!, ATTR_I);
+    const attr = this.attribute(name);
+    const f = attr && first(attr, ATTR_I);
     return f ? Number(BigInt.asIntN(64, f.value as bigint)) : undefined;
   }
 
-  static make(op: string, inputs: string[], outputs: string[], name: string, attributes: Field[] = [], domain = ''): Node {
-    const fields: Message = [
+  static make(op: string, inputs: string[], outputs: string[], name: string, attributes: Field[] = []): Node {
+    return new Node([
       ...inputs.map((i) => bytesField(NODE_INPUT, i)),
       ...outputs.map((o) => bytesField(NODE_OUTPUT, o)),
       bytesField(NODE_NAME, name),
       bytesField(NODE_OP, op),
       ...attributes,
-    ];
-    if (domain) fields.push(bytesField(NODE_DOMAIN, domain));
-    return new Node(fields);
+    ]);
   }
-}
-
-function decodePackedVarints(buf: Uint8Array): number[] {
-  const out: number[] = [];
-  let value = 0n;
-  let shift = 0n;
-  for (const byte of buf) {
-    value |= BigInt(byte & 0x7f) << shift;
-    if (byte & 0x80) shift += 7n;
-    else {
-      out.push(Number(BigInt.asIntN(64, value)));
-      value = 0n;
-      shift = 0n;
-    }
-  }
-  return out;
 }
 
 function intAttr(name: string, value: number): Field {

@@ -35,6 +35,17 @@ function readVarint(buf: Uint8Array, pos: number): [bigint, number] {
   }
 }
 
+/** The values of a packed repeated varint field. */
+export function packedVarints(buf: Uint8Array): bigint[] {
+  const values: bigint[] = [];
+  for (let pos = 0; pos < buf.length; ) {
+    const [value, next] = readVarint(buf, pos);
+    values.push(value);
+    pos = next;
+  }
+  return values;
+}
+
 export function decode(buf: Uint8Array): Message {
   const fields: Message = [];
   let pos = 0;
@@ -187,12 +198,6 @@ export function bytesField(no: number, value: Uint8Array | string): Field {
 
 export function varintField(no: number, value: number | bigint): Field {
   return { no, wt: WireType.Varint, value: BigInt(value) };
-}
-
-export function floatField(no: number, value: number): Field {
-  const bytes = new Uint8Array(4);
-  new DataView(bytes.buffer).setFloat32(0, value, true);
-  return { no, wt: WireType.Fixed32, value: bytes };
 }
 
 export function messageField(no: number, message: Message): Field {
