@@ -66,12 +66,9 @@ export class ApiMetrics {
 
   constructor(@Inject(API_CONFIG) private readonly config: ApiConfig) {}
 
-  /** Takes an in-flight slot or throws 429; the caller must call `release` exactly once. */
+  /** Takes an in-flight slot or throws 429 (the caller counts the failure); the caller must call `release` once. */
   admit(): void {
-    if (this.running >= this.config.maxConcurrentRequests) {
-      this.failure.inc({ err: 'overloaded' });
-      throw ApiError.overloaded();
-    }
+    if (this.running >= this.config.maxConcurrentRequests) throw ApiError.overloaded();
     this.running++;
     this.inFlight.set(this.running);
   }

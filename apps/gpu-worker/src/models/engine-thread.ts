@@ -17,7 +17,6 @@ export interface EngineThreadData {
 export type ToEngineThread =
   | { type: 'submit'; request: Omit<EngineRequest, 'signal'> }
   | { type: 'cancel'; id: string }
-  | { type: 'drain' }
   | { type: 'release' };
 
 /** Engine thread → main thread. */
@@ -25,13 +24,11 @@ export type FromEngineThread =
   | {
       type: 'ready';
       loadMs: number;
-      maxTotalTokens: number;
       cacheLayout: CacheLayout;
       fusionSkipped: string | null;
     }
   | { type: 'failed'; message: string; modelError: boolean }
   | { type: 'events'; events: [string, EngineEvent][]; steps: StepStats[]; running: number; waiting: number }
-  | { type: 'drained' }
   | { type: 'released' };
 
 function post(message: FromEngineThread): void {
@@ -90,9 +87,6 @@ async function main(): Promise<void> {
       case 'cancel':
         controllers.get(message.id)?.abort();
         break;
-      case 'drain':
-        void engine.drain().then(() => post({ type: 'drained' }));
-        break;
       case 'release':
         void engine
           .drain()
@@ -107,7 +101,6 @@ async function main(): Promise<void> {
   post({
     type: 'ready',
     loadMs: model.loadMs,
-    maxTotalTokens: engine.maxTotalTokens,
     cacheLayout: model.session.signature.layout,
     fusionSkipped: model.session.fusionSkipped,
   });

@@ -1,7 +1,7 @@
 /**
  * A model's engine in its own worker thread (engine-thread.ts), driven from the worker's main thread with the
  * engine's own surface: `submit(request, sink)`, cancellation through the request's AbortSignal, `running`,
- * `waiting`, `onStep` and `drain`. Loading happens in the thread; a broken model rejects `start`.
+ * `waiting` and `onStep`. Loading happens in the thread; a broken model rejects `start`.
  */
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -17,14 +17,12 @@ export class RemoteEngine {
   running = 0;
   waiting = 0;
   private readonly sinks = new Map<string, EventSink>();
-  private drained: (() => void) | null = null;
   private released: (() => void) | null = null;
   private failure: Error | null = null;
 
   private constructor(
     private readonly thread: Worker,
     readonly loadMs: number,
-    readonly maxTotalTokens: number,
     readonly cacheLayout: CacheLayout,
     readonly fusionSkipped: string | null,
   ) {
@@ -44,7 +42,7 @@ export class RemoteEngine {
         if (message.type === 'ready') {
           cleanup();
           resolve(
-            new RemoteEngine(thread, message.loadMs, message.maxTotalTokens, message.cacheLayout, message.fusionSkipped),
+            new RemoteEngine(thread, message.loadMs, message.cacheLayout, message.fusionSkipped),
           );
         } else if (message.type === 'failed') {
           cleanup();
@@ -83,14 +81,6 @@ export class RemoteEngine {
     else signal?.addEventListener('abort', () => this.send({ type: 'cancel', id: request.id }), { once: true });
   }
 
-  /** Waits until every submitted request has ended; takes no more. */
-  drain(): Promise<void> {
-    return new Promise((resolve) => {
-      this.drained = resolve;
-      this.send({ type: 'drain' });
-    });
-  }
-
   /** Finishes what runs, releases the ONNX session and ends the thread. */
   release(): Promise<void> {
     if (this.failure) return this.thread.terminate().then(() => undefined);
@@ -117,9 +107,6 @@ export class RemoteEngine {
           sink(event);
         }
         break;
-      case 'drained':
-        this.drained?.();
-        break;
       case 'released':
         break; // the exit event follows
     }
@@ -131,6 +118,5 @@ export class RemoteEngine {
     this.failure = err;
     for (const [, sink] of this.sinks) sink({ type: 'error', errorType: 'generation', message: err.message });
     this.sinks.clear();
-    this.drained?.();
   }
 }

@@ -18,8 +18,6 @@ export class StreamWriter {
   private keys: string[] = [];
   private scheduled = false;
   private inFlight: Promise<void> = Promise.resolve();
-  /** Pipelines sent, for tests and logs. */
-  flushes = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -66,7 +64,6 @@ export class StreamWriter {
       pipeline.xadd(keys[i], 'MAXLEN', '~', STREAM_MAX_LEN, '*', STREAM_FIELD, encodeStreamEvent(event));
       if (event.type !== 'token') pipeline.expire(keys[i], STREAM_TTL_S);
     }
-    this.flushes++;
     const sent = pipeline.exec().then(
       (results) => {
         const failed = results?.find(([err]) => err);
