@@ -174,22 +174,26 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
 
   private async heartbeat(): Promise<Heartbeat> {
     const { pool } = this.models;
-    const models: HeartbeatModel[] = [];
-    for (const entry of pool.list()) {
-      if (entry.state === 'unloading') continue;
-      const host = entry.state === 'loaded' ? pool.peek(entry.id) : undefined;
-      const queue = host ? await host.queueStats().catch(() => ({ queued: 0, oldestQueuedMs: 0 })) : null;
-      models.push({
-        id: entry.id,
-        state: entry.state,
-        bytes: entry.bytes,
-        pinned: entry.pinned,
-        running: host?.engine.running ?? 0,
-        waiting: host?.engine.waiting ?? 0,
-        queued: queue?.queued ?? 0,
-        oldestQueuedMs: queue?.oldestQueuedMs ?? 0,
-      });
-    }
+    // Every loaded model's queue is read at once: one round trip's wait per beat, not one per model.
+    const entries = pool
+      .list()
+      .filter((entry): entry is typeof entry & { state: HeartbeatModel['state'] } => entry.state !== 'unloading');
+    const models: HeartbeatModel[] = await Promise.all(
+      entries.map(async (entry): Promise<HeartbeatModel> => {
+        const host = entry.state === 'loaded' ? pool.peek(entry.id) : undefined;
+        const queue = host ? await host.queueStats().catch(() => ({ queued: 0, oldestQueuedMs: 0 })) : null;
+        return {
+          id: entry.id,
+          state: entry.state,
+          bytes: entry.bytes,
+          pinned: entry.pinned,
+          running: host?.engine.running ?? 0,
+          waiting: host?.engine.waiting ?? 0,
+          queued: queue?.queued ?? 0,
+          oldestQueuedMs: queue?.oldestQueuedMs ?? 0,
+        };
+      }),
+    );
     return {
       id: this.config.workerId,
       pid: process.pid,
