@@ -47,6 +47,7 @@ const LOAD_RESEND_MS = 5000;
 export class GenerationService {
   private readonly logger = new Logger('Generation');
   private readonly loadSent = new Map<string, number>();
+  private readonly loadErrors = new Map<string, { at: number; value: Promise<string | null> }>();
 
   constructor(
     private readonly redis: RedisService,
@@ -56,13 +57,18 @@ export class GenerationService {
 
   /** 503 when no live worker could serve the model; sends a load command when none holds it. */
   async place(model: ResolvedModel): Promise<void> {
+    const error = await this.ensurePlaced(model);
+    if (error) throw error;
+  }
+
+  /** An error when no live worker could serve the model; otherwise asks for a load when none holds it. */
+  private async ensurePlaced(model: ResolvedModel): Promise<ApiError | null> {
     const { loaded, loading, live } = await this.workers.holders(model.spec.id);
-    if (live === 0) throw ApiError.unavailable('no worker is available: start one, or wait for it to come up');
-    if (loaded.length + loading.length > 0) {
-      this.loadSent.delete(model.spec.id); // held again: the next time it is not, ask at once
-      return;
-    }
-    await this.requestLoad(model);
+    if (live === 0) return ApiError.unavailable('no worker is available: start one, or wait for it to come up');
+    if (loaded.length + loading.length > 0)
+      this.loadSent.delete(model.spec.id); // held again: next time, ask at once
+    else await this.requestLoad(model);
+    return null;
   }
 
   async run(input: GenerationInput, options: RunOptions = {}): Promise<GenerationOutcome> {
@@ -166,18 +172,26 @@ export class GenerationService {
 
   /** An error for a request still waiting to start, or null while it may still run. */
   private async checkPlacement(model: ResolvedModel, since: number): Promise<ApiError | null> {
-    const raw = await this.redis.redis.get(this.redis.names.loadError(model.spec.id));
+    const raw = await this.loadError(model.spec.id);
     if (raw) {
       const failure = JSON.parse(raw) as { at?: number; error?: string; kind?: string };
       if ((failure.at ?? 0) >= since - LOAD_RESEND_MS) {
         return ApiError.unavailable(`model ${model.spec.id} cannot be served: ${failure.error}`, 'cannot_place');
       }
     }
-    const { loaded, loading, live } = await this.workers.holders(model.spec.id);
-    if (live === 0) return ApiError.unavailable('no worker is available');
-    if (loaded.length + loading.length === 0) await this.requestLoad(model);
-    else this.loadSent.delete(model.spec.id);
-    return null;
+    return this.ensurePlaced(model);
+  }
+
+  /**
+   * A model's last load error, read at most once per check interval however many requests wait for it: every
+   * waiting request's watchdog asks.
+   */
+  private loadError(model: string): Promise<string | null> {
+    const cached = this.loadErrors.get(model);
+    if (cached && Date.now() - cached.at < PLACEMENT_CHECK_MS) return cached.value;
+    const value = this.redis.redis.get(this.redis.names.loadError(model));
+    this.loadErrors.set(model, { at: Date.now(), value });
+    return value;
   }
 }
 
