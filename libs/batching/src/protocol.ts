@@ -129,6 +129,9 @@ export type StreamEvent =
 /** BullMQ options for a generate job: it runs once (a crash re-runs it through the stalled check, not a retry). */
 export const GENERATE_JOB_OPTIONS = { attempts: 1, removeOnComplete: true, removeOnFail: 1000 } as const;
 
+/** BullMQ options of a control or worker command. */
+export const COMMAND_JOB_OPTIONS = { removeOnComplete: true, removeOnFail: 100 } as const;
+
 /** Stream entries are `XADD key * e <json>`; this is the field's name. */
 export const STREAM_FIELD = 'e';
 

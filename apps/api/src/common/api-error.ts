@@ -49,11 +49,11 @@ export class ApiError extends Error {
   }
 }
 
-/** OpenAI's `type` for each of our error types. */
-export function openAiType(error: ApiError): string {
-  if (error.status === 401) return 'authentication_error';
-  if (error.status === 403) return 'permission_error';
-  if (error.status === 429) return 'rate_limit_exceeded';
-  if (error.status >= 500 || error.status === 424) return 'server_error';
+/** OpenAI's error `type` for an HTTP status. */
+export function openAiType(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 429) return 'rate_limit_exceeded';
+  if (status >= 500 || status === 424) return 'server_error';
   return 'invalid_request_error';
 }

@@ -17,7 +17,7 @@ export function sendError(req: Request, res: Response, error: ApiError): void {
     if (!res.writableEnded) {
       const openAi = isOpenAiRoute(req.path);
       const body = openAi
-        ? { error: { message: error.message, type: openAiType(error), code: error.errorType } }
+        ? { error: { message: error.message, type: openAiType(error.status), code: error.errorType } }
         : { error: error.message, error_type: error.errorType };
       res.write(`${openAi ? 'data: ' : 'data:'}${JSON.stringify(body)}\n\n`);
       res.end();
@@ -27,7 +27,7 @@ export function sendError(req: Request, res: Response, error: ApiError): void {
   res.status(error.status);
   res.set(error.headers);
   if (isOpenAiRoute(req.path)) {
-    res.json({ error: { message: error.message, type: openAiType(error), param: null, code: error.errorType } });
+    res.json({ error: { message: error.message, type: openAiType(error.status), param: null, code: error.errorType } });
   } else {
     res.json({ error: error.message, error_type: error.errorType });
   }

@@ -6,6 +6,8 @@
  * `@Public()` and `@RequireScope()` marks.
  */
 import { ID_PATTERN } from '@switchyard/batching';
+import { openAiType } from '../common/api-error';
+import { MAX_CANDIDATES } from '../generation/inference.service';
 
 type Json = Record<string, unknown>;
 
@@ -30,7 +32,6 @@ const NEEDS_ADMIN: Json[] = [{ [API_KEY]: ['admin'] }];
 const PUBLIC: Json[] = [];
 
 /** How many models a generation request may try: the one it names and its fallbacks. */
-const MAX_CANDIDATES = 8;
 
 type Family = 'Tgi' | 'OpenAi' | 'Admin';
 
@@ -230,14 +231,6 @@ const STREAM_HEADERS: Json = {
 
 function header(description: string, type: 'string' | 'integer' | 'number' = 'string'): Json {
   return { description, schema: { type } };
-}
-
-/** OpenAI's error `type` for a status, as the exception filter picks it. */
-function openAiType(status: number): string {
-  if (status === 401) return 'authentication_error';
-  if (status === 403) return 'permission_error';
-  if (status === 429) return 'rate_limit_exceeded';
-  return status >= 500 || status === 424 ? 'server_error' : 'invalid_request_error';
 }
 
 function errorResponse(family: Family, spec: ErrorSpec): Json {

@@ -69,7 +69,8 @@ type FallbackReason = 'disabled' | 'load_failed' | 'overloaded' | 'generation';
 
 /** Error types after which the next model in the list is tried, if no token was sent yet. */
 const RETRYABLE = new Set(['generation', 'cannot_place', 'unhealthy']);
-const MAX_CANDIDATES = 8;
+/** Models one request may try: its own and its fallbacks. */
+export const MAX_CANDIDATES = 8;
 
 @Injectable()
 export class InferenceService {

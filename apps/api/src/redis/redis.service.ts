@@ -5,7 +5,13 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { ControlCommand, GENERATE_JOB_OPTIONS, GenerateJob, RedisNames } from '@switchyard/batching';
+import {
+  COMMAND_JOB_OPTIONS,
+  ControlCommand,
+  GENERATE_JOB_OPTIONS,
+  GenerateJob,
+  RedisNames,
+} from '@switchyard/batching';
 import { createRedis, redisOptions } from '../../../gpu-worker/src/redis/redis-connection';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 
@@ -44,7 +50,7 @@ export class RedisService implements OnApplicationShutdown {
   }
 
   async sendControl(command: ControlCommand): Promise<void> {
-    await this.control.add(command.type, command, { removeOnComplete: true, removeOnFail: 100 });
+    await this.control.add(command.type, command, COMMAND_JOB_OPTIONS);
   }
 
   /** The client went away: running rows stop at the next step, a job not yet started leaves its queue. */

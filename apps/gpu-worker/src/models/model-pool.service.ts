@@ -5,7 +5,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ControlCommand, EVENTS_MAX_LEN, ModelSpec, PoolEvent, RedisNames } from '@switchyard/batching';
+import { COMMAND_JOB_OPTIONS, ControlCommand, EVENTS_MAX_LEN, ModelSpec, PoolEvent, RedisNames } from '@switchyard/batching';
 import { CannotPlaceError, estimateModelMemory, formatBytes, ModelPool, poolBytes } from '@switchyard/models';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { WorkerMetrics } from '../metrics/worker-metrics';
@@ -49,7 +49,7 @@ export class ModelPoolService implements OnApplicationShutdown {
       onIdle: () => this.pool.notifyIdle(),
       isCancelled: async (id) => (await this.redis.exists(this.names.cancel(id))) === 1,
       requeue: async (spec) => {
-        await this.control.add('load', { type: 'load', spec, reason: 'requeue' }, { removeOnComplete: true });
+        await this.control.add('load', { type: 'load', spec, reason: 'requeue' }, COMMAND_JOB_OPTIONS);
       },
     };
     this.pool = new ModelPool<ModelSpec, ModelHost>({

@@ -10,13 +10,11 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationSh
 import { hostname } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Job, Queue, Worker } from 'bullmq';
-import { ControlCommand, Heartbeat, HeartbeatModel, ModelSpec } from '@switchyard/batching';
+import { COMMAND_JOB_OPTIONS, ControlCommand, Heartbeat, HeartbeatModel, ModelSpec } from '@switchyard/batching';
 import { formatBytes } from '@switchyard/models';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { ModelPoolService } from '../models/model-pool.service';
 import { redisOptions } from '../redis/redis-connection';
-
-const COMMAND_JOB_OPTIONS = { removeOnComplete: true, removeOnFail: 100 } as const;
 
 @Injectable()
 export class PlacementService implements OnApplicationBootstrap, BeforeApplicationShutdown {
