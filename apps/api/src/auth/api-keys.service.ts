@@ -7,6 +7,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource, IsNull } from 'typeorm';
 import { ApiError } from '../common/api-error';
+import { TtlCache } from '../common/ttl-cache';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { DATA_SOURCE } from '../database/database.providers';
 import { ApiKeyEntity, Scope } from './api-key.entity';
@@ -59,7 +60,7 @@ export interface NewKey {
 @Injectable()
 export class ApiKeysService {
   private readonly logger = new Logger('ApiKeys');
-  private readonly cache = new Map<string, { at: number; row: ApiKeyEntity | null }>();
+  private readonly cache = new TtlCache<ApiKeyEntity | null>(CACHE_MS);
   private readonly lastUsedWritten = new Map<string, number>();
   private readonly adminHash: Buffer | null;
 
@@ -140,13 +141,8 @@ export class ApiKeysService {
     return (result.affected ?? 0) > 0;
   }
 
-  private async lookup(hash: string): Promise<ApiKeyEntity | null> {
-    const cached = this.cache.get(hash);
-    if (cached && Date.now() - cached.at < CACHE_MS) return cached.row;
-    const row = await this.dataSource.getRepository(ApiKeyEntity).findOneBy({ keyHash: hash });
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(hash, { at: Date.now(), row });
-    return row;
+  private lookup(hash: string): Promise<ApiKeyEntity | null> {
+    return this.cache.get(hash, () => this.dataSource.getRepository(ApiKeyEntity).findOneBy({ keyHash: hash }));
   }
 
   /** `last_used_at`, written at most once a minute per key and off the request's path. */

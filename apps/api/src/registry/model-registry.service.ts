@@ -7,6 +7,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { DEFAULT_VALIDATION_LIMITS, ModelSpec, ValidationLimits } from '@switchyard/batching';
 import { describeModel, ModelDescription, ModelEntity } from '@switchyard/models';
+import { TtlCache } from '../common/ttl-cache';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { DATA_SOURCE } from '../database/database.providers';
 
@@ -23,7 +24,7 @@ const CACHE_MS = 2000;
 @Injectable()
 export class ModelRegistry {
   private readonly logger = new Logger('ModelRegistry');
-  private readonly rows = new Map<string, { at: number; row: ModelEntity | null }>();
+  private readonly rows = new TtlCache<ModelEntity | null>(CACHE_MS);
   private readonly descriptions = new Map<string, ModelDescription>();
 
   constructor(
@@ -94,13 +95,8 @@ export class ModelRegistry {
     return this.dataSource.getRepository(ModelEntity).find({ where: { enabled: true }, order: { id: 'ASC' } });
   }
 
-  private async row(id: string): Promise<ModelEntity | null> {
-    const cached = this.rows.get(id);
-    if (cached && Date.now() - cached.at < CACHE_MS) return cached.row;
-    const row = await this.dataSource.getRepository(ModelEntity).findOneBy({ id });
-    if (this.rows.size > 10_000) this.rows.clear();
-    this.rows.set(id, { at: Date.now(), row });
-    return row;
+  private row(id: string): Promise<ModelEntity | null> {
+    return this.rows.get(id, () => this.dataSource.getRepository(ModelEntity).findOneBy({ id }));
   }
 }
 
