@@ -1,21 +1,39 @@
 /**
- * The thread side of `RemoteEngine`: a worker thread that loads one model and runs its engine. onnxruntime-node
- * runs `session.run` on the calling thread, so the engine lives here and the worker's main thread stays free for
- * Redis, BullMQ locks and job fetching while a step computes. Events of one step go back in one message.
+ * The thread side of `RemoteEngine`: a worker thread that loads one model, runs its engine and writes its
+ * requests' token streams to Redis itself. onnxruntime-node runs `session.run` on the calling thread, so the
+ * engine lives here and the worker's main thread stays free for BullMQ locks and job fetching while a step
+ * computes. Tokens go from this thread straight to Redis, one pipeline per step: the main thread hears only of
+ * requests that ended (once their last entry is written) and, a few times a second, of the steps run.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Engine, EngineConfig, EngineEvent, EngineRequest, StepStats } from '@switchyard/batching';
+import { Engine, EngineConfig, EngineEvent, EngineRequest, RedisNames, StepStats } from '@switchyard/batching';
 import { CacheLayout, loadModel, LoadedModel, ModelError, SessionOptions } from '@switchyard/models';
+import { createRedis } from '../redis/redis-connection';
+import { StreamWriter } from '../streams/stream-writer';
 
 export interface EngineThreadData {
   dir: string;
   session: Partial<SessionOptions>;
   engine: Partial<EngineConfig>;
+  /** Where the token streams go. */
+  streams: { redisUrl: string; redisPrefix: string; workerId: string };
+  /** Per-request cancel flags, set by the main thread (see `RemoteEngine.submit`). */
+  cancelFlags: Int32Array;
 }
+
+/** How a request ended: 'success' or the error type. */
+export type Outcome = 'success' | string;
 
 /** Main thread → engine thread. */
 export type ToEngineThread =
-  | { type: 'submit'; request: Omit<EngineRequest, 'signal'> }
+  | {
+      type: 'submit';
+      request: Omit<EngineRequest, 'signal'>;
+      attempt: number;
+      startedAt: number;
+      /** The request's cancel flag, or -1 for none. */
+      slot: number;
+    }
   | { type: 'cancel'; id: string }
   | { type: 'release' };
 
@@ -28,8 +46,13 @@ export type FromEngineThread =
       fusionSkipped: string | null;
     }
   | { type: 'failed'; message: string; modelError: boolean }
-  | { type: 'events'; events: [string, EngineEvent][]; steps: StepStats[]; running: number; waiting: number }
+  /** Requests whose last entry is in Redis, and the steps run since the last status. */
+  | { type: 'status'; ended: [string, Outcome][]; steps: StepStats[]; running: number; waiting: number }
+  | { type: 'warning'; message: string }
   | { type: 'released' };
+
+/** Step statistics reach the main thread (for metrics) at most this often, unless a request ends sooner. */
+const STATUS_INTERVAL_MS = 100;
 
 function post(message: FromEngineThread): void {
   parentPort!.postMessage(message);
@@ -44,40 +67,57 @@ async function main(): Promise<void> {
     post({ type: 'failed', message: (err as Error).message, modelError: err instanceof ModelError });
     return;
   }
+  const { redisUrl, redisPrefix, workerId } = data.streams;
+  const redis = createRedis(redisUrl, `switchyard-worker-${workerId}-streams`);
+  const writer = new StreamWriter(redis, new RedisNames(redisPrefix), (err) =>
+    post({ type: 'warning', message: `writing a token stream failed: ${err.message}` }),
+  );
   const engine = new Engine(model, data.engine);
   const controllers = new Map<string, AbortController>();
-  let events: [string, EngineEvent][] = [];
+  let ended: [string, Outcome][] = [];
   let steps: StepStats[] = [];
-  let scheduled = false;
-  const flush = () => {
-    scheduled = false;
-    post({ type: 'events', events, steps, running: engine.running, waiting: engine.waiting });
-    events = [];
+  let timer: NodeJS.Timeout | null = null;
+  const sendStatus = () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    post({ type: 'status', ended, steps, running: engine.running, waiting: engine.waiting });
+    ended = [];
     steps = [];
-  };
-  const schedule = () => {
-    if (scheduled) return;
-    scheduled = true;
-    queueMicrotask(flush);
   };
   engine.onStep = (stats) => {
     steps.push(stats);
-    schedule();
+    timer ??= setTimeout(sendStatus, STATUS_INTERVAL_MS);
+  };
+  const end = (id: string, outcome: Outcome) => {
+    controllers.delete(id);
+    void writer.afterWrite().then(() => {
+      ended.push([id, outcome]);
+      if (ended.length === 1) queueMicrotask(sendStatus);
+    });
   };
 
   parentPort!.on('message', (message: ToEngineThread) => {
     switch (message.type) {
       case 'submit': {
+        const { request, attempt, slot } = message;
+        const { id } = request;
         const controller = new AbortController();
-        const { id } = message.request;
         controllers.set(id, controller);
+        writer.push(id, { type: 'start', worker: workerId, attempt, at: message.startedAt });
+        let done = false;
         const sink = (event: EngineEvent) => {
-          events.push([id, event]);
-          if (event.type !== 'token') controllers.delete(id);
-          schedule();
+          if (done) return;
+          if (event.type === 'token') {
+            // cancelled while this step computed: no more tokens; the next step drops the row
+            if (slot >= 0 && Atomics.load(data.cancelFlags, slot) === 1) return controller.abort();
+            return writer.push(id, { attempt, ...event });
+          }
+          writer.push(id, { attempt, ...event });
+          done = true;
+          end(id, event.type === 'final' ? 'success' : event.errorType);
         };
         try {
-          engine.submit({ ...message.request, signal: controller.signal }, sink);
+          engine.submit({ ...request, signal: controller.signal }, sink);
         } catch (err) {
           const validation = (err as { errorType?: string }).errorType === 'validation';
           sink({ type: 'error', errorType: validation ? 'validation' : 'generation', message: (err as Error).message });
@@ -90,8 +130,11 @@ async function main(): Promise<void> {
       case 'release':
         void engine
           .drain()
+          .then(() => writer.settle())
+          .then(() => redis.quit().catch(() => undefined))
           .then(() => model.release())
           .then(() => {
+            sendStatus();
             post({ type: 'released' });
             parentPort!.close();
           });

@@ -1,7 +1,7 @@
 /**
  * One loaded model on this worker: its engine, and the BullMQ consumer of its queue `generate:<model>` that
- * feeds jobs into the engine. A job stays active (holding its lock) until its request ends, and its events go
- * to the request's stream. The pool unloads a host through `unload`: stop consuming, finish what runs, release
+ * feeds jobs into the engine. A job stays active (holding its lock) until its request ends; the engine thread
+ * writes the request's stream. The pool unloads a host through `unload`: stop consuming, finish what runs, release
  * the session, and ask for a load elsewhere if jobs are left in the queue.
  */
 import { Logger } from '@nestjs/common';
@@ -17,6 +17,7 @@ export interface ModelHostDeps {
   workerId: string;
   connection: ConnectionOptions;
   names: RedisNames;
+  /** Writes the entries that the engine thread could not: a request that ended because the thread died. */
   writer: StreamWriter;
   metrics: WorkerMetrics;
   scheduler: SchedulerConfig;
@@ -132,10 +133,9 @@ export class ModelHost implements PooledModel {
       throw new WaitingError();
     }
     const data = job.data;
-    const requestId = data.requestId ?? job.id;
+    const requestId = data.requestId ?? job.id!;
     const attempt = job.attemptsStarted;
     const { writer, metrics } = this.deps;
-    writer.push(requestId, { type: 'start', worker: this.deps.workerId, attempt, at: Date.now() });
     const controller = new AbortController();
     this.active.set(requestId, controller);
     this.deps.touch(this.spec.id);
@@ -146,23 +146,13 @@ export class ModelHost implements PooledModel {
       () => undefined,
     );
     try {
-      await new Promise<void>((resolve) => {
-        let ended = false;
-        const sink = (event: EngineEvent): void => {
-          if (ended) return;
-          writer.push(requestId, { attempt, ...event });
-          if (event.type === 'token') return;
-          ended = true;
-          metrics.requests.inc({ model: this.spec.id, outcome: event.type === 'final' ? 'success' : event.errorType });
-          resolve();
+      // The engine thread writes the stream (start, tokens, the last entry); the job ends once that is written.
+      // A cancel reaches the thread, which drops the row at its next step and writes the cancelled entry.
+      const outcome = await new Promise<string>((resolve) => {
+        const onEnd = (result: string, unwritten?: EngineEvent) => {
+          if (unwritten) writer.push(requestId, { attempt, ...unwritten });
+          resolve(result);
         };
-        // A cancel ends the stream here at once; the engine thread drops the row at its next step, and
-        // whatever that step still produces for it is ignored.
-        controller.signal.addEventListener(
-          'abort',
-          () => sink({ type: 'error', errorType: 'cancelled', message: 'request cancelled' }),
-          { once: true },
-        );
         try {
           this.engine.submit(
             {
@@ -172,12 +162,14 @@ export class ModelHost implements PooledModel {
               parameters: data.parameters,
               signal: controller.signal,
             },
-            sink,
+            { attempt, startedAt: Date.now() },
+            onEnd,
           );
         } catch (err) {
-          sink({ type: 'error', errorType: 'generation', message: (err as Error).message });
+          onEnd('generation', { type: 'error', errorType: 'generation', message: (err as Error).message });
         }
       });
+      metrics.requests.inc({ model: this.spec.id, outcome });
     } finally {
       this.active.delete(requestId);
       this.deps.touch(this.spec.id);

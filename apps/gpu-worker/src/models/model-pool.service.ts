@@ -153,6 +153,11 @@ export class ModelPoolService implements OnApplicationShutdown {
         spinning: this.config.intraOpSpin,
       },
       engine: { ...this.config.scheduler, maxTotalTokens: spec.maxTotalTokens ?? undefined },
+      streams: {
+        redisUrl: this.config.redisUrl,
+        redisPrefix: this.config.redisPrefix,
+        workerId: this.config.workerId,
+      },
     });
     const attention =
       engine.cacheLayout === 'ragged'

@@ -1,31 +1,47 @@
 /**
- * A model's engine in its own worker thread (engine-thread.ts), driven from the worker's main thread with the
- * engine's own surface: `submit(request, sink)`, cancellation through the request's AbortSignal, `running`,
- * `waiting` and `onStep`. Loading happens in the thread; a broken model rejects `start`.
+ * A model's engine in its own worker thread (engine-thread.ts), driven from the worker's main thread. The thread
+ * writes each request's token stream to Redis itself; this side submits requests, cancels them through their
+ * AbortSignal, and learns when each ended, once its last entry is written. `running`, `waiting` and `onStep`
+ * follow the thread's status messages. Loading happens in the thread; a broken model rejects `start`.
  */
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { EngineRequest, EventSink, StepStats } from '@switchyard/batching';
+import { Logger } from '@nestjs/common';
+import type { EngineRequest, ErrorEvent, StepStats } from '@switchyard/batching';
 import { CacheLayout, ModelError, ModelErrorKind } from '@switchyard/models';
-import type { EngineThreadData, FromEngineThread, ToEngineThread } from './engine-thread';
+import type { EngineThreadData, FromEngineThread, Outcome, ToEngineThread } from './engine-thread';
 
 const THREAD_MAIN = join(__dirname, 'engine-thread.js');
 
+/** Cancel flags shared with the thread: one per request in flight (more than a batch ever holds). */
+const CANCEL_SLOTS = 4096;
+
+/**
+ * Called once per request: with its outcome once the thread wrote its last entry, or with an error that nobody
+ * wrote (the thread died), which the caller must write itself.
+ */
+export type EndHandler = (outcome: Outcome, unwritten?: ErrorEvent) => void;
+
 export class RemoteEngine {
   onStep: ((stats: StepStats) => void) | null = null;
-  /** Rows running and requests waiting in the thread's engine, as of its last message. */
+  /** Rows running and requests waiting in the thread's engine, as of its last status. */
   running = 0;
   waiting = 0;
-  private readonly sinks = new Map<string, EventSink>();
+  private readonly ends = new Map<string, { onEnd: EndHandler; slot: number }>();
+  private readonly freeSlots = Array.from({ length: CANCEL_SLOTS }, (_, i) => CANCEL_SLOTS - 1 - i);
+  private readonly logger: Logger;
   private released: (() => void) | null = null;
   private failure: Error | null = null;
 
   private constructor(
     private readonly thread: Worker,
+    private readonly cancelFlags: Int32Array,
     readonly loadMs: number,
     readonly cacheLayout: CacheLayout,
     readonly fusionSkipped: string | null,
+    dir: string,
   ) {
+    this.logger = new Logger(`Engine ${dir}`);
     thread.on('message', (message: FromEngineThread) => this.receive(message));
     thread.on('error', (err) => this.fail(err));
     thread.on('exit', (code) => {
@@ -35,15 +51,14 @@ export class RemoteEngine {
   }
 
   /** Loads the model in a new thread; resolves once its engine is ready. */
-  static start(data: EngineThreadData): Promise<RemoteEngine> {
+  static start(data: Omit<EngineThreadData, 'cancelFlags'>): Promise<RemoteEngine> {
     return new Promise((resolve, reject) => {
-      const thread = new Worker(THREAD_MAIN, { workerData: data });
+      const cancelFlags = new Int32Array(new SharedArrayBuffer(CANCEL_SLOTS * Int32Array.BYTES_PER_ELEMENT));
+      const thread = new Worker(THREAD_MAIN, { workerData: { ...data, cancelFlags } satisfies EngineThreadData });
       const onMessage = (message: FromEngineThread) => {
         if (message.type === 'ready') {
           cleanup();
-          resolve(
-            new RemoteEngine(thread, message.loadMs, message.cacheLayout, message.fusionSkipped),
-          );
+          resolve(new RemoteEngine(thread, cancelFlags, message.loadMs, message.cacheLayout, message.fusionSkipped, data.dir));
         } else if (message.type === 'failed') {
           cleanup();
           void thread.terminate();
@@ -67,21 +82,33 @@ export class RemoteEngine {
     });
   }
 
-  /** Rows running plus requests submitted and not yet ended. */
+  /** Requests submitted and not yet ended. */
   get pending(): number {
-    return this.sinks.size;
+    return this.ends.size;
   }
 
-  submit(request: EngineRequest, sink: EventSink): void {
+  /**
+   * Submits a request whose stream entries carry `attempt`; the thread writes its `start` entry first. Throws if
+   * the thread has died. An abort sets the request's shared cancel flag, which the thread reads before it writes
+   * each token, so no token is written after it even while a step computes; the message that follows makes the
+   * engine drop the row (or the waiting request) at its next step.
+   */
+  submit(request: EngineRequest, stream: { attempt: number; startedAt: number }, onEnd: EndHandler): void {
     if (this.failure) throw this.failure;
     const { signal, ...rest } = request;
-    this.sinks.set(request.id, sink);
-    this.send({ type: 'submit', request: rest });
-    if (signal?.aborted) this.send({ type: 'cancel', id: request.id });
-    else signal?.addEventListener('abort', () => this.send({ type: 'cancel', id: request.id }), { once: true });
+    const slot = this.freeSlots.pop() ?? -1;
+    if (slot >= 0) Atomics.store(this.cancelFlags, slot, 0);
+    this.ends.set(request.id, { onEnd, slot });
+    this.send({ type: 'submit', request: rest, attempt: stream.attempt, startedAt: stream.startedAt, slot });
+    const cancel = () => {
+      if (slot >= 0) Atomics.store(this.cancelFlags, slot, 1);
+      this.send({ type: 'cancel', id: request.id });
+    };
+    if (signal?.aborted) cancel();
+    else signal?.addEventListener('abort', cancel, { once: true });
   }
 
-  /** Finishes what runs, releases the ONNX session and ends the thread. */
+  /** Finishes what runs, writes its last entries, releases the ONNX session and ends the thread. */
   release(): Promise<void> {
     if (this.failure) return this.thread.terminate().then(() => undefined);
     return new Promise((resolve) => {
@@ -96,27 +123,32 @@ export class RemoteEngine {
 
   private receive(message: FromEngineThread): void {
     switch (message.type) {
-      case 'events':
+      case 'status':
         this.running = message.running;
         this.waiting = message.waiting;
         if (this.onStep) for (const step of message.steps) this.onStep(step);
-        for (const [id, event] of message.events) {
-          const sink = this.sinks.get(id);
-          if (!sink) continue;
-          if (event.type !== 'token') this.sinks.delete(id);
-          sink(event);
+        for (const [id, outcome] of message.ended) {
+          const entry = this.ends.get(id);
+          if (!entry) continue;
+          this.ends.delete(id);
+          if (entry.slot >= 0) this.freeSlots.push(entry.slot);
+          entry.onEnd(outcome);
         }
+        break;
+      case 'warning':
+        this.logger.error(message.message);
         break;
       case 'released':
         break; // the exit event follows
     }
   }
 
-  /** The thread died: every open request ends with a generation error. */
+  /** The thread died: every open request ends with a generation error, for the caller to write. */
   private fail(err: Error): void {
     if (this.failure) return;
     this.failure = err;
-    for (const [, sink] of this.sinks) sink({ type: 'error', errorType: 'generation', message: err.message });
-    this.sinks.clear();
+    const event: ErrorEvent = { type: 'error', errorType: 'generation', message: err.message };
+    for (const [, { onEnd }] of this.ends) onEnd('generation', event);
+    this.ends.clear();
   }
 }
