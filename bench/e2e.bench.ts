@@ -4,6 +4,11 @@
  * (closed loop), greedy, on demo-small; then one client alone on both (the platform's own hop). Reports generated
  * tokens/s and TTFT percentiles, their ratio and the TTFT the platform adds, prints a table and writes JSON to
  * bench/results/. `-- --quick` is CI's smoke.
+ *
+ * The two sides run in pairs (3 by default), in alternating order (engine first, then platform first, ...), so
+ * that drift on a shared machine falls on both; the ratio is the median of the pairs' ratios, and every pair is
+ * printed. `--spread` draws each request's max_new_tokens uniformly from [N/2, 3N/2) instead of N for all: with
+ * one length for everyone, every client finishes on the same step and the run is a series of waves.
  */
 import { parseArgs } from 'node:util';
 import { Rng } from '@switchyard/batching';
@@ -21,12 +26,24 @@ const { values: args } = parseArgs({
     clients: { type: 'string' },
     rounds: { type: 'string' },
     'max-new-tokens': { type: 'string' },
+    pairs: { type: 'string' },
+    spread: { type: 'boolean', default: false },
   },
 });
 const quick = args.quick!;
 const CLIENTS = Number(args.clients ?? (quick ? 8 : 64));
 const ROUNDS = Number(args.rounds ?? (quick ? 1 : 3));
 const MAX_NEW_TOKENS = Number(args['max-new-tokens'] ?? (quick ? 16 : 128));
+const PAIRS = Number(args.pairs ?? (quick ? 1 : 3));
+const SPREAD = args.spread!;
+for (const [name, value] of Object.entries({
+  clients: CLIENTS,
+  rounds: ROUNDS,
+  'max-new-tokens': MAX_NEW_TOKENS,
+  pairs: PAIRS,
+})) {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer`);
+}
 const PROMPT_TOKENS = 64;
 const MODEL = 'demo-small';
 
@@ -36,6 +53,12 @@ async function platformRun(platform: LaunchedPlatform, perClient: RequestSpec[][
   return closedLoop(target, perClient);
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 async function main(): Promise<void> {
   const model = await loadModel(modelDir(MODEL));
   const source = new PromptSource(model.tokenizer, MODEL);
@@ -43,15 +66,15 @@ async function main(): Promise<void> {
   const perClient: RequestSpec[][] = Array.from({ length: CLIENTS }, () =>
     Array.from({ length: ROUNDS }, () => ({
       prompt: model.tokenizer.decode(source.take(rng, PROMPT_TOKENS)),
-      maxNewTokens: MAX_NEW_TOKENS,
+      maxNewTokens: SPREAD ? Math.floor(MAX_NEW_TOKENS / 2 + rng.next() * MAX_NEW_TOKENS) : MAX_NEW_TOKENS,
     })),
   );
   const probe = [perClient.slice(0, quick ? 3 : 12).map((list) => list[0])];
   console.log(
     `bench:e2e on ${MODEL} (${machine().cores} cores): ${CLIENTS} concurrent clients x ${ROUNDS} requests, ` +
-      `${PROMPT_TOKENS}-token prompts, greedy, max_new_tokens ${MAX_NEW_TOKENS}${quick ? ' [quick]' : ''}`,
+      `${PROMPT_TOKENS}-token prompts, greedy, max_new_tokens ${SPREAD ? `uniform in [${MAX_NEW_TOKENS / 2}, ${1.5 * MAX_NEW_TOKENS})` : MAX_NEW_TOKENS}, ` +
+      `${PAIRS} pairs${quick ? ' [quick]' : ''}`,
   );
-  // the runs alternate so that drift on a shared machine hits both: engine, platform, engine, platform
   const engine: LoadResult[] = [];
   const platform: LoadResult[] = [];
   const launched = new LaunchedPlatform();
@@ -66,9 +89,18 @@ async function main(): Promise<void> {
   let probeEngine: LoadResult;
   let probePlatform: LoadResult;
   try {
-    for (let i = 0; i < (quick ? 1 : 2); i++) {
-      engine.push(await engineClosedLoop(model, perClient, 'engine alone (in process)'));
-      platform.push(await platformRun(launched, perClient, 'platform (HTTP + Redis + worker)'));
+    for (let i = 0; i < PAIRS; i++) {
+      const runEngine = async () =>
+        engine.push(await engineClosedLoop(model, perClient, `engine alone, pair ${i + 1}`));
+      const runPlatform = async () =>
+        platform.push(await platformRun(launched, perClient, `platform (HTTP + Redis + worker), pair ${i + 1}`));
+      if (i % 2 === 0) {
+        await runEngine();
+        await runPlatform();
+      } else {
+        await runPlatform();
+        await runEngine();
+      }
     }
     probeEngine = await engineClosedLoop(model, probe, 'engine alone, 1 client');
     probePlatform = await platformRun(launched, probe, 'platform, 1 client');
@@ -76,7 +108,7 @@ async function main(): Promise<void> {
     await launched.stop();
     await model.release();
   }
-  const rows = [...engine, ...platform, probeEngine, probePlatform];
+  const rows = [...engine.flatMap((e, i) => [e, platform[i]]), probeEngine, probePlatform];
   console.log(
     '\n' +
       table(
@@ -105,12 +137,15 @@ async function main(): Promise<void> {
       ),
   );
   const mean = (list: LoadResult[], f: (r: LoadResult) => number) => list.reduce((s, r) => s + f(r), 0) / list.length;
-  const ratio = mean(platform, (r) => r.tokensPerSecond) / mean(engine, (r) => r.tokensPerSecond);
-  const addedTtft = mean(platform, (r) => r.ttft.p50) - mean(engine, (r) => r.ttft.p50);
+  const ratios = engine.map((e, i) => platform[i].tokensPerSecond / e.tokensPerSecond);
+  const ratio = median(ratios);
+  const addedTtft = median(engine.map((e, i) => platform[i].ttft.p50 - e.ttft.p50));
   const addedTtftOne = probePlatform.ttft.p50 - probeEngine.ttft.p50;
   console.log(
-    `\nplatform/engine throughput: ${ratio.toFixed(3)} (target >= 0.8)` +
-      `\nTTFT p50 added by the platform at ${CLIENTS} clients: ${addedTtft.toFixed(1)} ms (target <= 10 ms)` +
+    `\nplatform/engine throughput, median of ${PAIRS} pairs: ${ratio.toFixed(3)} (target >= 0.8); ` +
+      `pairs: ${ratios.map((r) => r.toFixed(3)).join(', ')}; mean tokens/s ${mean(platform, (r) => r.tokensPerSecond).toFixed(0)} ` +
+      `against ${mean(engine, (r) => r.tokensPerSecond).toFixed(0)}` +
+      `\nTTFT p50 added by the platform at ${CLIENTS} clients, median of the pairs: ${addedTtft.toFixed(1)} ms (target <= 10 ms)` +
       `\nTTFT p50 added with one client (the hop alone): ${addedTtftOne.toFixed(1)} ms`,
   );
   const strip = (r: LoadResult) => ({ ...r, latencies: undefined });
@@ -119,11 +154,22 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: machine(),
     model: MODEL,
-    workload: { clients: CLIENTS, rounds: ROUNDS, promptTokens: PROMPT_TOKENS, maxNewTokens: MAX_NEW_TOKENS },
+    workload: {
+      clients: CLIENTS,
+      rounds: ROUNDS,
+      promptTokens: PROMPT_TOKENS,
+      maxNewTokens: SPREAD ? { uniform: [MAX_NEW_TOKENS / 2, 1.5 * MAX_NEW_TOKENS] } : MAX_NEW_TOKENS,
+      pairs: PAIRS,
+    },
     engine: engine.map(strip),
     platform: platform.map(strip),
     probe: [strip(probeEngine), strip(probePlatform)],
-    summary: { throughputRatio: ratio, addedTtftP50Ms: addedTtft, addedTtftP50OneClientMs: addedTtftOne },
+    summary: {
+      throughputRatio: ratio,
+      pairRatios: ratios,
+      addedTtftP50Ms: addedTtft,
+      addedTtftP50OneClientMs: addedTtftOne,
+    },
   });
   console.log(`\nwrote ${file}`);
 }
