@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { defaultParameters, Engine, EngineConfig, EngineRequest, Rng } from '@switchyard/batching';
 import type { LoadedModel } from '@switchyard/models';
-import { closedLoop, LoadResult, RequestSpec, Sample } from './loadgen';
+import { closedLoop, LoadResult, RequestSpec, Sample, streamedSample } from './loadgen';
 import { rawLoop, RawLoopResult } from './raw-loop';
 import { PromptSource } from './support/prompts';
 import { percentile } from './support/stats';
@@ -294,13 +294,7 @@ export async function engineClosedLoop(
             tokens++;
             if (first === 0) first = performance.now();
           } else if (event.type === 'final') {
-            const done = performance.now();
-            resolve({
-              ttft: first - sent,
-              latency: done - sent,
-              tokens,
-              itl: tokens > 1 ? (done - first) / (tokens - 1) : 0,
-            });
+            resolve(streamedSample(sent, first, performance.now(), tokens));
           } else reject(new Error(event.message));
         },
       );

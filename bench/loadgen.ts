@@ -71,6 +71,11 @@ export function summarize(target: string, seconds: number, samples: Sample[], er
   };
 }
 
+/** A streamed request's sample from its send, first-token and end times (performance.now()) and its tokens. */
+export function streamedSample(sent: number, first: number, done: number, tokens: number): Sample {
+  return { ttft: first - sent, latency: done - sent, tokens, itl: tokens > 1 ? (done - first) / (tokens - 1) : 0 };
+}
+
 /**
  * Keep-alive connections for every request of a run, unbounded so that N clients hold N sockets. The client is
  * plain `node:http` on raw chunks: it shares the machine with the server it measures, so it does as little as it
@@ -128,13 +133,7 @@ export function send(target: Target, spec: RequestSpec): Promise<Sample> {
         });
         res.on('end', () => {
           if (failed) return reject(failed);
-          const done = performance.now();
-          resolve({
-            ttft: first - sent,
-            latency: done - sent,
-            tokens,
-            itl: tokens > 1 ? (done - first) / (tokens - 1) : 0,
-          });
+          resolve(streamedSample(sent, first, performance.now(), tokens));
         });
         res.on('error', reject);
       },

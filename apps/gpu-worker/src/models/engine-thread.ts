@@ -2,7 +2,7 @@
  * The thread side of `RemoteEngine`: a worker thread that loads one model, runs its engine and writes its
  * requests' token streams to Redis itself. onnxruntime-node runs `session.run` on the calling thread, so the
  * engine lives here and the worker's main thread stays free for BullMQ locks and job fetching while a step
- * computes. Tokens go from this thread straight to Redis, one pipeline per step: the main thread hears only of
+ * computes. Tokens go from this thread straight to Redis, one command per step: the main thread hears only of
  * requests that ended (once their last entry is written) and, a few times a second, of the steps run.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -107,12 +107,12 @@ async function main(): Promise<void> {
         let done = false;
         const sink = (event: EngineEvent) => {
           if (done) return;
-          if (event.type === 'token') {
-            // cancelled while this step computed: no more tokens; the next step drops the row
-            if (slot >= 0 && Atomics.load(data.cancelFlags, slot) === 1) return controller.abort();
-            return writer.push(id, { attempt, ...event });
+          // cancelled while this step computed: no more tokens; the next step drops the row
+          if (event.type === 'token' && slot >= 0 && Atomics.load(data.cancelFlags, slot) === 1) {
+            return controller.abort();
           }
           writer.push(id, { attempt, ...event });
+          if (event.type === 'token') return;
           done = true;
           end(id, event.type === 'final' ? 'success' : event.errorType);
         };
