@@ -128,6 +128,7 @@ async function raggedRawLoop(model: LoadedModel, prompts: number[][], newTokens:
       cacheLengths: lengths,
       logitsIndex: rowsIndex,
       logitsPerRow: 1,
+      skipLogits: true,
       past: cache.map(
         (c, i) =>
           new ort.Tensor(
@@ -164,7 +165,7 @@ async function paddedRawLoop(model: LoadedModel, prompts: number[][], newTokens:
   });
   const next = new BigInt64Array(batch);
   const positions = new BigInt64Array(batch);
-  argmaxRows(out.logits.data as Float32Array, batch, length, vocab, next);
+  argmaxRows(out.logits!.data as Float32Array, batch, length, vocab, next);
   let past: ort.Tensor[] = out.presents;
   const decodeStarted = performance.now();
   for (let step = 1; step < newTokens; step++) {
@@ -179,7 +180,7 @@ async function paddedRawLoop(model: LoadedModel, prompts: number[][], newTokens:
       positionIds: positions,
       past,
     });
-    argmaxRows(out.logits.data as Float32Array, batch, 1, vocab, next);
+    argmaxRows(out.logits!.data as Float32Array, batch, 1, vocab, next);
     past = out.presents;
   }
   return result(batch, length, newTokens, started, decodeStarted);

@@ -339,9 +339,14 @@ export class Engine {
     const rows = this.rows;
     if (this.lastTokens.length < rows.length) this.lastTokens = new Int32Array(rows.length * 2);
     const tokens = this.lastTokens;
-    for (let r = 0; r < rows.length; r++) tokens[r] = rows[r].generated[rows[r].generated.length - 1];
+    // A step whose rows all take the graph's argmax leaves the logits ([rows, vocab] floats) in the session.
+    let wantLogits = false;
+    for (let r = 0; r < rows.length; r++) {
+      tokens[r] = rows[r].generated[rows[r].generated.length - 1];
+      if (!wantLogits && !isPlainGreedy(rows[r].request.parameters, rows[r].sampler)) wantLogits = true;
+    }
     const started = performance.now();
-    const step = await this.batch!.step(tokens);
+    const step = await this.batch!.step(tokens, wantLogits);
     const forwardMs = performance.now() - started;
     for (let r = 0; r < rows.length; r++) this.accept(rows[r], this.choose(rows[r], step, r));
     this.report('decode', started, forwardMs, false, 0, this.removeFinished());
@@ -356,9 +361,11 @@ export class Engine {
     const vocab = this.model.config.vocabSize;
     if (step.argmax && step.logSumExp && isPlainGreedy(params, row.sampler)) {
       const id = Number(step.argmax[index]);
-      return { id, logprob: step.logits[index * vocab + id] - step.logSumExp[index], top: [] };
+      const chosen = step.logitsMax ? step.logitsMax[index] : step.logits![index * vocab + id];
+      return { id, logprob: chosen - step.logSumExp[index], top: [] };
     }
-    return this.sampler.sample(step.logits.subarray(index * vocab, (index + 1) * vocab), params, row.sampler);
+    // the step fetched the logits: `decode` asks for them whenever a row is not plain greedy
+    return this.sampler.sample(step.logits!.subarray(index * vocab, (index + 1) * vocab), params, row.sampler);
   }
 
   private report(
@@ -492,7 +499,7 @@ export class Engine {
       let logprob: number | null = null;
       if (i > 0) {
         const offset = prefilled.logitsRow(r, i - 1) * vocab;
-        logprob = logSoftmaxAt(prefilled.logits.subarray(offset, offset + vocab), id);
+        logprob = logSoftmaxAt(prefilled.logits!.subarray(offset, offset + vocab), id);
       }
       return { id, text: this.model.tokenizer.decode([id]), logprob };
     });

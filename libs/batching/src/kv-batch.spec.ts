@@ -12,7 +12,7 @@ let fused: LoadedModel;
 /** The last-position logits of one prompt run alone on the export, then one step with `next`. */
 async function alone(prompt: number[], next: number): Promise<Float32Array> {
   const { batch } = await KvBatch.prefill(exported.session, new StepBuffers(), [prompt]);
-  return Float32Array.from((await batch.step([next])).logits);
+  return Float32Array.from((await batch.step([next])).logits!);
 }
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
@@ -63,7 +63,7 @@ describe('KV batch', () => {
       assert.equal(batch.size, 3);
       assert.equal(batch.width, 6);
 
-      const logits = (await batch.step(next)).logits;
+      const logits = (await batch.step(next)).logits!;
       for (let r = 0; r < 3; r++) {
         assert.ok(maxDiff(logits.subarray(r * vocab, (r + 1) * vocab), expected[r]) < 1e-4, `row ${r}`);
       }
@@ -72,10 +72,10 @@ describe('KV batch', () => {
       batch.filter([1, 2]);
       assert.equal(batch.size, 2);
       assert.equal(batch.width, 5);
-      const afterFilter = (await batch.step([7, 8])).logits;
+      const afterFilter = (await batch.step([7, 8])).logits!;
       const { batch: ref } = await KvBatch.prefill(exported.session, new StepBuffers(), [[20, 21]]);
       await ref.step([200]);
-      const refLogits = (await ref.step([7])).logits;
+      const refLogits = (await ref.step([7])).logits!;
       assert.ok(maxDiff(afterFilter.subarray(0, vocab), refLogits) < 1e-4);
     });
   }
@@ -93,9 +93,9 @@ describe('KV batch', () => {
     let lastA: Float32Array = new Float32Array(0);
     let lastB: Float32Array = new Float32Array(0);
     for (let t = 0; t < start + 2; t++) {
-      last = Float32Array.from((await batch.step([40 + t, 60 + t])).logits);
-      lastA = (await refA.batch.step([40 + t])).logits;
-      lastB = (await refB.batch.step([60 + t])).logits;
+      last = Float32Array.from((await batch.step([40 + t, 60 + t])).logits!);
+      lastA = (await refA.batch.step([40 + t])).logits!;
+      lastB = (await refB.batch.step([60 + t])).logits!;
     }
     assert.ok(cache.capacity > start, 'the cache grew');
     assert.ok(maxDiff(last.subarray(0, vocab), lastA) < 1e-3);
@@ -112,20 +112,35 @@ describe('KV batch', () => {
     const ref = await prefillCache(exported.session, new StepBuffers(), prompts);
     for (const [r, prompt] of prompts.entries()) {
       for (let t = 0; t < prompt.length; t++) {
-        const a = all.logits.subarray(all.logitsRow(r, t) * vocab, (all.logitsRow(r, t) + 1) * vocab);
-        const b = ref.logits.subarray(ref.logitsRow(r, t) * vocab, (ref.logitsRow(r, t) + 1) * vocab);
+        const a = all.logits!.subarray(all.logitsRow(r, t) * vocab, (all.logitsRow(r, t) + 1) * vocab);
+        const b = ref.logits!.subarray(ref.logitsRow(r, t) * vocab, (ref.logitsRow(r, t) + 1) * vocab);
         assert.ok(maxDiff(a, b) < 1e-4, `row ${r} position ${t}`);
       }
     }
     const step = await all.batch.step([7, 8]);
+    // The same step asked for the reductions only: no logits cross the binding, and the reductions are the same.
+    const twin = await prefillCache(fused.session, new StepBuffers(), prompts);
+    const reduced = await twin.batch.step([7, 8], false);
+    assert.equal(reduced.logits, null);
     for (let r = 0; r < 2; r++) {
-      const row = step.logits.subarray(r * vocab, (r + 1) * vocab);
+      const row = step.logits!.subarray(r * vocab, (r + 1) * vocab);
       let best = 0;
       for (let v = 1; v < vocab; v++) if (row[v] > row[best]) best = v;
       let sum = 0;
       for (let v = 0; v < vocab; v++) sum += Math.exp(row[v] - row[best]);
       assert.equal(Number(step.argmax![r]), best);
       assert.ok(Math.abs(step.logSumExp![r] - (row[best] + Math.log(sum))) < 1e-4);
+      assert.equal(step.logitsMax![r], row[best]);
+      assert.equal(Number(reduced.argmax![r]), best);
+      assert.ok(Math.abs(reduced.logitsMax![r] - row[best]) < 1e-5);
+      assert.ok(Math.abs(reduced.logSumExp![r] - step.logSumExp![r]) < 1e-5);
     }
+  });
+
+  it('returns the logits whatever is asked, on a session without the reductions (padded)', async () => {
+    const { batch } = await prefillCache(exported.session, new StepBuffers(), [[10, 11, 12]]);
+    const step = await batch.step([7], false);
+    assert.equal(step.logits!.length, exported.config.vocabSize);
+    assert.equal(step.logitsMax, null);
   });
 });

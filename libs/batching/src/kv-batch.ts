@@ -12,10 +12,12 @@ import type { DecoderSession } from '@switchyard/models';
 
 /** A forward call's logits, as rows of `vocab` values, with the graph's reductions where the session has them. */
 export interface StepLogits {
-  logits: Float32Array;
-  /** Per logits row: log Σ exp and the first argmax (ragged layout), or null. */
+  /** Null when the step left them out (`step(tokens, false)` on a session with `logitsMax`). */
+  logits: Float32Array | null;
+  /** Per logits row: log Σ exp, the first argmax and the maximum (ragged layout), or null. */
   logSumExp: Float32Array | null;
   argmax: BigInt64Array | null;
+  logitsMax: Float32Array | null;
 }
 
 /** What the engine needs of a batch's cache, in either layout. */
@@ -23,8 +25,11 @@ export interface KvCache {
   readonly size: number;
   /** Columns of the padded shape: the longest row's length. Admission budgets count size × width. */
   readonly width: number;
-  /** One decode step: `tokens[r]` is row r's newest token. Logits row r is batch row r's. */
-  step(tokens: ArrayLike<number>): Promise<StepLogits>;
+  /**
+   * One decode step: `tokens[r]` is row r's newest token. Logits row r is batch row r's. `wantLogits` false: every
+   * row takes the argmax, and the logits may be left out where the session returns `logitsMax`.
+   */
+  step(tokens: ArrayLike<number>, wantLogits?: boolean): Promise<StepLogits>;
   /** Appends `other`'s rows after this batch's. `other` (of the same layout) is consumed. */
   concat(other: KvCache): void;
   /** Keeps the rows at `keep` (ascending indices). */
@@ -165,9 +170,10 @@ export class KvBatch implements KvCache {
     });
     return {
       batch: new KvBatch(session, buffers, presents, pads, seqLen),
-      logits: logits.data as Float32Array,
+      logits: logits!.data as Float32Array,
       logSumExp: null,
       argmax: null,
+      logitsMax: null,
       logitsRow: (r, position) => r * seqLen + pads[r] + position,
     };
   }
@@ -191,7 +197,7 @@ export class KvBatch implements KvCache {
     });
     this.kv = presents;
     this.columns += 1;
-    return { logits: logits.data as Float32Array, logSumExp: null, argmax: null };
+    return { logits: logits!.data as Float32Array, logSumExp: null, argmax: null, logitsMax: null };
   }
 
   /** Appends `other`'s rows after this batch's, padding the narrower one on the left. `other` is consumed. */
@@ -345,7 +351,7 @@ export class RaggedKvBatch implements KvCache {
       if (allPositions) for (let t = 0; t < seqLen; t++) index[base + t] = BigInt(base + t);
       else index[r] = BigInt(base + prompt.length - 1);
     }
-    const { logits, logSumExp, argmax, presents } = await session.forward({
+    const { logits, logSumExp, argmax, logitsMax, presents } = await session.forward({
       batchSize: rows,
       seqLen,
       pastLen: 0,
@@ -370,9 +376,10 @@ export class RaggedKvBatch implements KvCache {
     for (let i = 0; i < presents.length; i++) batch.writeNew(i, presents[i].data as Float32Array, seqLen, 0);
     return {
       batch,
-      logits: logits.data as Float32Array,
+      logits: logits!.data as Float32Array,
       logSumExp,
       argmax,
+      logitsMax,
       logitsRow: allPositions
         ? (r, position) => r * seqLen + position
         : (r, position) => (position === lengths[r] - 1 ? r : -1),
@@ -467,7 +474,7 @@ export class RaggedKvBatch implements KvCache {
     return this.views;
   }
 
-  async step(tokens: ArrayLike<number>): Promise<StepLogits> {
+  async step(tokens: ArrayLike<number>, wantLogits = true): Promise<StepLogits> {
     const rows = this.size;
     const longest = this.width;
     if (longest + 1 > this.columns) this.reshape(this.rowCapacity, roundUp(longest + 1, COLUMN_CHUNK));
@@ -478,7 +485,7 @@ export class RaggedKvBatch implements KvCache {
       ids[r] = BigInt(tokens[r]);
       lengths[r] = BigInt(this.lengths[r]);
     }
-    const { logits, logSumExp, argmax, presents } = await this.session.forward({
+    const { logits, logSumExp, argmax, logitsMax, presents } = await this.session.forward({
       batchSize: rows,
       seqLen: 1,
       pastLen: this.columns,
@@ -488,10 +495,11 @@ export class RaggedKvBatch implements KvCache {
       logitsIndex: this.buffers.identityIndex(rows),
       logitsPerRow: 1,
       past: this.past(),
+      skipLogits: !wantLogits,
     });
     for (let i = 0; i < presents.length; i++) this.writeNew(i, presents[i].data as Float32Array, 1, null);
     for (let r = 0; r < rows; r++) this.lengths[r] += 1;
-    return { logits: logits.data as Float32Array, logSumExp, argmax };
+    return { logits: logits ? (logits.data as Float32Array) : null, logSumExp, argmax, logitsMax };
   }
 
   concat(cache: KvCache): void {

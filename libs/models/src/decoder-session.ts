@@ -9,6 +9,7 @@ import {
   ARGMAX_OUTPUT,
   fuseAttention,
   LOGITS_INDEX_INPUT,
+  LOGITS_MAX_OUTPUT,
   LOGSUMEXP_OUTPUT,
   NEW_KV_PREFIX,
   CACHE_LENGTHS_INPUT,
@@ -69,6 +70,8 @@ export interface DecoderSignature {
   presentKeyNames: string[];
   presentValueNames: string[];
   kvDtype: KvDtype;
+  /** Ragged layout: the graph also returns each logits row's maximum, so a call may leave the logits out. */
+  hasLogitsMax: boolean;
 }
 
 /**
@@ -91,16 +94,23 @@ export interface ForwardInput {
    */
   logitsIndex?: BigInt64Array;
   logitsPerRow?: number;
+  /**
+   * Leave the logits out of the outputs (`logits` is then null), where the signature `hasLogitsMax`: a step whose
+   * rows all take the graph's argmax needs only the reductions. The logits are [batch, vocab] floats, copied into a
+   * fresh buffer on every call, and at 64 rows that allocation is what drives the garbage collector.
+   */
+  skipLogits?: boolean;
   /** Per layer, the key then the value tensor ([batch, kvHeads, past, headDim]); null for an empty cache. */
   past: readonly ort.Tensor[] | null;
 }
 
 export interface ForwardOutput {
-  /** [batch, seq, vocab] (padded), or [batch, logitsPerRow, vocab] (ragged); float32. */
-  logits: ort.Tensor;
-  /** Ragged layout only: each logits row's log-sum-exp and first argmax, [batch, logitsPerRow]. */
+  /** [batch, seq, vocab] (padded), or [batch, logitsPerRow, vocab] (ragged); float32. Null when skipped. */
+  logits: ort.Tensor | null;
+  /** Ragged layout only: each logits row's log-sum-exp, first argmax and maximum, [batch, logitsPerRow]. */
   logSumExp: Float32Array | null;
   argmax: BigInt64Array | null;
+  logitsMax: Float32Array | null;
   /**
    * Per layer, key then value. Padded: the presents ([batch, kvHeads, past + seq, headDim]), ready to be the next
    * step's `past`. Ragged: the new tokens' keys and values ([batch, kvHeads, seq, headDim]), for the caller's cache.
@@ -172,6 +182,7 @@ export function readDecoderSignature(
     presentKeyNames: present.keys,
     presentValueNames: present.values,
     kvDtype,
+    hasLogitsMax: layout === 'ragged' && outputNames.includes(LOGITS_MAX_OUTPUT),
   };
 }
 
@@ -184,6 +195,8 @@ interface InputMetadataEntry {
 export class DecoderSession {
   private readonly useCacheTrue?: ort.Tensor;
   private readonly useCacheFalse?: ort.Tensor;
+  /** Every output but the logits, for a call that skips them. */
+  private readonly withoutLogits: string[];
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -191,6 +204,7 @@ export class DecoderSession {
     private readonly kvHeads: number,
     private readonly headDim: number,
   ) {
+    this.withoutLogits = session.outputNames.filter((name) => name !== 'logits');
     if (signature.hasUseCacheBranch) {
       this.useCacheTrue = new ort.Tensor('bool', new Uint8Array([1]), [1]);
       this.useCacheFalse = new ort.Tensor('bool', new Uint8Array([0]), [1]);
@@ -292,14 +306,15 @@ export class DecoderSession {
       feeds[sig.pastKeyNames[i]] = past[2 * i];
       feeds[sig.pastValueNames[i]] = past[2 * i + 1];
     }
-    const out = await this.session.run(feeds);
+    const skipLogits = input.skipLogits === true && sig.hasLogitsMax;
+    const out = skipLogits ? await this.session.run(feeds, this.withoutLogits) : await this.session.run(feeds);
     const presents: ort.Tensor[] = new Array(sig.numLayers * 2);
     for (let i = 0; i < sig.numLayers; i++) {
       presents[2 * i] = out[sig.presentKeyNames[i]] as ort.Tensor;
       presents[2 * i + 1] = out[sig.presentValueNames[i]] as ort.Tensor;
     }
-    const logits = out.logits as ort.Tensor;
-    if (logits.type !== 'float32') {
+    const logits = skipLogits ? null : (out.logits as ort.Tensor);
+    if (logits && logits.type !== 'float32') {
       throw new ModelError(ModelErrorKind.NotADecoder, 'logits', `logits have type ${logits.type}; only float32 logits are supported`);
     }
     const ragged = sig.layout === 'ragged';
@@ -308,6 +323,7 @@ export class DecoderSession {
       presents,
       logSumExp: ragged ? ((out[LOGSUMEXP_OUTPUT] as ort.Tensor).data as Float32Array) : null,
       argmax: ragged ? ((out[ARGMAX_OUTPUT] as ort.Tensor).data as BigInt64Array) : null,
+      logitsMax: sig.hasLogitsMax ? ((out[LOGITS_MAX_OUTPUT] as ort.Tensor).data as Float32Array) : null,
     };
   }
 

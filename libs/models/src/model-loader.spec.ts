@@ -27,7 +27,7 @@ async function greedy(model: LoadedModel, promptIds: number[], maxNewTokens: num
       positionIds: BigInt64Array.from({ length: seq.length }, (_, i) => BigInt(pastLen + i)),
       past,
     });
-    const logits = result.logits.data as Float32Array;
+    const logits = result.logits!.data as Float32Array;
     const offset = (seq.length - 1) * vocab;
     let best = 0;
     for (let v = 1; v < vocab; v++) if (logits[offset + v] > logits[offset + best]) best = v;

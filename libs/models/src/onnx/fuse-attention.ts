@@ -14,9 +14,9 @@
  *   columns] and `past_key_values.N.value` [batch, kvHeads, columns, headDim], row r's tokens at columns
  *   [0, cache_lengths[r]); `cache_lengths` int64 [batch]; `logits_index` int64 [batch, k]: the positions whose
  *   logits are wanted, as flat indices into [batch × seq];
- * - outputs: `logits` [batch, k, vocab], their `logits_logsumexp` [batch, k] and `logits_argmax` [batch, k] (so
- *   that a greedy row needs no pass over the vocabulary in JS), and `new_key_values.N.key/value` [batch, kvHeads,
- *   seq, headDim].
+ * - outputs: `logits` [batch, k, vocab], their `logits_logsumexp`, `logits_argmax` and `logits_max` [batch, k] (so
+ *   that a greedy row needs no pass over the vocabulary in JS, and a step of greedy rows need not fetch the logits
+ *   at all), and `new_key_values.N.key/value` [batch, kvHeads, seq, headDim].
  * A prefill (empty cache) takes right-padded rows, causal among the new tokens, and usually asks for one position
  * per row: the language-model head over every prompt position is much of a prefill's work.
  *
@@ -77,6 +77,7 @@ export const NEW_KV_PREFIX = 'new_key_values';
 export const LOGITS_INDEX_INPUT = 'logits_index';
 export const LOGSUMEXP_OUTPUT = 'logits_logsumexp';
 export const ARGMAX_OUTPUT = 'logits_argmax';
+export const LOGITS_MAX_OUTPUT = 'logits_max';
 
 export interface FuseOptions {
   numLayers: number;
@@ -497,12 +498,15 @@ export function fuseAttention(graphFile: string, options: FuseOptions): FuseResu
   if (opsetVersion >= 18) add.node('ReduceLogSumExp', ['logits', add.ints([-1])], [intAttr('keepdims', 0)], LOGSUMEXP_OUTPUT);
   else add.node('ReduceLogSumExp', ['logits'], [intsAttr('axes', [-1]), intAttr('keepdims', 0)], LOGSUMEXP_OUTPUT);
   add.node('ArgMax', ['logits'], [intAttr('axis', -1), intAttr('keepdims', 0)], ARGMAX_OUTPUT);
+  if (opsetVersion >= 18) add.node('ReduceMax', ['logits', add.ints([-1])], [intAttr('keepdims', 0)], LOGITS_MAX_OUTPUT);
+  else add.node('ReduceMax', ['logits'], [intsAttr('axes', [-1]), intAttr('keepdims', 0)], LOGITS_MAX_OUTPUT);
 
   // Keep what the outputs need; everything else (masks, repeat_kv, the old concats, the full-width head) goes.
   const liveOutputs = [
     valueInfo('logits', ONNX_FLOAT, ['batch_size', 'logits_positions', 'vocab_size']),
     valueInfo(LOGSUMEXP_OUTPUT, ONNX_FLOAT, ['batch_size', 'logits_positions']),
     valueInfo(ARGMAX_OUTPUT, ONNX_INT64, ['batch_size', 'logits_positions']),
+    valueInfo(LOGITS_MAX_OUTPUT, ONNX_FLOAT, ['batch_size', 'logits_positions']),
     ...newOutputs,
   ];
   const candidates = [...nodes.filter((n) => !removed.has(n)), ...add.nodes];
