@@ -396,5 +396,13 @@ describe('health and info', () => {
       c.prompt_ids,
     );
     assert.equal(tokens.at(-1)!.stop, c.prompt.length);
+    // The spans tile the text: each starts where the one before stopped, and together they are the prompt.
+    let at = 0;
+    for (const t of tokens) {
+      assert.equal(t.start, at);
+      assert.ok(t.stop >= t.start);
+      at = t.stop;
+    }
+    assert.equal(tokens.map((t) => c.prompt.slice(t.start, t.stop)).join(''), c.prompt);
   });
 });

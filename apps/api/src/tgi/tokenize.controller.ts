@@ -1,6 +1,7 @@
 /** TGI's `POST /tokenize`: the prompt's tokens with their text and character offsets, as the model sees them. */
 import { Body, Controller, Headers, HttpCode, Post, Req } from '@nestjs/common';
 import type { Request } from 'express';
+import { IncrementalDetokenizer } from '@switchyard/batching';
 import { principalOf } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
 import { InferenceService } from '../generation/inference.service';
@@ -23,14 +24,20 @@ export class TokenizeController {
     if (ids.length > resolved.limits.maxInputTokens) {
       throw ApiError.validation(`\`inputs\` tokens must be <= ${resolved.limits.maxInputTokens}. Given: ${ids.length}`);
     }
-    // Offsets in the decoded text: each token spans what it adds to the decoding of the ones before it.
+    // Offsets in the decoded text: each token spans what it adds to it, found as streaming finds it (a short window
+    // decoded with and without the token), so the cost is linear in the prompt. A token inside an unfinished
+    // character adds nothing; the one that completes it spans the whole character. A special token spans its string.
     const out: { id: number; text: string; start: number; stop: number }[] = [];
+    const detokenizer = new IncrementalDetokenizer(tokenizer);
     let start = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const stop = tokenizer.decode(ids.slice(0, i + 1)).length;
-      out.push({ id: ids[i], text: tokenizer.decode([ids[i]]), start, stop });
-      start = stop;
+    for (const id of ids) {
+      const own = tokenizer.decode([id]);
+      const added = tokenizer.specialIds.has(id) ? own.length : detokenizer.push(id).length;
+      out.push({ id, text: own, start, stop: start + added });
+      start += added;
     }
+    const rest = detokenizer.flush();
+    if (rest && out.length > 0) out[out.length - 1].stop += rest.length;
     return out;
   }
 }
