@@ -17,6 +17,7 @@ import { LaunchedPlatform } from '../test/support/launched';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
 import { engineClosedLoop, FULL_BATCH_TOKENS } from './engine-scenarios';
 import { closedLoop, LoadResult, RequestSpec } from './loadgen';
+import { pairedRuns, PairedRuns } from './support/pairs';
 import { PromptSource } from './support/prompts';
 import { machine, table, writeResult } from './support/stats';
 
@@ -53,12 +54,6 @@ async function platformRun(platform: LaunchedPlatform, perClient: RequestSpec[][
   return closedLoop(target, perClient);
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 async function main(): Promise<void> {
   const model = await loadModel(modelDir(MODEL));
   const source = new PromptSource(model.tokenizer, MODEL);
@@ -75,8 +70,6 @@ async function main(): Promise<void> {
       `${PROMPT_TOKENS}-token prompts, greedy, max_new_tokens ${SPREAD ? `uniform in [${MAX_NEW_TOKENS / 2}, ${1.5 * MAX_NEW_TOKENS})` : MAX_NEW_TOKENS}, ` +
       `${PAIRS} pairs${quick ? ' [quick]' : ''}`,
   );
-  const engine: LoadResult[] = [];
-  const platform: LoadResult[] = [];
   const launched = new LaunchedPlatform();
   await launched.start([
     '--model-id',
@@ -86,28 +79,22 @@ async function main(): Promise<void> {
     '--max-batch-total-tokens',
     String(FULL_BATCH_TOKENS),
   ]);
+  let paired: PairedRuns;
   let probeEngine: LoadResult;
   let probePlatform: LoadResult;
   try {
-    for (let i = 0; i < PAIRS; i++) {
-      const runEngine = async () =>
-        engine.push(await engineClosedLoop(model, perClient, `engine alone, pair ${i + 1}`));
-      const runPlatform = async () =>
-        platform.push(await platformRun(launched, perClient, `platform (HTTP + Redis + worker), pair ${i + 1}`));
-      if (i % 2 === 0) {
-        await runEngine();
-        await runPlatform();
-      } else {
-        await runPlatform();
-        await runEngine();
-      }
-    }
+    paired = await pairedRuns(
+      PAIRS,
+      (i) => engineClosedLoop(model, perClient, `engine alone, pair ${i + 1}`),
+      (i) => platformRun(launched, perClient, `platform (HTTP + Redis + worker), pair ${i + 1}`),
+    );
     probeEngine = await engineClosedLoop(model, probe, 'engine alone, 1 client');
     probePlatform = await platformRun(launched, probe, 'platform, 1 client');
   } finally {
     await launched.stop();
     await model.release();
   }
+  const { engine, platform, ratios, ratio, addedTtftP50: addedTtft } = paired;
   const rows = [...engine.flatMap((e, i) => [e, platform[i]]), probeEngine, probePlatform];
   console.log(
     '\n' +
@@ -137,9 +124,6 @@ async function main(): Promise<void> {
       ),
   );
   const mean = (list: LoadResult[], f: (r: LoadResult) => number) => list.reduce((s, r) => s + f(r), 0) / list.length;
-  const ratios = engine.map((e, i) => platform[i].tokensPerSecond / e.tokensPerSecond);
-  const ratio = median(ratios);
-  const addedTtft = median(engine.map((e, i) => platform[i].ttft.p50 - e.ttft.p50));
   const addedTtftOne = probePlatform.ttft.p50 - probeEngine.ttft.p50;
   console.log(
     `\nplatform/engine throughput, median of ${PAIRS} pairs: ${ratio.toFixed(3)} (target >= 0.8); ` +

@@ -30,6 +30,7 @@ import {
 } from './engine-scenarios';
 import { closedLoop, LoadResult, metricDelta, RequestSpec, scrape, send, Target } from './loadgen';
 import { startTransformersServer } from './peer/transformers-server';
+import { pairedRuns } from './support/pairs';
 import { PromptSource } from './support/prompts';
 import { machine, table } from './support/stats';
 import { cdfChart, lineChart } from './support/svg';
@@ -38,6 +39,8 @@ const { values: args } = parseArgs({ options: { quick: { type: 'boolean', defaul
 const quick = args.quick!;
 const MODEL = 'demo-small';
 const NEW_TOKENS = quick ? 16 : 128;
+/** End to end: engine and platform runs, in pairs of alternating order (as `npm run bench:e2e`). */
+const E2E_PAIRS = quick ? 1 : 3;
 
 const md: string[] = [];
 const json: Record<string, unknown> = {};
@@ -203,17 +206,26 @@ async function main(): Promise<void> {
   const e2e = await withPlatform(['--max-batch-total-tokens', String(FULL_BATCH_TOKENS)], async (platform, target) => {
     await send(target, e2eLoad[0][0]);
     const before = await scrape(platform.url);
-    const engineResult = await engineClosedLoop(model, e2eLoad, 'engine alone (in process)');
-    const platformResult = await closedLoop(target, e2eLoad);
+    const paired = await pairedRuns(
+      E2E_PAIRS,
+      (i) => engineClosedLoop(model, e2eLoad, `engine alone (in process), pair ${i + 1}`),
+      (i) => closedLoop({ ...target, name: `switchyard, pair ${i + 1}` }, e2eLoad),
+    );
     const after = await scrape(platform.url);
     for (const c of concurrency) {
       const load = requests(prompts, rng, model, c, c >= 16 ? 2 : 4);
       curve.push({ clients: c, result: await closedLoop({ ...target, name: `switchyard, ${c} clients` }, load) });
     }
     const counters = metricDelta(before, after, ['tgi_request_success', 'tgi_request_failure', 'tgi_batch_concat']);
-    return { engine: engineResult, platform: platformResult, counters };
+    return { ...paired, counters };
   });
-  json.e2e = { engine: { ...e2e.engine, latencies: undefined }, platform: { ...e2e.platform, latencies: undefined } };
+  json.e2e = {
+    engine: e2e.engine.map((r) => ({ ...r, latencies: undefined })),
+    platform: e2e.platform.map((r) => ({ ...r, latencies: undefined })),
+    ratios: e2e.ratios,
+    ratio: e2e.ratio,
+    addedTtftP50Ms: e2e.addedTtftP50,
+  };
   json.e2eMetrics = e2e.counters;
 
   // 5. Peer: transformers.js, one request at a time
@@ -250,11 +262,17 @@ async function main(): Promise<void> {
       '8192, would queue most of them).',
   );
   say();
-  say(table(LOAD_HEADERS, [loadRow(e2e.engine), loadRow(e2e.platform)]));
+  say(
+    table(
+      LOAD_HEADERS,
+      e2e.engine.flatMap((engine, i) => [loadRow(engine), loadRow(e2e.platform[i])]),
+    ),
+  );
   say();
   say(
-    `Platform / engine throughput: **${fmt(e2e.platform.tokensPerSecond / e2e.engine.tokensPerSecond, 3)}** (target ≥ 0.8); ` +
-      `TTFT p50 added: ${fmt(e2e.platform.ttft.p50 - e2e.engine.ttft.p50, 1)} ms.`,
+    `Platform / engine throughput, median of ${E2E_PAIRS} pair${E2E_PAIRS > 1 ? 's run in alternating order' : ''}: ` +
+      `**${fmt(e2e.ratio, 3)}** (target ≥ 0.8; pairs ${e2e.ratios.map((r) => fmt(r, 3)).join(', ')}); ` +
+      `TTFT p50 added, median: ${fmt(e2e.addedTtftP50, 1)} ms (target ≤ 10 ms).`,
   );
   say();
   say('Throughput against concurrency (closed loop):');
