@@ -136,6 +136,8 @@ export const MIXED_SWEEP_QUICK = { count: 12, rates: [4] };
 
 export interface SweepPoint {
   ratePerSecond: number;
+  /** When the last request arrived (ms from the first): no policy serves the load faster than it comes. */
+  arrivalSpanMs: number;
   modes: ModeResult[];
 }
 
@@ -176,7 +178,11 @@ export async function mixedSweep(
   const points: SweepPoint[] = [];
   for (const rate of sweep.rates) {
     const arrivals = mixedWorkload(prompts, rng, sweep.count, rate);
-    points.push({ ratePerSecond: rate, modes: await replayPolicies(model, arrivals) });
+    points.push({
+      ratePerSecond: rate,
+      arrivalSpanMs: arrivals[arrivals.length - 1].at,
+      modes: await replayPolicies(model, arrivals),
+    });
   }
   return points;
 }
