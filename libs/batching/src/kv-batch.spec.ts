@@ -102,6 +102,35 @@ describe('KV batch', () => {
     assert.ok(maxDiff(last.subarray(vocab), lastB) < 1e-3);
   });
 
+  it('moves rows in place when the columns shrink and grow again, keeping its buffers (ragged)', async () => {
+    const vocab = fused.config.vocabSize;
+    const buffers = new StepBuffers();
+    const { batch } = await prefillCache(fused.session, buffers, [[5, 6, 7], [8]]);
+    const cache = batch as RaggedKvBatch;
+    const start = cache.capacity;
+    for (let t = 0; t < start; t++) await batch.step([40 + t, 60 + t]);
+    assert.ok(cache.capacity > start, 'the cache grew');
+    const wide = cache.capacity;
+    // Two short rows join, and the long ones leave: the columns shrink to what the short rows need.
+    const joined = await prefillCache(fused.session, buffers, [[11], [12, 13]]);
+    batch.concat(joined.batch);
+    const kept = (cache as unknown as { backing: Float32Array[] }).backing[0];
+    batch.filter([2, 3]);
+    assert.ok(cache.capacity < wide, 'the cache shrank');
+    const refD = await KvBatch.prefill(exported.session, new StepBuffers(), [[11]]);
+    const refE = await KvBatch.prefill(exported.session, new StepBuffers(), [[12, 13]]);
+    // ... and grow back past the narrower stride, each step checked against the rows run alone.
+    for (let t = 0; t < wide - start; t++) {
+      const both = (await batch.step([70 + t, 90 + t])).logits!;
+      const d = (await refD.batch.step([70 + t])).logits!;
+      const e = (await refE.batch.step([90 + t])).logits!;
+      assert.ok(maxDiff(both.subarray(0, vocab), d) < 1e-3, `row D, step ${t}`);
+      assert.ok(maxDiff(both.subarray(vocab), e) < 1e-3, `row E, step ${t}`);
+    }
+    assert.equal(cache.capacity, wide, 'the cache grew back');
+    assert.equal((cache as unknown as { backing: Float32Array[] }).backing[0], kept, 'in the same buffers');
+  });
+
   it('computes every prompt position on request, and reduces each logits row in the graph (ragged)', async () => {
     const vocab = fused.config.vocabSize;
     const prompts = [

@@ -285,7 +285,13 @@ function roundUp(n: number, step: number): number {
  * holds its tokens at columns [0, lengths[r]).
  */
 export class RaggedKvBatch implements KvCache {
-  /** Per layer, key then value. */
+  /**
+   * Per layer, key then value: the buffers that `layers` view. A cache that shrinks keeps them, so that growing
+   * again (every few steps while rows come and go) moves the tokens in place instead of allocating and zeroing
+   * tens of megabytes at a full batch. They never exceed the largest shape the batch has had.
+   */
+  private backing: Float32Array[];
+  /** Per layer, key then value: views of `backing` over [rowCapacity, ...] at the current column stride. */
   private layers: Float32Array[];
   private rowCapacity: number;
   /** The row stride in columns: the width of the past the session is given. */
@@ -304,7 +310,8 @@ export class RaggedKvBatch implements KvCache {
   ) {
     this.rowCapacity = rowCapacity;
     this.columns = columns;
-    this.layers = this.allocate(rowCapacity, columns);
+    this.backing = this.allocate(rowCapacity, columns);
+    this.layers = this.backing;
   }
 
   get size(): number {
@@ -450,16 +457,53 @@ export class RaggedKvBatch implements KvCache {
     }
   }
 
-  /** Reallocates to `rows` × `columns`, keeping every row's tokens. */
+  /**
+   * Reshapes to `rows` × `columns`, keeping every row's tokens: in place when the buffers hold the new shape,
+   * into new buffers otherwise.
+   */
   private reshape(rows: number, columns: number): void {
-    const old = this.layers;
+    const n = rows * this.kvHeads * columns * this.headDim;
     const oldColumns = this.columns;
     this.rowCapacity = rows;
     this.columns = columns;
-    this.layers = this.allocate(rows, columns);
+    this.views = null;
+    if (n <= this.backing[0].length) {
+      if (columns !== oldColumns) {
+        for (let i = 0; i < this.backing.length; i++) this.restride(i % 2 === 0, this.backing[i], oldColumns);
+      }
+      this.layers = this.backing.map((buffer) => buffer.subarray(0, n));
+      return;
+    }
+    const old = this.layers;
+    this.backing = this.allocate(rows, columns);
+    this.layers = this.backing;
     for (let i = 0; i < old.length; i++)
       this.copyRows(i % 2 === 0, old[i], oldColumns, 0, this.size, this.layers[i], 0);
-    this.views = null;
+  }
+
+  /**
+   * Moves every row's tokens within `buffer` from row stride `oldColumns` to the current one. A wider stride moves
+   * them right, so the lines go from the last back to the first; a narrower one moves them left, first to last:
+   * either way no line lands on one not yet moved (each row's length fits both strides).
+   */
+  private restride(isKey: boolean, buffer: Float32Array, oldColumns: number): void {
+    const { kvHeads, headDim, columns } = this;
+    const grow = columns > oldColumns;
+    const lines = this.size * kvHeads;
+    for (let k = 0; k < lines; k++) {
+      const rh = grow ? lines - 1 - k : k;
+      const length = this.lengths[Math.floor(rh / kvHeads)];
+      if (isKey) {
+        // [row, head, headDim, columns]: one line of columns per (row, head, d)
+        for (let j = 0; j < headDim; j++) {
+          const line = rh * headDim + (grow ? headDim - 1 - j : j);
+          buffer.copyWithin(line * columns, line * oldColumns, line * oldColumns + length);
+        }
+      } else {
+        // [row, head, columns, headDim]: one block of columns × headDim per (row, head)
+        buffer.copyWithin(rh * columns * headDim, rh * oldColumns * headDim, (rh * oldColumns + length) * headDim);
+      }
+    }
   }
 
   private past(): ort.Tensor[] {
@@ -515,6 +559,7 @@ export class RaggedKvBatch implements KvCache {
       this.copyRows(i % 2 === 0, other.layers[i], other.columns, 0, other.size, this.layers[i], at);
     }
     this.views = null;
+    other.backing = [];
     other.layers = [];
     other.lengths = [];
   }
