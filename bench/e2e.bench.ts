@@ -5,7 +5,7 @@
  * tokens/s and TTFT percentiles, their ratio and the TTFT the platform adds, prints a table and writes JSON to
  * bench/results/. `-- --quick` is CI's smoke.
  *
- * The two sides run in pairs (3 by default), in alternating order (engine first, then platform first, ...), so
+ * The two sides run in pairs (5 by default), in alternating order (engine first, then platform first, ...), so
  * that drift on a shared machine falls on both; the ratio is the median of the pairs' ratios, and every pair is
  * printed. `--spread` draws each request's max_new_tokens uniformly from [N/2, 3N/2) instead of N for all: with
  * one length for everyone, every client finishes on the same step and the run is a series of waves.
@@ -35,7 +35,7 @@ const quick = args.quick!;
 const CLIENTS = Number(args.clients ?? (quick ? 8 : 64));
 const ROUNDS = Number(args.rounds ?? (quick ? 1 : 3));
 const MAX_NEW_TOKENS = Number(args['max-new-tokens'] ?? (quick ? 16 : 128));
-const PAIRS = Number(args.pairs ?? (quick ? 1 : 3));
+const PAIRS = Number(args.pairs ?? (quick ? 1 : 5));
 const SPREAD = args.spread!;
 for (const [name, value] of Object.entries({
   clients: CLIENTS,
