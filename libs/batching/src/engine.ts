@@ -319,7 +319,10 @@ export class Engine {
         this.model.session,
         this.buffers,
         groupRows.map((r) => r.inputIds),
-        groupRows.some((r) => r.request.parameters.decoderInputDetails),
+        {
+          allPositions: groupRows.some((r) => r.request.parameters.decoderInputDetails),
+          wantLogits: groupRows.some((r) => !isPlainGreedy(r.request.parameters, r.sampler)),
+        },
       );
       forwardMs += performance.now() - callStarted;
       for (let r = 0; r < groupRows.length; r++) {

@@ -137,7 +137,7 @@ describe('KV batch', () => {
       [10, 11, 12, 13, 14, 15],
       [20, 21],
     ];
-    const all = await prefillCache(fused.session, new StepBuffers(), prompts, true);
+    const all = await prefillCache(fused.session, new StepBuffers(), prompts, { allPositions: true });
     const ref = await prefillCache(exported.session, new StepBuffers(), prompts);
     for (const [r, prompt] of prompts.entries()) {
       for (let t = 0; t < prompt.length; t++) {
@@ -147,8 +147,21 @@ describe('KV batch', () => {
       }
     }
     const step = await all.batch.step([7, 8]);
-    // The same step asked for the reductions only: no logits cross the binding, and the reductions are the same.
-    const twin = await prefillCache(fused.session, new StepBuffers(), prompts);
+    // The same prefill and step asked for the reductions only: no logits cross the binding, and the reductions are
+    // the same.
+    const twin = await prefillCache(fused.session, new StepBuffers(), prompts, { wantLogits: false });
+    assert.equal(twin.logits, null);
+    for (const [r, prompt] of prompts.entries()) {
+      const last = ref.logits!.subarray(
+        ref.logitsRow(r, prompt.length - 1) * vocab,
+        (ref.logitsRow(r, prompt.length - 1) + 1) * vocab,
+      );
+      let best = 0;
+      for (let v = 1; v < vocab; v++) if (last[v] > last[best]) best = v;
+      const row = twin.logitsRow(r, prompt.length - 1);
+      assert.equal(Number(twin.argmax![row]), best, `prefill row ${r}`);
+      assert.ok(Math.abs(twin.logitsMax![row] - last[best]) < 1e-4, `prefill row ${r}`);
+    }
     const reduced = await twin.batch.step([7, 8], false);
     assert.equal(reduced.logits, null);
     for (let r = 0; r < 2; r++) {

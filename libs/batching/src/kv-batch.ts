@@ -45,18 +45,26 @@ export interface PrefilledCache extends StepLogits {
   logitsRow(r: number, position: number): number;
 }
 
-/**
- * Prefills new rows as a batch of their own, in the session's layout. `allPositions`: logits for every prompt
- * position (for `decoder_input_details`), not only each row's last.
- */
+export interface PrefillOptions {
+  /** Logits for every prompt position (for `decoder_input_details`), not only each row's last. */
+  allPositions?: boolean;
+  /**
+   * False: every row takes the argmax, so the logits may stay in the session where it returns `logitsMax` (as
+   * `step(tokens, false)`). Default true. `allPositions` always fetches them.
+   */
+  wantLogits?: boolean;
+}
+
+/** Prefills new rows as a batch of their own, in the session's layout. */
 export function prefillCache(
   session: DecoderSession,
   buffers: StepBuffers,
   prompts: readonly number[][],
-  allPositions = false,
+  options: PrefillOptions = {},
 ): Promise<PrefilledCache> {
+  const allPositions = options.allPositions ?? false;
   return session.signature.layout === 'ragged'
-    ? RaggedKvBatch.prefill(session, buffers, prompts, allPositions)
+    ? RaggedKvBatch.prefill(session, buffers, prompts, allPositions, allPositions || (options.wantLogits ?? true))
     : KvBatch.prefill(session, buffers, prompts);
 }
 
@@ -340,6 +348,7 @@ export class RaggedKvBatch implements KvCache {
     buffers: StepBuffers,
     prompts: readonly number[][],
     allPositions: boolean,
+    wantLogits: boolean,
   ): Promise<PrefilledCache> {
     const rows = prompts.length;
     const seqLen = Math.max(...prompts.map((p) => p.length));
@@ -368,6 +377,7 @@ export class RaggedKvBatch implements KvCache {
       logitsIndex: index,
       logitsPerRow: perRow,
       past: null,
+      skipLogits: !wantLogits,
     });
     const [, kvHeads, , headDim] = presents[0].dims;
     const lengths = prompts.map((p) => p.length);
@@ -383,7 +393,7 @@ export class RaggedKvBatch implements KvCache {
     for (let i = 0; i < presents.length; i++) batch.writeNew(i, presents[i].data as Float32Array, seqLen, 0);
     return {
       batch,
-      logits: logits!.data as Float32Array,
+      logits: logits ? (logits.data as Float32Array) : null,
       logSumExp,
       argmax,
       logitsMax,
