@@ -73,6 +73,8 @@ interface Row {
   inputIds: number[];
   generated: number[];
   sampler: SamplerState;
+  /** Greedy with no penalty and no top tokens (fixed by its parameters): it takes the graph's argmax. */
+  plainGreedy: boolean;
   detokenizer: IncrementalDetokenizer;
   criteria: StopCriteria;
   tokens: TokenInfo[];
@@ -194,12 +196,14 @@ export class Engine {
 
   private newRow(request: EngineRequest, sink: EventSink): Row {
     const { parameters } = request;
+    const sampler = createSamplerState(parameters, request.inputIds);
     return {
       request,
       sink,
       inputIds: request.inputIds,
       generated: [],
-      sampler: createSamplerState(parameters, request.inputIds),
+      sampler,
+      plainGreedy: isPlainGreedy(parameters, sampler),
       detokenizer: new IncrementalDetokenizer(this.model.tokenizer),
       criteria: {
         eosTokenIds: parameters.ignoreEos ? [] : this.model.config.eosTokenIds,
@@ -321,7 +325,7 @@ export class Engine {
         groupRows.map((r) => r.inputIds),
         {
           allPositions: groupRows.some((r) => r.request.parameters.decoderInputDetails),
-          wantLogits: groupRows.some((r) => !isPlainGreedy(r.request.parameters, r.sampler)),
+          wantLogits: groupRows.some((r) => !r.plainGreedy),
         },
       );
       forwardMs += performance.now() - callStarted;
@@ -346,7 +350,7 @@ export class Engine {
     let wantLogits = false;
     for (let r = 0; r < rows.length; r++) {
       tokens[r] = rows[r].generated[rows[r].generated.length - 1];
-      if (!wantLogits && !isPlainGreedy(rows[r].request.parameters, rows[r].sampler)) wantLogits = true;
+      if (!rows[r].plainGreedy) wantLogits = true;
     }
     const started = performance.now();
     const step = await this.batch!.step(tokens, wantLogits);
@@ -362,7 +366,7 @@ export class Engine {
   private choose(row: Row, step: StepLogits, index: number): SampleResult {
     const params = row.request.parameters;
     const vocab = this.model.config.vocabSize;
-    if (step.argmax && step.logSumExp && isPlainGreedy(params, row.sampler)) {
+    if (step.argmax && step.logSumExp && row.plainGreedy) {
       const id = Number(step.argmax[index]);
       const chosen = step.logitsMax ? step.logitsMax[index] : step.logits![index * vocab + id];
       return { id, logprob: chosen - step.logSumExp[index], top: [] };
