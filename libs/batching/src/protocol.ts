@@ -43,6 +43,14 @@ export class RedisNames {
     return `${this.prefix}gen:${requestId}`;
   }
 
+  /**
+   * An API instance's doorbell: a list of at most one item that a worker pushes to each time it writes entries to
+   * one of the streams that instance follows. The API blocks on it, then reads all its streams at once.
+   */
+  doorbell(apiId: string): string {
+    return `${this.prefix}bell:${apiId}`;
+  }
+
   cancel(requestId: string): string {
     return `${this.prefix}cancel:${requestId}`;
   }
@@ -104,6 +112,8 @@ export interface GenerateJob {
   parameters: GenerationParameters;
   /** Epoch milliseconds when the API queued it, for the queue time. */
   queuedAt: number;
+  /** The API instance that follows the stream: its doorbell (`RedisNames.doorbell`) rings after each write. */
+  notify?: string;
 }
 
 export type ControlCommand =

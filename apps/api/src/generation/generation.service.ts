@@ -157,6 +157,7 @@ export class GenerationService {
           inputText: input.inputText,
           parameters: input.parameters,
           queuedAt,
+          notify: this.hub.instanceId,
         })
         .catch((err: Error) => finish(ApiError.unavailable(`cannot queue the request: ${err.message}`)));
     });

@@ -1,9 +1,15 @@
 /**
- * Reads every open token stream with one blocking XREAD over all their keys, on one dedicated connection, and
- * hands each entry to its subscriber. A stream opened while the read blocks wakes it with CLIENT UNBLOCK, so a
- * new request's first token is not held back by the block timeout.
+ * Reads every open token stream with one XREAD over all their keys, on one dedicated connection, and hands each
+ * entry to its subscriber.
+ *
+ * It does not block in that XREAD: Redis 7.0 answers an XREAD blocked on many keys with the first key that gets an
+ * entry alone, so a step that writes 64 streams would cost two reads over all 64 keys. Instead each job names this
+ * instance (`notify`), and the worker's write rings this instance's doorbell after the entries. The hub sends a
+ * BLPOP on the doorbell with the XREAD queued right behind it on the same connection: Redis runs the read the
+ * moment the bell rings, and both answers come back together, in one round-trip per step.
  */
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { decodeStreamEntry, StreamEvent } from '@switchyard/batching';
 import { RedisService } from '../redis/redis.service';
@@ -15,26 +21,30 @@ interface Subscription {
   listener: Listener;
 }
 
-const BLOCK_MS = 5000;
+/** While streams are open, they are read at least this often even if no bell rings (seconds). */
+const BELL_WAIT_S = 1;
+/** Entries read per stream at most; a stream that returns this many is read again at once. */
 const COUNT = 512;
+
+type XReadReply = [string, [string, string[]][]][] | null;
 
 @Injectable()
 export class StreamHub implements OnApplicationShutdown {
+  /** This API instance's id: workers ring its doorbell after writing to a stream it follows. */
+  readonly instanceId = randomUUID();
   private readonly logger = new Logger('StreamHub');
   private readonly reader: Redis;
+  private readonly bell: string;
   private readonly subscriptions = new Map<string, Subscription>();
-  private readerId: number | null = null;
-  private blocked = false;
-  /** Bumped by every subscribe; the loop notes which version its current XREAD covers. */
-  private keysVersion = 0;
-  private readVersion = 0;
-  private unblocking = false;
+  /** Set by a subscription made while a read is in flight: that read does not cover it. */
+  private keysChanged = false;
   private wake: (() => void) | null = null;
   private closed = false;
   private readonly loop: Promise<void>;
 
   constructor(private readonly redis: RedisService) {
     this.reader = redis.duplicate('switchyard-api-streams');
+    this.bell = redis.names.doorbell(this.instanceId);
     this.loop = this.run();
   }
 
@@ -42,8 +52,11 @@ export class StreamHub implements OnApplicationShutdown {
   subscribe(requestId: string, listener: Listener): () => void {
     const key = this.redis.names.stream(requestId);
     this.subscriptions.set(key, { lastId: '0', listener });
-    this.keysVersion++;
-    this.interrupt();
+    this.keysChanged = true;
+    if (this.wake) {
+      this.wake();
+      this.wake = null;
+    }
     return () => {
       this.subscriptions.delete(key);
     };
@@ -55,73 +68,58 @@ export class StreamHub implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
-    this.interrupt();
+    this.wake?.();
     this.reader.disconnect();
     await this.loop;
   }
 
-  /** Makes the loop re-read its key list now: wake it if idle, unblock it if it waits in XREAD. */
-  private interrupt(): void {
-    if (this.wake) {
-      this.wake();
-      this.wake = null;
-      return;
-    }
-    if (!this.blocked || this.unblocking || this.readerId === null) return;
-    this.unblocking = true;
-    this.redis.redis
-      .client('UNBLOCK', this.readerId)
-      .then((unblocked) => {
-        this.unblocking = false;
-        // 0: the XREAD had not reached Redis yet; try again while it still misses a key
-        if (Number(unblocked) === 0 && this.blocked && this.readVersion < this.keysVersion) {
-          setTimeout(() => this.interrupt(), 1);
-        }
-      })
-      .catch((err: Error) => {
-        this.unblocking = false;
-        this.logger.warn(`CLIENT UNBLOCK failed: ${err.message}`);
-      });
-  }
-
   private async run(): Promise<void> {
+    // Read without waiting for the bell: a subscription the last read missed, or a stream that may hold more.
+    let readNow = false;
     while (!this.closed) {
       try {
-        this.readerId ??= Number(await this.reader.client('ID'));
         if (this.subscriptions.size === 0) {
           await new Promise<void>((resolve) => (this.wake = resolve));
           continue;
         }
-        this.readVersion = this.keysVersion;
+        this.keysChanged = false;
         const keys = [...this.subscriptions.keys()];
         const ids = keys.map((k) => this.subscriptions.get(k)!.lastId);
-        this.blocked = true;
-        const reply = (await this.reader.xread('COUNT', COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...keys, ...ids)) as
-          [string, [string, string[]][]][] | null;
-        this.blocked = false;
-        if (!reply) continue;
-        for (const [key, entries] of reply) {
-          const sub = this.subscriptions.get(key);
-          if (!sub) continue;
-          for (const [id, fields] of entries) {
-            sub.lastId = id;
-            const event = decodeStreamEntry(fields);
-            if (!event) continue;
-            try {
-              sub.listener(event);
-            } catch (err) {
-              this.logger.error(`a stream listener failed: ${(err as Error).message}`);
-            }
-            if (!this.subscriptions.has(key)) break;
-          }
-        }
+        // one write: the read runs as soon as the bell rings (or at once), and both answers come back together
+        const pipeline = this.reader.pipeline();
+        if (!readNow) pipeline.blpop(this.bell, BELL_WAIT_S);
+        pipeline.xread('COUNT', COUNT, 'STREAMS', ...keys, ...ids);
+        const results = (await pipeline.exec()) ?? [];
+        for (const [err] of results) if (err) throw err;
+        readNow = this.dispatch(results.at(-1)?.[1] as XReadReply) || this.keysChanged;
       } catch (err) {
-        this.blocked = false;
         if (this.closed) return;
-        this.readerId = null;
         this.logger.warn(`reading token streams failed: ${(err as Error).message}; retrying`);
         await new Promise((r) => setTimeout(r, 200));
       }
     }
+  }
+
+  /** Hands each entry to its subscriber; true if some stream filled the read's COUNT and may hold more. */
+  private dispatch(reply: XReadReply): boolean {
+    if (!reply) return false;
+    let more = false;
+    for (const [key, entries] of reply) {
+      if (entries.length >= COUNT) more = true;
+      const sub = this.subscriptions.get(key);
+      if (!sub) continue;
+      for (const [id, fields] of entries) {
+        sub.lastId = id;
+        const event = decodeStreamEntry(fields);
+        if (!event) continue;
+        try {
+          sub.listener(event);
+        } catch (err) {
+          this.logger.error(`a stream listener failed: ${(err as Error).message}`);
+        }
+        if (!this.subscriptions.has(key)) break;
+      }
+    }
+    return more;
   }
 }

@@ -7,7 +7,7 @@
 import { Logger } from '@nestjs/common';
 import { Job, Queue, WaitingError, Worker } from 'bullmq';
 import type { ConnectionOptions } from 'bullmq';
-import { EngineEvent, GenerateJob, ModelSpec, RedisNames, SchedulerConfig } from '@switchyard/batching';
+import { EngineEvent, GenerateJob, isValidId, ModelSpec, RedisNames, SchedulerConfig } from '@switchyard/batching';
 import type { PooledModel } from '@switchyard/models';
 import type { StreamWriter } from '../streams/stream-writer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
@@ -135,7 +135,8 @@ export class ModelHost implements PooledModel {
     const data = job.data;
     const requestId = data.requestId ?? job.id!;
     const attempt = job.attemptsStarted;
-    const { writer, metrics } = this.deps;
+    const { writer, metrics, names } = this.deps;
+    const bell = typeof data.notify === 'string' && isValidId(data.notify) ? names.doorbell(data.notify) : null;
     const controller = new AbortController();
     this.active.set(requestId, controller);
     this.deps.touch(this.spec.id);
@@ -150,7 +151,7 @@ export class ModelHost implements PooledModel {
       // A cancel reaches the thread, which drops the row at its next step and writes the cancelled entry.
       const outcome = await new Promise<string>((resolve) => {
         const onEnd = (result: string, unwritten?: EngineEvent) => {
-          if (unwritten) writer.push(requestId, { attempt, ...unwritten });
+          if (unwritten) writer.push(requestId, { attempt, ...unwritten }, bell);
           resolve(result);
         };
         try {
@@ -162,7 +163,7 @@ export class ModelHost implements PooledModel {
               parameters: data.parameters,
               signal: controller.signal,
             },
-            { attempt, startedAt: Date.now() },
+            { attempt, startedAt: Date.now(), bell },
             onEnd,
           );
         } catch (err) {

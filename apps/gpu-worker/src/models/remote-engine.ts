@@ -88,18 +88,23 @@ export class RemoteEngine {
   }
 
   /**
-   * Submits a request whose stream entries carry `attempt`; the thread writes its `start` entry first. Throws if
+   * Submits a request whose stream entries carry `attempt` and ring `bell` (the following API's doorbell, or null);
+   * the thread writes its `start` entry first. Throws if
    * the thread has died. An abort sets the request's shared cancel flag, which the thread reads before it writes
    * each token, so no token is written after it even while a step computes; the message that follows makes the
    * engine drop the row (or the waiting request) at its next step.
    */
-  submit(request: EngineRequest, stream: { attempt: number; startedAt: number }, onEnd: EndHandler): void {
+  submit(
+    request: EngineRequest,
+    stream: { attempt: number; startedAt: number; bell: string | null },
+    onEnd: EndHandler,
+  ): void {
     if (this.failure) throw this.failure;
     const { signal, ...rest } = request;
     const slot = this.freeSlots.pop() ?? -1;
     if (slot >= 0) Atomics.store(this.cancelFlags, slot, 0);
     this.ends.set(request.id, { onEnd, slot });
-    this.send({ type: 'submit', request: rest, attempt: stream.attempt, startedAt: stream.startedAt, slot });
+    this.send({ type: 'submit', request: rest, ...stream, slot });
     const cancel = () => {
       if (slot >= 0) Atomics.store(this.cancelFlags, slot, 1);
       this.send({ type: 'cancel', id: request.id });

@@ -32,10 +32,10 @@ describe('StreamWriter', () => {
     const errors: Error[] = [];
     const writer = new StreamWriter(redis, names, (e) => errors.push(e));
     const [a, b] = [randomUUID(), randomUUID()];
-    writer.push(a, { type: 'start', worker: 'w', attempt: 1, at: 1 });
-    writer.push(b, { type: 'start', worker: 'w', attempt: 1, at: 2 });
-    writer.push(a, token(0, 'x'));
-    writer.push(b, token(0, 'y'));
+    writer.push(a, { type: 'start', worker: 'w', attempt: 1, at: 1 }, null);
+    writer.push(b, { type: 'start', worker: 'w', attempt: 1, at: 2 }, null);
+    writer.push(a, token(0, 'x'), null);
+    writer.push(b, token(0, 'y'), null);
     const written = writer.afterWrite();
     assert.equal(await redis.exists(names.stream(a)), 0, 'nothing is sent before the tick ends');
     await written;
@@ -53,15 +53,19 @@ describe('StreamWriter', () => {
   it('folds a last token into the final entry of the same tick', async () => {
     const writer = new StreamWriter(redis, names, (e) => assert.fail(e));
     const id = randomUUID();
-    writer.push(id, token(0, 'a'));
-    writer.push(id, token(1, 'b'));
-    writer.push(id, {
-      type: 'final',
-      attempt: 1,
-      generatedText: 'ab',
-      inputTokens: 3,
-      details: { finishReason: 'length', generatedTokens: 2, seed: null, tokens: [], topTokens: [], prefill: [] },
-    } as unknown as StreamEvent);
+    writer.push(id, token(0, 'a'), null);
+    writer.push(id, token(1, 'b'), null);
+    writer.push(
+      id,
+      {
+        type: 'final',
+        attempt: 1,
+        generatedText: 'ab',
+        inputTokens: 3,
+        details: { finishReason: 'length', generatedTokens: 2, seed: null, tokens: [], topTokens: [], prefill: [] },
+      } as unknown as StreamEvent,
+      null,
+    );
     await writer.settle();
     const events = await entries(id);
     assert.deepEqual(
@@ -77,11 +81,35 @@ describe('StreamWriter', () => {
     const writer = new StreamWriter(redis, names, (e) => errors.push(e));
     const [bad, good] = [randomUUID(), randomUUID()];
     await redis.set(names.stream(bad), 'not a stream');
-    writer.push(bad, token(0, 'x'));
-    writer.push(good, token(0, 'y'));
+    writer.push(bad, token(0, 'x'), null);
+    writer.push(good, token(0, 'y'), null);
     await writer.afterWrite();
     assert.equal(errors.length, 1);
     assert.match(errors[0].message, /1 stream entries were not written: WRONGTYPE/);
     assert.equal((await entries(good)).length, 1);
+  });
+
+  it('rings each doorbell once per write, after the entries, and leaves at most one item in it', async () => {
+    const writer = new StreamWriter(redis, names, (e) => assert.fail(e));
+    const [bellA, bellB] = [names.doorbell('api-a'), names.doorbell('api-b')];
+    const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+    // a reader blocked on bell A, with a read of stream a queued behind it, as the API's stream hub does
+    const reader = redis.duplicate();
+    const rung = reader.blpop(bellA, 5);
+    const read = reader.xrange(names.stream(a), '-', '+');
+    writer.push(a, token(0, 'x'), bellA);
+    writer.push(b, token(0, 'y'), bellA);
+    writer.push(c, token(0, 'z'), bellB);
+    await writer.afterWrite();
+    assert.deepEqual(await rung, [bellA, '1']);
+    assert.equal((await read).length, 1, 'the entries are in the stream when the bell rings');
+    reader.disconnect();
+    assert.equal(await redis.llen(bellA), 0, 'one ring per write, however many of its streams got entries');
+    assert.equal(await redis.llen(bellB), 1);
+    writer.push(c, token(1, 'w'), bellB);
+    await writer.afterWrite();
+    assert.equal(await redis.llen(bellB), 1, 'a bell not yet answered holds one item');
+    const ttl = await redis.ttl(bellB);
+    assert.ok(ttl > STREAM_TTL_S - 5 && ttl <= STREAM_TTL_S, `ttl ${ttl}`);
   });
 });
