@@ -32,6 +32,8 @@ type XReadReply = [string, [string, string[]][]][] | null;
 export class StreamHub implements OnApplicationShutdown {
   /** This API instance's id: workers ring its doorbell after writing to a stream it follows. */
   readonly instanceId = randomUUID();
+  /** While streams are open, the longest wait for a bell before reading anyway (seconds). */
+  bellWaitS = BELL_WAIT_S;
   private readonly logger = new Logger('StreamHub');
   private readonly reader: Redis;
   private readonly bell: string;
@@ -42,7 +44,7 @@ export class StreamHub implements OnApplicationShutdown {
   private closed = false;
   private readonly loop: Promise<void>;
 
-  constructor(private readonly redis: RedisService) {
+  constructor(private readonly redis: Pick<RedisService, 'names' | 'duplicate'>) {
     this.reader = redis.duplicate('switchyard-api-streams');
     this.bell = redis.names.doorbell(this.instanceId);
     this.loop = this.run();
@@ -87,7 +89,7 @@ export class StreamHub implements OnApplicationShutdown {
         const ids = keys.map((k) => this.subscriptions.get(k)!.lastId);
         // one write: the read runs as soon as the bell rings (or at once), and both answers come back together
         const pipeline = this.reader.pipeline();
-        if (!readNow) pipeline.blpop(this.bell, BELL_WAIT_S);
+        if (!readNow) pipeline.blpop(this.bell, this.bellWaitS);
         pipeline.xread('COUNT', COUNT, 'STREAMS', ...keys, ...ids);
         const results = (await pipeline.exec()) ?? [];
         for (const [err] of results) if (err) throw err;
