@@ -8,7 +8,7 @@
  * BLPOP on the doorbell with the XREAD queued right behind it on the same connection: Redis runs the read the
  * moment the bell rings, and both answers come back together, in one round-trip per step.
  */
-import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { decodeStreamEntry, StreamEvent } from '@switchyard/batching';
@@ -44,7 +44,7 @@ export class StreamHub implements OnApplicationShutdown {
   private closed = false;
   private readonly loop: Promise<void>;
 
-  constructor(private readonly redis: Pick<RedisService, 'names' | 'duplicate'>) {
+  constructor(@Inject(RedisService) private readonly redis: Pick<RedisService, 'names' | 'duplicate'>) {
     this.reader = redis.duplicate('switchyard-api-streams');
     this.bell = redis.names.doorbell(this.instanceId);
     this.loop = this.run();
