@@ -126,15 +126,35 @@ export const BATCHING_POLICIES: [string, Partial<EngineConfig>][] = [
 ];
 
 /**
- * The mixed workload is replayed at several arrival rates, each with its own arrivals: on a CPU a decode step
- * costs about the same per row at any batch size past a few rows, so what batching changes depends on the load.
- * One request at a time falls behind at every rate here; the highest rate loads the batching policies near
- * this machine's capacity, the lower ones leave them headroom.
+ * The mixed workload is replayed at several loads, each with its own arrivals: on a CPU a decode step costs about
+ * the same per row at any batch size past a few rows, so what batching changes depends on the load. A load is a
+ * multiple of the rate that one request at a time serves on this machine, measured first on the same request mix
+ * (`oneAtATimeCapacity`), so that the scenario loads a fast machine as much as a slow one: fixed rates of 6, 9 and
+ * 12/s, chosen on a slower machine, offered only 1.02×, 1.70× and 2.35× one at a time's rate on a faster one, and
+ * every policy kept pace. One request at a time falls behind at every load here; the highest loads the batching
+ * policies near this machine's capacity, the lowest leaves them headroom.
  */
-export const MIXED_SWEEP = { count: 96, rates: [6, 9, 12] };
-export const MIXED_SWEEP_QUICK = { count: 12, rates: [4] };
+export const MIXED_SWEEP = { count: 96, loads: [1.5, 3, 4.5] };
+export const MIXED_SWEEP_QUICK = { count: 12, loads: [2] };
+
+/**
+ * Requests per second that one request at a time serves on the mixed workload's request mix: `count` requests
+ * submitted at once to an engine with batches of one.
+ */
+export async function oneAtATimeCapacity(
+  model: LoadedModel,
+  prompts: PromptSource,
+  rng: Rng,
+  count = 12,
+): Promise<number> {
+  const arrivals = mixedWorkload(prompts, rng, count, 1).map((a) => ({ ...a, at: 0 }));
+  const result = await replay(model, 'capacity', { maxBatchSize: 1 }, arrivals);
+  return count / result.seconds;
+}
 
 export interface SweepPoint {
+  /** The offered load, as a multiple of one at a time's capacity, and the arrival rate it makes. */
+  load: number;
   ratePerSecond: number;
   /** When the last request arrived (ms from the first): no policy serves the load faster than it comes. */
   arrivalSpanMs: number;
@@ -142,6 +162,7 @@ export interface SweepPoint {
 }
 
 export const SWEEP_HEADERS = [
+  'load ×',
   'rate /s',
   'policy',
   'tokens/s',
@@ -156,6 +177,7 @@ export const SWEEP_HEADERS = [
 export function sweepRows(points: SweepPoint[]): (string | number)[][] {
   return points.flatMap((p) =>
     p.modes.map((m) => [
+      p.load,
       p.ratePerSecond,
       m.mode,
       m.tokensPerSecond,
@@ -173,18 +195,21 @@ export async function mixedSweep(
   model: LoadedModel,
   prompts: PromptSource,
   rng: Rng,
-  sweep: { count: number; rates: number[] },
-): Promise<SweepPoint[]> {
+  sweep: { count: number; loads: number[] },
+): Promise<{ capacity: number; points: SweepPoint[] }> {
+  const capacity = await oneAtATimeCapacity(model, prompts, rng);
   const points: SweepPoint[] = [];
-  for (const rate of sweep.rates) {
+  for (const load of sweep.loads) {
+    const rate = Math.round(load * capacity * 10) / 10;
     const arrivals = mixedWorkload(prompts, rng, sweep.count, rate);
     points.push({
+      load,
       ratePerSecond: rate,
       arrivalSpanMs: arrivals[arrivals.length - 1].at,
       modes: await replayPolicies(model, arrivals),
     });
   }
-  return points;
+  return { capacity, points };
 }
 
 /** Replays the same arrivals on each policy in turn. */

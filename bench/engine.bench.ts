@@ -70,14 +70,18 @@ async function main(): Promise<void> {
   );
 
   const sweep = quick ? MIXED_SWEEP_QUICK : MIXED_SWEEP;
+  const { capacity, points } = await mixedSweep(model, prompts, rng, sweep);
   log(
-    `\n3. Mixed workload: ${sweep.count} requests per rate, Poisson ${sweep.rates.join(', ')}/s, prompts 8-256 tokens, max_new_tokens 16-256`,
+    `\n3. Mixed workload: ${sweep.count} requests per load, Poisson arrivals at ${sweep.loads.join(', ')}× one at a ` +
+      `time's capacity (${capacity.toFixed(2)} requests/s, measured first): ${points.map((p) => p.ratePerSecond).join(', ')}/s; ` +
+      'prompts 8-256 tokens, max_new_tokens 16-256',
   );
-  const points = await mixedSweep(model, prompts, rng, sweep);
   log(table(SWEEP_HEADERS, sweepRows(points)));
   const summary = {
     efficiencyRatio: engMean / rawMean,
+    oneAtATimeCapacity: capacity,
     perRate: points.map((p) => ({
+      load: p.load,
       rate: p.ratePerSecond,
       continuousOverSequential: p.modes[0].tokensPerSecond / p.modes[2].tokensPerSecond,
       continuousP99: p.modes[0].latencyP99,
@@ -89,7 +93,7 @@ async function main(): Promise<void> {
       summary.perRate
         .map(
           (r) =>
-            `\nat ${r.rate}/s: continuous/one-at-a-time ${r.continuousOverSequential.toFixed(2)}x (target >= 2.5); ` +
+            `\nat ${r.load}x (${r.rate}/s): continuous/one-at-a-time ${r.continuousOverSequential.toFixed(2)}x (target >= 2.5); ` +
             `p99 continuous ${r.continuousP99.toFixed(0)} ms, static ${r.staticP99.toFixed(0)} ms`,
         )
         .join(''),
@@ -102,7 +106,7 @@ async function main(): Promise<void> {
     intraOpThreads: threads,
     limit,
     efficiency: { batch, newTokens, promptLength: 64, rounds },
-    mixed: { count: sweep.count, points },
+    mixed: { count: sweep.count, oneAtATimeCapacity: capacity, points },
     summary,
   });
   log(`\nwrote ${file}`);
