@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { InferenceClient } from '@huggingface/inference';
 import OpenAI from 'openai';
 import { Redis } from 'ioredis';
-import { decodeStreamEntry, RedisNames } from '@switchyard/batching';
+import { decodeInboxEntry, RedisNames } from '@switchyard/batching';
 import { loadTokenizer } from '@switchyard/models';
 import { waitFor } from './support/platform';
 import { LaunchedPlatform } from './support/launched';
@@ -362,14 +362,16 @@ describe('disconnects', () => {
     await waitFor('the row in the batch', async () => (await platform.metric('tgi_batch_current_size')) === 1);
     controller.abort();
     await waitFor('the batch slot freed', async () => (await platform.metric('tgi_batch_current_size')) === 0, 10_000);
-    // the worker ended the request's token stream as cancelled (the response's x-request-id names the stream)
+    // the worker ended the request as cancelled, in the API's inbox (the response's x-request-id names the request)
     const redis = new Redis(process.env.SWITCHYARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
     try {
-      const key = new RedisNames(platform.prefix).stream(res.headers.get('x-request-id')!);
-      const last = await waitFor('the cancelled entry', async () => {
-        const [entry] = await redis.xrevrange(key, '+', '-', 'COUNT', 1);
-        const event = entry ? decodeStreamEntry(entry[1]) : null;
-        return event?.type === 'error' ? event : undefined;
+      const requestId = res.headers.get('x-request-id')!;
+      const [inbox] = await redis.keys(new RedisNames(platform.prefix).inbox('*'));
+      const last = await waitFor('the cancelled event', async () => {
+        const entries = await redis.xrange(inbox, '-', '+');
+        const events = entries.flatMap(([, fields]) => decodeInboxEntry(fields) ?? []);
+        const ours = events.filter(([id]) => id === requestId).map(([, event]) => event);
+        return ours.at(-1)?.type === 'error' ? ours.at(-1) : undefined;
       });
       assert.equal(last.type === 'error' && last.errorType, 'cancelled');
     } finally {

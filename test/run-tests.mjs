@@ -64,6 +64,11 @@ child.on('exit', (code, signal) => {
     failed = 1;
   }
   rmSync(tapDir, { recursive: true, force: true });
+  // A suite that times out, or a hook that throws, fails the run without failing a test: count it.
+  if (failed === 0 && (code !== 0 || signal)) {
+    failed = 1;
+    console.log('\na suite, a hook or the runner itself failed: see the output above');
+  }
   console.log(`\n${passed} passed, ${failed} failed`);
   process.exit(code ?? (signal ? 1 : 0));
 });

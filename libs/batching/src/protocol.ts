@@ -44,11 +44,11 @@ export class RedisNames {
   }
 
   /**
-   * An API instance's doorbell: a list of at most one item that a worker pushes to each time it writes entries to
-   * one of the streams that instance follows. The API blocks on it, then reads all its streams at once.
+   * An API instance's inbox: a stream each of whose entries holds one worker write's events for the requests
+   * that instance follows (`encodeInboxEntry`). The instance reads it with one blocking XREAD.
    */
-  doorbell(apiId: string): string {
-    return `${this.prefix}bell:${apiId}`;
+  inbox(apiId: string): string {
+    return `${this.prefix}inbox:${apiId}`;
   }
 
   cancel(requestId: string): string {
@@ -112,7 +112,10 @@ export interface GenerateJob {
   parameters: GenerationParameters;
   /** Epoch milliseconds when the API queued it, for the queue time. */
   queuedAt: number;
-  /** The API instance that follows the stream: its doorbell (`RedisNames.doorbell`) rings after each write. */
+  /**
+   * The API instance that follows the request: its events go to that instance's inbox (`RedisNames.inbox`). A job
+   * without it (a client of the worker alone) has its events in `gen:<request id>`.
+   */
   notify?: string;
 }
 
@@ -153,18 +156,34 @@ export function encodeStreamEvent(event: StreamEvent): string {
   return JSON.stringify(event);
 }
 
-/** Parses one entry's field list (`['e', json]`); null for an entry that is not ours. */
-export function decodeStreamEntry(fields: string[]): StreamEvent | null {
+/** One inbox entry: the events of one write, each with its request id, in the order they were pushed. */
+export function encodeInboxEntry(events: [string, StreamEvent][]): string {
+  return JSON.stringify(events);
+}
+
+/** The JSON in an entry's field list (`['e', json]`), or null. */
+function entryJson(fields: string[]): unknown {
   for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] === STREAM_FIELD) {
-      try {
-        return JSON.parse(fields[i + 1]) as StreamEvent;
-      } catch {
-        return null;
-      }
+    if (fields[i] !== STREAM_FIELD) continue;
+    try {
+      return JSON.parse(fields[i + 1]) as unknown;
+    } catch {
+      return null;
     }
   }
   return null;
+}
+
+/** Parses one inbox entry's field list; null for an entry that is not ours. */
+export function decodeInboxEntry(fields: string[]): [string, StreamEvent][] | null {
+  const value = entryJson(fields);
+  return Array.isArray(value) ? (value as [string, StreamEvent][]) : null;
+}
+
+/** Parses one stream entry's field list; null for an entry that is not ours. */
+export function decodeStreamEntry(fields: string[]): StreamEvent | null {
+  const value = entryJson(fields);
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as StreamEvent) : null;
 }
 
 /** One entry of the `events` list. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { encodeStreamEvent, RedisNames, STREAM_FIELD, StreamEvent } from '@switchyard/batching';
+import { encodeInboxEntry, RedisNames, STREAM_FIELD, StreamEvent } from '@switchyard/batching';
 import { StreamHub } from './stream-hub';
 
 const URL = process.env.SWITCHYARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -18,12 +18,9 @@ const token = (index: number): StreamEvent => ({
   topTokens: [],
 });
 
-/** What a worker's write does: the entries, then one ring of the follower's doorbell. */
-async function write(hub: StreamHub, requestId: string, events: StreamEvent[], ring = true): Promise<void> {
-  const multi = redis.multi();
-  for (const event of events) multi.xadd(names.stream(requestId), '*', STREAM_FIELD, encodeStreamEvent(event));
-  if (ring) multi.lpush(names.doorbell(hub.instanceId), '1').ltrim(names.doorbell(hub.instanceId), 0, 0);
-  await multi.exec();
+/** What one worker write does for the requests an API instance follows: one entry in its inbox. */
+async function write(hub: StreamHub, events: [string, StreamEvent][]): Promise<void> {
+  await redis.xadd(names.inbox(hub.instanceId), '*', STREAM_FIELD, encodeInboxEntry(events));
 }
 
 /** Resolves with the first `n` events delivered for the request. */
@@ -40,14 +37,7 @@ function collect(hub: StreamHub, requestId: string, n: number): Promise<StreamEv
   });
 }
 
-/** Waits until the hub's connection is blocked on its doorbell, as Redis reports it. */
-async function blockedOnBell(): Promise<void> {
-  for (;;) {
-    const clients = (await redis.client('LIST')) as string;
-    if (clients.split('\n').some((c) => c.includes('name=switchyard-api-streams') && c.includes('cmd=blpop'))) return;
-    await new Promise((r) => setImmediate(r));
-  }
-}
+const indexes = (events: StreamEvent[]) => events.map((e) => (e.type === 'token' ? e.index : -1));
 
 describe('StreamHub', { timeout: 20_000 }, () => {
   let hub: StreamHub;
@@ -61,8 +51,6 @@ describe('StreamHub', { timeout: 20_000 }, () => {
         return client;
       },
     });
-    // long enough that only a bell (or the hub's own re-read) can deliver within a test's timeout
-    hub.bellWaitS = 60;
   });
 
   after(async () => {
@@ -73,55 +61,47 @@ describe('StreamHub', { timeout: 20_000 }, () => {
     for (const c of opened) c.disconnect();
   });
 
-  it('delivers a stream’s entries in order, from its first, when the bell rings', async () => {
-    const id = randomUUID();
-    const got = collect(hub, id, 3);
-    await blockedOnBell();
-    await write(hub, id, [token(0), token(1)]);
-    await write(hub, id, [token(2)]);
-    assert.deepEqual(
-      (await got).map((e) => e.type === 'token' && e.index),
-      [0, 1, 2],
-    );
+  it('hands each request its own events, in order, across entries', async () => {
+    const [a, b] = [randomUUID(), randomUUID()];
+    const gotA = collect(hub, a, 3);
+    const gotB = collect(hub, b, 2);
+    await write(hub, [
+      [a, token(0)],
+      [b, token(0)],
+      [a, token(1)],
+    ]);
+    await write(hub, [
+      [b, token(1)],
+      [a, token(2)],
+    ]);
+    assert.deepEqual(indexes(await gotA), [0, 1, 2]);
+    assert.deepEqual(indexes(await gotB), [0, 1]);
   });
 
-  it('reads a stream opened while the hub waits on the bell, though the read queued behind it missed it', async () => {
-    const first = randomUUID();
-    const waiting = collect(hub, first, 1);
-    await blockedOnBell();
-    // opened now: the XREAD already queued behind the BLPOP does not name it
-    const late = randomUUID();
-    const got = collect(hub, late, 2);
-    await write(hub, late, [token(0), token(1)]);
-    assert.equal((await got).length, 2);
-    await write(hub, first, [token(0)]);
-    await waiting;
+  it('drops the events of a request nobody follows, and delivers the others of the same entry', async () => {
+    const [gone, here] = [randomUUID(), randomUUID()];
+    const got = collect(hub, here, 1);
+    await write(hub, [
+      [gone, token(0)],
+      [here, token(7)],
+    ]);
+    assert.deepEqual(indexes(await got), [7]);
   });
 
-  it('reads again at once when a stream returned a full read', async () => {
-    const id = randomUUID();
-    const got = collect(hub, id, 1200);
-    await blockedOnBell();
-    await write(
-      hub,
-      id,
-      Array.from({ length: 1200 }, (_, i) => token(i)),
-    );
-    const events = await got;
-    assert.equal(events.length, 1200);
-    assert.equal(events[1199].type === 'token' && events[1199].index, 1199);
-  });
-
-  it('still reads, after the wait, a stream whose writer rings no bell', async () => {
-    hub.bellWaitS = 0.2;
+  it('reads past one read’s worth of entries, and trims what it has read', async () => {
+    const keeper = hub.subscribe(randomUUID(), () => undefined); // keeps the hub reading once the others end
     try {
       const id = randomUUID();
-      const got = collect(hub, id, 1);
-      await blockedOnBell();
-      await write(hub, id, [token(0)], false);
-      assert.equal((await got).length, 1);
+      const got = collect(hub, id, 600);
+      for (let i = 0; i < 600; i++) await write(hub, [[id, token(i)]]);
+      assert.deepEqual(indexes(await got).slice(-2), [598, 599]);
+      // the read after the last one drops every entry before the last read
+      for (;;) {
+        if ((await redis.xlen(names.inbox(hub.instanceId))) <= 1) break;
+        await new Promise((r) => setImmediate(r));
+      }
     } finally {
-      hub.bellWaitS = 60;
+      keeper();
     }
   });
 });

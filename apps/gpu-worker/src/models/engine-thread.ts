@@ -31,8 +31,8 @@ export type ToEngineThread =
       request: Omit<EngineRequest, 'signal'>;
       attempt: number;
       startedAt: number;
-      /** The doorbell of the API instance that follows the request's stream, or null. */
-      bell: string | null;
+      /** The inbox of the API instance that follows the request, or null for the request's own stream. */
+      inbox: string | null;
       /** The request's cancel flag, or -1 for none. */
       slot: number;
     }
@@ -101,11 +101,11 @@ async function main(): Promise<void> {
   parentPort!.on('message', (message: ToEngineThread) => {
     switch (message.type) {
       case 'submit': {
-        const { request, attempt, slot, bell } = message;
+        const { request, attempt, slot, inbox } = message;
         const { id } = request;
         const controller = new AbortController();
         controllers.set(id, controller);
-        writer.push(id, { type: 'start', worker: workerId, attempt, at: message.startedAt }, bell);
+        writer.push(id, { type: 'start', worker: workerId, attempt, at: message.startedAt }, inbox);
         let done = false;
         const sink = (event: EngineEvent) => {
           if (done) return;
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
           if (event.type === 'token' && slot >= 0 && Atomics.load(data.cancelFlags, slot) === 1) {
             return controller.abort();
           }
-          writer.push(id, { attempt, ...event }, bell);
+          writer.push(id, { attempt, ...event }, inbox);
           if (event.type === 'token') return;
           done = true;
           end(id, event.type === 'final' ? 'success' : event.errorType);

@@ -136,7 +136,7 @@ export class ModelHost implements PooledModel {
     const requestId = data.requestId ?? job.id!;
     const attempt = job.attemptsStarted;
     const { writer, metrics, names } = this.deps;
-    const bell = typeof data.notify === 'string' && isValidId(data.notify) ? names.doorbell(data.notify) : null;
+    const inbox = typeof data.notify === 'string' && isValidId(data.notify) ? names.inbox(data.notify) : null;
     const controller = new AbortController();
     this.active.set(requestId, controller);
     this.deps.touch(this.spec.id);
@@ -151,7 +151,7 @@ export class ModelHost implements PooledModel {
       // A cancel reaches the thread, which drops the row at its next step and writes the cancelled entry.
       const outcome = await new Promise<string>((resolve) => {
         const onEnd = (result: string, unwritten?: EngineEvent) => {
-          if (unwritten) writer.push(requestId, { attempt, ...unwritten }, bell);
+          if (unwritten) writer.push(requestId, { attempt, ...unwritten }, inbox);
           resolve(result);
         };
         try {
@@ -163,7 +163,7 @@ export class ModelHost implements PooledModel {
               parameters: data.parameters,
               signal: controller.signal,
             },
-            { attempt, startedAt: Date.now(), bell },
+            { attempt, startedAt: Date.now(), inbox },
             onEnd,
           );
         } catch (err) {

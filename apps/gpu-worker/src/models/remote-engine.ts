@@ -88,14 +88,14 @@ export class RemoteEngine {
   }
 
   /**
-   * Submits a request whose stream entries carry `attempt` and ring `bell` (the following API's doorbell, or null);
-   * the thread writes its `start` entry first. Throws if the thread has died. An abort sets the request's shared
+   * Submits a request whose events carry `attempt` and go to `inbox` (the following API's, or null for the
+   * request's own stream); the thread writes its `start` entry first. Throws if the thread has died. An abort sets the request's shared
    * cancel flag, which the thread reads before it writes each token, so no token is written after it even while a
    * step computes; the message that follows makes the engine drop the row (or the waiting request) at its next step.
    */
   submit(
     request: EngineRequest,
-    stream: { attempt: number; startedAt: number; bell: string | null },
+    stream: { attempt: number; startedAt: number; inbox: string | null },
     onEnd: EndHandler,
   ): void {
     if (this.failure) throw this.failure;

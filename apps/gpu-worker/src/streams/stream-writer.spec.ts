@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { decodeStreamEntry, RedisNames, STREAM_TTL_S, StreamEvent } from '@switchyard/batching';
+import { decodeInboxEntry, decodeStreamEntry, RedisNames, STREAM_TTL_S, StreamEvent } from '@switchyard/batching';
 import { StreamWriter } from './stream-writer';
 
 const redis = new Redis(process.env.SWITCHYARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -20,6 +20,15 @@ const token = (index: number, text: string): StreamEvent => ({
   token: { id: index, text, logprob: -0.5, special: false },
   topTokens: [],
 });
+
+const final = (text: string): StreamEvent =>
+  ({
+    type: 'final',
+    attempt: 1,
+    generatedText: text,
+    inputTokens: 3,
+    details: { finishReason: 'length', generatedTokens: 2, seed: null, tokens: [], topTokens: [], prefill: [] },
+  }) as unknown as StreamEvent;
 
 describe('StreamWriter', () => {
   after(async () => {
@@ -89,27 +98,47 @@ describe('StreamWriter', () => {
     assert.equal((await entries(good)).length, 1);
   });
 
-  it('rings each doorbell once per write, after the entries, and leaves at most one item in it', async () => {
+  it('writes the events of requests that name an API instance as one entry of its inbox, in order', async () => {
     const writer = new StreamWriter(redis, names, (e) => assert.fail(e));
-    const [bellA, bellB] = [names.doorbell('api-a'), names.doorbell('api-b')];
-    const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
-    // a reader blocked on bell A, with a read of stream a queued behind it, as the API's stream hub does
-    const reader = redis.duplicate();
-    const rung = reader.blpop(bellA, 5);
-    const read = reader.xrange(names.stream(a), '-', '+');
-    writer.push(a, token(0, 'x'), bellA);
-    writer.push(b, token(0, 'y'), bellA);
-    writer.push(c, token(0, 'z'), bellB);
+    const [inboxA, inboxB] = [names.inbox('api-a'), names.inbox('api-b')];
+    const [a, b, c, d] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    writer.push(a, { type: 'start', worker: 'w', attempt: 1, at: 1 }, inboxA);
+    writer.push(b, token(0, 'x'), inboxA);
+    writer.push(c, token(0, 'y'), inboxB);
+    writer.push(a, token(0, 'z'), inboxA);
+    writer.push(d, token(0, 'w'), null);
     await writer.afterWrite();
-    assert.deepEqual(await rung, [bellA, '1']);
-    assert.equal((await read).length, 1, 'the entries are in the stream when the bell rings');
-    reader.disconnect();
-    assert.equal(await redis.llen(bellA), 0, 'one ring per write, however many of its streams got entries');
-    assert.equal(await redis.llen(bellB), 1);
-    writer.push(c, token(1, 'w'), bellB);
-    await writer.afterWrite();
-    assert.equal(await redis.llen(bellB), 1, 'a bell not yet answered holds one item');
-    const ttl = await redis.ttl(bellB);
+    const [[, fieldsA], ...moreA] = await redis.xrange(inboxA, '-', '+');
+    assert.equal(moreA.length, 0, 'one entry per write');
+    assert.deepEqual(
+      decodeInboxEntry(fieldsA)!.map(([id, e]) => [id, e.type]),
+      [
+        [a, 'start'],
+        [b, 'token'],
+        [a, 'token'],
+      ],
+    );
+    assert.equal(decodeInboxEntry((await redis.xrange(inboxB, '-', '+'))[0][1])![0][0], c);
+    assert.equal(await redis.exists(names.stream(a)), 0, 'a request with an inbox has no stream of its own');
+    assert.equal((await entries(d)).length, 1, 'one without has its own');
+    const ttl = await redis.ttl(inboxA);
     assert.ok(ttl > STREAM_TTL_S - 5 && ttl <= STREAM_TTL_S, `ttl ${ttl}`);
+  });
+
+  it('folds a last token into the final event in an inbox too', async () => {
+    const writer = new StreamWriter(redis, names, (e) => assert.fail(e));
+    const inbox = names.inbox('api-c');
+    const id = randomUUID();
+    writer.push(id, token(0, 'a'), inbox);
+    writer.push(id, token(1, 'b'), inbox);
+    writer.push(id, final('ab'), inbox);
+    await writer.settle();
+    const events = decodeInboxEntry((await redis.xrange(inbox, '-', '+'))[0][1])!.map(([, e]) => e);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['token', 'final'],
+    );
+    const last = events[1];
+    assert.equal(last.type === 'final' && last.lastToken?.token.text, 'b');
   });
 });

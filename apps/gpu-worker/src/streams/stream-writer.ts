@@ -1,13 +1,16 @@
 /**
- * Writes stream events to `gen:<request id>`. Events pushed in one tick (one engine step emits every row's token
- * synchronously) go out as one Redis command: a script that XADDs each entry. That is one round-trip per step, not
- * per token, and one command for the client to build where a pipeline of 64 XADDs cost the engine thread about 2 ms
- * a step. The same script then rings the doorbell of each API instance that follows one of those streams, once,
- * and that instance reads all its streams in one XREAD. A stream is capped in length and expires after its last
- * start or end entry.
+ * Writes requests' events where their API reads them. Events pushed in one tick (one engine step emits every row's
+ * token synchronously) go out as one Redis command, a script: one round-trip per step, not per token.
+ * - A request that names its API instance (the job's `notify`) has its events in that instance's inbox: the step's
+ *   events for all the requests an instance follows are one entry, so a step of 64 rows costs Redis one XADD and
+ *   the API one read of one key.
+ * - A request without one (a client of the worker alone) has them in `gen:<request id>`, one entry per event.
+ * Streams and inboxes are capped in length and expire after their last write (a stream: its last start or end
+ * entry); the API trims its inbox as it reads.
  */
 import type { Redis } from 'ioredis';
 import {
+  encodeInboxEntry,
   encodeStreamEvent,
   RedisNames,
   STREAM_FIELD,
@@ -17,64 +20,58 @@ import {
 } from '@switchyard/batching';
 
 /**
- * KEYS: the streams, then the doorbells; ARGV: max length, TTL, the number of streams, then per stream its entry and
- * '1' if the stream's expiry is (re)set. An entry that fails (a key of another type) does not stop the others; the
- * reply is the failures and the first error. A doorbell holds at most one item, and expires like a stream.
+ * KEYS: the streams, then the inboxes; ARGV: max length, TTL, the number of streams, then per stream its entry and
+ * '1' if its expiry is (re)set, then per inbox its entry. An entry that fails (a key of another type) does not stop
+ * the others; the reply is the failures and the first error.
  */
-const APPEND_STREAMS = `
+const APPEND = `
 local maxlen, ttl, streams, failed, first = ARGV[1], ARGV[2], tonumber(ARGV[3]), 0, ''
-for i = 1, streams do
-  local r = redis.pcall('XADD', KEYS[i], 'MAXLEN', '~', maxlen, '*', '${STREAM_FIELD}', ARGV[2 * i + 2])
+local function add(key, entry)
+  local r = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, '*', '${STREAM_FIELD}', entry)
   if type(r) == 'table' and r.err then
     failed = failed + 1
     if first == '' then first = r.err end
-  elseif ARGV[2 * i + 3] == '1' then
-    redis.call('EXPIRE', KEYS[i], ttl)
+    return false
   end
+  return true
+end
+for i = 1, streams do
+  if add(KEYS[i], ARGV[2 * i + 2]) and ARGV[2 * i + 3] == '1' then redis.call('EXPIRE', KEYS[i], ttl) end
 end
 for i = streams + 1, #KEYS do
-  local r = redis.pcall('LPUSH', KEYS[i], '1')
-  if type(r) == 'table' and r.err then
-    failed = failed + 1
-    if first == '' then first = r.err end
-  else
-    redis.call('LTRIM', KEYS[i], 0, 0)
-    redis.call('EXPIRE', KEYS[i], ttl)
-  end
+  if add(KEYS[i], ARGV[streams + i + 3]) then redis.call('EXPIRE', KEYS[i], ttl) end
 end
 return {failed, first}`;
 
-type AppendStreams = (numKeys: number, ...args: (string | number)[]) => Promise<[number, string]>;
+type Append = (numKeys: number, ...args: (string | number)[]) => Promise<[number, string]>;
 
 export class StreamWriter {
+  /** The events of the tick being collected, with each one's request id and inbox (null: its own stream). */
   private pending: StreamEvent[] = [];
-  private keys: string[] = [];
-  /** The doorbells to ring with the batch being collected, each once. */
-  private bells: string[] = [];
+  private requestIds: string[] = [];
+  private inboxes: (string | null)[] = [];
   private scheduled = false;
   private inFlight: Promise<void> = Promise.resolve();
   /** Resolves once the batch being collected is in Redis; made on demand by `afterWrite`. */
   private batchWritten: { promise: Promise<void>; resolve: () => void } | null = null;
 
-  private readonly appendStreams: AppendStreams;
+  private readonly append: Append;
 
   constructor(
     redis: Redis,
     private readonly names: RedisNames,
     private readonly onError: (err: Error) => void,
   ) {
-    if (!('appendStreams' in redis)) redis.defineCommand('appendStreams', { lua: APPEND_STREAMS });
-    const client = redis as Redis & { appendStreams: AppendStreams };
-    this.appendStreams = (numKeys, ...args) => client.appendStreams(numKeys, ...args);
+    if (!('appendEvents' in redis)) redis.defineCommand('appendEvents', { lua: APPEND });
+    const client = redis as Redis & { appendEvents: Append };
+    this.append = (numKeys, ...args) => client.appendEvents(numKeys, ...args);
   }
 
-  /** Queues an entry for `gen:<request id>`; `bell` is the doorbell of the API instance that follows it, if any. */
-  push(requestId: string, event: StreamEvent, bell: string | null): void {
-    if (bell !== null && !this.bells.includes(bell)) this.bells.push(bell);
-    const key = this.names.stream(requestId);
+  /** Queues a request's event for `inbox` (the following API's, from `RedisNames.inbox`), or for its own stream. */
+  push(requestId: string, event: StreamEvent, inbox: string | null): void {
     const n = this.pending.length;
     // A request's last token and its final event come from the same step: one entry carries both.
-    if (event.type === 'final' && n > 0 && this.keys[n - 1] === key) {
+    if (event.type === 'final' && n > 0 && this.requestIds[n - 1] === requestId && this.inboxes[n - 1] === inbox) {
       const previous = this.pending[n - 1];
       if (previous.type === 'token' && previous.attempt === event.attempt) {
         const { attempt: _attempt, ...lastToken } = previous;
@@ -83,7 +80,8 @@ export class StreamWriter {
       }
     }
     this.pending.push(event);
-    this.keys.push(key);
+    this.requestIds.push(requestId);
+    this.inboxes.push(inbox);
     if (!this.scheduled) {
       this.scheduled = true;
       queueMicrotask(this.flush);
@@ -113,26 +111,38 @@ export class StreamWriter {
   private readonly flush = (): void => {
     if (!this.scheduled) return;
     this.scheduled = false;
-    const events = this.pending;
-    const keys = this.keys;
-    const bells = this.bells;
+    const { pending: events, requestIds, inboxes } = this;
     const written = this.batchWritten;
     this.pending = [];
-    this.keys = [];
-    this.bells = [];
+    this.requestIds = [];
+    this.inboxes = [];
     this.batchWritten = null;
-    const args: (string | number)[] = new Array(keys.length + bells.length + 3 + 2 * events.length);
-    for (let i = 0; i < keys.length; i++) args[i] = keys[i];
-    let a = keys.length;
-    for (const bell of bells) args[a++] = bell;
-    args[a++] = STREAM_MAX_LEN;
-    args[a++] = STREAM_TTL_S;
-    args[a++] = keys.length;
-    for (const event of events) {
-      args[a++] = encodeStreamEvent(event);
-      args[a++] = event.type === 'token' ? '0' : '1';
+    const streamKeys: string[] = [];
+    const streamArgs: string[] = [];
+    const byInbox = new Map<string, [string, StreamEvent][]>();
+    for (let i = 0; i < events.length; i++) {
+      const inbox = inboxes[i];
+      if (inbox === null) {
+        streamKeys.push(this.names.stream(requestIds[i]));
+        streamArgs.push(encodeStreamEvent(events[i]), events[i].type === 'token' ? '0' : '1');
+        continue;
+      }
+      let list = byInbox.get(inbox);
+      if (!list) byInbox.set(inbox, (list = []));
+      list.push([requestIds[i], events[i]]);
     }
-    const sent = this.appendStreams(keys.length + bells.length, ...args).then(
+    const inboxKeys = [...byInbox.keys()];
+    const inboxArgs = [...byInbox.values()].map(encodeInboxEntry);
+    const sent = this.append(
+      streamKeys.length + inboxKeys.length,
+      ...streamKeys,
+      ...inboxKeys,
+      STREAM_MAX_LEN,
+      STREAM_TTL_S,
+      streamKeys.length,
+      ...streamArgs,
+      ...inboxArgs,
+    ).then(
       ([failed, first]) => {
         if (failed > 0) this.onError(new Error(`${failed} stream entries were not written: ${first}`));
       },
