@@ -1,6 +1,6 @@
 /**
  * Every response carries `x-request-id`: the client's own when it sent a safe one, otherwise the request's id,
- * a new UUID that also names its job and token stream (a client's id may repeat; a job id may not).
+ * a new UUID that also names its job and its events (a client's id may repeat; a job id may not).
  */
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
