@@ -127,7 +127,10 @@ export class GenerationService {
             break;
         }
       };
-      const unsubscribe = this.hub.subscribe(requestId, onEvent);
+      const unsubscribe = this.hub.subscribe(requestId, onEvent, (message) => {
+        finish(ApiError.generation(message));
+        void this.redis.cancel(model.spec.id, requestId).catch(() => undefined);
+      });
       const onAbort = () => {
         finish(new ApiError(499, 'cancelled', 'the client disconnected'));
         void this.redis.cancel(model.spec.id, requestId).catch((err: Error) => {

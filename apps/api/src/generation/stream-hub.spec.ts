@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { encodeInboxEntry, RedisNames, STREAM_FIELD, StreamEvent } from '@switchyard/batching';
-import { StreamHub } from './stream-hub';
+import { compareIds, StreamHub } from './stream-hub';
 
 const URL = process.env.SWITCHYARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const names = new RedisNames(`sy-test-${randomUUID().slice(0, 8)}:`);
@@ -103,5 +103,25 @@ describe('StreamHub', { timeout: 20_000 }, () => {
     } finally {
       keeper();
     }
+  });
+
+  it('fails the requests it follows when the inbox lost entries it had not read', async () => {
+    const id = randomUUID();
+    // written while nobody follows anything, so the hub is not reading; then one unread entry goes, as the
+    // inbox's cap would take it
+    const ids: string[] = [];
+    for (let i = 0; i < 600; i++) {
+      ids.push((await redis.xadd(names.inbox(hub.instanceId), '*', STREAM_FIELD, encodeInboxEntry([[id, token(i)]])))!);
+    }
+    await redis.xdel(names.inbox(hub.instanceId), ids[550]);
+    const lost = await new Promise<string>((resolve) => hub.subscribe(id, () => undefined, resolve));
+    assert.match(lost, /lost events/);
+    assert.equal(hub.open, 0, 'the failed requests are no longer followed');
+  });
+
+  it('orders stream ids by time, then sequence', () => {
+    assert.ok(compareIds('1700000000000-5', '1700000000000-12') < 0);
+    assert.ok(compareIds('1700000000001-0', '1700000000000-99') > 0);
+    assert.equal(compareIds('5-1', '5-1'), 0);
   });
 });

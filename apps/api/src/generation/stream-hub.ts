@@ -14,6 +14,13 @@ import { decodeInboxEntry, StreamEvent } from '@switchyard/batching';
 import { RedisService } from '../redis/redis.service';
 
 type Listener = (event: StreamEvent) => void;
+/** Called when events the request may have had were trimmed from the inbox before this instance read them. */
+type OnLost = (message: string) => void;
+
+interface Subscription {
+  listener: Listener;
+  onLost?: OnLost;
+}
 
 /** How long one read blocks for (ms); it ends early as soon as an entry arrives. */
 const BLOCK_MS = 5000;
@@ -29,7 +36,7 @@ export class StreamHub implements OnApplicationShutdown {
   private readonly logger = new Logger('StreamHub');
   private readonly reader: Redis;
   private readonly inbox: string;
-  private readonly subscriptions = new Map<string, Listener>();
+  private readonly subscriptions = new Map<string, Subscription>();
   private wake: (() => void) | null = null;
   private closed = false;
   private readonly loop: Promise<void>;
@@ -42,10 +49,10 @@ export class StreamHub implements OnApplicationShutdown {
 
   /**
    * Delivers the request's events until the returned function is called. Subscribe before the job is queued: the
-   * inbox keeps nothing for a request nobody follows.
+   * inbox keeps nothing for a request nobody follows. `onLost` hears of events lost before they were read.
    */
-  subscribe(requestId: string, listener: Listener): () => void {
-    this.subscriptions.set(requestId, listener);
+  subscribe(requestId: string, listener: Listener, onLost?: OnLost): () => void {
+    this.subscriptions.set(requestId, { listener, onLost });
     if (this.wake) {
       this.wake();
       this.wake = null;
@@ -76,6 +83,7 @@ export class StreamHub implements OnApplicationShutdown {
           continue;
         }
         // One write: drop what was read already, then wait for what comes next.
+        const from = lastId;
         const pipeline = this.reader.pipeline();
         if (trimmed !== lastId) pipeline.xtrim(this.inbox, 'MINID', lastId);
         pipeline.xread('COUNT', COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.inbox, lastId);
@@ -83,12 +91,16 @@ export class StreamHub implements OnApplicationShutdown {
         const results = (await pipeline.exec()) ?? [];
         for (const [err] of results) if (err) throw err;
         const reply = results.at(-1)?.[1] as XReadReply;
+        let read = 0;
         for (const [, entries] of reply ?? []) {
           for (const [id, fields] of entries) {
             lastId = id;
+            read++;
             this.dispatch(decodeInboxEntry(fields));
           }
         }
+        // A full read means a backlog: the inbox's cap may have trimmed entries this instance never read.
+        if (read >= COUNT) await this.checkLost(from);
       } catch (err) {
         if (this.closed) return;
         this.logger.warn(`reading the inbox failed: ${(err as Error).message}; retrying`);
@@ -97,16 +109,40 @@ export class StreamHub implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * Fails every request followed now if the inbox lost entries after `from` (the id read from): the cap trims the
+   * oldest entries, and this instance's own trims only ever take entries before the one it read from.
+   */
+  private async checkLost(from: string): Promise<void> {
+    const info = (await this.reader.xinfo('STREAM', this.inbox)) as unknown[];
+    const at = info.indexOf('max-deleted-entry-id');
+    const deleted = at >= 0 ? String(info[at + 1]) : '0-0';
+    if (compareIds(deleted, from) <= 0) return;
+    const message = 'this API fell too far behind its inbox and lost events of this request; retry it';
+    this.logger.error(`the inbox lost entries after ${from} (up to ${deleted}): failing the requests followed now`);
+    for (const [requestId, sub] of [...this.subscriptions]) {
+      this.subscriptions.delete(requestId);
+      sub.onLost?.(message);
+    }
+  }
+
   /** Hands each event to its request's subscriber; events of requests nobody follows any more are dropped. */
   private dispatch(events: [string, StreamEvent][] | null): void {
     for (const [requestId, event] of events ?? []) {
-      const listener = this.subscriptions.get(requestId);
-      if (!listener) continue;
+      const sub = this.subscriptions.get(requestId);
+      if (!sub) continue;
       try {
-        listener(event);
+        sub.listener(event);
       } catch (err) {
         this.logger.error(`a stream listener failed: ${(err as Error).message}`);
       }
     }
   }
+}
+
+/** Orders two stream ids (`ms-seq`). */
+export function compareIds(a: string, b: string): number {
+  const [am, as = '0'] = a.split('-');
+  const [bm, bs = '0'] = b.split('-');
+  return Number(am) - Number(bm) || Number(as) - Number(bs);
 }
