@@ -93,14 +93,18 @@ export class GenerationService {
           resolve({ final: rest, lastToken, queuedAt, startedAt, attempt, worker });
         }
       };
+      /** Ends the request with `error` and takes its job off the queue or the worker's batch. */
+      const abandon = (error: ApiError, onCancelFailed: (err: Error) => void = () => undefined) => {
+        finish(error);
+        void this.redis.cancel(model.spec.id, requestId).catch(onCancelFailed);
+      };
       const onEvent = (event: StreamEvent) => {
         if (event.attempt < attempt) return; // a dead attempt's late entries
         if (event.attempt > attempt) {
           if (attempt > 0) {
             this.logger.warn(`request ${requestId}: attempt ${attempt} died, attempt ${event.attempt} runs`);
             if (streamed > 0) {
-              finish(ApiError.generation('the worker serving this request failed after tokens were sent'));
-              void this.redis.cancel(model.spec.id, requestId).catch(() => undefined);
+              abandon(ApiError.generation('the worker serving this request failed after tokens were sent'));
               return;
             }
           }
@@ -127,16 +131,11 @@ export class GenerationService {
             break;
         }
       };
-      const unsubscribe = this.hub.subscribe(requestId, onEvent, (message) => {
-        finish(ApiError.generation(message));
-        void this.redis.cancel(model.spec.id, requestId).catch(() => undefined);
-      });
-      const onAbort = () => {
-        finish(new ApiError(499, 'cancelled', 'the client disconnected'));
-        void this.redis.cancel(model.spec.id, requestId).catch((err: Error) => {
-          this.logger.warn(`cancelling ${requestId} failed: ${err.message}`);
-        });
-      };
+      const unsubscribe = this.hub.subscribe(requestId, onEvent, (message) => abandon(ApiError.generation(message)));
+      const onAbort = () =>
+        abandon(new ApiError(499, 'cancelled', 'the client disconnected'), (err) =>
+          this.logger.warn(`cancelling ${requestId} failed: ${err.message}`),
+        );
       if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener('abort', onAbort, { once: true });
       // Until the job starts: a failed load of its model fails it, and a model no live worker holds any more
@@ -146,8 +145,7 @@ export class GenerationService {
         void this.checkPlacement(model, queuedAt).then(
           (error) => {
             if (!error || settled || startedAt !== 0) return;
-            finish(error);
-            void this.redis.cancel(model.spec.id, requestId).catch(() => undefined);
+            abandon(error);
           },
           () => undefined,
         );

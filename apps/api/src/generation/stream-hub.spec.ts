@@ -18,9 +18,9 @@ const token = (index: number): StreamEvent => ({
   topTokens: [],
 });
 
-/** What one worker write does for the requests an API instance follows: one entry in its inbox. */
-async function write(hub: StreamHub, events: [string, StreamEvent][]): Promise<void> {
-  await redis.xadd(names.inbox(hub.instanceId), '*', STREAM_FIELD, encodeInboxEntry(events));
+/** What one worker write does for the requests an API instance follows: one entry in its inbox; its id. */
+async function write(hub: StreamHub, events: [string, StreamEvent][]): Promise<string> {
+  return (await redis.xadd(names.inbox(hub.instanceId), '*', STREAM_FIELD, encodeInboxEntry(events)))!;
 }
 
 /** Resolves with the first `n` events delivered for the request. */
@@ -110,9 +110,7 @@ describe('StreamHub', { timeout: 20_000 }, () => {
     // written while nobody follows anything, so the hub is not reading; then one unread entry goes, as the
     // inbox's cap would take it
     const ids: string[] = [];
-    for (let i = 0; i < 600; i++) {
-      ids.push((await redis.xadd(names.inbox(hub.instanceId), '*', STREAM_FIELD, encodeInboxEntry([[id, token(i)]])))!);
-    }
+    for (let i = 0; i < 600; i++) ids.push(await write(hub, [[id, token(i)]]));
     await redis.xdel(names.inbox(hub.instanceId), ids[550]);
     const lost = await new Promise<string>((resolve) => hub.subscribe(id, () => undefined, resolve));
     assert.match(lost, /lost events/);

@@ -75,7 +75,8 @@ export class StreamHub implements OnApplicationShutdown {
 
   private async run(): Promise<void> {
     let lastId = '0';
-    let trimmed = lastId;
+    /** Whether the last read took entries, which the next read's trim drops. */
+    let toTrim = false;
     while (!this.closed) {
       try {
         if (this.subscriptions.size === 0) {
@@ -85,9 +86,8 @@ export class StreamHub implements OnApplicationShutdown {
         // One write: drop what was read already, then wait for what comes next.
         const from = lastId;
         const pipeline = this.reader.pipeline();
-        if (trimmed !== lastId) pipeline.xtrim(this.inbox, 'MINID', lastId);
-        pipeline.xread('COUNT', COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.inbox, lastId);
-        trimmed = lastId;
+        if (toTrim) pipeline.xtrim(this.inbox, 'MINID', from);
+        pipeline.xread('COUNT', COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', this.inbox, from);
         const results = (await pipeline.exec()) ?? [];
         for (const [err] of results) if (err) throw err;
         const reply = results.at(-1)?.[1] as XReadReply;
@@ -99,6 +99,7 @@ export class StreamHub implements OnApplicationShutdown {
             this.dispatch(decodeInboxEntry(fields));
           }
         }
+        toTrim = read > 0;
         // A full read means a backlog: the inbox's cap may have trimmed entries this instance never read.
         if (read >= COUNT) await this.checkLost(from);
       } catch (err) {
