@@ -160,7 +160,6 @@ export class CompletionsController {
         'x-accel-buffering': 'no',
         'x-served-model': model,
       });
-      res.flushHeaders();
       if (kind === 'chat') {
         res.write(
           chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),

@@ -74,7 +74,8 @@ export class GenerateController {
 
   /**
    * SSE: headers go out with the first token, so an error before it (validation, placement, overload, a model
-   * that falls back) is still a plain HTTP answer; after it, an error is a `data:{"error",...}` event.
+   * that falls back) is still a plain HTTP answer; after it, an error is a `data:{"error",...}` event. The headers
+   * are not flushed on their own: Node sends them in the same write as the first event.
    */
   private async runStream(b: GenerateBody, req: Request, res: Response, route: string): Promise<void> {
     const open = (prepared: PreparedRequest) => {
@@ -86,7 +87,6 @@ export class GenerateController {
         'x-served-model': prepared.model.spec.id,
         'x-compute-type': prepared.computeType,
       });
-      res.flushHeaders();
     };
     try {
       const { prepared, outcome } = await this.inference.serve(req, res, {
