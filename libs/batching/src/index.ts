@@ -9,3 +9,4 @@ export * from './stopping';
 export * from './types';
 export * from './protocol';
 export * from './prometheus';
+export * from './worker-registry';

@@ -64,18 +64,14 @@ export class RedisNames {
     return `${this.prefix}worker:${workerId}`;
   }
 
-  /** The pattern that SCAN uses to find live workers' heartbeats. */
-  get workerPattern(): string {
-    return `${this.prefix}worker:*`;
+  /** The ids of the workers that have written a heartbeat lately, scored with its expiry (`worker-registry.ts`). */
+  get workers(): string {
+    return `${this.prefix}workers`;
   }
 
   /** A worker's metrics snapshot (JSON), expiring with its heartbeat. */
   metrics(workerId: string): string {
     return `${this.prefix}metrics:${workerId}`;
-  }
-
-  get metricsPattern(): string {
-    return `${this.prefix}metrics:*`;
   }
 
   /** A capped list of pool events (loads, evictions) from every worker, newest first. */

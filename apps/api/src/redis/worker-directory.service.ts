@@ -1,8 +1,9 @@
 /**
- * The live workers, as their heartbeats in Redis say (read at most every 250 ms), and their metrics snapshots.
+ * The live workers, as their heartbeats in Redis say (read at most every 250 ms), and their metrics snapshots; both
+ * found through the workers' index (`worker-registry.ts`), never by scanning keys.
  */
 import { Injectable } from '@nestjs/common';
-import { Heartbeat, MetricFamily, withLabels } from '@switchyard/batching';
+import { Heartbeat, MetricFamily, readWorkerEntries, withLabels } from '@switchyard/batching';
 import { RedisService } from './redis.service';
 
 const FRESH_MS = 250;
@@ -16,7 +17,8 @@ export class WorkerDirectory {
   live(): Promise<Heartbeat[]> {
     const now = Date.now();
     if (!this.cache || now - this.cache.at > FRESH_MS) {
-      const beats = this.entries(this.redis.names.workerPattern).then((entries) =>
+      const { redis, names } = this.redis;
+      const beats = readWorkerEntries(redis, names, (id) => names.worker(id)).then((entries) =>
         entries.map(([, v]) => JSON.parse(v) as Heartbeat),
       );
       this.cache = { at: now, beats };
@@ -39,27 +41,8 @@ export class WorkerDirectory {
 
   /** Every live worker's metrics, tagged with its id. */
   async metrics(): Promise<MetricFamily[][]> {
-    const prefix = this.redis.names.metrics('').length;
-    const entries = await this.entries(this.redis.names.metricsPattern);
-    return entries.map(([key, v]) => withLabels(JSON.parse(v) as MetricFamily[], { worker: key.slice(prefix) }));
-  }
-
-  private async keys(pattern: string): Promise<string[]> {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await this.redis.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    return keys.sort();
-  }
-
-  /** Keys matching the pattern with their values; keys that expired between SCAN and MGET are left out. */
-  private async entries(pattern: string): Promise<[string, string][]> {
-    const keys = await this.keys(pattern);
-    if (keys.length === 0) return [];
-    const values = await this.redis.redis.mget(keys);
-    return keys.flatMap((key, i) => (values[i] === null ? [] : [[key, values[i]] as [string, string]]));
+    const { redis, names } = this.redis;
+    const entries = await readWorkerEntries(redis, names, (id) => names.metrics(id));
+    return entries.map(([id, v]) => withLabels(JSON.parse(v) as MetricFamily[], { worker: id }));
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Placement across workers, through Redis only:
- * - the heartbeat: `worker:<id>` (models, memory, batch and queue sizes) and `metrics:<id>`, with a TTL;
+ * - the heartbeat: `worker:<id>` (models, memory, batch and queue sizes) and `metrics:<id>`, with a TTL, and the
+ *   worker's id in the `workers` index (`worker-registry.ts`);
  * - the shared `control` queue: one worker takes each command and sends a load to the live worker with the most
  *   free memory (itself, or through that worker's own command queue);
  * - this worker's command queue: loads and unloads addressed to it;
@@ -10,7 +11,16 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationSh
 import { hostname } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Job, Queue, Worker } from 'bullmq';
-import { COMMAND_JOB_OPTIONS, ControlCommand, Heartbeat, HeartbeatModel, ModelSpec } from '@switchyard/batching';
+import {
+  COMMAND_JOB_OPTIONS,
+  ControlCommand,
+  Heartbeat,
+  HeartbeatModel,
+  ModelSpec,
+  readWorkerEntries,
+  removeWorkerEntries,
+  writeWorkerEntries,
+} from '@switchyard/batching';
 import { formatBytes } from '@switchyard/models';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { ModelPoolService } from '../models/model-pool.service';
@@ -89,7 +99,7 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
     this.loopDelay.disable();
     this.logger.log(`worst event-loop delay since start: ${this.worstLoopDelayMs.toFixed(1)} ms`);
     const { redis, names } = this.models;
-    await redis.del(names.worker(this.config.workerId), names.metrics(this.config.workerId)).catch(() => undefined);
+    await removeWorkerEntries(redis, names, this.config.workerId).catch(() => undefined);
     await Promise.all([this.control.close(), ...[...this.commandQueues.values()].map((q) => q.close())]);
   }
 
@@ -148,23 +158,14 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
   /** Heartbeats of the live workers, this one's fresh from memory. */
   private async liveWorkers(): Promise<Heartbeat[]> {
     const { redis, names } = this.models;
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', names.workerPattern, 'COUNT', 200);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    const own = names.worker(this.config.workerId);
-    const others = keys.filter((k) => k !== own);
-    const values = others.length > 0 ? await redis.mget(others) : [];
+    const entries = await readWorkerEntries(redis, names, (id) => names.worker(id));
     const beats: Heartbeat[] = [await this.heartbeat()];
-    for (const value of values) {
-      if (!value) continue;
+    for (const [id, value] of entries) {
+      if (id === this.config.workerId) continue;
       try {
         beats.push(JSON.parse(value) as Heartbeat);
       } catch {
-        // a half-written or foreign key: not a worker
+        // a half-written or foreign value: not a worker
       }
     }
     return beats;
@@ -222,11 +223,13 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
         metrics.batchSize.set(m.running, { model: m.id });
       }
       const ttl = this.config.heartbeatIntervalMs * 3;
-      await redis
-        .multi()
-        .set(names.worker(beat.id), JSON.stringify(beat), 'PX', ttl)
-        .set(names.metrics(beat.id), JSON.stringify(metrics.registry.snapshot()), 'PX', ttl)
-        .exec();
+      await writeWorkerEntries(
+        redis.multi(),
+        names,
+        beat.id,
+        { heartbeat: JSON.stringify(beat), metrics: JSON.stringify(metrics.registry.snapshot()) },
+        ttl,
+      ).exec();
       if (!this.draining) await this.askForReplicas(beat);
     } catch (err) {
       this.logger.warn(`heartbeat failed: ${(err as Error).message}`);
