@@ -3,6 +3,7 @@
  * client that cancels, a worker told to stop. Also the event loop under a full batch of demo-small.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { StreamEvent } from '@switchyard/batching';
 import { generatedIds, Platform, waitFor } from './support/platform';
@@ -111,6 +112,19 @@ describe('worker recovery: cancellation', () => {
     assert.equal(beat.models[0].running, 2);
     const rest = await othersDone;
     for (const stream of rest) assert.equal(generatedIds(stream).length, 400);
+  });
+
+  it('a request whose cancel came before its job started ends as cancelled within a few steps', async () => {
+    // the canceller could not remove the job (a worker had just taken it): the key is all the worker goes on. The
+    // check rides on the start entry's write, so the prefill does not wait for it and may produce a token or two.
+    const id = randomUUID();
+    await platform.redis.set(platform.names.cancel(id), '1', 'EX', 300);
+    await platform.enqueue('demo-small', goldens.cases[4].prompt_ids, { maxNewTokens: 400, ignoreEos: true }, 0, id);
+    const events = await platform.readStream(id, 60_000);
+    const last = events.at(-1)!;
+    assert.equal(last.type === 'error' && last.errorType, 'cancelled');
+    const tokens = events.filter((e) => e.type === 'token').length;
+    assert.ok(tokens < 10, `${tokens} of 400 tokens were generated for a request cancelled before it started`);
   });
 
   it('a request cancelled before it starts is removed from the queue', async () => {

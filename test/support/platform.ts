@@ -162,8 +162,8 @@ export class Platform {
     inputIds: number[],
     parameters: Partial<GenerationParameters> = {},
     delayMs = 0,
+    requestId: string = randomUUID(),
   ): Promise<string> {
-    const requestId = randomUUID();
     const job: GenerateJob = {
       requestId,
       model,

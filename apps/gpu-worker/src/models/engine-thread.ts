@@ -71,11 +71,16 @@ async function main(): Promise<void> {
   }
   const { redisUrl, redisPrefix, workerId } = data.streams;
   const redis = createRedis(redisUrl, `switchyard-worker-${workerId}-streams`);
-  const writer = new StreamWriter(redis, new RedisNames(redisPrefix), (err) =>
-    post({ type: 'warning', message: `writing a token stream failed: ${err.message}` }),
+  const controllers = new Map<string, AbortController>();
+  // A cancel sent before the job started is found when its start entry is written, in the same command: the engine
+  // drops the aborted request before it costs compute, or at the next step.
+  const writer = new StreamWriter(
+    redis,
+    new RedisNames(redisPrefix),
+    (err) => post({ type: 'warning', message: `writing a token stream failed: ${err.message}` }),
+    (id) => controllers.get(id)?.abort(),
   );
   const engine = new Engine(model, data.engine);
-  const controllers = new Map<string, AbortController>();
   let ended: [string, Outcome][] = [];
   let steps: StepStats[] = [];
   let timer: NodeJS.Timeout | null = null;

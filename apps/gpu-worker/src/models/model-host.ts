@@ -26,8 +26,6 @@ export interface ModelHostDeps {
   touch(model: string): void;
   /** Tells the pool that this model went idle, so loads waiting for room can look again. */
   onIdle(): void;
-  /** Whether `cancel:<id>` was set before the job started. */
-  isCancelled(requestId: string): Promise<boolean>;
   /** Jobs are left in the queue after this host stopped consuming it: ask for a load somewhere. */
   requeue(spec: ModelSpec): Promise<void>;
 }
@@ -140,15 +138,10 @@ export class ModelHost implements PooledModel {
     const controller = new AbortController();
     this.active.set(requestId, controller);
     this.deps.touch(this.spec.id);
-    // A cancel sent before the job started: checked alongside the submit, not before it, to keep the hop off
-    // the time to first token; the engine drops an aborted request before it costs compute.
-    void this.deps.isCancelled(requestId).then(
-      (cancelled) => cancelled && controller.abort(),
-      () => undefined,
-    );
     try {
       // The engine thread writes the stream (start, tokens, the last entry); the job ends once that is written.
-      // A cancel reaches the thread, which drops the row at its next step and writes the cancelled entry.
+      // A cancel reaches the thread, which drops the row at its next step and writes the cancelled entry; one sent
+      // before the job started is found by the thread when it writes the start.
       const outcome = await new Promise<string>((resolve) => {
         const onEnd = (result: string, unwritten?: EngineEvent) => {
           if (unwritten) writer.push(requestId, { attempt, ...unwritten }, inbox);

@@ -47,7 +47,6 @@ export class ModelPoolService implements OnApplicationShutdown {
       lockDurationMs: config.lockDurationMs,
       touch: (id) => this.pool.touch(id),
       onIdle: () => this.pool.notifyIdle(),
-      isCancelled: async (id) => (await this.redis.exists(this.names.cancel(id))) === 1,
       requeue: async (spec) => {
         await this.control.add('load', { type: 'load', spec, reason: 'requeue' }, COMMAND_JOB_OPTIONS);
       },

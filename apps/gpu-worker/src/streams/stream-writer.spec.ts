@@ -141,4 +141,40 @@ describe('StreamWriter', () => {
     const last = events[1];
     assert.equal(last.type === 'final' && last.lastToken?.token.text, 'b');
   });
+
+  it('reports the requests whose cancel key was set when their start was written, and still writes every entry', async () => {
+    const cancelled: string[] = [];
+    const writer = new StreamWriter(
+      redis,
+      names,
+      (e) => assert.fail(e),
+      (id) => cancelled.push(id),
+    );
+    const inbox = names.inbox('api-d');
+    const [a, b, c, d] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    await redis.set(names.cancel(b), '1');
+    await redis.set(names.cancel(d), '1');
+    writer.push(a, { type: 'start', worker: 'w', attempt: 1, at: 1 }, inbox);
+    writer.push(b, { type: 'start', worker: 'w', attempt: 1, at: 1 }, inbox);
+    writer.push(c, { type: 'start', worker: 'w', attempt: 1, at: 1 }, null);
+    writer.push(d, { type: 'start', worker: 'w', attempt: 1, at: 1 }, null);
+    writer.push(a, token(0, 'x'), inbox);
+    await writer.settle();
+    assert.deepEqual(cancelled, [b, d]);
+    assert.deepEqual(
+      decodeInboxEntry((await redis.xrange(inbox, '-', '+'))[0][1])!.map(([id, e]) => [id, e.type]),
+      [
+        [a, 'start'],
+        [b, 'start'],
+        [a, 'token'],
+      ],
+    );
+    assert.equal((await entries(c)).length, 1);
+    assert.equal((await entries(d)).length, 1);
+    // a token is not a start: a cancel key set later is the cancel channel's business, not this check's
+    await redis.set(names.cancel(a), '1');
+    writer.push(a, token(1, 'y'), inbox);
+    await writer.settle();
+    assert.deepEqual(cancelled, [b, d]);
+  });
 });

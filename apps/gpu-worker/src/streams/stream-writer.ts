@@ -7,6 +7,8 @@
  * - A request without one (a client of the worker alone) has them in `gen:<request id>`, one entry per event.
  * Streams and inboxes are capped in length and expire after their last write (a stream: its last start or end
  * entry); the API trims its inbox as it reads.
+ * The same command checks, for each request whose start it writes, whether `cancel:<id>` is set: a cancel that came
+ * before the job started costs no round-trip of its own, and `onCancelled` hears of it.
  */
 import type { Redis } from 'ioredis';
 import {
@@ -20,12 +22,14 @@ import {
 } from '@switchyard/batching';
 
 /**
- * KEYS: the streams, then the inboxes; ARGV: max length, TTL, the number of streams, then per stream its entry and
- * '1' if its expiry is (re)set, then per inbox its entry. An entry that fails (a key of another type) does not stop
- * the others; the reply is the failures and the first error.
+ * KEYS: the streams, the inboxes, then the cancel keys to check; ARGV: max length, TTL, the number of streams and of
+ * inboxes, then per stream its entry and '1' if its expiry is (re)set, then per inbox its entry. An entry that fails
+ * (a key of another type) does not stop the others. The reply: the failures, the first error, then the positions
+ * (from 0) of the cancel keys that exist.
  */
 const APPEND = `
-local maxlen, ttl, streams, failed, first = ARGV[1], ARGV[2], tonumber(ARGV[3]), 0, ''
+local maxlen, ttl, streams, inboxes = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local failed, first = 0, ''
 local function add(key, entry)
   local r = redis.pcall('XADD', key, 'MAXLEN', '~', maxlen, '*', '${STREAM_FIELD}', entry)
   if type(r) == 'table' and r.err then
@@ -36,20 +40,26 @@ local function add(key, entry)
   return true
 end
 for i = 1, streams do
-  if add(KEYS[i], ARGV[2 * i + 2]) and ARGV[2 * i + 3] == '1' then redis.call('EXPIRE', KEYS[i], ttl) end
+  if add(KEYS[i], ARGV[2 * i + 3]) and ARGV[2 * i + 4] == '1' then redis.call('EXPIRE', KEYS[i], ttl) end
 end
-for i = streams + 1, #KEYS do
-  if add(KEYS[i], ARGV[streams + i + 3]) then redis.call('EXPIRE', KEYS[i], ttl) end
+for i = 1, inboxes do
+  if add(KEYS[streams + i], ARGV[2 * streams + 4 + i]) then redis.call('EXPIRE', KEYS[streams + i], ttl) end
 end
-return {failed, first}`;
+local reply = {failed, first}
+for i = streams + inboxes + 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then reply[#reply + 1] = i - streams - inboxes - 1 end
+end
+return reply`;
 
-type Append = (numKeys: number, ...args: (string | number)[]) => Promise<[number, string]>;
+type Append = (numKeys: number, ...args: (string | number)[]) => Promise<[number, string, ...number[]]>;
 
 export class StreamWriter {
   /** The events of the tick being collected, with each one's request id and inbox (null: its own stream). */
   private pending: StreamEvent[] = [];
   private requestIds: string[] = [];
   private inboxes: (string | null)[] = [];
+  /** Requests whose start is in the batch being collected, to check for a cancel that came first. */
+  private starting: string[] = [];
   private scheduled = false;
   private inFlight: Promise<void> = Promise.resolve();
   /** Resolves once the batch being collected is in Redis; made on demand by `afterWrite`. */
@@ -61,6 +71,8 @@ export class StreamWriter {
     redis: Redis,
     private readonly names: RedisNames,
     private readonly onError: (err: Error) => void,
+    /** Hears of requests whose `cancel:<id>` was set when their start was written; without it, none is checked. */
+    private readonly onCancelled?: (requestId: string) => void,
   ) {
     if (!('appendEvents' in redis)) redis.defineCommand('appendEvents', { lua: APPEND });
     const client = redis as Redis & { appendEvents: Append };
@@ -82,6 +94,7 @@ export class StreamWriter {
     this.pending.push(event);
     this.requestIds.push(requestId);
     this.inboxes.push(inbox);
+    if (event.type === 'start' && this.onCancelled) this.starting.push(requestId);
     if (!this.scheduled) {
       this.scheduled = true;
       queueMicrotask(this.flush);
@@ -111,11 +124,12 @@ export class StreamWriter {
   private readonly flush = (): void => {
     if (!this.scheduled) return;
     this.scheduled = false;
-    const { pending: events, requestIds, inboxes } = this;
+    const { pending: events, requestIds, inboxes, starting } = this;
     const written = this.batchWritten;
     this.pending = [];
     this.requestIds = [];
     this.inboxes = [];
+    this.starting = [];
     this.batchWritten = null;
     const streamKeys: string[] = [];
     const streamArgs: string[] = [];
@@ -134,17 +148,20 @@ export class StreamWriter {
     const inboxKeys = [...byInbox.keys()];
     const inboxArgs = [...byInbox.values()].map(encodeInboxEntry);
     const sent = this.append(
-      streamKeys.length + inboxKeys.length,
+      streamKeys.length + inboxKeys.length + starting.length,
       ...streamKeys,
       ...inboxKeys,
+      ...starting.map((id) => this.names.cancel(id)),
       STREAM_MAX_LEN,
       STREAM_TTL_S,
       streamKeys.length,
+      inboxKeys.length,
       ...streamArgs,
       ...inboxArgs,
     ).then(
-      ([failed, first]) => {
+      ([failed, first, ...cancelled]) => {
         if (failed > 0) this.onError(new Error(`${failed} stream entries were not written: ${first}`));
+        for (const i of cancelled) this.onCancelled!(starting[i]);
       },
       (err: Error) => this.onError(err),
     );
