@@ -237,9 +237,19 @@ describe('OpenAI routes with the openai package', () => {
     assert.equal(out.model, 'demo-small');
   });
 
-  it('lists the registered models', async () => {
+  it('lists the registered models, and describes one', async () => {
     const models = await client().models.list();
     assert.ok(models.data.some((m) => m.id === 'demo-small'));
+    const one = await client().models.retrieve('demo-small');
+    assert.deepEqual(
+      one,
+      models.data.find((m) => m.id === 'demo-small'),
+    );
+    await assert.rejects(client().models.retrieve('no-such-model'), (err: { status?: number; code?: string }) => {
+      assert.equal(err.status, 404);
+      assert.equal(err.code, 'model_not_found');
+      return true;
+    });
   });
 
   it('answers errors in OpenAI’s shape', async () => {

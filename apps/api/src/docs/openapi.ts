@@ -94,7 +94,8 @@ const ROUTE_ERRORS: Record<string, ErrorSpec> = {
   ModelNotFound: {
     status: 404,
     description:
-      'The model named is not registered (`model_not_found`); on `/tokenize` and `/info`, not enabled either ' +
+      'The model named is not registered (`model_not_found`); on `/tokenize`, `/info` and `/v1/models/{model}`, ' +
+      'not enabled either ' +
       '(a generation route answers 503 for a disabled model, after its fallbacks).',
     examples: [['model_not_found', 'model "nope" is not registered']],
   },
@@ -863,19 +864,17 @@ function schemas(defaultModel: string): Json {
       required: ['object', 'data'],
       properties: {
         object: { const: 'list' },
-        data: {
-          type: 'array',
-          items: {
-            type: 'object',
-            required: ['id', 'object', 'created', 'owned_by'],
-            properties: {
-              id: { type: 'string', description: 'The model id, as `model` takes it.' },
-              object: { const: 'model' },
-              created: { type: 'integer', description: 'When it was registered, in Unix seconds.' },
-              owned_by: { const: 'switchyard' },
-            },
-          },
-        },
+        data: { type: 'array', items: schema('OpenAiModel') },
+      },
+    },
+    OpenAiModel: {
+      type: 'object',
+      required: ['id', 'object', 'created', 'owned_by'],
+      properties: {
+        id: { type: 'string', description: 'The model id, as `model` takes it.' },
+        object: { const: 'model' },
+        created: { type: 'integer', description: 'When it was registered, in Unix seconds.' },
+        owned_by: { const: 'switchyard' },
       },
     },
   };
@@ -1624,6 +1623,22 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
           responses: {
             '200': { description: 'The models.', headers: REQUEST_ID_ONLY, content: json(schema('ModelList')) },
             ...errors('OpenAi', ['Unauthorized', 'Forbidden', 'Internal']),
+          },
+        },
+      },
+      '/v1/models/{model}': {
+        get: {
+          tags: [OPENAI_TAG],
+          summary: 'Describe one model',
+          description: 'An enabled model of the registry, as `GET /v1/models` lists it.',
+          operationId: 'retrieveModel',
+          parameters: [
+            { name: 'model', in: 'path', required: true, schema: { type: 'string' }, description: 'The model id.' },
+            ref('parameters', 'XRequestId'),
+          ],
+          responses: {
+            '200': { description: 'The model.', headers: REQUEST_ID_ONLY, content: json(schema('OpenAiModel')) },
+            ...errors('OpenAi', ['Unauthorized', 'Forbidden', 'ModelNotFound', 'Internal']),
           },
         },
       },

@@ -1,7 +1,14 @@
-import { Controller, Get } from '@nestjs/common';
+import { Controller, Get, Param } from '@nestjs/common';
+import { ApiError } from '../common/api-error';
+import type { ModelEntity } from '@switchyard/models';
 import { ModelRegistry } from '../registry/model-registry.service';
 
-/** OpenAI's `GET /v1/models`: the enabled models of the registry. */
+/** OpenAI's model object for a registry row. */
+function openAiModel(row: ModelEntity) {
+  return { id: row.id, object: 'model', created: Math.floor(row.createdAt.getTime() / 1000), owned_by: 'switchyard' };
+}
+
+/** OpenAI's `GET /v1/models` and `GET /v1/models/{model}`: the enabled models of the registry. */
 @Controller('v1')
 export class ModelsController {
   constructor(private readonly registry: ModelRegistry) {}
@@ -9,14 +16,13 @@ export class ModelsController {
   @Get('models')
   async list() {
     const rows = await this.registry.list();
-    return {
-      object: 'list',
-      data: rows.map((row) => ({
-        id: row.id,
-        object: 'model',
-        created: Math.floor(row.createdAt.getTime() / 1000),
-        owned_by: 'switchyard',
-      })),
-    };
+    return { object: 'list', data: rows.map(openAiModel) };
+  }
+
+  @Get('models/:model')
+  async retrieve(@Param('model') id: string) {
+    const row = (await this.registry.list()).find((r) => r.id === id);
+    if (!row) throw new ApiError(404, 'model_not_found', `model "${id}" is not registered or not enabled`);
+    return openAiModel(row);
   }
 }
