@@ -237,6 +237,108 @@ describe('OpenAI routes with the openai package', () => {
     assert.equal(out.model, 'demo-small');
   });
 
+  it('gives each token’s logprob and alternatives, the same as TGI’s details, streamed or not', async () => {
+    const c = CHAT_CASES[0];
+    const request = {
+      model: 'demo-small',
+      messages: [{ role: 'user' as const, content: userMessage(c.prompt) }],
+      temperature: 0,
+      max_tokens: goldens.max_new_tokens,
+      logprobs: true,
+      top_logprobs: 3,
+    };
+    const out = await client().chat.completions.create(request);
+    const content = out.choices[0].logprobs!.content!;
+    assert.equal(content.map((t) => t.token).join(''), out.choices[0].message.content);
+    // TGI's route on the same prompt, its special tokens left out as the chat text leaves them out
+    const tgi = await post('/generate', {
+      inputs: c.prompt,
+      parameters: { max_new_tokens: goldens.max_new_tokens, details: true, top_n_tokens: 3 },
+    });
+    type Tok = { text: string; logprob: number; special: boolean };
+    const details = tgi.json.details as { tokens: Tok[]; top_tokens: Tok[][] };
+    const kept = details.tokens.flatMap((t, i) => (t.special ? [] : [[t, details.top_tokens[i]] as const]));
+    assert.equal(content.length, kept.length);
+    kept.forEach(([t, top], i) => {
+      assert.equal(content[i].token, t.text);
+      assert.ok(Math.abs(content[i].logprob - t.logprob) < 1e-3, `${content[i].logprob} against ${t.logprob}`);
+      assert.deepEqual(content[i].bytes, [...Buffer.from(t.text)]);
+      assert.deepEqual(
+        content[i].top_logprobs.map((x) => x.token),
+        top.map((x) => x.text),
+      );
+      // greedy: the chosen token is the likeliest one
+      assert.equal(content[i].top_logprobs[0].token, t.text);
+    });
+    const stream = await client().chat.completions.create({ ...request, stream: true });
+    const streamed: OpenAI.ChatCompletionTokenLogprob[] = [];
+    for await (const chunk of stream) streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+    assert.deepEqual(
+      streamed.map((t) => [t.token, t.top_logprobs.length]),
+      content.map((t) => [t.token, 3]),
+    );
+  });
+
+  it('gives completion logprobs in the legacy shape, streamed or not', async () => {
+    const c = goldens.cases[1];
+    const request = {
+      model: 'demo-small',
+      prompt: c.prompt,
+      temperature: 0,
+      max_tokens: goldens.max_new_tokens,
+      logprobs: 2,
+    };
+    const out = await client().completions.create(request);
+    const lp = out.choices[0].logprobs!;
+    assert.equal(lp.tokens!.join(''), out.choices[0].text);
+    assert.equal(lp.tokens!.length, lp.token_logprobs!.length);
+    let at = 0;
+    lp.tokens!.forEach((token, i) => {
+      assert.equal(lp.text_offset![i], at);
+      at += token.length;
+      const top = lp.top_logprobs![i];
+      assert.ok(Object.keys(top).length <= 2 && Object.keys(top).length > 0);
+      assert.equal(top[token], lp.token_logprobs![i], 'greedy: the chosen token is among the likeliest');
+    });
+    const stream = await client().completions.create({ ...request, stream: true });
+    const streamed: string[] = [];
+    const offsets: number[] = [];
+    for await (const chunk of stream) {
+      streamed.push(...(chunk.choices[0]?.logprobs?.tokens ?? []));
+      offsets.push(...(chunk.choices[0]?.logprobs?.text_offset ?? []));
+    }
+    assert.deepEqual(streamed, lp.tokens);
+    assert.deepEqual(offsets, lp.text_offset);
+  });
+
+  it('refuses what it does not implement, by name, and takes those fields’ neutral values', async () => {
+    const chat = { model: 'demo-small', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 };
+    const refused: [string, Record<string, unknown>, RegExp][] = [
+      ['/v1/chat/completions', { ...chat, tools: [{ type: 'function', function: { name: 'f' } }] }, /`tools`/],
+      ['/v1/chat/completions', { ...chat, tool_choice: 'required' }, /`tool_choice`/],
+      ['/v1/chat/completions', { ...chat, response_format: { type: 'json_object' } }, /`response_format`/],
+      ['/v1/chat/completions', { ...chat, logit_bias: { '1': 5 } }, /`logit_bias`/],
+      ['/v1/chat/completions', { ...chat, top_logprobs: 2 }, /`top_logprobs` needs `logprobs: true`/],
+      ['/v1/chat/completions', { ...chat, logprobs: true, top_logprobs: 6 }, /`top_logprobs` must be at most 5/],
+      ['/v1/chat/completions', { ...chat, logprobs: 'yes' }, /`logprobs` must be a boolean/],
+      ['/v1/completions', { model: 'demo-small', prompt: 'hi', best_of: 2 }, /`best_of`/],
+      ['/v1/completions', { model: 'demo-small', prompt: 'hi', logprobs: 1, echo: true }, /`echo`/],
+      [
+        '/v1/completions',
+        { model: 'demo-small', prompt: 'hi', logprobs: 9 },
+        /`logprobs` must be an integer from 0 to 5/,
+      ],
+    ];
+    for (const [path, body, message] of refused) {
+      const { res, json } = await post(path, body);
+      assert.equal(res.status, 422, `${JSON.stringify(body)} -> ${res.status}`);
+      assert.match((json.error as { message: string }).message, message);
+    }
+    const neutral = { ...chat, tools: [], tool_choice: 'none', response_format: { type: 'text' }, logit_bias: {} };
+    const ok = await post('/v1/chat/completions', neutral);
+    assert.equal(ok.res.status, 200, ok.text);
+  });
+
   it('lists the registered models, and describes one', async () => {
     const models = await client().models.list();
     assert.ok(models.data.some((m) => m.id === 'demo-small'));

@@ -373,6 +373,11 @@ function schemas(defaultModel: string): Json {
         },
       },
     },
+    logit_bias: {
+      type: ['object', 'null'],
+      maxProperties: 0,
+      description: 'Not supported: anything but an empty object is refused.',
+    },
     top_k: { type: ['integer', 'null'], exclusiveMinimum: 0, description: 'TGI: sample among the k likeliest.' },
     typical_p: {
       type: ['number', 'null'],
@@ -756,6 +761,26 @@ function schemas(defaultModel: string): Json {
           description: "The conversation, rendered with the model's chat template.",
         },
         ...openAiSampling,
+        logprobs: {
+          type: ['boolean', 'null'],
+          default: false,
+          description: "Give each generated token's logprob in the choice's `logprobs.content`.",
+        },
+        top_logprobs: {
+          type: ['integer', 'null'],
+          minimum: 0,
+          maximum: 20,
+          description: 'With `logprobs`: this many likeliest tokens at each step (at most `--max-top-n-tokens`).',
+        },
+        tools: { type: ['array', 'null'], maxItems: 0, description: 'Not supported: tool calls are refused.' },
+        tool_choice: { enum: ['none', 'auto', null], description: 'Not supported beyond `none` and `auto`.' },
+        functions: { type: ['array', 'null'], maxItems: 0, description: 'Not supported: function calls are refused.' },
+        function_call: { enum: ['none', 'auto', null], description: 'Not supported beyond `none` and `auto`.' },
+        response_format: {
+          type: ['object', 'null'],
+          properties: { type: { const: 'text' } },
+          description: 'Only `{"type": "text"}`: JSON mode and schemas are refused.',
+        },
         max_tokens: {
           ...(openAiSampling.max_tokens as Json),
           description: 'The most tokens to generate; default the rest of the context.',
@@ -776,6 +801,15 @@ function schemas(defaultModel: string): Json {
         echo: { type: ['boolean', 'null'], default: false, description: 'Put the prompt before the completion.' },
         suffix: { type: 'null', description: 'Not supported: any value is refused.' },
         ...openAiSampling,
+        logprobs: {
+          type: ['integer', 'null'],
+          minimum: 0,
+          maximum: 5,
+          description:
+            "Give each generated token's logprob and this many likeliest tokens at each step (at most " +
+            '`--max-top-n-tokens`); not with `echo`.',
+        },
+        best_of: { type: ['integer', 'null'], enum: [1, null], description: 'Only 1 is supported.' },
         max_tokens: { ...(openAiSampling.max_tokens as Json), default: 16 },
       },
       examples: [{ model: defaultModel, prompt: 'Once upon a time', max_tokens: 16 }],
@@ -795,7 +829,10 @@ function schemas(defaultModel: string): Json {
               required: ['role', 'content'],
               properties: { role: { const: 'assistant' }, content: { type: 'string' } },
             },
-            logprobs: { type: 'null' },
+            logprobs: {
+              oneOf: [{ type: 'null' }, schema('ChatLogprobs')],
+              description: 'With `logprobs: true`: the generated tokens, special ones left out as from the text.',
+            },
             finish_reason: { type: 'string', enum: ['stop', 'length'] },
           },
         },
@@ -817,7 +854,10 @@ function schemas(defaultModel: string): Json {
               description: 'The first chunk has the role; the last, with the finish reason, is empty.',
               properties: { role: { const: 'assistant' }, content: { type: 'string' } },
             },
-            logprobs: { type: 'null' },
+            logprobs: {
+              oneOf: [{ type: 'null' }, schema('ChatLogprobs')],
+              description: "With `logprobs: true`: the chunk's token.",
+            },
             finish_reason: finishReason,
           },
         },
@@ -834,7 +874,10 @@ function schemas(defaultModel: string): Json {
           properties: {
             index: { type: 'integer' },
             text: { type: 'string' },
-            logprobs: { type: 'null' },
+            logprobs: {
+              oneOf: [{ type: 'null' }, schema('CompletionLogprobs')],
+              description: 'With `logprobs`: the generated tokens, special ones left out as from the text.',
+            },
             finish_reason: { type: 'string', enum: ['stop', 'length'] },
           },
         },
@@ -852,13 +895,66 @@ function schemas(defaultModel: string): Json {
           properties: {
             index: { type: 'integer' },
             text: { type: 'string' },
-            logprobs: { type: 'null' },
+            logprobs: {
+              oneOf: [{ type: 'null' }, schema('CompletionLogprobs')],
+              description: "With `logprobs`: the chunk's token.",
+            },
             finish_reason: finishReason,
           },
         },
       },
       false,
     ),
+    ChatLogprobs: {
+      type: 'object',
+      required: ['content', 'refusal'],
+      properties: {
+        content: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['token', 'logprob', 'bytes', 'top_logprobs'],
+            properties: {
+              token: { type: 'string' },
+              logprob: { type: 'number', description: 'Natural log of its probability (before sampling settings).' },
+              bytes: { type: 'array', items: { type: 'integer' }, description: "The token text's UTF-8 bytes." },
+              top_logprobs: {
+                type: 'array',
+                description: 'The likeliest tokens at this step, likeliest first (`top_logprobs` of them).',
+                items: {
+                  type: 'object',
+                  required: ['token', 'logprob', 'bytes'],
+                  properties: {
+                    token: { type: 'string' },
+                    logprob: { type: 'number' },
+                    bytes: { type: 'array', items: { type: 'integer' } },
+                  },
+                },
+              },
+            },
+          },
+        },
+        refusal: { type: 'null' },
+      },
+    },
+    CompletionLogprobs: {
+      type: 'object',
+      required: ['tokens', 'token_logprobs', 'top_logprobs', 'text_offset'],
+      properties: {
+        tokens: { type: 'array', items: { type: 'string' } },
+        token_logprobs: { type: 'array', items: { type: 'number' } },
+        top_logprobs: {
+          type: 'array',
+          items: { type: 'object', additionalProperties: { type: 'number' } },
+          description: 'Per token, the likeliest tokens at its step as text → logprob.',
+        },
+        text_offset: {
+          type: 'array',
+          items: { type: 'integer' },
+          description: "Where each token starts in the choice's text (counted from the first generated token).",
+        },
+      },
+    },
     ModelList: {
       type: 'object',
       required: ['object', 'data'],

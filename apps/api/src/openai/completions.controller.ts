@@ -5,14 +5,25 @@
  */
 import { Body, Controller, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import type { TokenEvent } from '@switchyard/batching';
+import type { TokenEvent, TokenInfo } from '@switchyard/batching';
 import { ChatMessage, ChatTemplateError } from '@switchyard/models';
 import { ApiError } from '../common/api-error';
 import { sendError } from '../common/error.filter';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { InferenceService, PreparedRequest, timingHeaders } from '../generation/inference.service';
 import type { ResolvedModel } from '../registry/model-registry.service';
-import { includeUsage, openAiFinishReason, requireObject, sse, toTgiParameters, usage } from './openai-params';
+import {
+  chatTokenLogprob,
+  completionLogprobs,
+  includeUsage,
+  openAiFinishReason,
+  refuseUnsupported,
+  requestedLogprobs,
+  requireObject,
+  sse,
+  toTgiParameters,
+  usage,
+} from './openai-params';
 
 type Kind = 'chat' | 'completion';
 
@@ -56,9 +67,12 @@ export class CompletionsController {
   async chat(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const body = requireObject(raw);
     const messages = chatMessages(body.messages);
+    refuseUnsupported(body, 'chat');
+    const logprobs = requestedLogprobs(body, 'chat');
     const parameters = toTgiParameters(body, null);
+    this.askAlternatives(parameters, logprobs, 'top_logprobs');
     const stream = body.stream === true;
-    await this.respond('chat', body, req, res, (model) => {
+    await this.respond('chat', body, logprobs, req, res, (model) => {
       const template = model.description.chatTemplate;
       if (!template) throw ApiError.validation(`model ${model.spec.id} has no chat template: use /v1/completions`);
       let prompt: string;
@@ -82,18 +96,34 @@ export class CompletionsController {
       prompt = prompt[0];
     }
     if (typeof prompt !== 'string') throw ApiError.validation('`prompt` must be a string');
-    if (body.suffix !== undefined && body.suffix !== null) throw ApiError.validation('`suffix` is not supported');
+    refuseUnsupported(body, 'completion');
+    const logprobs = requestedLogprobs(body, 'completion');
     const parameters = toTgiParameters(body, COMPLETIONS_DEFAULT_MAX_TOKENS);
+    this.askAlternatives(parameters, logprobs, 'logprobs');
     if (body.echo === true) parameters.return_full_text = true;
     const stream = body.stream === true;
-    await this.respond('completion', body, req, res, (model) =>
+    await this.respond('completion', body, logprobs, req, res, (model) =>
       this.inference.prepare(req, model, prompt, parameters, { stream }),
     );
   }
 
+  /** Asks the engine for `n` alternatives per token (TGI's `top_n_tokens`), within `--max-top-n-tokens`. */
+  private askAlternatives(parameters: Record<string, unknown>, n: number | null, field: string): void {
+    if (n === null || n === 0) return;
+    const max = this.config.maxTopNTokens;
+    if (n > max) throw ApiError.validation(`\`${field}\` must be at most ${max} on this server (--max-top-n-tokens)`);
+    parameters.top_n_tokens = n;
+  }
+
+  /**
+   * Streams or answers the request as OpenAI does. `logprobs` (from `requestedLogprobs`): null, or the choice
+   * carries each generated token's logprob with that many alternatives; special tokens are left out, as they are
+   * of the text.
+   */
   private async respond(
     kind: Kind,
     body: Record<string, unknown>,
+    logprobs: number | null,
     req: Request,
     res: Response,
     build: (model: ResolvedModel) => PreparedRequest,
@@ -116,10 +146,23 @@ export class CompletionsController {
       const { final } = outcome;
       const text = prepared.parameters.returnFullText ? prepared.inputText + final.generatedText : final.generatedText;
       const finish_reason = openAiFinishReason(final.details.finishReason);
+      let choiceLogprobs: unknown = null;
+      if (logprobs !== null) {
+        const { tokens: all, topTokens } = final.details;
+        const kept = all.flatMap((token, i) => (token.special ? [] : [[token, topTokens[i] ?? []] as const]));
+        choiceLogprobs =
+          kind === 'chat'
+            ? { content: kept.map(([token, top]) => chatTokenLogprob(token, top)), refusal: null }
+            : completionLogprobs(
+                kept.map(([token]) => token),
+                kept.map(([, top]) => top),
+                0,
+              );
+      }
       const choice =
         kind === 'chat'
-          ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason }
-          : { index: 0, text, logprobs: null, finish_reason };
+          ? { index: 0, message: { role: 'assistant', content: text }, logprobs: choiceLogprobs, finish_reason }
+          : { index: 0, text, logprobs: choiceLogprobs, finish_reason };
       res.set(timingHeaders(served));
       res.json({
         id,
@@ -147,10 +190,23 @@ export class CompletionsController {
         ...(withUsage ? { usage: null } : {}),
         ...extra,
       });
-    const delta = (text: string, finish: string | null = null) =>
+    const delta = (text: string, finish: string | null = null, lp: unknown = null) =>
       kind === 'chat'
-        ? { index: 0, delta: text === '' && finish ? {} : { content: text }, logprobs: null, finish_reason: finish }
-        : { index: 0, text, logprobs: null, finish_reason: finish };
+        ? { index: 0, delta: text === '' && finish ? {} : { content: text }, logprobs: lp, finish_reason: finish }
+        : { index: 0, text, logprobs: lp, finish_reason: finish };
+    let offset = 0;
+    /** A streamed token's chunk, with its logprobs when asked for. */
+    const tokenChunk = (token: TokenInfo, top: TokenInfo[]) => {
+      let lp: unknown = null;
+      if (logprobs !== null) {
+        lp =
+          kind === 'chat'
+            ? { content: [chatTokenLogprob(token, top)], refusal: null }
+            : completionLogprobs([token], [top], offset);
+        offset += token.text.length;
+      }
+      return chunk([delta(token.text, null, lp)]);
+    };
     const open = (prepared: PreparedRequest) => {
       if (res.headersSent) return;
       model = prepared.model.spec.id;
@@ -177,12 +233,12 @@ export class CompletionsController {
         build,
         onToken: (event: TokenEvent, current) => {
           open(current);
-          if (!event.token.special) res.write(chunk([delta(event.token.text)]));
+          if (!event.token.special) res.write(tokenChunk(event.token, event.topTokens));
         },
       });
       open(prepared);
       const { final, lastToken } = outcome;
-      if (lastToken && !lastToken.token.special) res.write(chunk([delta(lastToken.token.text)]));
+      if (lastToken && !lastToken.token.special) res.write(tokenChunk(lastToken.token, lastToken.topTokens));
       res.write(chunk([delta('', openAiFinishReason(final.details.finishReason))]));
       if (withUsage) {
         res.write(chunk([], { usage: usage(final.inputTokens, final.details.generatedTokens) }));

@@ -4,10 +4,11 @@
  * too (`do_sample`, `top_k`, `typical_p`, `repetition_penalty`, `truncate`): @huggingface/inference sends a
  * text-generation call's `parameters` to /v1/completions that way.
  */
-import type { FinishReason } from '@switchyard/batching';
+import type { FinishReason, TokenInfo } from '@switchyard/batching';
 import { ApiError } from '../common/api-error';
 
 type Body = Record<string, unknown>;
+type Kind = 'chat' | 'completion';
 
 export function requireObject(raw: unknown): Body {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -53,6 +54,92 @@ export function toTgiParameters(body: Body, defaultMaxTokens: number | null): Re
     throw ApiError.validation('`stream` must be a boolean');
   }
   return p;
+}
+
+const isSet = (v: unknown) => v !== undefined && v !== null;
+const isEmpty = (v: unknown) =>
+  (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && v !== null && Object.keys(v).length === 0);
+
+/**
+ * OpenAI fields whose meaning Switchyard does not implement are refused by name, not ignored: a client that asks
+ * for tool calls, JSON mode or a logit bias and silently gets plain text would be misled.
+ */
+export function refuseUnsupported(body: Body, kind: Kind): void {
+  const refuse = (what: string) => {
+    throw ApiError.validation(`${what} is not supported`);
+  };
+  if (isSet(body.logit_bias) && !isEmpty(body.logit_bias)) refuse('`logit_bias`');
+  if (kind === 'completion') {
+    if (isSet(body.suffix)) refuse('`suffix`');
+    if (isSet(body.best_of) && body.best_of !== 1) refuse('`best_of` other than 1');
+    if (body.echo === true && isSet(body.logprobs)) refuse('`logprobs` with `echo`');
+    return;
+  }
+  for (const key of ['tools', 'functions']) {
+    if (isSet(body[key]) && !isEmpty(body[key])) refuse(`\`${key}\` (tool calls)`);
+  }
+  for (const key of ['tool_choice', 'function_call']) {
+    if (isSet(body[key]) && body[key] !== 'none' && body[key] !== 'auto') refuse(`\`${key}\` (tool calls)`);
+  }
+  const format = body.response_format;
+  if (isSet(format) && (format as { type?: unknown }).type !== 'text') refuse('`response_format` other than text');
+}
+
+/**
+ * What the request asks of logprobs: null for none, else how many alternatives per token (0: the chosen token's
+ * logprob alone). Chat takes `logprobs: true` and `top_logprobs` (up to 20), completions `logprobs` (up to 5).
+ */
+export function requestedLogprobs(body: Body, kind: Kind): number | null {
+  const count = (key: string, max: number): number | null => {
+    const v = body[key];
+    if (!isSet(v)) return null;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
+      throw ApiError.validation(`\`${key}\` must be an integer from 0 to ${max}`);
+    }
+    return v;
+  };
+  if (kind === 'completion') return count('logprobs', 5);
+  const on = body.logprobs;
+  if (isSet(on) && typeof on !== 'boolean') throw ApiError.validation('`logprobs` must be a boolean');
+  const top = count('top_logprobs', 20);
+  if (on === true) return top ?? 0;
+  if (top !== null && top > 0) throw ApiError.validation('`top_logprobs` needs `logprobs: true`');
+  return null;
+}
+
+const utf8 = (text: string) => Array.from(Buffer.from(text, 'utf8'));
+
+/** One entry of a chat choice's `logprobs.content`: the token and its `top` alternatives. */
+export function chatTokenLogprob(token: TokenInfo, top: readonly TokenInfo[]) {
+  return {
+    token: token.text,
+    logprob: token.logprob,
+    bytes: utf8(token.text),
+    top_logprobs: top.map((t) => ({ token: t.text, logprob: t.logprob, bytes: utf8(t.text) })),
+  };
+}
+
+/**
+ * A completion choice's `logprobs` (the legacy shape) for these tokens, with their alternatives; the first token
+ * starts at `offset` in the choice's text.
+ */
+export function completionLogprobs(
+  tokens: readonly TokenInfo[],
+  tops: readonly (readonly TokenInfo[])[],
+  offset: number,
+) {
+  const textOffset: number[] = [];
+  let at = offset;
+  for (const t of tokens) {
+    textOffset.push(at);
+    at += t.text.length;
+  }
+  return {
+    tokens: tokens.map((t) => t.text),
+    token_logprobs: tokens.map((t) => t.logprob),
+    top_logprobs: tokens.map((_, i) => Object.fromEntries((tops[i] ?? []).map((t) => [t.text, t.logprob]))),
+    text_offset: textOffset,
+  };
 }
 
 /** Whether a streamed response ends with a usage chunk. */
