@@ -5,9 +5,10 @@
  * tokens/s and TTFT percentiles, their ratio and the TTFT the platform adds, prints a table and writes JSON to
  * bench/results/. `-- --quick` is CI's smoke.
  *
- * The two sides run in pairs (5 by default), in alternating order (engine first, then platform first, ...), so
- * that drift on a shared machine falls on both; the ratio is the median of the pairs' ratios, and every pair is
- * printed. `--spread` draws each request's max_new_tokens uniformly from [N/2, 3N/2) instead of N for all: with
+ * The two sides run in pairs (6 by default), in alternating order (engine first, then platform first, ...), so
+ * that drift on a shared machine falls on both; the pairs are split over `--launches` launches of the platform (2
+ * by default), since one launch can run a few percent off another throughout. The ratio is the median of all the
+ * pairs' ratios, and every pair is printed. `--spread` draws each request's max_new_tokens uniformly from [N/2, 3N/2) instead of N for all: with
  * one length for everyone, every client finishes on the same step and the run is a series of waves.
  */
 import { parseArgs } from 'node:util';
@@ -17,7 +18,7 @@ import { LaunchedPlatform } from '../test/support/launched';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
 import { engineClosedLoop, FULL_BATCH_TOKENS } from './engine-scenarios';
 import { closedLoop, LoadResult, RequestSpec } from './loadgen';
-import { pairedRuns, PairedRuns } from './support/pairs';
+import { mergePairs, pairedRuns, PairedRuns } from './support/pairs';
 import { PromptSource } from './support/prompts';
 import { machine, table, writeResult } from './support/stats';
 
@@ -28,6 +29,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     'max-new-tokens': { type: 'string' },
     pairs: { type: 'string' },
+    launches: { type: 'string' },
     spread: { type: 'boolean', default: false },
   },
 });
@@ -35,16 +37,19 @@ const quick = args.quick!;
 const CLIENTS = Number(args.clients ?? (quick ? 8 : 64));
 const ROUNDS = Number(args.rounds ?? (quick ? 1 : 3));
 const MAX_NEW_TOKENS = Number(args['max-new-tokens'] ?? (quick ? 16 : 128));
-const PAIRS = Number(args.pairs ?? (quick ? 1 : 5));
+const PAIRS = Number(args.pairs ?? (quick ? 1 : 6));
+const LAUNCHES = Number(args.launches ?? (quick ? 1 : 2));
 const SPREAD = args.spread!;
 for (const [name, value] of Object.entries({
   clients: CLIENTS,
   rounds: ROUNDS,
   'max-new-tokens': MAX_NEW_TOKENS,
   pairs: PAIRS,
+  launches: LAUNCHES,
 })) {
   if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer`);
 }
+if (LAUNCHES > PAIRS) throw new Error('--launches must be at most --pairs: each launch runs at least one pair');
 const PROMPT_TOKENS = 64;
 const MODEL = 'demo-small';
 
@@ -68,32 +73,46 @@ async function main(): Promise<void> {
   console.log(
     `bench:e2e on ${MODEL} (${machine().cores} cores): ${CLIENTS} concurrent clients x ${ROUNDS} requests, ` +
       `${PROMPT_TOKENS}-token prompts, greedy, max_new_tokens ${SPREAD ? `uniform in [${MAX_NEW_TOKENS / 2}, ${1.5 * MAX_NEW_TOKENS})` : MAX_NEW_TOKENS}, ` +
-      `${PAIRS} pairs${quick ? ' [quick]' : ''}`,
+      `${PAIRS} pairs over ${LAUNCHES} launch${LAUNCHES > 1 ? 'es' : ''} of the platform${quick ? ' [quick]' : ''}`,
   );
-  const launched = new LaunchedPlatform();
-  await launched.start([
+  const flags = [
     '--model-id',
     modelDir(MODEL),
     '--max-concurrent-requests',
     String(Math.max(128, CLIENTS)),
     '--max-batch-total-tokens',
     String(FULL_BATCH_TOKENS),
-  ]);
-  let paired: PairedRuns;
-  let probeEngine: LoadResult;
-  let probePlatform: LoadResult;
+  ];
+  const parts: PairedRuns[] = [];
+  let probeEngine!: LoadResult;
+  let probePlatform!: LoadResult;
   try {
-    paired = await pairedRuns(
-      PAIRS,
-      (i) => engineClosedLoop(model, perClient, `engine alone, pair ${i + 1}`),
-      (i) => platformRun(launched, perClient, `platform (HTTP + Redis + worker), pair ${i + 1}`),
-    );
-    probeEngine = await engineClosedLoop(model, probe, 'engine alone, 1 client');
-    probePlatform = await platformRun(launched, probe, 'platform, 1 client');
+    for (let l = 0, done = 0; l < LAUNCHES; l++) {
+      const count = Math.ceil((PAIRS - done) / (LAUNCHES - l));
+      const launched = new LaunchedPlatform();
+      await launched.start(flags);
+      const label = (i: number) => `launch ${l + 1}, pair ${done + i + 1}`;
+      try {
+        parts.push(
+          await pairedRuns(
+            count,
+            (i) => engineClosedLoop(model, perClient, `engine alone, ${label(i)}`),
+            (i) => platformRun(launched, perClient, `platform (HTTP + Redis + worker), ${label(i)}`),
+          ),
+        );
+        if (l === LAUNCHES - 1) {
+          probeEngine = await engineClosedLoop(model, probe, 'engine alone, 1 client');
+          probePlatform = await platformRun(launched, probe, 'platform, 1 client');
+        }
+      } finally {
+        await launched.stop();
+      }
+      done += count;
+    }
   } finally {
-    await launched.stop();
     await model.release();
   }
+  const paired = mergePairs(parts);
   const { engine, platform, ratios, ratio, addedTtftP50: addedTtft } = paired;
   const rows = [...engine.flatMap((e, i) => [e, platform[i]]), probeEngine, probePlatform];
   console.log(
@@ -144,6 +163,7 @@ async function main(): Promise<void> {
       promptTokens: PROMPT_TOKENS,
       maxNewTokens: SPREAD ? { uniform: [MAX_NEW_TOKENS / 2, 1.5 * MAX_NEW_TOKENS] } : MAX_NEW_TOKENS,
       pairs: PAIRS,
+      launches: LAUNCHES,
     },
     engine: engine.map(strip),
     platform: platform.map(strip),

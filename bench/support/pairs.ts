@@ -3,7 +3,9 @@
  * platform first, ...), so that a shared machine's drift falls on both sides. The figures are medians over the
  * pairs; every pair's runs are kept for the tables. One warm-up pair runs first and is not counted: without it the
  * first platform run pays for the API's JIT compilation (its CPU per run was 1.07 to 1.27 s against 0.8 to 0.9 s
- * in the runs after it).
+ * in the runs after it). `mergePairs` pools the pairs of several launches of the platform: one launch can run a few
+ * percent faster or slower than another throughout (two identical platforms side by side gave 1.035 with every
+ * pair above 1.02), and a median over one launch's pairs carries that.
  */
 import type { LoadResult } from '../loadgen';
 
@@ -44,6 +46,18 @@ export async function pairedRuns(
       engine.push(await engineRun(i));
     }
   }
+  return summarizePairs(engine, platform);
+}
+
+/** The pairs of several `pairedRuns`, with the medians taken over all of them. */
+export function mergePairs(parts: PairedRuns[]): PairedRuns {
+  return summarizePairs(
+    parts.flatMap((p) => p.engine),
+    parts.flatMap((p) => p.platform),
+  );
+}
+
+function summarizePairs(engine: LoadResult[], platform: LoadResult[]): PairedRuns {
   const ratios = engine.map((e, i) => platform[i].tokensPerSecond / e.tokensPerSecond);
   return {
     engine,
