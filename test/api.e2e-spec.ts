@@ -277,6 +277,7 @@ describe('OpenAI routes with the openai package', () => {
       streamed.map((t) => [t.token, t.top_logprobs.length]),
       content.map((t) => [t.token, 3]),
     );
+    streamed.forEach((t, i) => assert.ok(Math.abs(t.logprob - content[i].logprob) < 1e-3, `token ${i}: ${t.logprob}`));
   });
 
   it('gives completion logprobs in the legacy shape, streamed or not', async () => {

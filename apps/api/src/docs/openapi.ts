@@ -772,9 +772,15 @@ function schemas(defaultModel: string): Json {
           maximum: 20,
           description: 'With `logprobs`: this many likeliest tokens at each step (at most `--max-top-n-tokens`).',
         },
-        tools: { type: ['array', 'null'], maxItems: 0, description: 'Not supported: tool calls are refused.' },
+        tools: {
+          type: ['array', 'null'],
+          description: 'Not supported: refused unless empty or `tool_choice` is `none` (the answer is text).',
+        },
         tool_choice: { enum: ['none', 'auto', null], description: 'Not supported beyond `none` and `auto`.' },
-        functions: { type: ['array', 'null'], maxItems: 0, description: 'Not supported: function calls are refused.' },
+        functions: {
+          type: ['array', 'null'],
+          description: 'Not supported: refused unless empty or `function_call` is `none`.',
+        },
         function_call: { enum: ['none', 'auto', null], description: 'Not supported beyond `none` and `auto`.' },
         response_format: {
           type: ['object', 'null'],
@@ -916,11 +922,24 @@ function schemas(defaultModel: string): Json {
             required: ['token', 'logprob', 'bytes', 'top_logprobs'],
             properties: {
               token: { type: 'string' },
-              logprob: { type: 'number', description: 'Natural log of its probability (before sampling settings).' },
-              bytes: { type: 'array', items: { type: 'integer' }, description: "The token text's UTF-8 bytes." },
+              logprob: {
+                type: 'number',
+                description:
+                  'Natural log of its probability as it was drawn: after penalties and temperature, and within ' +
+                  "top-k/top-p when they are set (TGI's token logprob).",
+              },
+              bytes: {
+                type: 'array',
+                items: { type: 'integer' },
+                description:
+                  "The token text's UTF-8 bytes. A character split across tokens shows whole on the token that " +
+                  'completes it (the tokens before have empty text).',
+              },
               top_logprobs: {
                 type: 'array',
-                description: 'The likeliest tokens at this step, likeliest first (`top_logprobs` of them).',
+                description:
+                  'The likeliest tokens at this step, likeliest first (`top_logprobs` of them), ranked after penalties ' +
+                  "and temperature but before top-k/top-p, as TGI's `top_tokens`.",
                 items: {
                   type: 'object',
                   required: ['token', 'logprob', 'bytes'],

@@ -75,6 +75,12 @@ describe('OpenAI logprobs and unsupported fields', () => {
       { tools: [], functions: null, tool_choice: 'auto', response_format: { type: 'text' }, logit_bias: {} },
       'chat',
     );
+    // tools the model must not call: the answer is plain text, as it would be without them
+    refuseUnsupported({ tools: [{ type: 'function' }], tool_choice: 'none' }, 'chat');
+    assert.match(
+      refusal(() => refuseUnsupported({ tools: [{ type: 'function' }], tool_choice: 'auto' }, 'chat')),
+      /`tools`/,
+    );
     assert.match(
       refusal(() => refuseUnsupported({ suffix: '' }, 'completion')),
       /`suffix`/,

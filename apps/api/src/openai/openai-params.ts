@@ -75,11 +75,14 @@ export function refuseUnsupported(body: Body, kind: Kind): void {
     if (body.echo === true && isSet(body.logprobs)) refuse('`logprobs` with `echo`');
     return;
   }
-  for (const key of ['tools', 'functions']) {
-    if (isSet(body[key]) && !isEmpty(body[key])) refuse(`\`${key}\` (tool calls)`);
-  }
-  for (const key of ['tool_choice', 'function_call']) {
-    if (isSet(body[key]) && body[key] !== 'none' && body[key] !== 'auto') refuse(`\`${key}\` (tool calls)`);
+  // tools the model is told not to call (`tool_choice: 'none'`) change nothing: the answer is text either way
+  for (const [list, choice] of [
+    ['tools', 'tool_choice'],
+    ['functions', 'function_call'],
+  ]) {
+    const mode = body[choice];
+    if (isSet(mode) && mode !== 'none' && mode !== 'auto') refuse(`\`${choice}\` (tool calls)`);
+    if (isSet(body[list]) && !isEmpty(body[list]) && mode !== 'none') refuse(`\`${list}\` (tool calls)`);
   }
   const format = body.response_format;
   if (isSet(format) && (format as { type?: unknown }).type !== 'text') refuse('`response_format` other than text');

@@ -160,8 +160,13 @@ export class StreamWriter {
       ...inboxArgs,
     ).then(
       ([failed, first, ...cancelled]) => {
-        if (failed > 0) this.onError(new Error(`${failed} stream entries were not written: ${first}`));
-        for (const i of cancelled) this.onCancelled!(starting[i]);
+        // the callbacks are not allowed to break the chain that settle() and afterWrite() wait on
+        try {
+          if (failed > 0) this.onError(new Error(`${failed} stream entries were not written: ${first}`));
+          for (const i of cancelled) this.onCancelled!(starting[i]);
+        } catch {
+          // a throwing listener loses its own notice, nothing else
+        }
       },
       (err: Error) => this.onError(err),
     );
