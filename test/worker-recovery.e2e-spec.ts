@@ -166,6 +166,7 @@ describe('worker recovery: SIGTERM drains', () => {
       ),
     );
     await running;
+    assert.notEqual(await platform.redis.zscore(platform.names.workers, 'd1'), null, 'a live worker is indexed');
     d1.child.kill('SIGTERM');
     await waitFor('the draining heartbeat', async () => (await platform.heartbeat('d1'))?.draining);
     const late = await Promise.all(
@@ -180,6 +181,9 @@ describe('worker recovery: SIGTERM drains', () => {
     assert.equal(await platform.queue('demo-small').getWaitingCount(), 2);
     for (const id of late) assert.equal(await platform.redis.exists(platform.names.stream(id)), 0);
     assert.match(d1.output(), /drained in \d+ ms/);
+    // it left the registry: no heartbeat, and no longer in the workers' index
+    assert.equal(await platform.redis.exists(platform.names.worker('d1')), 0);
+    assert.equal(await platform.redis.zscore(platform.names.workers, 'd1'), null);
   });
 });
 
