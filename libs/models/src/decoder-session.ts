@@ -34,6 +34,11 @@ export interface SessionOptions {
    * threads take the CPU that work needs.
    */
   spinning: boolean;
+  /**
+   * With `spinning`: how long an idle intra-op thread spins before it sleeps, in microseconds (ONNX Runtime's
+   * `session.intra_op.spin_duration_us`); null keeps ONNX Runtime's own.
+   */
+  spinDurationUs: number | null;
 }
 
 export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
@@ -42,6 +47,7 @@ export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
   interOpThreads: 1,
   fuseAttention: true,
   spinning: true,
+  spinDurationUs: null,
 };
 
 /** Element types the KV cache may have; they decide its byte size and the typed array that holds it. */
@@ -225,7 +231,7 @@ export class DecoderSession {
       intraOpNumThreads: options.intraOpThreads,
       interOpNumThreads: options.interOpThreads,
       graphOptimizationLevel: 'all',
-      ...(options.spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
+      extra: { session: { intra_op: intraOpSpinEntries(options) } },
     };
     let session: ort.InferenceSession | null = null;
     let fusionSkipped: string | null = null;
@@ -330,4 +336,10 @@ export class DecoderSession {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** ONNX Runtime's `session.intra_op.*` config entries for the spinning options. */
+function intraOpSpinEntries(options: SessionOptions): Record<string, string> {
+  if (!options.spinning) return { allow_spinning: '0' };
+  return options.spinDurationUs === null ? {} : { spin_duration_us: String(options.spinDurationUs) };
 }

@@ -16,6 +16,12 @@ describe('readWorkerConfig', () => {
     assert.equal(readWorkerConfig(['--attention', 'export'], {}).fuseAttention, false);
     assert.equal(config.intraOpSpin, false);
     assert.equal(readWorkerConfig(['--intra-op-spin', 'true'], {}).intraOpSpin, true);
+    assert.equal(readWorkerConfig(['--intra-op-spin', 'true'], {}).intraOpSpinUs, null);
+    const bounded = readWorkerConfig(['--intra-op-spin', '50us'], {});
+    assert.deepEqual([bounded.intraOpSpin, bounded.intraOpSpinUs], [true, 50]);
+    assert.equal(readWorkerConfig([], { SWITCHYARD_INTRA_OP_SPIN: '1.5ms' }).intraOpSpinUs, 1500);
+    for (const bad of ['yes', '0us', '20', '2s'])
+      assert.throws(() => readWorkerConfig(['--intra-op-spin', bad], {}), /--intra-op-spin must be/);
   });
 
   it('reads flags before variables, and specs from --preload and --pin', () => {

@@ -22,6 +22,8 @@ export interface WorkerConfig {
   fuseAttention: boolean;
   /** ONNX Runtime threads spin between parallel sections (off by default: the worker shares the cores). */
   intraOpSpin: boolean;
+  /** With `intraOpSpin`: how long they spin before sleeping, in microseconds; null is ONNX Runtime's own. */
+  intraOpSpinUs: number | null;
   scheduler: SchedulerConfig;
   /** Models to load at start, and models to load and never evict. */
   preload: ModelSpec[];
@@ -94,6 +96,18 @@ ${Object.entries(WORKER_FLAGS)
 --preload and --pin take a model directory, optionally as ID=DIR, and may be repeated (or comma-separated in the
 variable). Durations take ms, s, m or h (e.g. 500ms, 30s, 5m); --keep-alive=-1 or never keeps idle models. Sizes take a byte
 count or KiB, MiB, GiB.`;
+
+/**
+ * `--intra-op-spin`: false (sleep at once), true (ONNX Runtime's own spin), or how long to spin before sleeping
+ * ("50us", "1ms") in whole microseconds; undefined for anything else.
+ */
+export function parseSpin(raw: string): boolean | number | undefined {
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  const m = /^(\d+(?:\.\d+)?)(us|ms)$/.exec(raw.trim());
+  if (!m) return undefined;
+  const us = Math.round(Number(m[1]) * (m[2] === 'ms' ? 1000 : 1));
+  return us >= 1 && us <= 1_000_000 ? us : undefined;
+}
 
 /** Parses a duration to milliseconds: "500ms", "30s", "5m", "1h", or a bare number of seconds. */
 export function parseDuration(raw: string): number | null {
@@ -169,8 +183,10 @@ export function readWorkerConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = p
     throw new ConfigError(`--attention must be rewrite or export, got "${attention}"`);
   }
   const spin = flag('intra-op-spin');
-  if (spin !== 'true' && spin !== 'false')
-    throw new ConfigError(`--intra-op-spin must be true or false, got "${spin}"`);
+  const spinUs = parseSpin(spin);
+  if (spinUs === undefined) {
+    throw new ConfigError(`--intra-op-spin must be true, false or a time like 50us or 1ms, got "${spin}"`);
+  }
   const ratio = Number(flag('waiting-served-ratio'));
   if (!Number.isFinite(ratio) || ratio < 0) {
     throw new ConfigError(`--waiting-served-ratio must be a number >= 0, got "${flag('waiting-served-ratio')}"`);
@@ -201,7 +217,8 @@ export function readWorkerConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = p
     executionProvider,
     intraOpThreads: integer('intra-op-threads', 0),
     fuseAttention: attention === 'rewrite',
-    intraOpSpin: spin === 'true',
+    intraOpSpin: spinUs !== false,
+    intraOpSpinUs: typeof spinUs === 'number' ? spinUs : null,
     scheduler,
     preload: [...specs.values()],
     drainTimeoutMs: duration('drain-timeout', 0),

@@ -150,6 +150,7 @@ export class ModelPoolService implements OnApplicationShutdown {
         intraOpThreads: this.config.intraOpThreads,
         fuseAttention: this.config.fuseAttention,
         spinning: this.config.intraOpSpin,
+        spinDurationUs: this.config.intraOpSpinUs,
       },
       engine: { ...this.config.scheduler, maxTotalTokens: spec.maxTotalTokens ?? undefined },
       streams: {
