@@ -13,8 +13,7 @@ import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { InferenceService, PreparedRequest, timingHeaders } from '../generation/inference.service';
 import type { ResolvedModel } from '../registry/model-registry.service';
 import {
-  chatTokenLogprob,
-  completionLogprobs,
+  choiceLogprobs,
   includeUsage,
   openAiFinishReason,
   refuseUnsupported,
@@ -146,23 +145,21 @@ export class CompletionsController {
       const { final } = outcome;
       const text = prepared.parameters.returnFullText ? prepared.inputText + final.generatedText : final.generatedText;
       const finish_reason = openAiFinishReason(final.details.finishReason);
-      let choiceLogprobs: unknown = null;
+      let lp: unknown = null;
       if (logprobs !== null) {
-        const { tokens: all, topTokens } = final.details;
-        const kept = all.flatMap((token, i) => (token.special ? [] : [[token, topTokens[i] ?? []] as const]));
-        choiceLogprobs =
-          kind === 'chat'
-            ? { content: kept.map(([token, top]) => chatTokenLogprob(token, top)), refusal: null }
-            : completionLogprobs(
-                kept.map(([token]) => token),
-                kept.map(([, top]) => top),
-                0,
-              );
+        const { tokens, topTokens } = final.details;
+        const kept = tokens.flatMap((token, i) => (token.special ? [] : [i]));
+        lp = choiceLogprobs(
+          kind,
+          kept.map((i) => tokens[i]),
+          kept.map((i) => topTokens[i] ?? []),
+          0,
+        );
       }
       const choice =
         kind === 'chat'
-          ? { index: 0, message: { role: 'assistant', content: text }, logprobs: choiceLogprobs, finish_reason }
-          : { index: 0, text, logprobs: choiceLogprobs, finish_reason };
+          ? { index: 0, message: { role: 'assistant', content: text }, logprobs: lp, finish_reason }
+          : { index: 0, text, logprobs: lp, finish_reason };
       res.set(timingHeaders(served));
       res.json({
         id,
@@ -199,10 +196,7 @@ export class CompletionsController {
     const tokenChunk = (token: TokenInfo, top: TokenInfo[]) => {
       let lp: unknown = null;
       if (logprobs !== null) {
-        lp =
-          kind === 'chat'
-            ? { content: [chatTokenLogprob(token, top)], refusal: null }
-            : completionLogprobs([token], [top], offset);
+        lp = choiceLogprobs(kind, [token], [top], offset);
         offset += token.text.length;
       }
       return chunk([delta(token.text, null, lp)]);

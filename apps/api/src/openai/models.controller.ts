@@ -21,8 +21,8 @@ export class ModelsController {
 
   @Get('models/:model')
   async retrieve(@Param('model') id: string) {
-    const row = (await this.registry.list()).find((r) => r.id === id);
-    if (!row) throw new ApiError(404, 'model_not_found', `model "${id}" is not registered or not enabled`);
+    const row = await this.registry.record(id);
+    if (!row?.enabled) throw new ApiError(404, 'model_not_found', `model "${id}" is not registered or not enabled`);
     return openAiModel(row);
   }
 }

@@ -145,6 +145,20 @@ export function completionLogprobs(
   };
 }
 
+/**
+ * A choice's `logprobs` for these tokens and their alternatives, in the route's shape: chat's `{content, refusal}`,
+ * or the completions' legacy shape with the first token at `offset` in the choice's text.
+ */
+export function choiceLogprobs(
+  kind: Kind,
+  tokens: readonly TokenInfo[],
+  tops: readonly (readonly TokenInfo[])[],
+  offset: number,
+) {
+  if (kind === 'completion') return completionLogprobs(tokens, tops, offset);
+  return { content: tokens.map((token, i) => chatTokenLogprob(token, tops[i] ?? [])), refusal: null };
+}
+
 /** Whether a streamed response ends with a usage chunk. */
 export function includeUsage(body: Body): boolean {
   const options = body.stream_options;
