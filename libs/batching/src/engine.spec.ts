@@ -151,6 +151,58 @@ describe('engine on demo-tiny', () => {
     assert.ok(Math.max(...steps.map((s) => s.paddedTokens)) > budget / 3, 'the budget was actually approached');
   });
 
+  /** Submits a golden request, then two more when its first token comes out, that is during its prefill. */
+  const longGoldens = () => goldens.cases.filter((g) => g.greedy_ids.length === goldens.max_new_tokens).slice(0, 3);
+
+  async function arrivalsDuringPrefill(config: ConstructorParameters<typeof Engine>[1]) {
+    const [a, b, c] = longGoldens();
+    const engine = new Engine(model, config);
+    const steps: StepStats[] = [];
+    engine.onStep = (s) => steps.push(s);
+    let late: Promise<GenerationResult>[] = [];
+    const first = new Promise<void>((resolve) => {
+      engine.submit(request(a.prompt_ids), (event) => {
+        if (event.type === 'token' && event.index === 0) {
+          late = [engine.generate(request(b.prompt_ids)), engine.generate(request(c.prompt_ids))];
+        }
+        if (event.type !== 'token') resolve();
+      });
+    });
+    await first;
+    const results = await Promise.all(late);
+    assertGolden(ids(results[0]), b, 'second arrival');
+    assertGolden(ids(results[1]), c, 'third arrival');
+    return steps;
+  }
+
+  it('prefills requests that arrive during a prefill before the next decode step', async () => {
+    const steps = await arrivalsDuringPrefill({});
+    assert.deepEqual(
+      steps.slice(0, 3).map((s) => [s.phase, s.joined, s.batchSize]),
+      [
+        ['prefill', 1, 1],
+        ['prefill', 2, 3],
+        ['decode', 0, 3],
+      ],
+    );
+  });
+
+  it('runs a decode step between prefills once they have used max_batch_prefill_tokens', async () => {
+    const [a, b, c] = longGoldens().map((g) => g.prompt_ids.length);
+    // Room for the first prompt, then for the next two together, but not for the first and the second.
+    const budget = Math.max(a, 2 * Math.max(b, c));
+    assert.ok(budget < a + b, 'the goldens’ prompt lengths allow this test');
+    const steps = await arrivalsDuringPrefill({ maxBatchPrefillTokens: budget });
+    assert.deepEqual(
+      steps.slice(0, 3).map((s) => [s.phase, s.joined, s.batchSize]),
+      [
+        ['prefill', 1, 1],
+        ['decode', 0, 1],
+        ['prefill', 2, 3],
+      ],
+    );
+  });
+
   it('frees a cancelled request’s budget within one step', async () => {
     const c = goldens.cases.find((g) => g.greedy_ids.length === goldens.max_new_tokens)!;
     const engine = new Engine(model);

@@ -265,24 +265,36 @@ export class Engine {
   private async run(): Promise<void> {
     // Start on a microtask, so that requests submitted in the same tick share the first prefill.
     await Promise.resolve();
+    // Prefill tokens run since the last decode step: prefills may follow one another within one
+    // max_batch_prefill_tokens, so that requests arriving while one prefills (a wave of clients coming back) join the
+    // next prefill instead of waiting for a decode step of the whole batch each.
+    let prefilled = 0;
+    let admittedSinceDecode = false;
     try {
       while (this.batch || this.scheduler.waiting > 0) {
         this.dropCancelledRows();
-        const admission = this.scheduler.nextBatch(this.shape());
+        const admission = this.scheduler.nextBatch(
+          this.shape(),
+          this.scheduler.config.maxBatchPrefillTokens - prefilled,
+        );
         for (const entry of admission.dropped) this.cancel(entry.row);
         if (admission.admitted.length > 0) {
           await this.safely(
             admission.admitted.map((e) => e.row),
             () => this.prefill(admission.admitted.map((e) => e.row)),
           );
-        } else if (!this.batch) {
-          continue; // everything waiting was cancelled
-        }
-        if (this.batch) {
-          if (admission.admitted.length === 0) this.scheduler.noteDecodeStep();
+          prefilled += admission.prefillTokens;
+          admittedSinceDecode = true;
+        } else if (this.batch) {
+          if (!admittedSinceDecode) this.scheduler.noteDecodeStep();
           await this.safely(this.rows, () => this.decode());
+          prefilled = 0;
+          admittedSinceDecode = false;
+        } else {
+          prefilled = 0; // no row runs, so none waits on this budget: the next prefill starts a fresh one
         }
-        // Let timers and sockets run between steps (ONNX Runtime's run already yields while it computes).
+        // Let timers and sockets run between steps (ONNX Runtime's run already yields while it computes), and
+        // requests submitted meanwhile reach the queue before the next admission.
         await yieldToEventLoop();
       }
     } finally {

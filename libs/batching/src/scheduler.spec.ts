@@ -49,6 +49,19 @@ describe('scheduler', () => {
     assert.equal(t.nextBatch(EMPTY_BATCH).admitted.length, 3); // the 4th would make 80 prefill tokens
   });
 
+  it('admits within the prefill budget left, and reports the padded prefill tokens', () => {
+    const s = scheduler({ maxBatchPrefillTokens: 100 });
+    for (const length of [20, 30, 10]) s.enqueue(entry(length, 5));
+    const first = s.nextBatch(EMPTY_BATCH, 70);
+    assert.equal(first.admitted.length, 2, '2 × 30 = 60 <= 70; a third would make 90');
+    assert.equal(first.prefillTokens, 60);
+    assert.equal(s.nextBatch(first.shape, 9).admitted.length, 0, 'the last prompt needs 10');
+    const last = s.nextBatch(first.shape, 10);
+    assert.equal(last.admitted.length, 1);
+    assert.equal(last.prefillTokens, 10);
+    assert.equal(s.nextBatch(EMPTY_BATCH).prefillTokens, 0, 'nothing left to admit');
+  });
+
   it('pauses a running batch only for enough waiting requests, or after max_waiting_tokens steps', () => {
     const s = scheduler({ waitingServedRatio: 0.5, maxWaitingTokens: 3 });
     const running = { size: 8, width: 10, maxRemaining: 10 };

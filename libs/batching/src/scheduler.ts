@@ -2,7 +2,9 @@
  * The waiting queue and the admission decision, TGI's rules: new requests join the running batch only within
  * the token budget (counted on the padded batch, including the tokens every row may still produce), the
  * prefill budget and the batch size; and a running batch is paused for a prefill only when enough requests
- * wait (`waitingServedRatio`) or they have waited `maxWaitingTokens` steps. No I/O, no tensors: plain numbers.
+ * wait (`waitingServedRatio`) or they have waited `maxWaitingTokens` steps. Prefills that run back to back, with no
+ * decode step between them, share one prefill budget (the engine passes what is left), so the running rows never
+ * wait for more than one budget's worth of prefill. No I/O, no tensors: plain numbers.
  */
 
 export interface SchedulerConfig {
@@ -62,6 +64,8 @@ export interface Admission<E> {
   dropped: E[];
   /** The batch shape once the admitted rows are prefilled and joined. */
   shape: BatchShape;
+  /** The admitted rows' prefill, padded: rows × the longest prompt among them. */
+  prefillTokens: number;
 }
 
 export class Scheduler<E extends QueueEntry> {
@@ -102,11 +106,13 @@ export class Scheduler<E extends QueueEntry> {
     this.stepsSinceAdmission++;
   }
 
-  /** Decides which waiting entries join the running batch now, in arrival order. */
-  nextBatch(running: BatchShape): Admission<E> {
+  /**
+   * Decides which waiting entries join the running batch now, in arrival order. `prefillBudget` is what is left of
+   * max_batch_prefill_tokens when the engine has already prefilled since its last decode step.
+   */
+  nextBatch(running: BatchShape, prefillBudget = this.config.maxBatchPrefillTokens): Admission<E> {
     const dropped = this.dropCancelled();
-    const { maxBatchTotalTokens, maxBatchPrefillTokens, maxBatchSize, waitingServedRatio, maxWaitingTokens } =
-      this.config;
+    const { maxBatchTotalTokens, maxBatchSize, waitingServedRatio, maxWaitingTokens } = this.config;
     const minSize =
       running.size === 0 || this.stepsSinceAdmission >= maxWaitingTokens
         ? 1
@@ -119,7 +125,7 @@ export class Scheduler<E extends QueueEntry> {
     for (const entry of this.queue) {
       if (running.size + admitted.length + 1 > maxBatchSize) break;
       const width = Math.max(prefillWidth, entry.inputLength);
-      if ((admitted.length + 1) * width > maxBatchPrefillTokens) break;
+      if ((admitted.length + 1) * width > prefillBudget) break;
       // After its prefill a row holds its prompt and has produced one token.
       const remaining = Math.max(newRemaining, entry.maxNewTokens - 1);
       const next: BatchShape = {
@@ -133,9 +139,9 @@ export class Scheduler<E extends QueueEntry> {
       newRemaining = remaining;
       shape = next;
     }
-    if (admitted.length < minSize) return { admitted: [], dropped, shape: running };
+    if (admitted.length < minSize) return { admitted: [], dropped, shape: running, prefillTokens: 0 };
     this.queue = this.queue.slice(admitted.length);
     this.stepsSinceAdmission = 0;
-    return { admitted, dropped, shape };
+    return { admitted, dropped, shape, prefillTokens: admitted.length * prefillWidth };
   }
 }
