@@ -265,18 +265,20 @@ export class Engine {
   private async run(): Promise<void> {
     // Start on a microtask, so that requests submitted in the same tick share the first prefill.
     await Promise.resolve();
-    // Prefill tokens run since the last decode step: prefills may follow one another within one
-    // max_batch_prefill_tokens, so that requests arriving while one prefills (a wave of clients coming back) join the
-    // next prefill instead of waiting for a decode step of the whole batch each.
+    // Prefills may follow one another, with no decode step between them, within one max_batch_prefill_tokens, so
+    // that requests arriving while one prefills (a wave of clients coming back) join the next prefill instead of
+    // waiting for a decode step of the whole batch each. `prefilled` counts the prefill tokens since the last decode
+    // step, and `decodingRows` the rows it left running: those a further prefill pauses.
     let prefilled = 0;
+    let decodingRows = 0;
     let admittedSinceDecode = false;
     try {
       while (this.batch || this.scheduler.waiting > 0) {
         this.dropCancelledRows();
-        const admission = this.scheduler.nextBatch(
-          this.shape(),
-          this.scheduler.config.maxBatchPrefillTokens - prefilled,
-        );
+        const admission = this.scheduler.nextBatch(this.shape(), {
+          prefillBudget: this.scheduler.config.maxBatchPrefillTokens - prefilled,
+          decodingRows,
+        });
         for (const entry of admission.dropped) this.cancel(entry.row);
         if (admission.admitted.length > 0) {
           await this.safely(
@@ -289,9 +291,12 @@ export class Engine {
           if (!admittedSinceDecode) this.scheduler.noteDecodeStep();
           await this.safely(this.rows, () => this.decode());
           prefilled = 0;
+          decodingRows = this.rows.length;
           admittedSinceDecode = false;
         } else {
-          prefilled = 0; // no row runs, so none waits on this budget: the next prefill starts a fresh one
+          // no row runs, so none waits on this budget: the next prefill starts a fresh one
+          prefilled = 0;
+          decodingRows = 0;
         }
         // Let timers and sockets run between steps (ONNX Runtime's run already yields while it computes), and
         // requests submitted meanwhile reach the queue before the next admission.

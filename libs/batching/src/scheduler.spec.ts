@@ -52,14 +52,23 @@ describe('scheduler', () => {
   it('admits within the prefill budget left, and reports the padded prefill tokens', () => {
     const s = scheduler({ maxBatchPrefillTokens: 100 });
     for (const length of [20, 30, 10]) s.enqueue(entry(length, 5));
-    const first = s.nextBatch(EMPTY_BATCH, 70);
+    const first = s.nextBatch(EMPTY_BATCH, { prefillBudget: 70, decodingRows: 0 });
     assert.equal(first.admitted.length, 2, '2 × 30 = 60 <= 70; a third would make 90');
     assert.equal(first.prefillTokens, 60);
-    assert.equal(s.nextBatch(first.shape, 9).admitted.length, 0, 'the last prompt needs 10');
-    const last = s.nextBatch(first.shape, 10);
+    assert.equal(s.nextBatch(first.shape, { prefillBudget: 9, decodingRows: 0 }).admitted.length, 0, 'it needs 10');
+    const last = s.nextBatch(first.shape, { prefillBudget: 10, decodingRows: 0 });
     assert.equal(last.admitted.length, 1);
     assert.equal(last.prefillTokens, 10);
     assert.equal(s.nextBatch(EMPTY_BATCH).prefillTokens, 0, 'nothing left to admit');
+  });
+
+  it('counts only the rows that were decoding as paused by a further prefill', () => {
+    const s = scheduler({ waitingServedRatio: 0.5 });
+    const running = { size: 8, width: 10, maxRemaining: 10 };
+    for (let i = 0; i < 2; i++) s.enqueue(entry(5, 5));
+    assert.equal(s.nextBatch(running).admitted.length, 0, '2 waiting < 0.5 × 8 running rows');
+    const since = { prefillBudget: 100, decodingRows: 4 };
+    assert.equal(s.nextBatch(running, since).admitted.length, 2, '2 waiting >= 0.5 × 4 rows that were decoding');
   });
 
   it('pauses a running batch only for enough waiting requests, or after max_waiting_tokens steps', () => {

@@ -4,7 +4,9 @@
  * prefill budget and the batch size; and a running batch is paused for a prefill only when enough requests
  * wait (`waitingServedRatio`) or they have waited `maxWaitingTokens` steps. Prefills that run back to back, with no
  * decode step between them, share one prefill budget (the engine passes what is left), so the running rows never
- * wait for more than one budget's worth of prefill. No I/O, no tensors: plain numbers.
+ * wait for more than one budget's worth of prefill; and the ratio counts only the rows that were decoding before
+ * them, so that the stragglers of a wave of arrivals join its last prefill instead of waiting `maxWaitingTokens`
+ * steps behind rows that have not decoded yet. No I/O, no tensors: plain numbers.
  */
 
 export interface SchedulerConfig {
@@ -107,16 +109,20 @@ export class Scheduler<E extends QueueEntry> {
   }
 
   /**
-   * Decides which waiting entries join the running batch now, in arrival order. `prefillBudget` is what is left of
-   * max_batch_prefill_tokens when the engine has already prefilled since its last decode step.
+   * Decides which waiting entries join the running batch now, in arrival order. When the engine has already
+   * prefilled since its last decode step, `since` says what is left of max_batch_prefill_tokens and how many rows
+   * that decode step left running: rows prefilled since then have not started decoding, so a further prefill does
+   * not count them among the rows it pauses (`waitingServedRatio`).
    */
-  nextBatch(running: BatchShape, prefillBudget = this.config.maxBatchPrefillTokens): Admission<E> {
+  nextBatch(running: BatchShape, since?: { prefillBudget: number; decodingRows: number }): Admission<E> {
     const dropped = this.dropCancelled();
     const { maxBatchTotalTokens, maxBatchSize, waitingServedRatio, maxWaitingTokens } = this.config;
+    const prefillBudget = since?.prefillBudget ?? this.config.maxBatchPrefillTokens;
+    const paused = Math.min(running.size, since?.decodingRows ?? running.size);
     const minSize =
-      running.size === 0 || this.stepsSinceAdmission >= maxWaitingTokens
+      paused === 0 || this.stepsSinceAdmission >= maxWaitingTokens
         ? 1
-        : Math.max(1, Math.floor(running.size * waitingServedRatio));
+        : Math.max(1, Math.floor(paused * waitingServedRatio));
 
     const admitted: E[] = [];
     let prefillWidth = 0;
