@@ -29,7 +29,7 @@ describe('TtlCache', () => {
   it('forgets on delete and clear, and starts again past its size', async () => {
     let loads = 0;
     const load = async () => ++loads;
-    const cache = new TtlCache<number>(60_000, 2);
+    const cache = new TtlCache<number>(60_000, { maxEntries: 2 });
     await cache.get('a', load);
     cache.delete('a');
     assert.equal(await cache.get('a', load), 2);
@@ -38,5 +38,58 @@ describe('TtlCache', () => {
     assert.equal(await cache.get('a', load), 5);
     cache.clear();
     assert.equal(await cache.get('a', load), 6);
+  });
+
+  it('with staleMs, answers an expired entry at once while one reload runs, and takes the reload once it is in', async () => {
+    let clock = 0;
+    let loads = 0;
+    let release!: () => void;
+    const load = () => {
+      const n = ++loads;
+      return n === 1 ? Promise.resolve(n) : new Promise<number>((resolve) => (release = () => resolve(n)));
+    };
+    const cache = new TtlCache<number>(1000, { staleMs: 5000, now: () => clock });
+    assert.equal(await cache.get('k', load), 1);
+    clock = 1500;
+    assert.equal(await cache.get('k', load), 1, 'stale, answered at once');
+    assert.equal(await cache.get('k', load), 1);
+    assert.equal(loads, 2, 'one reload for both');
+    release();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(await cache.get('k', load), 2, 'the reload replaced it');
+    assert.equal(loads, 2);
+    clock = 1500 + 1000 + 5000; // past ttl + staleMs since the reload was sent
+    const late = cache.get('k', load);
+    assert.equal(loads, 3, 'too old to serve: the caller waits for the read');
+    release();
+    assert.equal(await late, 3);
+  });
+
+  it('with staleMs, keeps serving the stale entry when its reload fails, until it expires', async () => {
+    let clock = 0;
+    const cache = new TtlCache<string>(1000, { staleMs: 5000, now: () => clock });
+    await cache.get('k', async () => 'old');
+    clock = 2000;
+    let failed = 0;
+    const failing = () => {
+      failed++;
+      return Promise.reject(new Error('down'));
+    };
+    assert.equal(await cache.get('k', failing), 'old');
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(await cache.get('k', failing), 'old', 'answered again, and reloaded again');
+    assert.equal(failed, 2);
+    clock = 6000;
+    await assert.rejects(cache.get('k', failing), /down/);
+  });
+
+  it('with serveStale, reads again before answering when the expired value is one it refuses to serve stale', async () => {
+    let clock = 0;
+    let loads = 0;
+    const cache = new TtlCache<number | null>(1000, { staleMs: 5000, now: () => clock, serveStale: (v) => v !== null });
+    assert.equal(await cache.get('absent', async () => (loads++, null)), null);
+    clock = 1500;
+    assert.equal(await cache.get('absent', async () => (loads++, 7)), 7, 'a stale null is not served');
+    assert.equal(loads, 2);
   });
 });

@@ -20,11 +20,20 @@ export interface ResolvedModel {
 
 /** How long a registry row is trusted before it is read again. */
 const CACHE_MS = 2000;
+/**
+ * How long after that an enabled row is still answered at once while it is read again behind the request (see
+ * `TtlCache`). An absent or disabled row is read before answering, so a model registered on another replica is
+ * found within CACHE_MS.
+ */
+const STALE_MS = 10_000;
 
 @Injectable()
 export class ModelRegistry {
   private readonly logger = new Logger('ModelRegistry');
-  private readonly rows = new TtlCache<ModelEntity | null>(CACHE_MS);
+  private readonly rows = new TtlCache<ModelEntity | null>(CACHE_MS, {
+    staleMs: STALE_MS,
+    serveStale: (row) => row !== null && row.enabled,
+  });
   private readonly descriptions = new Map<string, ModelDescription>();
 
   constructor(
