@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadModel, LoadedModel } from '@switchyard/models';
 import { GoldenCase, loadGoldens, modelDir } from '../../../test/support/repo';
-import { Engine, GenerationResult, StepStats } from './engine';
+import { Engine, GenerationResult, MAX_CHAINED_PREFILLS, StepStats } from './engine';
 import { defaultParameters } from './parameters';
 import { Rng } from './rng';
 import type { EngineEvent, EngineRequest, GenerationParameters } from './types';
@@ -199,6 +199,77 @@ describe('engine on demo-tiny', () => {
         ['prefill', 1, 1],
         ['decode', 0, 1],
         ['prefill', 2, 3],
+      ],
+    );
+  });
+
+  it('chains at most MAX_CHAINED_PREFILLS prefills between decode steps', async () => {
+    const prompts = longGoldens().map((g) => g.prompt_ids);
+    const engine = new Engine(model);
+    const steps: StepStats[] = [];
+    engine.onStep = (s) => steps.push(s);
+    const count = MAX_CHAINED_PREFILLS + 2;
+    const done: Promise<void>[] = [];
+    // Each request arrives during the previous one's prefill: a trickle that would chain prefills without end.
+    const submit = (i: number): void => {
+      done.push(
+        new Promise<void>((resolve, reject) => {
+          engine.submit(request(prompts[i % prompts.length]), (event) => {
+            if (event.type === 'token' && event.index === 0 && i + 1 < count) submit(i + 1);
+            if (event.type === 'final') resolve();
+            if (event.type === 'error') reject(new Error(event.message));
+          });
+        }),
+      );
+    };
+    submit(0);
+    for (let i = 0; i < done.length; i++) await done[i];
+    assert.equal(done.length, count);
+    assert.deepEqual(
+      steps.slice(0, MAX_CHAINED_PREFILLS + 1).map((s) => s.phase),
+      [...Array<string>(MAX_CHAINED_PREFILLS).fill('prefill'), 'decode'],
+    );
+    assert.equal(steps[MAX_CHAINED_PREFILLS - 1].batchSize, MAX_CHAINED_PREFILLS);
+  });
+
+  it('counts only the rows that were decoding against waiting_served_ratio when prefills follow one another', async () => {
+    const prompts = longGoldens().map((g) => g.prompt_ids);
+    const engine = new Engine(model, { waitingServedRatio: 0.5 });
+    const steps: StepStats[] = [];
+    const all: Promise<GenerationResult>[] = [];
+    const more = (n: number) => {
+      for (let i = 0; i < n; i++) all.push(engine.generate(request(prompts[i % prompts.length])));
+    };
+    // 4 rows decode; at their third token 4 more arrive (4 >= 0.5 × 4: they are prefilled), and while those
+    // prefill, 2 more: 2 >= 0.5 × the 4 rows that were decoding, though fewer than 0.5 × the 8 rows now running.
+    let stage = 0;
+    engine.onStep = (s) => {
+      steps.push(s);
+      if (stage === 0 && s.phase === 'decode' && s.batchSize === 4) {
+        stage = 1;
+        more(4);
+      }
+    };
+    const first = engine.submit.bind(engine);
+    engine.submit = (req, sink) =>
+      first(req, (event) => {
+        if (stage === 1 && event.type === 'token' && event.index === 0) {
+          stage = 2;
+          more(2);
+        }
+        sink(event);
+      });
+    more(4);
+    for (let i = 0; i < all.length; i++) await all[i]; // requests are added as the run goes
+    assert.equal(all.length, 10);
+    const at = steps.findIndex((s) => s.phase === 'prefill' && s.joined === 4 && s.batchSize === 8);
+    assert.ok(at > 0, 'the second group joined 4 decoding rows');
+    assert.deepEqual(
+      steps.slice(at, at + 3).map((s) => [s.phase, s.joined, s.batchSize]),
+      [
+        ['prefill', 4, 8],
+        ['prefill', 2, 10],
+        ['decode', 0, 10],
       ],
     );
   });

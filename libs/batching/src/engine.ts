@@ -47,6 +47,13 @@ export interface EngineConfig extends SchedulerConfig {
 }
 
 /** What one forward call did, for metrics and for tests that hold the engine to its budgets. */
+/**
+ * Prefill calls that may run back to back between two decode steps. With the prefill budget, this bounds how long
+ * the running rows wait for their next token when requests trickle in one per prefill (each call has a fixed cost
+ * that a token count does not see); a wave of clients coming back is taken in three to five.
+ */
+export const MAX_CHAINED_PREFILLS = 8;
+
 export interface StepStats {
   phase: 'prefill' | 'decode';
   /** Rows in the batch after the call (a prefill counts the joined batch). */
@@ -265,18 +272,21 @@ export class Engine {
   private async run(): Promise<void> {
     // Start on a microtask, so that requests submitted in the same tick share the first prefill.
     await Promise.resolve();
-    // Prefills may follow one another, with no decode step between them, within one max_batch_prefill_tokens, so
-    // that requests arriving while one prefills (a wave of clients coming back) join the next prefill instead of
-    // waiting for a decode step of the whole batch each. `prefilled` counts the prefill tokens since the last decode
-    // step, and `decodingRows` the rows it left running: those a further prefill pauses.
+    // Prefills may follow one another, with no decode step between them, within one max_batch_prefill_tokens and
+    // MAX_CHAINED_PREFILLS calls, so that requests arriving while one prefills (a wave of clients coming back) join
+    // the next prefill instead of waiting for a decode step of the whole batch each. `prefilled` counts the prefill
+    // tokens since the last decode step, `chained` the prefill calls, and `decodingRows` the rows that step left
+    // running: those a further prefill pauses.
     let prefilled = 0;
+    let chained = 0;
     let decodingRows = 0;
     let admittedSinceDecode = false;
     try {
       while (this.batch || this.scheduler.waiting > 0) {
         this.dropCancelledRows();
+        if (!this.batch) prefilled = chained = decodingRows = 0; // no row waits on the budget
         const admission = this.scheduler.nextBatch(this.shape(), {
-          prefillBudget: this.scheduler.config.maxBatchPrefillTokens - prefilled,
+          prefillBudget: chained < MAX_CHAINED_PREFILLS ? this.scheduler.config.maxBatchPrefillTokens - prefilled : 0,
           decodingRows,
         });
         for (const entry of admission.dropped) this.cancel(entry.row);
@@ -286,17 +296,14 @@ export class Engine {
             () => this.prefill(admission.admitted.map((e) => e.row)),
           );
           prefilled += admission.prefillTokens;
+          chained++;
           admittedSinceDecode = true;
         } else if (this.batch) {
           if (!admittedSinceDecode) this.scheduler.noteDecodeStep();
           await this.safely(this.rows, () => this.decode());
-          prefilled = 0;
+          prefilled = chained = 0;
           decodingRows = this.rows.length;
           admittedSinceDecode = false;
-        } else {
-          // no row runs, so none waits on this budget: the next prefill starts a fresh one
-          prefilled = 0;
-          decodingRows = 0;
         }
         // Let timers and sockets run between steps (ONNX Runtime's run already yields while it computes), and
         // requests submitted meanwhile reach the queue before the next admission.

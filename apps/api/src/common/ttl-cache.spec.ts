@@ -92,4 +92,29 @@ describe('TtlCache', () => {
     assert.equal(await cache.get('absent', async () => (loads++, 7)), 7, 'a stale null is not served');
     assert.equal(loads, 2);
   });
+
+  it('with staleMs, drops a reload that lands after the entry was deleted, and survives a load that throws', async () => {
+    let clock = 0;
+    let release!: () => void;
+    const cache = new TtlCache<string>(1000, { staleMs: 5000, now: () => clock });
+    await cache.get('k', async () => 'old');
+    clock = 1500;
+    const slow = () => new Promise<string>((resolve) => (release = () => resolve('reloaded')));
+    assert.equal(await cache.get('k', slow), 'old');
+    cache.delete('k'); // an admin change on this replica
+    assert.equal(await cache.get('k', async () => 'new'), 'new');
+    release();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(await cache.get('k', async () => 'other'), 'new', 'the late reload did not replace it');
+
+    clock = 3000;
+    const throwing = (): Promise<string> => {
+      throw new Error('sync');
+    };
+    assert.equal(await cache.get('k', throwing), 'new', 'the caller still gets the stale value');
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(await cache.get('k', async () => 'fresh'), 'new');
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(await cache.get('k', async () => 'later'), 'fresh', 'a reload was tried again, and landed');
+  });
 });

@@ -80,7 +80,13 @@ export class TtlCache<V> {
   private reload(key: string, stale: Entry<V>, load: () => Promise<V>): void {
     stale.reloading = true;
     const at = this.now();
-    load().then(
+    let reloaded: Promise<V>;
+    try {
+      reloaded = load();
+    } catch (err) {
+      reloaded = Promise.reject(err as Error);
+    }
+    reloaded.then(
       (value) => {
         if (this.entries.get(key) !== stale) return; // deleted or replaced meanwhile
         this.entries.set(key, { at, value: Promise.resolve(value), staleOk: this.serveStale(value), reloading: false });

@@ -23,9 +23,10 @@ const CACHE_MS = 2000;
 /**
  * How long after that an enabled row is still answered at once while it is read again behind the request (see
  * `TtlCache`). An absent or disabled row is read before answering, so a model registered on another replica is
- * found within CACHE_MS.
+ * found within CACHE_MS; a change made on another replica (disabled, deleted, a new path) shows within
+ * CACHE_MS + STALE_MS; one made on this replica, at once.
  */
-const STALE_MS = 10_000;
+const STALE_MS = 2000;
 
 @Injectable()
 export class ModelRegistry {
