@@ -202,7 +202,8 @@ async function main(): Promise<void> {
   );
 
   // 3. End to end, and throughput against concurrency
-  const e2eLoad = requests(prompts, rng, model, full, quick ? 1 : 2);
+  const e2eRounds = quick ? 1 : 3; // as bench:e2e: each client's requests after its first arrive in waves
+  const e2eLoad = requests(prompts, rng, model, full, e2eRounds);
   const concurrency = quick ? [1, 4] : [1, 2, 4, 8, 16, 32, 64];
   const curve: { clients: number; result: LoadResult }[] = [];
   const e2e = await withPlatform(['--max-batch-total-tokens', String(FULL_BATCH_TOKENS)], async (platform, target) => {
@@ -258,7 +259,7 @@ async function main(): Promise<void> {
   say('## 3. End to end: the platform against the engine');
   say();
   say(
-    `${full} clients in a closed loop (each sends its next request when the last ends), ${NEW_TOKENS} new tokens, greedy; ` +
+    `${full} clients in a closed loop (each sends its next request when the last ends, ${e2eRounds} each), ${NEW_TOKENS} new tokens, greedy; ` +
       'the platform is HTTP + Redis + one worker process, streaming over SSE. Both run with ' +
       `\`--max-batch-total-tokens ${FULL_BATCH_TOKENS}\`, so that every client's request fits one batch (the default, ` +
       '8192, would queue most of them).',

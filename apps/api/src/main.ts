@@ -30,6 +30,12 @@ async function bootstrap(): Promise<void> {
     sendError(req, res, filter.toApiError(err, req));
   });
   app.enableShutdownHooks();
+  // Keep idle client connections for 65 s (Node's default is 5 s): longer than the usual load balancer's idle
+  // timeout (60 s), so a balancer never reuses a connection this side has just closed, and a client that pauses
+  // between requests does not pay a new connection on its next one. The header timeout must exceed it.
+  const server = app.getHttpServer() as import('node:http').Server;
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   await app.listen(config.port, config.hostname);
   logger.log(`listening on http://${config.hostname}:${config.port} (default model ${config.modelName})`);
 }
