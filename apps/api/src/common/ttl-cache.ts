@@ -30,6 +30,7 @@ export class TtlCache<V> {
   private readonly staleMs: number;
   private readonly now: () => number;
   private readonly serveStale: (value: V) => boolean;
+  private generation = 0;
 
   constructor(
     private readonly ttlMs: number,
@@ -55,11 +56,32 @@ export class TtlCache<V> {
     return this.start(key, load);
   }
 
+  /** Bumped by every delete and clear: a value read before one of them must not be put back (`set`). */
+  get version(): number {
+    return this.generation;
+  }
+
+  /**
+   * Puts a value read elsewhere (a background refresh) as a fresh entry, unless the cache was changed by a delete
+   * or clear since `since` (`version` when the read was sent).
+   */
+  set(key: string, value: V, since: number): void {
+    if (since !== this.generation) return;
+    this.entries.set(key, {
+      at: this.now(),
+      value: Promise.resolve(value),
+      staleOk: this.serveStale(value),
+      reloading: false,
+    });
+  }
+
   delete(key: string): void {
+    this.generation++;
     this.entries.delete(key);
   }
 
   clear(): void {
+    this.generation++;
     this.entries.clear();
   }
 

@@ -101,4 +101,16 @@ describe('worker directory', () => {
     assert.equal((await directory.holders('m')).live, 0);
     assert.equal(directory.reads, 4);
   });
+
+  it('keeps its read fresh in the background, with no request asking', async () => {
+    const directory = new TestDirectory();
+    directory.keepFresh(5);
+    try {
+      const deadline = Date.now() + 5000;
+      while (directory.reads < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.ok(directory.reads >= 3, `${directory.reads} background reads`);
+    } finally {
+      directory.onModuleDestroy();
+    }
+  });
 });

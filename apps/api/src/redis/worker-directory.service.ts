@@ -1,8 +1,9 @@
 /**
- * The live workers, as their heartbeats in Redis say (read at most every 250 ms), and their metrics snapshots; both
- * found through the workers' index (`worker-registry.ts`), never by scanning keys.
+ * The live workers, as their heartbeats in Redis say (read every 250 ms in the background, and on demand when that
+ * read is late), and their metrics snapshots; both found through the workers' index (`worker-registry.ts`), never
+ * by scanning keys.
  */
-import { Injectable } from '@nestjs/common';
+import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { Heartbeat, MetricFamily, readWorkerEntries, withLabels } from '@switchyard/batching';
 import { RedisService } from './redis.service';
 
@@ -23,12 +24,32 @@ export interface Holders {
 }
 
 @Injectable()
-export class WorkerDirectory {
+export class WorkerDirectory implements OnApplicationBootstrap, OnModuleDestroy {
   /** The last read that succeeded, and when it was sent. */
   private last: { at: number; beats: Heartbeat[] } | null = null;
   private reading: Promise<Heartbeat[]> | null = null;
+  private poll: NodeJS.Timeout | null = null;
 
   constructor(private readonly redis: RedisService) {}
+
+  onApplicationBootstrap(): void {
+    this.keepFresh(FRESH_MS);
+  }
+
+  onModuleDestroy(): void {
+    if (this.poll) clearInterval(this.poll);
+    this.poll = null;
+  }
+
+  /**
+   * Reads the heartbeats every `intervalMs` in the background, so that a request, even the first of a burst after
+   * a quiet spell, finds a fresh read instead of waiting for one. It costs a ZRANGE and an MGET per interval.
+   */
+  keepFresh(intervalMs: number): void {
+    this.onModuleDestroy();
+    this.poll = setInterval(() => this.read().catch(() => undefined), intervalMs);
+    this.poll.unref();
+  }
 
   live(): Promise<Heartbeat[]> {
     if (this.last && this.now() - this.last.at <= FRESH_MS) return Promise.resolve(this.last.beats);

@@ -3,8 +3,8 @@
  * model's description (tokenizer, chat template, config; read from its directory once), its validation limits
  * and the spec that load commands carry.
  */
-import { Inject, Injectable, Logger } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { DataSource, In } from 'typeorm';
 import { DEFAULT_VALIDATION_LIMITS, ModelSpec, ValidationLimits } from '@switchyard/batching';
 import { describeModel, ModelDescription, ModelEntity } from '@switchyard/models';
 import { TtlCache } from '../common/ttl-cache';
@@ -27,20 +27,61 @@ const CACHE_MS = 2000;
  * CACHE_MS + STALE_MS; one made on this replica, at once.
  */
 const STALE_MS = 2000;
+/** Models served within this long have their rows read again every CACHE_MS in the background. */
+const HOT_MS = 60_000;
 
 @Injectable()
-export class ModelRegistry {
+export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('ModelRegistry');
   private readonly rows = new TtlCache<ModelEntity | null>(CACHE_MS, {
     staleMs: STALE_MS,
     serveStale: (row) => row !== null && row.enabled,
   });
   private readonly descriptions = new Map<string, ModelDescription>();
+  /** Enabled models served lately (bounded by the registry's size), and when. */
+  private readonly hot = new Map<string, number>();
+  private refreshing = false;
+  private refreshFailing = false;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(
     @Inject(DATA_SOURCE) private readonly dataSource: DataSource,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
+
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => void this.refreshHot(), CACHE_MS);
+    this.timer.unref();
+  }
+
+  onModuleDestroy(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /**
+   * Reads the rows of the models served lately again, in one query, so that a request finds them fresh even after a
+   * quiet spell instead of waiting for Postgres (the first of a burst would hold the burst up).
+   */
+  async refreshHot(now = Date.now()): Promise<void> {
+    for (const [id, at] of this.hot) if (now - at > HOT_MS) this.hot.delete(id);
+    if (this.hot.size === 0 || this.refreshing) return;
+    this.refreshing = true;
+    const since = this.rows.version;
+    const ids = [...this.hot.keys()];
+    try {
+      const found = await this.dataSource.getRepository(ModelEntity).findBy({ id: In(ids) });
+      for (const id of ids) this.rows.set(id, found.find((row) => row.id === id) ?? null, since);
+      this.refreshFailing = false;
+    } catch (err) {
+      // once per outage: requests read (and fail) on their own while it lasts
+      if (!this.refreshFailing)
+        this.logger.warn(`refreshing the registry rows in use failed: ${(err as Error).message}`);
+      this.refreshFailing = true;
+    } finally {
+      this.refreshing = false;
+    }
+  }
 
   get defaultModel(): string {
     return this.config.modelName;
@@ -61,6 +102,7 @@ export class ModelRegistry {
   async resolve(id: string): Promise<ResolvedModel | null> {
     const row = await this.row(id);
     if (!row || !row.enabled) return null;
+    this.hot.set(row.id, Date.now());
     const key = `${row.id}\0${row.path}`;
     let description = this.descriptions.get(key);
     if (!description) {
