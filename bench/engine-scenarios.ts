@@ -78,20 +78,23 @@ export interface Arrival {
   maxNewTokens: number;
 }
 
-/** Poisson arrivals, prompts of 8 to 256 tokens, `max_new_tokens` uniform in [16, 256]. */
-export function mixedWorkload(prompts: PromptSource, rng: Rng, count: number, ratePerSecond: number): Arrival[] {
-  const arrivals: Arrival[] = [];
-  let t = 0;
-  for (let i = 0; i < count; i++) {
-    t += -Math.log(1 - rng.next()) / ratePerSecond;
+/** The mixed workload's requests: prompts of 8 to 256 tokens, `max_new_tokens` uniform in [16, 256]. */
+export function mixedRequests(prompts: PromptSource, rng: Rng, count: number): Omit<Arrival, 'at'>[] {
+  return Array.from({ length: count }, () => {
     const length = 8 + Math.floor(rng.next() * 249);
-    arrivals.push({
-      at: t * 1000,
-      inputIds: prompts.take(rng, length),
-      maxNewTokens: 16 + Math.floor(rng.next() * 241),
-    });
-  }
-  return arrivals;
+    return { inputIds: prompts.take(rng, length), maxNewTokens: 16 + Math.floor(rng.next() * 241) };
+  });
+}
+
+/**
+ * Poisson arrivals of `requests` at `ratePerSecond`, their times scaled so that the last arrives at
+ * count / rate seconds: the gaps stay random, and the rate offered is the one asked for, not a draw's.
+ */
+export function poissonArrivals(rng: Rng, requests: Omit<Arrival, 'at'>[], ratePerSecond: number): Arrival[] {
+  let t = 0;
+  const times = requests.map(() => (t += -Math.log(1 - rng.next())));
+  const scale = (requests.length / ratePerSecond / t) * 1000;
+  return requests.map((r, i) => ({ ...r, at: times[i] * scale }));
 }
 
 export interface ModeResult {
@@ -128,18 +131,20 @@ export const BATCHING_POLICIES: [string, Partial<EngineConfig>][] = [
 /**
  * The mixed workload is replayed at several loads, each with its own arrivals: on a CPU a decode step costs about
  * the same per row at any batch size past a few rows, so what batching changes depends on the load. A load is a
- * multiple of the rate that one request at a time serves on this machine, measured first on the same request mix
+ * multiple of what one request at a time serves on this machine, measured first on the same request mix
  * (`oneAtATimeCapacity`), so that the scenario loads a fast machine as much as a slow one: fixed rates of 6, 9 and
  * 12/s, chosen on a slower machine, offered only 1.02×, 1.70× and 2.35× one at a time's rate on a faster one, and
- * every policy kept pace. One request at a time falls behind at every load here; the highest loads the batching
- * policies near this machine's capacity, the lowest leaves them headroom.
+ * every policy kept pace. The capacity is counted in requested tokens (max_new_tokens) per second, and each load's
+ * request rate is set from its own requests' mean max_new_tokens: counted in requests, a 12-request sample of
+ * short or long ones set rates that offered 2.26× at a load called 3×. One request at a time falls behind at every
+ * load here; the highest loads the batching policies near this machine's capacity, the lowest leaves them headroom.
  */
 export const MIXED_SWEEP = { count: 96, loads: [1.5, 3, 4.5] };
 export const MIXED_SWEEP_QUICK = { count: 12, loads: [2] };
 
 /**
- * Requests per second that one request at a time serves on the mixed workload's request mix: `count` requests
- * submitted at once to an engine with batches of one.
+ * Requested tokens (max_new_tokens) per second that one request at a time serves on the mixed workload's request
+ * mix: `count` requests submitted at once to an engine with batches of one.
  */
 export async function oneAtATimeCapacity(
   model: LoadedModel,
@@ -147,13 +152,20 @@ export async function oneAtATimeCapacity(
   rng: Rng,
   count = 12,
 ): Promise<number> {
-  const arrivals = mixedWorkload(prompts, rng, count, 1).map((a) => ({ ...a, at: 0 }));
-  const result = await replay(model, 'capacity', { maxBatchSize: 1 }, arrivals);
-  return count / result.seconds;
+  const requests = mixedRequests(prompts, rng, count);
+  const result = await replay(
+    model,
+    'capacity',
+    { maxBatchSize: 1 },
+    requests.map((r) => ({ ...r, at: 0 })),
+  );
+  return sum(requests.map((r) => r.maxNewTokens)) / result.seconds;
 }
 
+const sum = (list: number[]) => list.reduce((s, x) => s + x, 0);
+
 export interface SweepPoint {
-  /** The offered load, as a multiple of one at a time's capacity, and the arrival rate it makes. */
+  /** The offered load, as a multiple of one at a time's capacity, and the arrival rate (requests/s) it makes. */
   load: number;
   ratePerSecond: number;
   /** When the last request arrived (ms from the first): no policy serves the load faster than it comes. */
@@ -200,8 +212,10 @@ export async function mixedSweep(
   const capacity = await oneAtATimeCapacity(model, prompts, rng);
   const points: SweepPoint[] = [];
   for (const load of sweep.loads) {
-    const rate = Math.round(load * capacity * 10) / 10;
-    const arrivals = mixedWorkload(prompts, rng, sweep.count, rate);
+    const requests = mixedRequests(prompts, rng, sweep.count);
+    const meanTokens = sum(requests.map((r) => r.maxNewTokens)) / requests.length;
+    const rate = Math.round(((load * capacity) / meanTokens) * 10) / 10;
+    const arrivals = poissonArrivals(rng, requests, rate);
     points.push({
       load,
       ratePerSecond: rate,

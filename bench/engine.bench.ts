@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   const { capacity, points } = await mixedSweep(model, prompts, rng, sweep);
   log(
     `\n3. Mixed workload: ${sweep.count} requests per load, Poisson arrivals at ${sweep.loads.join(', ')}× one at a ` +
-      `time's capacity (${capacity.toFixed(2)} requests/s, measured first): ${points.map((p) => p.ratePerSecond).join(', ')}/s; ` +
+      `time's capacity (${capacity.toFixed(0)} requested tokens/s, measured first): ${points.map((p) => p.ratePerSecond).join(', ')} requests/s; ` +
       'prompts 8-256 tokens, max_new_tokens 16-256',
   );
   log(table(SWEEP_HEADERS, sweepRows(points)));

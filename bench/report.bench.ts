@@ -294,8 +294,9 @@ async function main(): Promise<void> {
   say();
   say(
     `${sweep.count} requests per load, Poisson arrivals at ${sweep.loads.join(', ')} times the rate that one request ` +
-      `at a time serves on this machine (${fmt(capacity, 2)} requests/s, measured first on the same request mix), ` +
-      `that is ${points.map((p) => p.ratePerSecond).join(', ')}/s, each load its own arrivals; ` +
+      `at a time serves on this machine (${fmt(capacity)} requested tokens/s, measured first on the same request mix; ` +
+      "each load's request rate is set from its own requests' mean max_new_tokens), " +
+      `that is ${points.map((p) => p.ratePerSecond).join(', ')} requests/s, each load its own arrivals; ` +
       'prompts of 8 to 256 tokens, max_new_tokens uniform in [16, 256], replayed on the engine in process with each ' +
       'policy (the engine defaults; static: no request joins a running batch). On this CPU a decode step costs about ' +
       'the same per row past a few rows, so batching gains about 3× per token over one row at a time, and beyond ' +
