@@ -67,12 +67,7 @@ export class TtlCache<V> {
    */
   set(key: string, value: V, since: number): void {
     if (since !== this.generation) return;
-    this.entries.set(key, {
-      at: this.now(),
-      value: Promise.resolve(value),
-      staleOk: this.serveStale(value),
-      reloading: false,
-    });
+    this.entries.set(key, this.loaded(this.now(), value));
   }
 
   delete(key: string): void {
@@ -98,6 +93,11 @@ export class TtlCache<V> {
     return value;
   }
 
+  /** An entry for a value already read at `at`. */
+  private loaded(at: number, value: V): Entry<V> {
+    return { at, value: Promise.resolve(value), staleOk: this.serveStale(value), reloading: false };
+  }
+
   /** Replaces a stale entry once its reload succeeds; a failed reload leaves it to expire. */
   private reload(key: string, stale: Entry<V>, load: () => Promise<V>): void {
     stale.reloading = true;
@@ -111,7 +111,7 @@ export class TtlCache<V> {
     reloaded.then(
       (value) => {
         if (this.entries.get(key) !== stale) return; // deleted or replaced meanwhile
-        this.entries.set(key, { at, value: Promise.resolve(value), staleOk: this.serveStale(value), reloading: false });
+        this.entries.set(key, this.loaded(at, value));
       },
       () => (stale.reloading = false),
     );

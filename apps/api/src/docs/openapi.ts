@@ -95,8 +95,7 @@ const ROUTE_ERRORS: Record<string, ErrorSpec> = {
     status: 404,
     description:
       'The model named is not registered (`model_not_found`); on `/tokenize`, `/info` and `/v1/models/{model}`, ' +
-      'not enabled either ' +
-      '(a generation route answers 503 for a disabled model, after its fallbacks).',
+      'not enabled either (a generation route answers 503 for a disabled model, after its fallbacks).',
     examples: [['model_not_found', 'model "nope" is not registered']],
   },
   PayloadTooLarge: PAYLOAD_TOO_LARGE,

@@ -89,9 +89,10 @@ export class RemoteEngine {
 
   /**
    * Submits a request whose events carry `attempt` and go to `inbox` (the following API's, or null for the
-   * request's own stream); the thread writes its `start` entry first. Throws if the thread has died. An abort sets the request's shared
-   * cancel flag, which the thread reads before it writes each token, so no token is written after it even while a
-   * step computes; the message that follows makes the engine drop the row (or the waiting request) at its next step.
+   * request's own stream); the thread writes its `start` entry first. Throws if the thread has died. An abort sets
+   * the request's shared cancel flag, which the thread reads before it writes each token, so no token is written
+   * after it even while a step computes; the message that follows makes the engine drop the row (or the waiting
+   * request) at its next step.
    */
   submit(
     request: EngineRequest,
