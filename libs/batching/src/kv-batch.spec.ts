@@ -33,7 +33,7 @@ describe('KV batch', () => {
 
   it('fuses the demo model (and only when asked)', () => {
     assert.equal(exported.session.signature.layout, 'padded');
-    assert.equal(fused.session.signature.layout, 'ragged', fused.session.fusionSkipped ?? '');
+    assert.equal(fused.session.signature.layout, 'ragged', fused.info.fusionSkipped ?? '');
   });
 
   for (const layout of ['padded', 'ragged'] as const) {

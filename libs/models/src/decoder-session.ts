@@ -5,9 +5,10 @@
  */
 import * as ort from 'onnxruntime-node';
 import { ModelError, ModelErrorKind } from './model-error';
+import type { GraphBytes } from './model-graph';
+import { halfsToFloats } from './onnx/float16';
 import {
   ARGMAX_OUTPUT,
-  fuseAttention,
   LOGITS_INDEX_INPUT,
   LOGITS_MAX_OUTPUT,
   LOGSUMEXP_OUTPUT,
@@ -23,11 +24,6 @@ export interface SessionOptions {
   intraOpThreads: number;
   /** Threads across operators; 0 lets ONNX Runtime choose. */
   interOpThreads: number;
-  /**
-   * Rewrite the graph's attention to read a cache the caller owns (see onnx/fuse-attention.ts) when it matches.
-   * The session then takes a ragged, right-padded cache and returns only the new keys and values.
-   */
-  fuseAttention: boolean;
   /**
    * Let ONNX Runtime's intra-op threads spin between parallel sections (its default). Fastest when the process has
    * the cores to itself; off where other work shares them (a worker's main thread, the API, Redis), since spinning
@@ -45,7 +41,6 @@ export const DEFAULT_SESSION_OPTIONS: SessionOptions = {
   executionProvider: 'cpu',
   intraOpThreads: 0,
   interOpThreads: 1,
-  fuseAttention: true,
   spinning: true,
   spinDurationUs: null,
 };
@@ -217,12 +212,14 @@ export class DecoderSession {
     }
   }
 
-  /** Why the attention was not fused (null when it was, or when fusion was off). */
-  fusionSkipped: string | null = null;
-
+  /**
+   * Creates the session from prepared graph bytes (model-graph.ts), whose external data ONNX Runtime reads from
+   * `graph.dataDir`. `file` names the model's graph in errors.
+   */
   static async create(
+    graph: GraphBytes,
     file: string,
-    shape: { numLayers: number; numHeads: number; kvHeads: number; headDim: number; hiddenSize: number },
+    shape: { numLayers: number; kvHeads: number; headDim: number },
     options: SessionOptions,
   ): Promise<DecoderSession> {
     const providers = options.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'];
@@ -231,42 +228,28 @@ export class DecoderSession {
       intraOpNumThreads: options.intraOpThreads,
       interOpNumThreads: options.interOpThreads,
       graphOptimizationLevel: 'all',
-      extra: { session: { intra_op: intraOpSpinEntries(options) } },
+      extra: {
+        session: {
+          intra_op: intraOpSpinEntries(options),
+          // a graph created from bytes reads its external data from here (ONNX Runtime's
+          // kOrtSessionOptionsModelExternalInitializersFileFolderPath)
+          model_external_initializers_file_folder_path: graph.dataDir,
+        },
+      },
     };
-    let session: ort.InferenceSession | null = null;
-    let fusionSkipped: string | null = null;
-    if (options.fuseAttention) {
-      // A graph that does not match, or a fused graph ONNX Runtime refuses, falls back to the export as it is.
-      try {
-        const fused = fuseAttention(file, {
-          numLayers: shape.numLayers,
-          numHeads: shape.numHeads,
-          numKvHeads: shape.kvHeads,
-          headDim: shape.headDim,
-          hiddenSize: shape.hiddenSize,
-        });
-        if (fused.fused) session = await ort.InferenceSession.create(fused.bytes, sessionOptions);
-        else fusionSkipped = fused.reason;
-      } catch (err) {
-        fusionSkipped = `the fused graph failed: ${(err as Error).message ?? String(err)}`;
-      }
-    }
-    if (!session) {
-      try {
-        session = await ort.InferenceSession.create(file, sessionOptions);
-      } catch (err) {
-        const message = (err as Error).message ?? String(err);
-        const kind = /protobuf|parse|load model|invalid/i.test(message) ? ModelErrorKind.InvalidFile : ModelErrorKind.SessionFailed;
-        throw new ModelError(kind, file, `ONNX Runtime cannot open it (${options.executionProvider}): ${message}`);
-      }
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(graph.bytes, sessionOptions);
+    } catch (err) {
+      const message = (err as Error).message ?? String(err);
+      const kind = /protobuf|parse|load model|invalid/i.test(message) ? ModelErrorKind.InvalidFile : ModelErrorKind.SessionFailed;
+      throw new ModelError(kind, file, `ONNX Runtime cannot open it (${options.executionProvider}): ${message}`);
     }
     try {
       const metadata = (session as unknown as { inputMetadata?: readonly InputMetadataEntry[] }).inputMetadata ?? [];
       const pastType = metadata.find((m) => PAST_RE.test(m.name))?.type;
       const signature = readDecoderSignature(file, session.inputNames, session.outputNames, shape.numLayers, pastType);
-      const created = new DecoderSession(session, signature, shape.kvHeads, shape.headDim);
-      created.fusionSkipped = fusionSkipped;
-      return created;
+      return new DecoderSession(session, signature, shape.kvHeads, shape.headDim);
     } catch (err) {
       await session.release();
       throw err;
@@ -319,9 +302,12 @@ export class DecoderSession {
       presents[2 * i] = out[sig.presentKeyNames[i]] as ort.Tensor;
       presents[2 * i + 1] = out[sig.presentValueNames[i]] as ort.Tensor;
     }
-    const logits = skipLogits ? null : (out.logits as ort.Tensor);
-    if (logits && logits.type !== 'float32') {
-      throw new ModelError(ModelErrorKind.NotADecoder, 'logits', `logits have type ${logits.type}; only float32 logits are supported`);
+    let logits = skipLogits ? null : (out.logits as ort.Tensor);
+    if (logits && logits.type === 'float16') {
+      // an fp16 export served as it is: the sampler reads float32 (the rewritten graph casts in the graph)
+      logits = new ort.Tensor('float32', halfsToFloats(logits.data as Uint16Array), logits.dims);
+    } else if (logits && logits.type !== 'float32') {
+      throw new ModelError(ModelErrorKind.NotADecoder, 'logits', `logits have type ${logits.type}; only float32 and float16 logits are supported`);
     }
     const ragged = sig.layout === 'ragged';
     return {

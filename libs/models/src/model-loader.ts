@@ -1,22 +1,50 @@
 /**
- * Loads a model directory (config, tokenizer, chat template, ONNX session) into a `LoadedModel`, with the
- * memory estimate the pool budgets by. Every problem with the directory surfaces as a `ModelError` naming the
- * file; nothing else escapes.
+ * Loads a model directory (config, tokenizer, chat template, ONNX session) into a `LoadedModel`, with what the
+ * model is (precision, quantization, attention path) and the memory estimate the pool budgets by. Every problem
+ * with the directory surfaces as a `ModelError` naming the file; nothing else escapes.
  */
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ChatTemplate, loadChatTemplate } from './chat-template';
-import { DecoderSession, DEFAULT_SESSION_OPTIONS, SessionOptions } from './decoder-session';
+import { DecoderSession, DEFAULT_SESSION_OPTIONS, ExecutionProvider, SessionOptions } from './decoder-session';
+import { defaultCacheDir } from './graph-cache';
+import { estimateMemory, MemoryEstimate, predictWeights, residentWeightBytes } from './memory-estimate';
 import { loadModelConfig, ModelConfig } from './model-config';
 import { ModelError, ModelErrorKind } from './model-error';
-import { assertDirectory, findGraphFile, weightBytes } from './model-files';
+import { assertDirectory, DtypeChoice, findGraph } from './model-files';
+import { GraphOptions, prepareGraph, PreparedGraph, Quantize, WeightDtype } from './model-graph';
+import { checkRewrite } from './rewrite-check';
 import { loadTokenizer, ModelTokenizer } from './tokenizer';
 
-export interface MemoryEstimate {
-  /** The graph and its external data, as on disk. */
-  weightBytes: number;
-  /** Keys and values of every layer for one token of one sequence. */
-  kvBytesPerToken: number;
+export type { MemoryEstimate } from './memory-estimate';
+export { poolBytes } from './memory-estimate';
+
+export interface LoadOptions extends SessionOptions, Omit<GraphOptions, 'onProgress'> {
+  /** Progress of long steps and the load's summary, for logs. */
+  onProgress?: (message: string) => void;
+}
+
+export const DEFAULT_LOAD_OPTIONS: LoadOptions = {
+  ...DEFAULT_SESSION_OPTIONS,
+  dtype: 'auto',
+  quantize: 'none',
+  quantizeBlockSize: null,
+  fuseAttention: true,
+  cacheDir: defaultCacheDir(),
+};
+
+/** What was loaded: the labels of `switchyard_model_info` and of the worker's heartbeat. */
+export interface ModelInfo {
+  graphFile: string;
+  /** The weights' precision as served: fp32, fp16, q8, q4, q4f16, q8f16. */
+  dtype: WeightDtype;
+  /** The quantization applied at load. */
+  quantize: Quantize;
+  /** `fused`: the attention rewrite is in force; `exported`: the graph is served as exported. */
+  attention: 'fused' | 'exported';
+  kvDtype: 'float32' | 'float16';
+  /** Why the attention is not rewritten (null when it is, or when the rewrite was turned off). */
+  fusionSkipped: string | null;
 }
 
 export interface LoadedModel {
@@ -26,9 +54,11 @@ export interface LoadedModel {
   tokenizer: ModelTokenizer;
   chatTemplate: ChatTemplate | null;
   session: DecoderSession;
+  info: ModelInfo;
   memory: MemoryEstimate;
-  /** Wall time of the load, for logs and metrics. */
+  /** Wall time of the load, for logs and metrics, and of each of its steps. */
   loadMs: number;
+  timings: Record<string, number>;
   release(): Promise<void>;
 }
 
@@ -42,61 +72,122 @@ export interface ModelDescription {
   memory: MemoryEstimate;
 }
 
-export function describeModel(dir: string): ModelDescription {
+/** What decides a model's memory before it loads. */
+export interface EstimateOptions {
+  dtype: DtypeChoice;
+  quantize: Quantize;
+  quantizeBlockSize: number | null;
+  executionProvider: ExecutionProvider;
+}
+
+const DEFAULT_ESTIMATE: EstimateOptions = { dtype: 'auto', quantize: 'none', quantizeBlockSize: null, executionProvider: 'cpu' };
+
+export function describeModel(dir: string, options: Partial<EstimateOptions> = {}): ModelDescription {
   assertDirectory(dir);
   const config = loadModelConfig(dir);
   const tokenizer = loadTokenizer(dir);
   const chatTemplate = loadChatTemplate(tokenizer, join(dir, 'tokenizer_config.json'));
-  const graphFile = findGraphFile(dir);
-  return { dir, graphFile, config, tokenizer, chatTemplate, memory: estimateMemory(config, graphFile, 4) };
+  const memory = estimateModelMemory(dir, options, config);
+  return { dir, graphFile: memory.graphFile, config, tokenizer, chatTemplate, memory };
 }
 
-/** The memory estimate from the config and the graph's size alone (no tokenizer): cheap enough for every placement. */
-export function estimateModelMemory(dir: string): MemoryEstimate {
+/**
+ * The memory estimate from the config and the graph's structure (no weights are read, no session is made): cheap
+ * enough for every placement decision.
+ */
+export function estimateModelMemory(
+  dir: string,
+  options: Partial<EstimateOptions> = {},
+  config = loadModelConfig(dir),
+): MemoryEstimate & { graphFile: string } {
   assertDirectory(dir);
-  const graphFile = findGraphFile(dir);
-  return estimateMemory(loadModelConfig(dir), graphFile, 4);
+  const o = { ...DEFAULT_ESTIMATE, ...options };
+  const graph = findGraph(dir, o.dtype);
+  const predicted = predictWeights(graph, o);
+  return { ...estimateMemory(config, predicted.residentBytes, predicted.kvDtype), graphFile: graph.path };
 }
 
-/** What a model costs in a pool: its weights plus a KV cache for `totalTokens` tokens. */
-export function poolBytes(memory: MemoryEstimate, totalTokens: number): number {
-  return memory.weightBytes + totalTokens * memory.kvBytesPerToken;
+/** Tolerance of the load-time check of the attention rewrite, relative to the largest logit. */
+function checkTolerance(prepared: PreparedGraph): number {
+  return prepared.dtype === 'fp32' ? 1e-3 : 3e-2;
 }
 
-export function estimateMemory(config: ModelConfig, graphFile: string, kvBytesPerElement: number): MemoryEstimate {
-  return {
-    weightBytes: weightBytes(graphFile),
-    kvBytesPerToken: 2 * config.numLayers * config.numKvHeads * config.headDim * kvBytesPerElement,
-  };
-}
-
-export async function loadModel(dir: string, options: Partial<SessionOptions> = {}): Promise<LoadedModel> {
+export async function loadModel(dir: string, options: Partial<LoadOptions> = {}): Promise<LoadedModel> {
   const started = performance.now();
-  const description = describeModel(dir);
-  const { config, graphFile } = description;
-  let session: DecoderSession;
+  const o: LoadOptions = { ...DEFAULT_LOAD_OPTIONS, ...options };
+  assertDirectory(dir);
+  const config = loadModelConfig(dir);
+  const tokenizer = loadTokenizer(dir);
+  const chatTemplate = loadChatTemplate(tokenizer, join(dir, 'tokenizer_config.json'));
+  const shape = {
+    numLayers: config.numLayers,
+    numHeads: config.numAttentionHeads,
+    numKvHeads: config.numKvHeads,
+    headDim: config.headDim,
+    hiddenSize: config.hiddenSize,
+  };
+  let prepared: PreparedGraph;
   try {
-    session = await DecoderSession.create(
-      graphFile,
-      {
-        numLayers: config.numLayers,
-        numHeads: config.numAttentionHeads,
-        kvHeads: config.numKvHeads,
-        headDim: config.headDim,
-        hiddenSize: config.hiddenSize,
-      },
-      { ...DEFAULT_SESSION_OPTIONS, ...options },
-    );
+    prepared = prepareGraph(dir, shape, o);
   } catch (err) {
     if (err instanceof ModelError) throw err;
-    throw new ModelError(ModelErrorKind.SessionFailed, graphFile, (err as Error).message);
+    throw new ModelError(ModelErrorKind.InvalidFile, dir, `cannot prepare the graph: ${(err as Error).message}`);
   }
-  const kvBytesPerElement = session.signature.kvDtype === 'float16' ? 2 : 4;
+  const file = prepared.source.path;
+  const sessionShape = { numLayers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim };
+  const timings = prepared.timings;
+  const time = async <T>(step: string, run: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await run();
+    } finally {
+      timings[step] = (timings[step] ?? 0) + performance.now() - t0;
+    }
+  };
+  let session = await time('session', () => DecoderSession.create(prepared.graph, file, sessionShape, o));
+  let fused = prepared.fused;
+  let fusionSkipped = prepared.fusionSkipped;
+  if (fused && prepared.reference) {
+    // First load of this graph with these options: check the rewrite against the export before serving it.
+    const reference = await time('check', () => DecoderSession.create(prepared.reference!, file, sessionShape, o));
+    let verdict;
+    try {
+      verdict = await time('check', () => checkRewrite(session, reference, config.vocabSize, checkTolerance(prepared)));
+    } catch (err) {
+      verdict = { ok: false, maxDiff: Infinity, tolerance: 0, error: (err as Error).message };
+    }
+    prepared.recordVerdict({ ok: verdict.ok, maxDiff: verdict.maxDiff, tolerance: verdict.tolerance, checkedAt: new Date().toISOString() });
+    if (verdict.ok) {
+      o.onProgress?.(`attention rewrite checked against the export: logits within ${verdict.maxDiff.toPrecision(2)} (bound ${verdict.tolerance.toPrecision(2)})`);
+      await reference.release();
+    } else {
+      fusionSkipped = `the rewritten graph disagreed with the export (logits differed by ${verdict.maxDiff.toPrecision(3)}, more than ${verdict.tolerance.toPrecision(3)}); serving the export`;
+      o.onProgress?.(`WARNING: ${fusionSkipped}`);
+      await session.release();
+      session = reference;
+      fused = false;
+    }
+  }
+  const info: ModelInfo = {
+    graphFile: file,
+    dtype: prepared.dtype,
+    quantize: prepared.quantize,
+    attention: fused ? 'fused' : 'exported',
+    kvDtype: session.signature.kvDtype,
+    fusionSkipped,
+  };
+  const residentBytes = residentWeightBytes(prepared.model, o.executionProvider);
   return {
-    ...description,
+    dir,
+    graphFile: file,
+    config,
+    tokenizer,
+    chatTemplate,
     session,
-    memory: estimateMemory(config, graphFile, kvBytesPerElement),
+    info,
+    memory: estimateMemory(config, residentBytes, session.signature.kvDtype),
     loadMs: performance.now() - started,
+    timings,
     release: () => session.release(),
   };
 }

@@ -7,13 +7,13 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Engine, EngineConfig, EngineEvent, EngineRequest, RedisNames, StepStats } from '@switchyard/batching';
-import { CacheLayout, loadModel, LoadedModel, ModelError, SessionOptions } from '@switchyard/models';
+import { CacheLayout, loadModel, LoadedModel, LoadOptions, ModelError } from '@switchyard/models';
 import { createRedis } from '../redis/redis-connection';
 import { StreamWriter } from '../streams/stream-writer';
 
 export interface EngineThreadData {
   dir: string;
-  session: Partial<SessionOptions>;
+  session: Partial<LoadOptions>;
   engine: Partial<EngineConfig>;
   /** Where the token streams go. */
   streams: { redisUrl: string; redisPrefix: string; workerId: string };
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
     type: 'ready',
     loadMs: model.loadMs,
     cacheLayout: model.session.signature.layout,
-    fusionSkipped: model.session.fusionSkipped,
+    fusionSkipped: model.info.fusionSkipped,
   });
 }
 

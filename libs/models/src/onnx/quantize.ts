@@ -1,0 +1,244 @@
+/**
+ * Weight-only quantization of a graph's MatMuls, written as ONNX Runtime's `com.microsoft.MatMulNBits`: every
+ * MatMul whose second input is a constant float matrix [K, N] becomes a MatMulNBits over 8- or 4-bit codes in
+ * blocks of `blockSize` along K, each block with its own scale (and, when asymmetric, its own zero point). The
+ * activations stay float; with `accuracyLevel` 4 ONNX Runtime quantizes them to int8 per block inside the kernel
+ * and multiplies in integers (AVX-512 VNNI or AMX where the CPU has them), which is where the speed comes from: a
+ * decode step on a CPU is bound by reading the weights, and int8 reads a quarter of float32's bytes.
+ *
+ * The codes are computed when the model is saved (`OnnxTensor.computed`), one weight at a time, so quantizing a
+ * model needs about the memory of its largest matrix. The embedding (a Gather) is left as it is.
+ */
+import { halfsToFloats, floatsToHalfs } from './float16';
+import { intAttr, MS_DOMAIN, OnnxModel, OnnxNode, OnnxTensor, TensorType } from './onnx-model';
+
+export interface QuantizeOptions {
+  bits: 4 | 8;
+  /** Weights per block along K: a power of two, at least 16. */
+  blockSize: number;
+  /** Scale only (zero point 2^(bits-1)), or scale and zero point per block. */
+  symmetric: boolean;
+  /** MatMulNBits' `accuracy_level`: 4 computes in int8 (fastest on CPUs), 0 or 1 in float32. */
+  accuracyLevel: number;
+}
+
+export interface QuantizeResult {
+  model: OnnxModel;
+  /** MatMuls rewritten. */
+  quantized: number;
+  /** Float weight bytes replaced, and the bytes of their codes, scales and zero points. */
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+/** Rewrites every MatMul with a constant float [K, N] weight; `source` is left unchanged. */
+export function quantizeMatMuls(source: OnnxModel, options: QuantizeOptions): QuantizeResult {
+  const { bits, blockSize } = options;
+  if (bits !== 4 && bits !== 8) throw new Error(`cannot quantize to ${String(bits)} bits (4 or 8)`);
+  if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new Error(`block size ${blockSize} is not a power of two of at least 16`);
+  const model = source.clone();
+  const uses = new Map<string, number>();
+  for (const node of model.nodes) for (const input of node.inputs) uses.set(input, (uses.get(input) ?? 0) + 1);
+  let quantized = 0;
+  let bytesBefore = 0;
+  let bytesAfter = 0;
+  model.nodes = model.nodes.map((node) => {
+    if (node.opType !== 'MatMul' || node.domain !== '') return node;
+    const weight = model.initializers.get(node.inputs[1]);
+    if (!weight || weight.dims.length !== 2) return node;
+    if (weight.type !== TensorType.Float && weight.type !== TensorType.Float16) return node;
+    const [K, N] = weight.dims;
+    const kBlocks = Math.ceil(K / blockSize);
+    const blob = (blockSize * bits) / 8;
+    const scaleType = weight.type;
+    const block = new BlockQuantizer(weight, options);
+    const codes = OnnxTensor.computed(`${weight.name}_Q${bits}`, TensorType.Uint8, [N, kBlocks, blob], N * kBlocks * blob, () =>
+      block.result().codes,
+    );
+    const scaleBytes = N * kBlocks * (scaleType === TensorType.Float ? 4 : 2);
+    const scales = OnnxTensor.computed(`${weight.name}_scales`, scaleType, [N * kBlocks], scaleBytes, () => block.result().scales);
+    const inputs = [node.inputs[0], codes.name, scales.name];
+    model.initializers.set(codes.name, codes);
+    model.initializers.set(scales.name, scales);
+    bytesAfter += codes.byteLength + scales.byteLength;
+    if (!options.symmetric) {
+      const zpLength = N * Math.ceil((kBlocks * bits) / 8);
+      const zeroPoints = OnnxTensor.computed(`${weight.name}_zp`, TensorType.Uint8, [zpLength], zpLength, () => block.result().zeroPoints!);
+      model.initializers.set(zeroPoints.name, zeroPoints);
+      inputs.push(zeroPoints.name);
+      bytesAfter += zpLength;
+    }
+    bytesBefore += weight.byteLength;
+    if (uses.get(weight.name) === 1) model.initializers.delete(weight.name);
+    quantized++;
+    return OnnxNode.make(
+      'MatMulNBits',
+      inputs,
+      node.outputs,
+      `${node.name || node.outputs[0]}_Q${bits}`,
+      [
+        intAttr('K', K),
+        intAttr('N', N),
+        intAttr('bits', bits),
+        intAttr('block_size', blockSize),
+        intAttr('accuracy_level', options.accuracyLevel),
+      ],
+      MS_DOMAIN,
+    );
+  });
+  if (quantized > 0) model.importOpset(MS_DOMAIN, 1);
+  return { model, quantized, bytesBefore, bytesAfter };
+}
+
+interface Quantized {
+  codes: Uint8Array;
+  scales: Uint8Array;
+  zeroPoints: Uint8Array | null;
+}
+
+/**
+ * The codes, scales and zero points of one weight, computed on first use (the saver asks for each of the three
+ * in turn) and dropped after the last, so one weight's float copy is in memory at a time.
+ */
+class BlockQuantizer {
+  private cached: Quantized | null = null;
+  private taken = 0;
+
+  constructor(
+    private readonly weight: OnnxTensor,
+    private readonly options: QuantizeOptions,
+  ) {}
+
+  result(): Quantized {
+    this.cached ??= quantizeWeight(readFloats(this.weight), this.weight.dims[0], this.weight.dims[1], this.options, this.weight.type);
+    const out = this.cached;
+    if (++this.taken === (this.options.symmetric ? 2 : 3)) this.cached = null;
+    return out;
+  }
+}
+
+function readFloats(tensor: OnnxTensor): Float32Array {
+  const bytes = tensor.read();
+  if (tensor.type === TensorType.Float) {
+    // the bytes may not be 4-byte aligned within their buffer
+    const copy = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+    return new Float32Array(copy.buffer, copy.byteOffset, tensor.elements);
+  }
+  const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
+  return halfsToFloats(new Uint16Array(aligned.buffer, aligned.byteOffset, tensor.elements));
+}
+
+/**
+ * Quantizes W [K, N] (row-major) column by column in blocks along K, into MatMulNBits' layout: codes
+ * [N, kBlocks, blockSize × bits / 8] packed low bits first, scales [N × kBlocks], and zero points packed the same
+ * way as the codes ([N × ceil(kBlocks × bits / 8)]). A block's rows are read together, so W is read in order.
+ */
+export function quantizeWeight(w: Float32Array, K: number, N: number, options: QuantizeOptions, scaleType = TensorType.Float): Quantized {
+  const { bits, blockSize, symmetric } = options;
+  const kBlocks = Math.ceil(K / blockSize);
+  const blob = (blockSize * bits) / 8;
+  const levels = (1 << bits) - 1;
+  const middle = 1 << (bits - 1);
+  const codes = new Uint8Array(N * kBlocks * blob);
+  const scales = new Float32Array(N * kBlocks);
+  const zpRow = Math.ceil((kBlocks * bits) / 8);
+  const zeroPoints = symmetric ? null : new Uint8Array(N * zpRow);
+  const lo = new Float32Array(N);
+  const hi = new Float32Array(N);
+  const inverse = new Float32Array(N);
+  const zero = new Int32Array(N);
+  for (let b = 0; b < kBlocks; b++) {
+    const k0 = b * blockSize;
+    const k1 = Math.min(K, k0 + blockSize);
+    lo.fill(0);
+    hi.fill(0);
+    for (let k = k0; k < k1; k++) {
+      const row = k * N;
+      for (let n = 0; n < N; n++) {
+        const v = w[row + n];
+        if (v < lo[n]) lo[n] = v;
+        if (v > hi[n]) hi[n] = v;
+      }
+    }
+    for (let n = 0; n < N; n++) {
+      let scale: number;
+      let zp: number;
+      if (symmetric) {
+        // As llama.cpp's Q4_0/Q8_0: the largest magnitude maps to the end of the range, with its sign.
+        const extreme = -lo[n] > hi[n] ? lo[n] : hi[n];
+        scale = bits === 4 ? extreme / -middle : Math.abs(extreme) / (middle - 1);
+        zp = middle;
+      } else {
+        scale = (hi[n] - lo[n]) / levels;
+        zp = scale === 0 ? middle : Math.min(levels, Math.max(0, Math.round(-lo[n] / scale)));
+      }
+      // the scale is stored as float16 where the graph computes in it: quantize against the stored value
+      if (scaleType === TensorType.Float16) scale = roundToHalf(scale);
+      else scale = Math.fround(scale);
+      scales[n * kBlocks + b] = scale;
+      inverse[n] = scale === 0 ? 0 : 1 / scale;
+      zero[n] = zp;
+      if (zeroPoints) {
+        const at = n * zpRow + ((b * bits) >> 3);
+        zeroPoints[at] |= bits === 8 ? zp : zp << ((b & 1) * 4);
+      }
+    }
+    for (let k = k0; k < k1; k++) {
+      const row = k * N;
+      const j = k - k0;
+      const byteInBlob = bits === 8 ? j : j >> 1;
+      const shift = bits === 8 ? 0 : (j & 1) * 4;
+      for (let n = 0; n < N; n++) {
+        let q = Math.round(w[row + n] * inverse[n]) + zero[n];
+        if (q < 0) q = 0;
+        else if (q > levels) q = levels;
+        codes[(n * kBlocks + b) * blob + byteInBlob] |= q << shift;
+      }
+    }
+    // rows past K (a partial last block) are padding: they hold the zero point, which decodes to 0
+    for (let k = k1; k < k0 + blockSize; k++) {
+      const j = k - k0;
+      const byteInBlob = bits === 8 ? j : j >> 1;
+      const shift = bits === 8 ? 0 : (j & 1) * 4;
+      for (let n = 0; n < N; n++) codes[(n * kBlocks + b) * blob + byteInBlob] |= zero[n] << shift;
+    }
+  }
+  const scaleBytes =
+    scaleType === TensorType.Float16 ? new Uint8Array(floatsToHalfs(scales).buffer) : new Uint8Array(scales.buffer);
+  return { codes, scales: scaleBytes, zeroPoints };
+}
+
+const half = new Uint16Array(1);
+function roundToHalf(value: number): number {
+  half[0] = floatsToHalfs(Float32Array.of(value))[0];
+  return halfsToFloats(half)[0];
+}
+
+/** Decodes MatMulNBits' codes back to W [K, N] (row-major): the reference for tests and error measurements. */
+export function dequantizeWeight(q: Quantized, K: number, N: number, options: QuantizeOptions, scaleType = TensorType.Float): Float32Array {
+  const { bits, blockSize } = options;
+  const kBlocks = Math.ceil(K / blockSize);
+  const blob = (blockSize * bits) / 8;
+  const zpRow = Math.ceil((kBlocks * bits) / 8);
+  const scales =
+    scaleType === TensorType.Float16
+      ? halfsToFloats(new Uint16Array(q.scales.buffer, q.scales.byteOffset, N * kBlocks))
+      : new Float32Array(q.scales.buffer, q.scales.byteOffset, N * kBlocks);
+  const w = new Float32Array(K * N);
+  for (let n = 0; n < N; n++) {
+    for (let b = 0; b < kBlocks; b++) {
+      const scale = scales[n * kBlocks + b];
+      let zp = 1 << (bits - 1);
+      if (q.zeroPoints) {
+        const byte = q.zeroPoints[n * zpRow + ((b * bits) >> 3)];
+        zp = bits === 8 ? byte : (byte >> ((b & 1) * 4)) & 0xf;
+      }
+      for (let j = 0; j < blockSize && b * blockSize + j < K; j++) {
+        const byte = q.codes[(n * kBlocks + b) * blob + (bits === 8 ? j : j >> 1)];
+        const code = bits === 8 ? byte : (byte >> ((j & 1) * 4)) & 0xf;
+        w[(b * blockSize + j) * N + n] = (code - zp) * scale;
+      }
+    }
+  }
+  return w;
+}
