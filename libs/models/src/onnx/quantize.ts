@@ -10,7 +10,7 @@
  * model needs about the memory of its largest matrix. The embedding (a Gather) is left as it is.
  */
 import { halfsToFloats, floatsToHalfs } from './float16';
-import { intAttr, MS_DOMAIN, OnnxModel, OnnxNode, OnnxTensor, TensorType } from './onnx-model';
+import { intAttr, intsAttr, MS_DOMAIN, OnnxModel, OnnxNode, OnnxTensor, TensorType } from './onnx-model';
 
 export interface QuantizeOptions {
   bits: 4 | 8;
@@ -31,7 +31,12 @@ export interface QuantizeResult {
   bytesAfter: number;
 }
 
-/** Rewrites every MatMul with a constant float [K, N] weight; `source` is left unchanged. */
+/**
+ * Rewrites every MatMul with a constant float [K, N] weight; `source` is left unchanged. MatMuls that read the same
+ * activation (a layer's query, key and value projections; its gate and up projections) become one MatMulNBits over
+ * their weights side by side, followed by a Split: the activation is quantized once instead of once per
+ * projection, and one larger product keeps both cores busy where the key and value ones alone are too small to.
+ */
 export function quantizeMatMuls(source: OnnxModel, options: QuantizeOptions): QuantizeResult {
   const { bits, blockSize } = options;
   if (bits !== 4 && bits !== 8) throw new Error(`cannot quantize to ${String(bits)} bits (4 or 8)`);
@@ -39,53 +44,94 @@ export function quantizeMatMuls(source: OnnxModel, options: QuantizeOptions): Qu
   const model = source.clone();
   const uses = new Map<string, number>();
   for (const node of model.nodes) for (const input of node.inputs) uses.set(input, (uses.get(input) ?? 0) + 1);
+  const weightOf = (node: OnnxNode): OnnxTensor | null => {
+    if (node.opType !== 'MatMul' || node.domain !== '') return null;
+    const w = model.initializers.get(node.inputs[1]);
+    if (!w || w.dims.length !== 2 || (w.type !== TensorType.Float && w.type !== TensorType.Float16)) return null;
+    return w;
+  };
+  // MatMuls that read the same activation with weights of the same depth and type are quantized as one.
+  const groups = new Map<string, OnnxNode[]>();
+  for (const node of model.nodes) {
+    const w = weightOf(node);
+    if (!w) continue;
+    const key = `${node.inputs[0]}\0${w.dims[0]}\0${w.type}`;
+    const group = groups.get(key);
+    if (group) group.push(node);
+    else groups.set(key, [node]);
+  }
+  const groupOf = new Map<OnnxNode, OnnxNode[]>();
+  for (const group of groups.values()) for (const node of group) groupOf.set(node, group);
+  const splitAsInput = model.opsetVersion() >= 13;
   let quantized = 0;
   let bytesBefore = 0;
   let bytesAfter = 0;
-  model.nodes = model.nodes.map((node) => {
-    if (node.opType !== 'MatMul' || node.domain !== '') return node;
-    const weight = model.initializers.get(node.inputs[1]);
-    if (!weight || weight.dims.length !== 2) return node;
-    if (weight.type !== TensorType.Float && weight.type !== TensorType.Float16) return node;
-    const [K, N] = weight.dims;
+  const nodes: OnnxNode[] = [];
+  for (const node of model.nodes) {
+    const group = groupOf.get(node);
+    if (!group) {
+      nodes.push(node);
+      continue;
+    }
+    if (group[0] !== node) continue; // emitted with the group's first member
+    const weights = group.map((n) => weightOf(n)!);
+    const K = weights[0].dims[0];
+    const widths = weights.map((w) => w.dims[1]);
+    const N = widths.reduce((a, b) => a + b, 0);
     const kBlocks = Math.ceil(K / blockSize);
     const blob = (blockSize * bits) / 8;
-    const scaleType = weight.type;
-    const block = new BlockQuantizer(weight, options);
-    const codes = OnnxTensor.computed(`${weight.name}_Q${bits}`, TensorType.Uint8, [N, kBlocks, blob], N * kBlocks * blob, () =>
-      block.result().codes,
-    );
+    const scaleType = weights[0].type;
+    const base = group.length === 1 ? weights[0].name : `${weights[0].name}_merged${group.length}`;
+    const block = new BlockQuantizer(weights, options);
+    const codes = OnnxTensor.computed(`${base}_Q${bits}`, TensorType.Uint8, [N, kBlocks, blob], N * kBlocks * blob, () => block.result().codes);
     const scaleBytes = N * kBlocks * (scaleType === TensorType.Float ? 4 : 2);
-    const scales = OnnxTensor.computed(`${weight.name}_scales`, scaleType, [N * kBlocks], scaleBytes, () => block.result().scales);
+    const scales = OnnxTensor.computed(`${base}_scales`, scaleType, [N * kBlocks], scaleBytes, () => block.result().scales);
     const inputs = [node.inputs[0], codes.name, scales.name];
     model.initializers.set(codes.name, codes);
     model.initializers.set(scales.name, scales);
     bytesAfter += codes.byteLength + scales.byteLength;
     if (!options.symmetric) {
       const zpLength = N * Math.ceil((kBlocks * bits) / 8);
-      const zeroPoints = OnnxTensor.computed(`${weight.name}_zp`, TensorType.Uint8, [zpLength], zpLength, () => block.result().zeroPoints!);
+      const zeroPoints = OnnxTensor.computed(`${base}_zp`, TensorType.Uint8, [zpLength], zpLength, () => block.result().zeroPoints!);
       model.initializers.set(zeroPoints.name, zeroPoints);
       inputs.push(zeroPoints.name);
       bytesAfter += zpLength;
     }
-    bytesBefore += weight.byteLength;
-    if (uses.get(weight.name) === 1) model.initializers.delete(weight.name);
-    quantized++;
-    return OnnxNode.make(
-      'MatMulNBits',
-      inputs,
-      node.outputs,
-      `${node.name || node.outputs[0]}_Q${bits}`,
-      [
-        intAttr('K', K),
-        intAttr('N', N),
-        intAttr('bits', bits),
-        intAttr('block_size', blockSize),
-        intAttr('accuracy_level', options.accuracyLevel),
-      ],
-      MS_DOMAIN,
+    for (const w of weights) {
+      bytesBefore += w.byteLength;
+      if (uses.get(w.name) === 1) model.initializers.delete(w.name);
+    }
+    quantized += group.length;
+    const name = `${node.name || node.outputs[0]}_Q${bits}`;
+    const output = group.length === 1 ? node.outputs[0] : `${name}_output`;
+    nodes.push(
+      OnnxNode.make(
+        'MatMulNBits',
+        inputs,
+        [output],
+        name,
+        [
+          intAttr('K', K),
+          intAttr('N', N),
+          intAttr('bits', bits),
+          intAttr('block_size', blockSize),
+          intAttr('accuracy_level', options.accuracyLevel),
+        ],
+        MS_DOMAIN,
+      ),
     );
-  });
+    if (group.length > 1) {
+      const outputs = group.map((n) => n.outputs[0]);
+      if (splitAsInput) {
+        const sizes = OnnxTensor.inline(`${name}_split`, TensorType.Int64, [widths.length], new Uint8Array(BigInt64Array.from(widths.map(BigInt)).buffer));
+        model.initializers.set(sizes.name, sizes);
+        nodes.push(OnnxNode.make('Split', [output, sizes.name], outputs, `${name}_split`, [intAttr('axis', -1)]));
+      } else {
+        nodes.push(OnnxNode.make('Split', [output], outputs, `${name}_split`, [intAttr('axis', -1), intsAttr('split', widths)]));
+      }
+    }
+  }
+  model.nodes = nodes;
   if (quantized > 0) model.importOpset(MS_DOMAIN, 1);
   return { model, quantized, bytesBefore, bytesAfter };
 }
@@ -97,24 +143,45 @@ interface Quantized {
 }
 
 /**
- * The codes, scales and zero points of one weight, computed on first use (the saver asks for each of the three
- * in turn) and dropped after the last, so one weight's float copy is in memory at a time.
+ * The codes, scales and zero points of a group of weights side by side along N, computed on first use (the saver
+ * asks for each of the three in turn) and dropped after the last, so one group's float copy is in memory at a time.
+ * MatMulNBits' layout is N-major, so side by side is each weight's arrays one after the other.
  */
 class BlockQuantizer {
   private cached: Quantized | null = null;
   private taken = 0;
 
   constructor(
-    private readonly weight: OnnxTensor,
+    private readonly weights: OnnxTensor[],
     private readonly options: QuantizeOptions,
   ) {}
 
   result(): Quantized {
-    this.cached ??= quantizeWeight(readFloats(this.weight), this.weight.dims[0], this.weight.dims[1], this.options, this.weight.type);
+    this.cached ??= concatenate(
+      this.weights.map((w) => quantizeWeight(readFloats(w), w.dims[0], w.dims[1], this.options, w.type)),
+    );
     const out = this.cached;
     if (++this.taken === (this.options.symmetric ? 2 : 3)) this.cached = null;
     return out;
   }
+}
+
+function concatenate(parts: Quantized[]): Quantized {
+  if (parts.length === 1) return parts[0];
+  const join = (arrays: Uint8Array[]) => {
+    const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
+    let at = 0;
+    for (const a of arrays) {
+      out.set(a, at);
+      at += a.length;
+    }
+    return out;
+  };
+  return {
+    codes: join(parts.map((p) => p.codes)),
+    scales: join(parts.map((p) => p.scales)),
+    zeroPoints: parts[0].zeroPoints ? join(parts.map((p) => p.zeroPoints!)) : null,
+  };
 }
 
 function readFloats(tensor: OnnxTensor): Float32Array {
