@@ -12,9 +12,15 @@ export interface Perplexity {
   windows: number;
 }
 
-export async function perplexity(model: LoadedModel, text: string, window = 256, maxWindows = Infinity): Promise<Perplexity> {
+export async function perplexity(
+  model: LoadedModel,
+  text: string,
+  window = 256,
+  maxWindows = Infinity,
+): Promise<Perplexity> {
   const session = model.session;
-  if (session.signature.layout !== 'ragged') throw new Error('perplexity needs the rewritten graph (every position\'s logits)');
+  if (session.signature.layout !== 'ragged')
+    throw new Error("perplexity needs the rewritten graph (every position's logits)");
   const ids = model.tokenizer.encode(text);
   const vocab = model.config.vocabSize;
   let nll = 0;

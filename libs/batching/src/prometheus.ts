@@ -121,6 +121,12 @@ abstract class ValueMetric {
     this.base = undefined;
   }
 
+  protected removeSeries(matches: (labels: Labels) => boolean): void {
+    for (const [key, s] of this.series) {
+      if (key !== '' && matches(s.labels)) this.series.delete(key);
+    }
+  }
+
   private createBase(): ValueSeries {
     const s: ValueSeries = { labels: {}, value: 0 };
     this.series.set('', s);
@@ -160,6 +166,11 @@ export class Gauge extends ValueMetric {
   /** Drops every label set (a cleared gauge renders no samples until it is set again). */
   clear(): void {
     this.clearSeries();
+  }
+
+  /** Drops the label sets that include every label of `match` (an unloaded model's series). */
+  removeWhere(match: Labels): void {
+    this.removeSeries((labels) => Object.entries(match).every(([k, v]) => labels[k] === v));
   }
 }
 

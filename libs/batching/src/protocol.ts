@@ -94,7 +94,7 @@ export interface ModelSpec {
   /** Limits on prompt tokens and prompt + generated tokens; null takes the model's own. */
   maxInputTokens: number | null;
   maxTotalTokens: number | null;
-  /** Only `null` (the graph as exported) is supported for now. */
+  /** Quantization at load: `none`, `q8` or `q4`; null leaves it to the worker's --quantize. */
   quantization: string | null;
 }
 
@@ -206,6 +206,11 @@ export interface HeartbeatModel {
   /** Jobs waiting in the model's queue, and the age of the oldest in milliseconds. */
   queued: number;
   oldestQueuedMs: number;
+  /** Once loaded: the weights' precision (fp32, fp16, q8, q4, ...), the quantization applied at load, the attention path. */
+  dtype?: string;
+  quantize?: string;
+  attention?: 'fused' | 'exported';
+  kvDtype?: string;
 }
 
 /** `worker:<id>`: JSON with a TTL, rewritten every interval; a worker whose key expired is dead. */

@@ -5,6 +5,7 @@
  * `predictWeights` computes the first from the graph's structure alone, before anything is loaded.
  */
 import { readFileSync, statSync } from 'node:fs';
+import { freemem } from 'node:os';
 import { dirname } from 'node:path';
 import type { ExecutionProvider } from './decoder-session';
 import type { ModelConfig } from './model-config';
@@ -92,4 +93,18 @@ export function predictWeights(
   };
   predictions.set(memo, prediction);
   return prediction;
+}
+
+/**
+ * The host memory available for new allocations: Linux's MemAvailable (free memory plus the page cache and other
+ * memory the kernel can reclaim), or Node's free memory elsewhere.
+ */
+export function availableMemoryBytes(): number {
+  try {
+    const kib = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1];
+    if (kib) return Number(kib) * 1024;
+  } catch {
+    // not Linux
+  }
+  return freemem();
 }

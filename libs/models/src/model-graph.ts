@@ -19,6 +19,23 @@ import { quantizeMatMuls, QuantizeOptions } from './onnx/quantize';
 export type Quantize = 'none' | 'q8' | 'q4';
 export const QUANTIZE_CHOICES: readonly Quantize[] = ['none', 'q8', 'q4'];
 
+/** Quantization methods of TGI's `--quantize` that need GPU kernels for weights quantized ahead of time. */
+const TGI_METHODS = ['awq', 'compressed-tensors', 'eetq', 'exl2', 'gptq', 'marlin', 'bitsandbytes', 'bitsandbytes-nf4', 'bitsandbytes-fp4', 'fp8'];
+
+/** Parses a `--quantize` value or a registry's `quantize` field; throws an error whose message says what is accepted. */
+export function parseQuantize(raw: string): Quantize {
+  const value = raw.trim().toLowerCase();
+  if (value === '' || value === 'none') return 'none';
+  if (value === 'q8' || value === 'q4') return value;
+  if (TGI_METHODS.includes(value)) {
+    throw new Error(
+      `"${raw}" is one of TGI's methods for weights quantized ahead of time on a GPU, which ONNX Runtime does not run: ` +
+        'quantize at load with q8 or q4, or serve an ONNX export that is already quantized (--dtype q8, q4 or q4f16)',
+    );
+  }
+  throw new Error(`"${raw}" is not a quantization: use none, q8 or q4`);
+}
+
 /** How the weights are held once loaded: the graph file's precision, or the quantization applied to it. */
 export type WeightDtype = GraphDtype | 'q8f16';
 

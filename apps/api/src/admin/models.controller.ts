@@ -12,7 +12,16 @@ import {
   validateRequest,
   ValidationError,
 } from '@switchyard/batching';
-import { formatBytes, loadModel, loadModelConfig, ModelEntity, ModelError, poolBytes } from '@switchyard/models';
+import {
+  estimateModelMemory,
+  formatBytes,
+  loadModel,
+  loadModelConfig,
+  ModelEntity,
+  ModelError,
+  parseQuantize,
+  poolBytes,
+} from '@switchyard/models';
 import { RequireScope } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
@@ -38,6 +47,7 @@ const FIELDS = [
   'max_input_tokens',
   'max_total_tokens',
   'default_parameters',
+  'quantize',
 ] as const;
 
 function view(row: ModelEntity) {
@@ -50,7 +60,7 @@ function view(row: ModelEntity) {
     max_input_tokens: row.maxInputTokens,
     max_total_tokens: row.maxTotalTokens,
     default_parameters: row.defaultParameters,
-    quantization: row.quantization,
+    quantize: row.quantization,
     memory_bytes: row.memoryBytes,
     created_at: row.createdAt,
     updated_at: row.updatedAt,
@@ -80,7 +90,8 @@ export class ModelsAdminController {
     const id = modelId(body.id);
     const path = this.path(body);
     if (await this.repo.existsBy({ id })) throw new ApiError(409, 'bad_request', `model "${id}" is already registered`);
-    const checked = await this.check(path);
+    const quantize = this.quantize(body);
+    const checked = await this.check(path, quantize ?? null);
     const row = this.repo.create({
       id,
       path,
@@ -90,7 +101,7 @@ export class ModelsAdminController {
       maxInputTokens: null,
       maxTotalTokens: null,
       defaultParameters: {},
-      quantization: null,
+      quantization: quantize ?? null,
       memoryBytes: checked.bytes,
     });
     this.applyLimits(row, body, checked.positions);
@@ -118,9 +129,11 @@ export class ModelsAdminController {
       FIELDS.filter((f) => f !== 'id'),
     );
     let positions: number;
-    if (body.path !== undefined) {
-      row.path = this.path(body);
-      const checked = await this.check(row.path);
+    const quantize = this.quantize(body);
+    if (quantize !== undefined) row.quantization = quantize;
+    if (body.path !== undefined || quantize !== undefined) {
+      if (body.path !== undefined) row.path = this.path(body);
+      const checked = await this.check(row.path, row.quantization);
       row.memoryBytes = checked.bytes;
       positions = checked.positions;
     } else {
@@ -196,14 +209,31 @@ export class ModelsAdminController {
     }
   }
 
-  /** Loads the model as a worker would (session included) and releases it: a broken model is refused here. */
-  private async check(path: string): Promise<{ bytes: number; positions: number }> {
+  /** `quantize`: none, q8, q4, or null for the workers' --quantize; undefined when the body leaves it out. */
+  private quantize(body: Input): string | null | undefined {
+    const raw = body.quantize;
+    if (raw === undefined || raw === null) return raw;
+    if (typeof raw !== 'string') throw ApiError.validation('`quantize` must be none, q8, q4 or null');
+    try {
+      return parseQuantize(raw);
+    } catch (err) {
+      throw ApiError.validation(`\`quantize\`: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Loads the model as a worker would (session included, as exported: quantizing is the workers' work, off this
+   * process's event loop) and releases it: a broken model is refused here. Its memory is estimated as it will be
+   * served, quantized or not.
+   */
+  private async check(path: string, quantize: string | null): Promise<{ bytes: number; positions: number }> {
     const started = Date.now();
     try {
       const model = await loadModel(path, { intraOpThreads: 1 });
       await model.release();
+      const memory = estimateModelMemory(path, { quantize: parseQuantize(quantize ?? this.config.quantize) });
       // with the workers' default token budget: the registry's figure is a guide, each worker counts its own
-      const bytes = poolBytes(model.memory, DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens);
+      const bytes = poolBytes(memory, DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens);
       this.logger.log(`checked ${path} in ${Date.now() - started} ms (${formatBytes(bytes)})`);
       return { bytes, positions: model.config.maxPositions };
     } catch (err) {

@@ -29,6 +29,10 @@ export class WorkersController {
           active: m.running,
           waiting: m.waiting + m.queued,
           oldest_queued_ms: m.oldestQueuedMs,
+          dtype: m.dtype ?? null,
+          quantize: m.quantize ?? null,
+          attention: m.attention ?? null,
+          kv_dtype: m.kvDtype ?? null,
         })),
       }))
       .sort((a, b) => a.id.localeCompare(b.id));

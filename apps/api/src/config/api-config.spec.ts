@@ -28,6 +28,8 @@ describe('readApiConfig', () => {
     assert.equal(config.numWorkers, 2);
     assert.equal(config.disableAuth, true);
     assert.ok(config.workerArgs.includes('--max-batch-size=8'));
+    assert.equal(readApiConfig(['--quantize', 'Q4'], {}).quantize, 'q4');
+    assert.ok(readApiConfig(['--quantize', 'q8'], {}).workerArgs.includes('--quantize=q8'), 'workers quantize alike');
     assert.ok(config.workerArgs.some((a) => a.startsWith('--redis-url=')));
   });
 
@@ -38,7 +40,8 @@ describe('readApiConfig', () => {
       [['--max-concurrent-requests', '0'], /--max-concurrent-requests/],
       [['--max-input-tokens', '600', '--max-total-tokens', '512'], /--max-input-tokens/],
       [['--model-name', 'has space'], /--model-name/],
-      [['--quantize', 'awq'], /--quantize/],
+      [['--quantize', 'awq'], /--quantize "awq" is one of TGI's methods .* q8 or q4/],
+      [['--quantize', 'q3'], /--quantize "q3" is not a quantization: use none, q8 or q4/],
       [['--redis-url', 'localhost'], /--redis-url/],
     ];
     for (const [argv, message] of cases) {

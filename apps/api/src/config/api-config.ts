@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_VALIDATION_LIMITS, isValidId } from '@switchyard/batching';
-import { WORKER_FLAGS } from '../../../gpu-worker/src/config/worker-config';
+import { parseQuantize, Quantize } from '@switchyard/models';
+import { autoDeviceMemory, WORKER_FLAGS } from '../../../gpu-worker/src/config/worker-config';
 
 export interface ApiConfig {
   hostname: string;
@@ -32,6 +33,8 @@ export interface ApiConfig {
   payloadLimit: number;
   /** How many workers the launcher starts. */
   numWorkers: number;
+  /** Quantization at load of the default model (and of models whose registry entry does not say). */
+  quantize: Quantize;
   disableAuth: boolean;
   /** Flags handed to every worker the launcher starts (batch budgets, memory, keep-alive, provider). */
   workerArgs: string[];
@@ -89,7 +92,10 @@ export const API_FLAGS: Record<string, Flag> = {
   'max-batch-size': passthrough('max-batch-size'),
   'waiting-served-ratio': passthrough('waiting-served-ratio'),
   'max-waiting-tokens': passthrough('max-waiting-tokens'),
-  quantize: { env: 'SWITCHYARD_QUANTIZE', default: '' },
+  quantize: passthrough('quantize'),
+  dtype: passthrough('dtype'),
+  'quantize-block-size': passthrough('quantize-block-size'),
+  'cache-dir': passthrough('cache-dir'),
   'num-workers': { env: 'SWITCHYARD_NUM_WORKERS', default: '1' },
   'device-memory': passthrough('device-memory'),
   'keep-alive': passthrough('keep-alive'),
@@ -161,8 +167,11 @@ export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = proc
   if (!/^postgres(ql)?:\/\//.test(flags['database-url'])) {
     throw new ConfigError(`--database-url must be a postgres:// URL, got "${flags['database-url']}"`);
   }
-  if (flags.quantize !== '') {
-    throw new ConfigError(`--quantize "${flags.quantize}" is not supported yet: serve the graph as exported`);
+  let quantize: Quantize;
+  try {
+    quantize = parseQuantize(flags.quantize);
+  } catch (err) {
+    throw new ConfigError(`--quantize ${(err as Error).message}`);
   }
   const optionalInt = (name: string): number | null => (flags[name] === '' ? null : positiveInt(flags, name));
   const maxInputTokens = optionalInt('max-input-tokens');
@@ -170,9 +179,15 @@ export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = proc
   if (maxInputTokens !== null && maxTotalTokens !== null && maxInputTokens >= maxTotalTokens) {
     throw new ConfigError(`--max-input-tokens (${maxInputTokens}) must be < --max-total-tokens (${maxTotalTokens})`);
   }
+  const numWorkers = positiveInt(flags, 'num-workers', 0);
   const workerArgs: string[] = [];
   for (const [name, f] of Object.entries(API_FLAGS)) {
-    if (f.worker) workerArgs.push(`--${name}=${flags[name]}`);
+    let value = flags[name];
+    // the launcher's workers share the host: each gets its share of the available memory
+    if (name === 'device-memory' && value === 'auto' && flags['execution-provider'] === 'cpu') {
+      value = String(autoDeviceMemory(numWorkers));
+    }
+    if (f.worker) workerArgs.push(`--${name}=${value}`);
   }
   return {
     hostname: flags.hostname,
@@ -189,7 +204,8 @@ export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = proc
     maxInputTokens,
     maxTotalTokens,
     payloadLimit: positiveInt(flags, 'payload-limit'),
-    numWorkers: positiveInt(flags, 'num-workers', 0),
+    numWorkers,
+    quantize,
     disableAuth: flags['disable-auth'] === 'true',
     workerArgs,
     executionProvider: flags['execution-provider'],

@@ -293,6 +293,7 @@ describe('the OpenAPI document', () => {
       'max_total_tokens',
       'path',
       'pinned',
+      'quantize',
     ]);
     assert.deepEqual(
       fields('UpdateModelRequest'),

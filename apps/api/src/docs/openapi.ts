@@ -1098,6 +1098,13 @@ function adminSchemas(): Json {
     ),
     ...limits,
     default_parameters: defaultParameters,
+    quantize: {
+      type: ['string', 'null'],
+      enum: ['none', 'q8', 'q4', null],
+      description:
+        'Weight-only quantization of its MatMuls when a worker loads it: int8 (q8) or int4 (q4). Null leaves it to ' +
+        "the workers' `--quantize`. A directory that holds a graph quantized ahead of time is served as it is.",
+    },
   });
   const worker: Json = {
     type: 'object',
@@ -1134,6 +1141,26 @@ function adminSchemas(): Json {
             active: { type: 'integer', description: 'Sequences generating now.' },
             waiting: { type: 'integer', description: 'Requests waiting in the engine and in the queue.' },
             oldest_queued_ms: { type: 'number', description: 'How long the oldest queued request has waited.' },
+            dtype: {
+              type: ['string', 'null'],
+              enum: ['fp32', 'fp16', 'q8', 'q4', 'q4f16', 'q8f16', null],
+              description: "Its weights' precision as served (null while loading).",
+            },
+            quantize: {
+              type: ['string', 'null'],
+              enum: ['none', 'q8', 'q4', null],
+              description: 'The quantization applied when it loaded (null while loading).',
+            },
+            attention: {
+              type: ['string', 'null'],
+              enum: ['fused', 'exported', null],
+              description: '`fused`: the attention rewrite is in force; `exported`: the graph runs as exported.',
+            },
+            kv_dtype: {
+              type: ['string', 'null'],
+              enum: ['float32', 'float16', null],
+              description: 'Its KV cache type.',
+            },
           },
         },
       },
@@ -1217,7 +1244,7 @@ function adminSchemas(): Json {
         'max_input_tokens',
         'max_total_tokens',
         'default_parameters',
-        'quantization',
+        'quantize',
         'memory_bytes',
         'created_at',
         'updated_at',
@@ -1230,7 +1257,11 @@ function adminSchemas(): Json {
         fallbacks: { type: 'array', items: { type: 'string' }, description: 'Model ids to try, in order.' },
         ...limits,
         default_parameters: { type: 'object', description: "TGI `parameters` under a request's own." },
-        quantization: { type: ['string', 'null'] },
+        quantize: {
+          type: ['string', 'null'],
+          enum: ['none', 'q8', 'q4', null],
+          description: "Its quantization at load; null: the workers' `--quantize`.",
+        },
         memory_bytes: {
           type: ['integer', 'null'],
           description: 'Its weights plus the KV cache of 65,536 tokens, as measured when its directory was checked.',

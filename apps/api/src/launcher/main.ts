@@ -69,12 +69,19 @@ function workerArgv(config: ApiConfig, index: number): string[] {
 }
 
 async function register(config: ApiConfig): Promise<void> {
-  const model = describeModel(config.modelDir);
   const worker = readWorkerConfig(workerArgv(config, 0), {});
+  const model = describeModel(config.modelDir, {
+    dtype: worker.dtype,
+    quantize: config.quantize,
+    quantizeBlockSize: worker.quantizeBlockSize,
+    executionProvider: worker.executionProvider,
+  });
   const bytes = poolBytes(model.memory, worker.scheduler.maxBatchTotalTokens);
+  const quantized = config.quantize === 'none' ? '' : ` once quantized to ${config.quantize}`;
   log(
     `model ${config.modelName}: ${model.config.modelType}, ${model.config.numLayers} layers, ` +
-      `${formatBytes(model.memory.weightBytes)} of weights, ${formatBytes(bytes)} with its KV budget (${config.modelDir})`,
+      `${formatBytes(model.memory.weightBytes)} of weights${quantized}, ${formatBytes(bytes)} with its KV budget ` +
+      `(${model.graphFile}); each worker's budget: ${formatBytes(worker.deviceMemory)}`,
   );
   if (bytes > worker.deviceMemory) {
     throw new ConfigError(
@@ -84,7 +91,7 @@ async function register(config: ApiConfig): Promise<void> {
   await migrate(config.databaseUrl, log);
   const dataSource = await createDataSource(config.databaseUrl).initialize();
   try {
-    await upsertModel(dataSource, config.modelName, config.modelDir, bytes);
+    await upsertModel(dataSource, config.modelName, config.modelDir, bytes, config.quantize);
     log(`registered ${config.modelName}`);
     if (!config.disableAuth && !config.adminKey) await ensureAdminKey(dataSource);
   } finally {

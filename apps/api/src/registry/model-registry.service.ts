@@ -158,10 +158,12 @@ export async function upsertModel(
   id: string,
   path: string,
   memoryBytes: number,
+  quantize: string | null,
 ): Promise<void> {
   await dataSource.query(
-    `INSERT INTO models (id, path, memory_bytes) VALUES ($1, $2, $3)
-     ON CONFLICT (id) DO UPDATE SET path = EXCLUDED.path, memory_bytes = EXCLUDED.memory_bytes, updated_at = now()`,
-    [id, path, memoryBytes],
+    `INSERT INTO models (id, path, memory_bytes, quantization) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (id) DO UPDATE SET path = EXCLUDED.path, memory_bytes = EXCLUDED.memory_bytes,
+       quantization = EXCLUDED.quantization, updated_at = now()`,
+    [id, path, memoryBytes, quantize],
   );
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { availableMemoryBytes, defaultCacheDir } from '@switchyard/models';
 import { describe, it } from 'node:test';
 import { ConfigError, parseDuration, readWorkerConfig } from './worker-config';
 
@@ -7,7 +8,14 @@ describe('readWorkerConfig', () => {
     const config = readWorkerConfig([], {}, '/srv');
     assert.equal(config.redisUrl, 'redis://127.0.0.1:6379');
     assert.equal(config.redisPrefix, 'sy:');
-    assert.equal(config.deviceMemory, 2 * 1024 ** 3);
+    // auto: a share of the host's available memory, read at boot
+    const share = config.deviceMemory / availableMemoryBytes();
+    assert.ok(share > 0.75 && share < 0.85, `--device-memory auto took ${share} of the available memory`);
+    assert.equal(readWorkerConfig(['--execution-provider', 'cuda'], {}).deviceMemory, 8 * 1024 ** 3);
+    assert.equal(config.quantize, 'none');
+    assert.equal(config.dtype, 'auto');
+    assert.equal(config.quantizeBlockSize, null);
+    assert.equal(config.cacheDir, defaultCacheDir({}));
     assert.equal(config.keepAliveMs, 5 * 60_000);
     assert.equal(config.scheduler.maxBatchSize, 64);
     assert.match(config.workerId, /-\d+$/);
@@ -22,6 +30,28 @@ describe('readWorkerConfig', () => {
     assert.equal(readWorkerConfig([], { SWITCHYARD_INTRA_OP_SPIN: '1.5ms' }).intraOpSpinUs, 1500);
     for (const bad of ['yes', '0us', '20', '2s'])
       assert.throws(() => readWorkerConfig(['--intra-op-spin', bad], {}), /--intra-op-spin must be/);
+  });
+
+  it('reads the quantization flags, and refuses what it cannot run', () => {
+    const config = readWorkerConfig(
+      ['--quantize', 'q4', '--dtype', 'fp16', '--quantize-block-size', '64', '--cache-dir', 'c'],
+      {},
+      '/srv',
+    );
+    assert.deepEqual(
+      [config.quantize, config.dtype, config.quantizeBlockSize, config.cacheDir],
+      ['q4', 'fp16', 64, '/srv/c'],
+    );
+    assert.equal(readWorkerConfig([], { SWITCHYARD_QUANTIZE: 'q8' }).quantize, 'q8');
+    assert.equal(readWorkerConfig([], { XDG_CACHE_HOME: '/x' }).cacheDir, '/x/switchyard');
+    const cases: [string[], RegExp][] = [
+      [['--quantize', 'gptq'], /--quantize "gptq" is one of TGI's methods/],
+      [['--quantize', 'int3'], /--quantize "int3" is not a quantization/],
+      [['--dtype', 'bf16'], /--dtype must be auto, fp32, fp16, q8, q4, q4f16/],
+      [['--quantize-block-size', '48'], /--quantize-block-size must be a power of two/],
+      [['--device-memory', 'lots'], /--device-memory must be a size like 2GiB or 512MiB, or auto/],
+    ];
+    for (const [argv, message] of cases) assert.throws(() => readWorkerConfig(argv, {}), message, argv.join(' '));
   });
 
   it('reads flags before variables, and specs from --preload and --pin', () => {

@@ -6,7 +6,15 @@ import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SCHEDULER_CONFIG, isValidId, ModelSpec, SchedulerConfig } from '@switchyard/batching';
-import { parseBytes } from '@switchyard/models';
+import {
+  availableMemoryBytes,
+  defaultCacheDir,
+  DtypeChoice,
+  GRAPH_DTYPES,
+  parseBytes,
+  parseQuantize,
+  Quantize,
+} from '@switchyard/models';
 
 export interface WorkerConfig {
   redisUrl: string;
@@ -14,6 +22,14 @@ export interface WorkerConfig {
   workerId: string;
   /** The device-memory budget of the model pool, in bytes. */
   deviceMemory: number;
+  /** Quantization at load for models whose spec does not say (`ModelSpec.quantization` null). */
+  quantize: Quantize;
+  /** Which of a model directory's graph files to serve (`auto`: the most precise present). */
+  dtype: DtypeChoice;
+  /** Weights per quantization block; null for the default of each kind (q8 128, q4 32). */
+  quantizeBlockSize: number | null;
+  /** Where prepared graphs (quantized weights, rewrite checks) are kept between loads. */
+  cacheDir: string;
   /** Idle time before a model unloads, in milliseconds; -1 means never. */
   keepAliveMs: number;
   executionProvider: 'cpu' | 'cuda';
@@ -54,7 +70,11 @@ export const WORKER_FLAGS: Record<string, FlagSpec> = {
   'redis-url': { env: 'SWITCHYARD_REDIS_URL', default: 'redis://127.0.0.1:6379' },
   'redis-prefix': { env: 'SWITCHYARD_REDIS_PREFIX', default: 'sy:' },
   'worker-id': { env: 'SWITCHYARD_WORKER_ID', default: '' },
-  'device-memory': { env: 'SWITCHYARD_DEVICE_MEMORY', default: '2GiB' },
+  'device-memory': { env: 'SWITCHYARD_DEVICE_MEMORY', default: 'auto' },
+  quantize: { env: 'SWITCHYARD_QUANTIZE', default: 'none' },
+  dtype: { env: 'SWITCHYARD_DTYPE', default: 'auto' },
+  'quantize-block-size': { env: 'SWITCHYARD_QUANTIZE_BLOCK_SIZE', default: '' },
+  'cache-dir': { env: 'SWITCHYARD_CACHE_DIR', default: '' },
   'keep-alive': { env: 'SWITCHYARD_KEEP_ALIVE', default: '5m' },
   'execution-provider': { env: 'SWITCHYARD_EXECUTION_PROVIDER', default: 'cpu' },
   'intra-op-threads': { env: 'SWITCHYARD_INTRA_OP_THREADS', default: '0' },
@@ -86,6 +106,16 @@ export const WORKER_FLAGS: Record<string, FlagSpec> = {
   'heartbeat-interval': { env: 'SWITCHYARD_HEARTBEAT_INTERVAL', default: '1s' },
 };
 
+/** The share of the host's available memory that `--device-memory auto` gives a CPU worker. */
+export const AUTO_MEMORY_SHARE = 0.8;
+/** `--device-memory auto` with CUDA: the device's memory is not known to this process. */
+const AUTO_CUDA_MEMORY = '8GiB';
+
+/** `--device-memory auto` for a CPU worker: its share of the host's available memory now. */
+export function autoDeviceMemory(workers = 1): number {
+  return Math.floor((availableMemoryBytes() * AUTO_MEMORY_SHARE) / Math.max(1, workers));
+}
+
 export const WORKER_USAGE = `Usage: switchyard-worker [flags]
 
 Flags (each also read from the SWITCHYARD_* variable named in brackets):
@@ -95,7 +125,10 @@ ${Object.entries(WORKER_FLAGS)
 
 --preload and --pin take a model directory, optionally as ID=DIR, and may be repeated (or comma-separated in the
 variable). Durations take ms, s, m or h (e.g. 500ms, 30s, 5m); --keep-alive=-1 or never keeps idle models. Sizes take a byte
-count or KiB, MiB, GiB.`;
+count or KiB, MiB, GiB; --device-memory auto is ${AUTO_MEMORY_SHARE * 100} % of the host's available memory on a CPU (the
+launcher divides it among its workers), and ${AUTO_CUDA_MEMORY} with --execution-provider cuda. --quantize none, q8 or q4
+quantizes each model's MatMuls at load (once: the result is kept in --cache-dir, default ${defaultCacheDir()});
+--dtype auto, ${GRAPH_DTYPES.join(', ')} picks the graph file of that precision in a model directory.`;
 
 /**
  * `--intra-op-spin`: false (sleep at once), true (ONNX Runtime's own spin), or how long to spin before sleeping
@@ -166,9 +199,31 @@ export function readWorkerConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = p
   const workerId = flag('worker-id') || `${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${process.pid}`;
   if (!isValidId(workerId))
     throw new ConfigError(`--worker-id must be 1-128 letters, digits or . _ -, got "${workerId}"`);
-  const deviceMemory = parseBytes(flag('device-memory'));
+  const executionProviderRaw = flag('execution-provider');
+  const deviceMemoryRaw = flag('device-memory');
+  const deviceMemory =
+    deviceMemoryRaw === 'auto'
+      ? executionProviderRaw === 'cuda'
+        ? parseBytes(AUTO_CUDA_MEMORY)
+        : autoDeviceMemory()
+      : parseBytes(deviceMemoryRaw);
   if (deviceMemory === null) {
-    throw new ConfigError(`--device-memory must be a size like 2GiB or 512MiB, got "${flag('device-memory')}"`);
+    throw new ConfigError(`--device-memory must be a size like 2GiB or 512MiB, or auto, got "${deviceMemoryRaw}"`);
+  }
+  let quantize: Quantize;
+  try {
+    quantize = parseQuantize(flag('quantize'));
+  } catch (err) {
+    throw new ConfigError(`--quantize ${(err as Error).message}`);
+  }
+  const dtype = flag('dtype');
+  if (dtype !== 'auto' && !(GRAPH_DTYPES as readonly string[]).includes(dtype)) {
+    throw new ConfigError(`--dtype must be auto, ${GRAPH_DTYPES.join(', ')}; got "${dtype}"`);
+  }
+  const blockRaw = flag('quantize-block-size');
+  const block = Number(blockRaw);
+  if (blockRaw !== '' && (!/^\d+$/.test(blockRaw) || block < 16 || block > 4096 || (block & (block - 1)) !== 0)) {
+    throw new ConfigError(`--quantize-block-size must be a power of two from 16 to 4096, got "${blockRaw}"`);
   }
   const keepAliveRaw = flag('keep-alive') === 'never' ? -1 : parseDuration(flag('keep-alive'));
   if (keepAliveRaw === null || (keepAliveRaw < 0 && keepAliveRaw !== -1000 && keepAliveRaw !== -1)) {
@@ -213,6 +268,10 @@ export function readWorkerConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = p
     redisPrefix,
     workerId,
     deviceMemory,
+    quantize,
+    dtype: dtype as DtypeChoice,
+    quantizeBlockSize: blockRaw === '' ? null : block,
+    cacheDir: flag('cache-dir') === '' ? defaultCacheDir(env) : resolve(cwd, flag('cache-dir')),
     keepAliveMs: keepAliveRaw < 0 ? -1 : keepAliveRaw,
     executionProvider,
     intraOpThreads: integer('intra-op-threads', 0),

@@ -40,6 +40,11 @@ export class WorkerMetrics {
     'Worst event-loop delay in the last heartbeat interval',
   );
   readonly requests = this.registry.counter('switchyard_worker_requests_total', 'Requests finished, by outcome');
+  /** 1 per loaded model, labelled with its weights' precision, its quantization and its attention path. */
+  readonly modelInfo = this.registry.gauge(
+    'switchyard_model_info',
+    'A loaded model: dtype of its weights (fp32, fp16, q8, q4, ...), quantize (none, q8, q4), attention (fused or exported)',
+  );
 
   private readonly labelCache = new Map<
     string,

@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Engine, EngineConfig, EngineEvent, EngineRequest, RedisNames, StepStats } from '@switchyard/batching';
-import { CacheLayout, loadModel, LoadedModel, LoadOptions, ModelError } from '@switchyard/models';
+import { CacheLayout, loadModel, LoadedModel, LoadOptions, MemoryEstimate, ModelError, ModelInfo } from '@switchyard/models';
 import { createRedis } from '../redis/redis-connection';
 import { StreamWriter } from '../streams/stream-writer';
 
@@ -45,8 +45,13 @@ export type FromEngineThread =
       type: 'ready';
       loadMs: number;
       cacheLayout: CacheLayout;
-      fusionSkipped: string | null;
+      info: ModelInfo;
+      memory: MemoryEstimate;
+      /** Milliseconds per step of the load (read, hash, quantize, rewrite, session, check). */
+      timings: Record<string, number>;
     }
+  /** A long step of the load, for the worker's log. */
+  | { type: 'progress'; message: string }
   | { type: 'failed'; message: string; modelError: boolean }
   /** Requests whose last entry is in Redis, and the steps run since the last status. */
   | { type: 'status'; ended: [string, Outcome][]; steps: StepStats[]; running: number; waiting: number }
@@ -64,7 +69,7 @@ async function main(): Promise<void> {
   const data = workerData as EngineThreadData;
   let model: LoadedModel;
   try {
-    model = await loadModel(data.dir, data.session);
+    model = await loadModel(data.dir, { ...data.session, onProgress: (message) => post({ type: 'progress', message }) });
   } catch (err) {
     post({ type: 'failed', message: (err as Error).message, modelError: err instanceof ModelError });
     return;
@@ -152,7 +157,9 @@ async function main(): Promise<void> {
     type: 'ready',
     loadMs: model.loadMs,
     cacheLayout: model.session.signature.layout,
-    fusionSkipped: model.info.fusionSkipped,
+    info: model.info,
+    memory: model.memory,
+    timings: model.timings,
   });
 }
 

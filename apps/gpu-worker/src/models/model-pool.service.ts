@@ -6,7 +6,15 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { COMMAND_JOB_OPTIONS, ControlCommand, EVENTS_MAX_LEN, ModelSpec, PoolEvent, RedisNames } from '@switchyard/batching';
-import { CannotPlaceError, estimateModelMemory, formatBytes, ModelPool, poolBytes } from '@switchyard/models';
+import {
+  CannotPlaceError,
+  estimateModelMemory,
+  formatBytes,
+  ModelPool,
+  parseQuantize,
+  poolBytes,
+  Quantize,
+} from '@switchyard/models';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { WorkerMetrics } from '../metrics/worker-metrics';
 import { createRedis, redisOptions } from '../redis/redis-connection';
@@ -64,6 +72,7 @@ export class ModelPoolService implements OnApplicationShutdown {
       },
       onEvicted: (id, reason) => {
         this.metrics.evictions.inc({ model: id, reason });
+        this.metrics.modelInfo.removeWhere({ model: id });
         this.recordEvent({ type: 'evicted', model: id, reason });
       },
       log: (message) => this.logger.log(message),
@@ -136,34 +145,63 @@ export class ModelPoolService implements OnApplicationShutdown {
     await this.redis.quit().catch(() => undefined);
   }
 
+  /** The quantization a model loads with: its own (from the registry), or this worker's --quantize. */
+  private quantizeFor(spec: ModelSpec): Quantize {
+    return spec.quantization === null ? this.config.quantize : parseQuantize(spec.quantization);
+  }
+
   private cost(spec: ModelSpec): number {
-    return poolBytes(estimateModelMemory(spec.path), this.config.scheduler.maxBatchTotalTokens);
+    const memory = estimateModelMemory(spec.path, {
+      dtype: this.config.dtype,
+      quantize: this.quantizeFor(spec),
+      quantizeBlockSize: this.config.quantizeBlockSize,
+      executionProvider: this.config.executionProvider,
+    });
+    return poolBytes(memory, this.config.scheduler.maxBatchTotalTokens);
   }
 
   private async loadHost(spec: ModelSpec, bytes: number): Promise<ModelHost> {
     this.recordEvent({ type: 'load_started', model: spec.id });
-    this.logger.log(`loading ${spec.id} from ${spec.path} (${formatBytes(bytes)} reserved)`);
-    const engine = await RemoteEngine.start({
-      dir: spec.path,
-      session: {
-        executionProvider: this.config.executionProvider,
-        intraOpThreads: this.config.intraOpThreads,
-        fuseAttention: this.config.fuseAttention,
-        spinning: this.config.intraOpSpin,
-        spinDurationUs: this.config.intraOpSpinUs,
+    const quantize = this.quantizeFor(spec);
+    this.logger.log(
+      `loading ${spec.id} from ${spec.path} (${formatBytes(bytes)} reserved${quantize === 'none' ? '' : `, quantized to ${quantize}`})`,
+    );
+    const engine = await RemoteEngine.start(
+      {
+        dir: spec.path,
+        session: {
+          executionProvider: this.config.executionProvider,
+          intraOpThreads: this.config.intraOpThreads,
+          fuseAttention: this.config.fuseAttention,
+          spinning: this.config.intraOpSpin,
+          spinDurationUs: this.config.intraOpSpinUs,
+          dtype: this.config.dtype,
+          quantize,
+          quantizeBlockSize: this.config.quantizeBlockSize,
+          cacheDir: this.config.cacheDir,
+        },
+        engine: { ...this.config.scheduler, maxTotalTokens: spec.maxTotalTokens ?? undefined },
+        streams: {
+          redisUrl: this.config.redisUrl,
+          redisPrefix: this.config.redisPrefix,
+          workerId: this.config.workerId,
+        },
       },
-      engine: { ...this.config.scheduler, maxTotalTokens: spec.maxTotalTokens ?? undefined },
-      streams: {
-        redisUrl: this.config.redisUrl,
-        redisPrefix: this.config.redisPrefix,
-        workerId: this.config.workerId,
-      },
-    });
+      (message) => this.logger.log(`${spec.id}: ${message}`),
+    );
+    const { info, timings } = engine;
     const attention =
-      engine.cacheLayout === 'ragged'
+      info.attention === 'fused'
         ? 'attention rewritten, worker-owned cache'
-        : `export as is${engine.fusionSkipped ? ` (not rewritten: ${engine.fusionSkipped})` : ''}`;
-    this.logger.log(`loaded ${spec.id} in ${engine.loadMs.toFixed(0)} ms; ${attention}`);
+        : `export as is${info.fusionSkipped ? ` (not rewritten: ${info.fusionSkipped})` : ''}`;
+    const phases = Object.entries(timings)
+      .map(([phase, ms]) => `${phase} ${ms.toFixed(0)}`)
+      .join(', ');
+    this.logger.log(
+      `loaded ${spec.id} in ${engine.loadMs.toFixed(0)} ms (${phases} ms): ${info.dtype} weights, ` +
+        `${formatBytes(engine.memory.weightBytes)} resident, ${info.kvDtype} cache; ${attention}`,
+    );
+    this.metrics.modelInfo.set(1, { model: spec.id, dtype: info.dtype, quantize: info.quantize, attention: info.attention });
     const host = new ModelHost(spec, engine, this.hostDeps);
     host.start();
     return host;

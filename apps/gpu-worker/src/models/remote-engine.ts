@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Logger } from '@nestjs/common';
 import type { EngineRequest, ErrorEvent, StepStats } from '@switchyard/batching';
-import { CacheLayout, ModelError, ModelErrorKind } from '@switchyard/models';
+import { CacheLayout, MemoryEstimate, ModelError, ModelErrorKind, ModelInfo } from '@switchyard/models';
 import type { EngineThreadData, FromEngineThread, Outcome, ToEngineThread } from './engine-thread';
 
 const THREAD_MAIN = join(__dirname, 'engine-thread.js');
@@ -38,7 +38,12 @@ export class RemoteEngine {
     private readonly cancelFlags: Int32Array,
     readonly loadMs: number,
     readonly cacheLayout: CacheLayout,
-    readonly fusionSkipped: string | null,
+    /** What was loaded: precision, quantization, attention path. */
+    readonly info: ModelInfo,
+    /** The loaded model's own memory estimate. */
+    readonly memory: MemoryEstimate,
+    /** Milliseconds per step of the load. */
+    readonly timings: Record<string, number>,
     dir: string,
   ) {
     this.logger = new Logger(`Engine ${dir}`);
@@ -51,14 +56,16 @@ export class RemoteEngine {
   }
 
   /** Loads the model in a new thread; resolves once its engine is ready. */
-  static start(data: Omit<EngineThreadData, 'cancelFlags'>): Promise<RemoteEngine> {
+  static start(data: Omit<EngineThreadData, 'cancelFlags'>, onProgress?: (message: string) => void): Promise<RemoteEngine> {
     return new Promise((resolve, reject) => {
       const cancelFlags = new Int32Array(new SharedArrayBuffer(CANCEL_SLOTS * Int32Array.BYTES_PER_ELEMENT));
       const thread = new Worker(THREAD_MAIN, { workerData: { ...data, cancelFlags } satisfies EngineThreadData });
       const onMessage = (message: FromEngineThread) => {
-        if (message.type === 'ready') {
+        if (message.type === 'progress') onProgress?.(message.message);
+        else if (message.type === 'ready') {
           cleanup();
-          resolve(new RemoteEngine(thread, cancelFlags, message.loadMs, message.cacheLayout, message.fusionSkipped, data.dir));
+          const { loadMs, cacheLayout, info, memory, timings } = message;
+          resolve(new RemoteEngine(thread, cancelFlags, loadMs, cacheLayout, info, memory, timings, data.dir));
         } else if (message.type === 'failed') {
           cleanup();
           void thread.terminate();

@@ -190,6 +190,12 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
           waiting: host?.engine.waiting ?? 0,
           queued: queue?.queued ?? 0,
           oldestQueuedMs: queue?.oldestQueuedMs ?? 0,
+          ...(host && {
+            dtype: host.engine.info.dtype,
+            quantize: host.engine.info.quantize,
+            attention: host.engine.info.attention,
+            kvDtype: host.engine.info.kvDtype,
+          }),
         };
       }),
     );

@@ -181,20 +181,14 @@ export class OnnxNode {
     ]);
   }
 
-  /** The same node with a replaced tensor attribute (a Constant's value). */
-  withTensorAttribute(name: string, tensor: Message): OnnxNode {
-    return new OnnxNode(
-      this.fields.map((f) => {
-        if (f.no !== NODE_ATTRIBUTE || firstString(asMessage(f), ATTR_NAME) !== name) return f;
-        return tensorAttr(name, tensor);
-      }),
-    );
+  /** The same node with attribute `name` set to `attribute` (replaced, or added). */
+  withAttribute(name: string, attribute: Field): OnnxNode {
+    const kept = this.fields.filter((f) => f.no !== NODE_ATTRIBUTE || firstString(asMessage(f), ATTR_NAME) !== name);
+    return new OnnxNode([...kept, attribute]);
   }
 
-  /** The same node with an int attribute set (replaced or added). */
   withIntAttribute(name: string, value: number): OnnxNode {
-    const kept = this.fields.filter((f) => f.no !== NODE_ATTRIBUTE || firstString(asMessage(f), ATTR_NAME) !== name);
-    return new OnnxNode([...kept, intAttr(name, value)]);
+    return this.withAttribute(name, intAttr(name, value));
   }
 }
 
@@ -222,7 +216,7 @@ export function intsAttr(name: string, values: number[]): Field {
   ]);
 }
 
-function tensorAttr(name: string, tensor: Message): Field {
+export function tensorAttr(name: string, tensor: Message): Field {
   return messageField(NODE_ATTRIBUTE, [
     bytesField(ATTR_NAME, name),
     messageField(ATTR_T, tensor),
