@@ -298,9 +298,9 @@ export class RaggedKvBatch implements KvCache {
    * again (every few steps while rows come and go) moves the tokens in place instead of allocating and zeroing
    * tens of megabytes at a full batch. They never exceed the largest shape the batch has had.
    */
-  private backing: Float32Array[];
+  private backing: KvArray[];
   /** Per layer, key then value: views of `backing` over [rowCapacity, ...] at the current column stride. */
-  private layers: Float32Array[];
+  private layers: KvArray[];
   private rowCapacity: number;
   /** The row stride in columns: the width of the past the session is given. */
   private columns: number;
@@ -337,9 +337,13 @@ export class RaggedKvBatch implements KvCache {
     return this.columns;
   }
 
-  private allocate(rows: number, columns: number): Float32Array[] {
+  private allocate(rows: number, columns: number): KvArray[] {
     const n = rows * this.kvHeads * columns * this.headDim;
-    return Array.from({ length: this.session.signature.numLayers * 2 }, () => new Float32Array(n));
+    // float16 caches are held as their bits: the engine only moves them
+    const half = this.session.signature.kvDtype === 'float16';
+    return Array.from({ length: this.session.signature.numLayers * 2 }, () =>
+      half ? new Uint16Array(n) : new Float32Array(n),
+    );
   }
 
   /** Prefills right-padded prompts; their keys and values become the rows of a fresh cache. */
@@ -390,7 +394,7 @@ export class RaggedKvBatch implements KvCache {
       rows,
       roundUp(seqLen + 1, COLUMN_CHUNK),
     );
-    for (let i = 0; i < presents.length; i++) batch.writeNew(i, presents[i].data as Float32Array, seqLen, 0);
+    for (let i = 0; i < presents.length; i++) batch.writeNew(i, presents[i].data as KvArray, seqLen, 0);
     return {
       batch,
       logits: logits ? (logits.data as Float32Array) : null,
@@ -408,7 +412,7 @@ export class RaggedKvBatch implements KvCache {
    * (keys transposed). `fromColumn` 0: a prefill, each row's first length[r] tokens from column 0. null: a decode
    * step, one token per row at its end. A plain loop: no views, no allocation.
    */
-  private writeNew(i: number, src: Float32Array, seq: number, fromColumn: number | null): void {
+  private writeNew(i: number, src: KvArray, seq: number, fromColumn: number | null): void {
     const { kvHeads, headDim, columns } = this;
     const dest = this.layers[i];
     const isKey = i % 2 === 0;
@@ -437,11 +441,11 @@ export class RaggedKvBatch implements KvCache {
    */
   private copyRows(
     isKey: boolean,
-    src: Float32Array,
+    src: KvArray,
     srcColumns: number,
     from: number,
     count: number,
-    dest: Float32Array,
+    dest: KvArray,
     to: number,
   ): void {
     const { kvHeads, headDim, columns } = this;
@@ -455,13 +459,13 @@ export class RaggedKvBatch implements KvCache {
             const s = (srcRow * headDim + d) * srcColumns;
             const t = (destRow * headDim + d) * columns;
             if (src === dest) dest.copyWithin(t, s, s + length);
-            else dest.set(src.subarray(s, s + length), t);
+            else (dest as Float32Array).set(src.subarray(s, s + length) as Float32Array, t);
           }
         } else {
           const s = srcRow * srcColumns * headDim;
           const t = destRow * columns * headDim;
           if (src === dest) dest.copyWithin(t, s, s + length * headDim);
-          else dest.set(src.subarray(s, s + length * headDim), t);
+          else (dest as Float32Array).set(src.subarray(s, s + length * headDim) as Float32Array, t);
         }
       }
     }
@@ -496,7 +500,7 @@ export class RaggedKvBatch implements KvCache {
    * them right, so the lines go from the last back to the first; a narrower one moves them left, first to last:
    * either way no line lands on one not yet moved (each row's length fits both strides).
    */
-  private restride(isKey: boolean, buffer: Float32Array, oldColumns: number): void {
+  private restride(isKey: boolean, buffer: KvArray, oldColumns: number): void {
     const { kvHeads, headDim, columns } = this;
     const grow = columns > oldColumns;
     const lines = this.size * kvHeads;
@@ -521,8 +525,11 @@ export class RaggedKvBatch implements KvCache {
       const n = this.size * this.kvHeads * this.columns * this.headDim;
       const keyDims = [this.size, this.kvHeads, this.headDim, this.columns];
       const valueDims = [this.size, this.kvHeads, this.columns, this.headDim];
-      this.views = this.layers.map(
-        (layer, i) => new ort.Tensor('float32', layer.subarray(0, n), i % 2 === 0 ? keyDims : valueDims),
+      const type = this.session.signature.kvDtype;
+      this.views = this.layers.map((layer, i) =>
+        type === 'float16'
+          ? new ort.Tensor('float16', layer.subarray(0, n) as Uint16Array, i % 2 === 0 ? keyDims : valueDims)
+          : new ort.Tensor('float32', layer.subarray(0, n) as Float32Array, i % 2 === 0 ? keyDims : valueDims),
       );
     }
     return this.views;
@@ -551,7 +558,7 @@ export class RaggedKvBatch implements KvCache {
       past: this.past(),
       skipLogits: !wantLogits,
     });
-    for (let i = 0; i < presents.length; i++) this.writeNew(i, presents[i].data as Float32Array, 1, null);
+    for (let i = 0; i < presents.length; i++) this.writeNew(i, presents[i].data as KvArray, 1, null);
     for (let r = 0; r < rows; r++) this.lengths[r] += 1;
     return { logits: logits ? (logits.data as Float32Array) : null, logSumExp, argmax, logitsMax };
   }

@@ -10,3 +10,5 @@ export * from './registry/model.entity';
 export * from './graph-cache';
 export * from './memory-estimate';
 export * from './model-graph';
+export * from './convert';
+export { OnnxModel, OnnxNode, OnnxTensor, TensorType } from './onnx/onnx-model';

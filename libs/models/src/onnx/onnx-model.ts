@@ -8,7 +8,7 @@
  * Field numbers are those of onnx.proto; fields this code does not touch are re-encoded byte for byte.
  */
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import {
   asMessage,
   bytesField,
@@ -268,6 +268,11 @@ export class OnnxTensor {
     return new OnnxTensor(name, type, dims, { kind: 'inline' }, proto);
   }
 
+  /** The same tensor with its bytes held in the graph (read now). */
+  inlined(): OnnxTensor {
+    return this.source.kind === 'inline' ? this : OnnxTensor.inline(this.name, this.type, this.dims, this.read());
+  }
+
   /** The tensor's raw little-endian bytes (read from its file when external). */
   read(): Uint8Array {
     switch (this.source.kind) {
@@ -301,6 +306,20 @@ export class OnnxTensor {
     if (this.source.kind === 'inline') return this.proto!;
     return [...header, bytesField(TENSOR_RAW, this.read())];
   }
+}
+
+/**
+ * A Float32Array or Uint16Array over raw little-endian bytes: a view where the bytes are aligned, else a copy.
+ * (Node's `Buffer.slice` is a view, not a copy, so it cannot realign.)
+ */
+export function floatsView(bytes: Uint8Array): Float32Array {
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : new Uint8Array(bytes);
+  return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >> 2);
+}
+
+export function halfsView(bytes: Uint8Array): Uint16Array {
+  const aligned = bytes.byteOffset % 2 === 0 ? bytes : new Uint8Array(bytes);
+  return new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >> 1);
 }
 
 function readRange(file: string, offset: number, length: number): Uint8Array {
@@ -499,6 +518,32 @@ export class OnnxModel {
     );
   }
 
+  /** A new model of one graph (for tests and tools), importing `opsets` (domain → version). */
+  static create(graph: {
+    nodes: OnnxNode[];
+    initializers: OnnxTensor[];
+    inputs: ValueInfo[];
+    outputs: ValueInfo[];
+    opsets: Record<string, number>;
+    dir?: string;
+  }): OnnxModel {
+    const IR_VERSION = 8;
+    const modelFields: Message = [varintField(1, IR_VERSION)];
+    for (const [domain, version] of Object.entries(graph.opsets)) {
+      modelFields.push(messageField(MODEL_OPSET, [bytesField(1, domain), varintField(2, version)]));
+    }
+    return new OnnxModel(
+      modelFields,
+      [bytesField(2, 'graph')],
+      graph.nodes,
+      new Map(graph.initializers.map((t) => [t.name, t])),
+      graph.inputs,
+      graph.outputs,
+      [],
+      graph.dir ?? '.',
+    );
+  }
+
   /** A copy whose node, initializer and value lists a rewrite may change; the tensors themselves are shared. */
   clone(): OnnxModel {
     return new OnnxModel(
@@ -550,6 +595,11 @@ export class OnnxModel {
     if (target.dataFile) {
       const move = target.moveToData ?? ((t: OnnxTensor) => t.source.kind !== 'inline');
       const moving = [...this.initializers.values()].filter(move);
+      // a location relative to the graph's directory, and inside it, as ONNX Runtime requires
+      const dataLocation = relative(dirname(target.graphFile), target.dataFile);
+      if (dataLocation.startsWith('..') || isAbsolute(dataLocation)) {
+        throw new Error(`${target.dataFile}: external data must be in the graph's directory or below it`);
+      }
       const fd = openSync(target.dataFile, 'w');
       try {
         let offset = 0;
@@ -564,7 +614,7 @@ export class OnnxModel {
             throw new Error(`initializer ${tensor.name}: ${bytes.length} bytes where ${tensor.byteLength} were expected`);
           }
           writeAll(fd, bytes, offset);
-          placement.set(tensor.name, { location: basename(target.dataFile), offset, length: bytes.length });
+          placement.set(tensor.name, { location: dataLocation, offset, length: bytes.length });
           offset += bytes.length;
           target.onTensor?.(++written, moving.length);
         }

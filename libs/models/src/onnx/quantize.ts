@@ -10,7 +10,7 @@
  * model needs about the memory of its largest matrix. The embedding (a Gather) is left as it is.
  */
 import { halfsToFloats, floatsToHalfs } from './float16';
-import { intAttr, intsAttr, MS_DOMAIN, OnnxModel, OnnxNode, OnnxTensor, TensorType } from './onnx-model';
+import { floatsView, halfsView, intAttr, intsAttr, MS_DOMAIN, OnnxModel, OnnxNode, OnnxTensor, TensorType } from './onnx-model';
 
 export interface QuantizeOptions {
   bits: 4 | 8;
@@ -186,13 +186,7 @@ function concatenate(parts: Quantized[]): Quantized {
 
 function readFloats(tensor: OnnxTensor): Float32Array {
   const bytes = tensor.read();
-  if (tensor.type === TensorType.Float) {
-    // the bytes may not be 4-byte aligned within their buffer
-    const copy = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
-    return new Float32Array(copy.buffer, copy.byteOffset, tensor.elements);
-  }
-  const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
-  return halfsToFloats(new Uint16Array(aligned.buffer, aligned.byteOffset, tensor.elements));
+  return tensor.type === TensorType.Float ? floatsView(bytes) : halfsToFloats(halfsView(bytes));
 }
 
 /**

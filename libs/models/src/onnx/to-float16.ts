@@ -6,7 +6,7 @@
  * than -inf (a row that masks everything then stays finite, as it does in an fp16 export).
  */
 import { floatsToHalfs } from './float16';
-import { intAttr, OnnxModel, OnnxNode, OnnxTensor, tensorAttr, TensorType } from './onnx-model';
+import { floatsView, intAttr, OnnxModel, OnnxNode, OnnxTensor, tensorAttr, TensorType } from './onnx-model';
 import { bytesField, first, firstString, Message, varintField } from './protobuf';
 
 const HALF_MAX = 65504;
@@ -69,12 +69,6 @@ function halfTensor(tensor: Message, raw: Float32Array): Message {
   ];
 }
 
-function floatsOf(tensor: OnnxTensor): Float32Array {
-  const bytes = tensor.read();
-  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
-  return new Float32Array(aligned.buffer, aligned.byteOffset, tensor.elements);
-}
-
 /** Converts `source` (unchanged) to float16; weights are converted when the model is saved. */
 export function toFloat16(source: OnnxModel): OnnxModel {
   const model = source.clone();
@@ -123,7 +117,7 @@ export function toFloat16(source: OnnxModel): OnnxModel {
     if (!r.converted) continue;
     const t = model.initializers.get(name)!;
     const half = OnnxTensor.computed(r.kept ? halfName(name) : name, TensorType.Float16, t.dims, t.elements * 2, () => {
-      const floats = floatsOf(t);
+      const floats = Float32Array.from(floatsView(t.read()));
       for (let i = 0; i < floats.length; i++) floats[i] = Math.max(-HALF_MAX, Math.min(HALF_MAX, floats[i]));
       return new Uint8Array(floatsToHalfs(floats).buffer);
     });
@@ -155,7 +149,7 @@ export function toFloat16(source: OnnxModel): OnnxModel {
         // ConstantOfShape's default value is a float32 zero
         const value = node.tensorAttribute('value') ?? [varintField(TENSOR_DIMS, 1)];
         const raw = first(value, TENSOR_RAW)?.value as Uint8Array | undefined;
-        const floats = raw ? new Float32Array(raw.slice().buffer) : floatsFromFields(value);
+        const floats = raw ? floatsView(raw) : floatsFromFields(value);
         out = out.withAttribute('value', tensorAttr('value', halfTensor(value, floats.length > 0 ? floats : Float32Array.of(0))));
       }
     }

@@ -1,0 +1,50 @@
+/**
+ * The memory estimate against what a load really makes resident, for each kind of model: measured in a child
+ * process (one per load, so that nothing of an earlier model is counted), after a first load has filled the graph
+ * cache (a quantizing load's own working memory is not the model's). demo-small, so that the weights dominate what
+ * a session costs besides them.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { modelDir, REPO_ROOT } from '../../../test/support/repo';
+import { makeVariants } from '../../../test/support/variants';
+
+const MEASURE = join(REPO_ROOT, 'dist/test/support/measure-load.js');
+const cacheDir = mkdtempSync(join(tmpdir(), 'switchyard-cache-'));
+const variants = makeVariants('demo-small', ['fp16', 'q8', 'external']);
+after(() => {
+  variants.remove();
+  rmSync(cacheDir, { recursive: true, force: true });
+});
+
+function measure(dir: string, quantize = 'none'): { growth: number; estimate: number; dtype: string; attention: string } {
+  const out = execFileSync(process.execPath, ['--expose-gc', MEASURE, dir, cacheDir, quantize], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').at(-1)!) as { growth: number; estimate: number; dtype: string; attention: string };
+}
+
+describe('memory estimate', () => {
+  for (const [name, dir, quantize, dtype] of [
+    ['fp32 export', modelDir('demo-small'), 'none', 'fp32'],
+    ['external data', variants.dir('external'), 'none', 'fp32'],
+    ['fp16 export', variants.dir('fp16'), 'none', 'fp16'],
+    ['q8 export', variants.dir('q8'), 'none', 'q8'],
+    ['q8 at load', modelDir('demo-small'), 'q8', 'q8'],
+    ['q4 at load', modelDir('demo-small'), 'q4', 'q4'],
+  ] as const) {
+    it(`is within 15 % of the resident growth of a load: ${name}`, () => {
+      measure(dir, quantize); // fills the graph cache
+      const { growth, estimate, dtype: served, attention } = measure(dir, quantize);
+      assert.equal(served, dtype);
+      assert.equal(attention, 'fused');
+      const ratio = estimate / growth;
+      assert.ok(
+        ratio > 0.85 && ratio < 1.15,
+        `${name}: estimated ${(estimate / 1e6).toFixed(1)} MB, grew ${(growth / 1e6).toFixed(1)} MB (${ratio.toFixed(3)})`,
+      );
+    });
+  }
+});
