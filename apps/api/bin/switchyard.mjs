@@ -24,6 +24,11 @@ if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtime
 console.log('switchyard: building...');
 run('npm', ['run', 'build', '--silent']);
 
-const launcher = join(root, 'dist', 'apps', 'api', 'src', 'launcher', 'main.js');
-const child = spawnSync(process.execPath, [launcher, ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
+// `switchyard convert ...` prepares a model directory; anything else starts the platform
+const [command, ...rest] = process.argv.slice(2);
+const entry = command === 'convert' ? 'convert.js' : 'main.js';
+const args = command === 'convert' ? rest : process.argv.slice(2);
+const launcher = join(root, 'dist', 'apps', 'api', 'src', 'launcher', entry);
+// the launcher resolves its default model from the repository; convert's paths are the caller's
+const child = spawnSync(process.execPath, [launcher, ...args], { cwd: command === 'convert' ? process.cwd() : root, stdio: 'inherit' });
 process.exit(child.status ?? 1);
