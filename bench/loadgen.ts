@@ -13,8 +13,13 @@ export interface Target {
   name: string;
   url: string;
   headers?: Record<string, string>;
-  /** `stream`: SSE on /generate_stream (TTFT and ITL measured); `json`: /generate (TTFT is the whole answer). */
-  mode: 'stream' | 'json';
+  /**
+   * `stream`: SSE on /generate_stream (TTFT and ITL measured); `json`: /generate (TTFT is the whole answer);
+   * `openai`: SSE on /v1/completions, greedy, for servers that speak OpenAI's API only (llama.cpp's server).
+   */
+  mode: 'stream' | 'json' | 'openai';
+  /** The `model` an `openai` target is asked for. */
+  model?: string;
 }
 
 export interface RequestSpec {
@@ -86,8 +91,11 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
 /** One request; resolves with its sample, rejects on an HTTP or stream error. */
 export function send(target: Target, spec: RequestSpec): Promise<Sample> {
   const sent = performance.now();
-  const path = target.mode === 'stream' ? '/generate_stream' : '/generate';
-  const body = JSON.stringify({ inputs: spec.prompt, parameters: { max_new_tokens: spec.maxNewTokens } });
+  const path = target.mode === 'stream' ? '/generate_stream' : target.mode === 'json' ? '/generate' : '/v1/completions';
+  const body =
+    target.mode === 'openai'
+      ? JSON.stringify({ model: target.model ?? 'default', prompt: spec.prompt, max_tokens: spec.maxNewTokens, temperature: 0, stream: true })
+      : JSON.stringify({ inputs: spec.prompt, parameters: { max_new_tokens: spec.maxNewTokens } });
   return new Promise<Sample>((resolve, reject) => {
     const req = http.request(
       `${target.url}${path}`,
@@ -123,7 +131,14 @@ export function send(target: Target, spec: RequestSpec): Promise<Sample> {
           let end: number;
           while ((end = text.indexOf('\n\n', start)) >= 0) {
             if (text.startsWith('data:{"error"', start)) failed ??= new Error(text.slice(start + 5, end));
-            else if (text.startsWith('data:', start)) {
+            else if (target.mode === 'openai') {
+              // one chunk per token; the last may carry only the finish reason, and [DONE] ends the stream
+              const event = text.slice(start, end);
+              if (event.startsWith('data: {') && !event.includes('"text":""')) {
+                if (first === 0) first = performance.now();
+                tokens++;
+              }
+            } else if (text.startsWith('data:', start)) {
               if (first === 0) first = performance.now();
               tokens++;
             }
