@@ -13,7 +13,7 @@
  * Writes bench/results/large/report.md and results.json. `-- --quick` runs it all on demo-small, tiny (CI's smoke).
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine, Rng, defaultParameters } from '@switchyard/batching';
@@ -47,7 +47,8 @@ const PROMPT_TOKENS = quick ? 16 : 64;
 const NEW_TOKENS = quick ? 8 : 128;
 const CLIENTS = quick ? [1, 4] : [1, 32];
 const ROUNDS = quick ? 1 : 2;
-const CACHE_DIR = join(MODELS_DIR, 'cache');
+/** A graph cache of this run's own, so that each first load measures quantizing and checking; removed at the end. */
+const CACHE_DIR = join(MODELS_DIR, `cache-${process.pid}`);
 
 function log(line: string): void {
   console.log(`bench:large: ${line}`);
@@ -61,7 +62,9 @@ function synthetic(size: keyof typeof SIZES): string {
   try {
     execFileSync('/usr/bin/python3', ['-c', 'import torch, onnx'], { stdio: 'ignore' });
   } catch {
-    throw new Error('making the synthetic models needs Debian\'s python3-torch and python3-onnx: apt-get install -y python3-torch python3-onnx');
+    throw new Error(
+      "making the synthetic models needs Debian's python3-torch and python3-onnx: apt-get install -y python3-torch python3-onnx",
+    );
   }
   log(`making ${dir} (a minute or two)`);
   mkdirSync(MODELS_DIR, { recursive: true });
@@ -97,7 +100,10 @@ interface RawRow {
   cachedLoadMs: number;
   residentBytes: number;
   estimateBytes: number;
+  /** Generated tokens over the whole run, prefill included (the work a client's request costs). */
   tokensPerSecond: Record<number, number>;
+  /** Decode steps only: rows × steps per second. */
+  decodeTokensPerSecond: Record<number, number>;
 }
 
 /** Loads each variant twice (the second reads the graph cache) and runs the raw loop at each batch. */
@@ -110,11 +116,16 @@ async function rawLoops(dir: string): Promise<RawRow[]> {
     const { growth: residentBytes } = measureLoad(dir, quantize);
     const model = await loadModel(dir, { quantize, cacheDir: CACHE_DIR });
     const tokensPerSecond: Record<number, number> = {};
+    const decodeTokensPerSecond: Record<number, number> = {};
     for (const batch of CLIENTS) {
       await rawLoop(model, prompts(model, batch).slice(0, batch), 4); // warm-up
       const result = await rawLoop(model, prompts(model, batch), NEW_TOKENS);
       tokensPerSecond[batch] = result.tokensPerSecond;
-      log(`  raw ${model.info.dtype} batch ${batch}: ${result.tokensPerSecond.toFixed(1)} tokens/s`);
+      decodeTokensPerSecond[batch] = (batch * 1000) / result.msPerStep;
+      log(
+        `  raw ${model.info.dtype} batch ${batch}: ${result.tokensPerSecond.toFixed(1)} tokens/s, ` +
+          `decode alone ${decodeTokensPerSecond[batch].toFixed(1)}`,
+      );
     }
     rows.push({
       quantize,
@@ -125,6 +136,7 @@ async function rawLoops(dir: string): Promise<RawRow[]> {
       residentBytes,
       estimateBytes: model.memory.weightBytes,
       tokensPerSecond,
+      decodeTokensPerSecond,
     });
     await model.release();
   }
@@ -135,7 +147,10 @@ function workload(model: LoadedModel, clients: number): RequestSpec[][] {
   const source = new PromptSource(model.tokenizer);
   const rng = new Rng(77 + clients);
   return Array.from({ length: clients }, () =>
-    Array.from({ length: ROUNDS }, () => ({ prompt: model.tokenizer.decode(source.take(rng, PROMPT_TOKENS)), maxNewTokens: NEW_TOKENS })),
+    Array.from({ length: ROUNDS }, () => ({
+      prompt: model.tokenizer.decode(source.take(rng, PROMPT_TOKENS)),
+      maxNewTokens: NEW_TOKENS,
+    })),
   );
 }
 
@@ -149,17 +164,35 @@ interface E2eRow {
 /** The platform with one worker and the model quantized at load, at each client count. */
 async function endToEnd(dir: string, quantize: Quantize, tokenizerModel: LoadedModel): Promise<E2eRow> {
   const platform = new LaunchedPlatform();
-  await platform.start(['--model-id', dir, '--quantize', quantize, '--cache-dir', CACHE_DIR, '--max-concurrent-requests', '256']);
+  await platform.start([
+    '--model-id',
+    dir,
+    '--quantize',
+    quantize,
+    '--cache-dir',
+    CACHE_DIR,
+    '--max-concurrent-requests',
+    '256',
+  ]);
   try {
-    const target: Target = { name: `switchyard ${quantize}`, url: platform.url, headers: platform.auth(), mode: 'stream' };
+    const target: Target = {
+      name: `switchyard ${quantize}`,
+      url: platform.url,
+      headers: platform.auth(),
+      mode: 'stream',
+    };
     const results: Record<number, LoadResult> = {};
     for (const clients of CLIENTS) {
       const load = workload(tokenizerModel, clients);
       await closedLoop(target, [[load[0][0]]]); // warm-up
       results[clients] = await closedLoop(target, load);
-      log(`  platform ${quantize} ${clients} clients: ${results[clients].tokensPerSecond.toFixed(1)} tokens/s, ${results[clients].errors} errors`);
+      log(
+        `  platform ${quantize} ${clients} clients: ${results[clients].tokensPerSecond.toFixed(1)} tokens/s, ${results[clients].errors} errors`,
+      );
     }
-    const workers = (await (await fetch(`${platform.url}/admin/workers`, { headers: platform.auth() })).json()) as { pid: number }[];
+    const workers = (await (await fetch(`${platform.url}/admin/workers`, { headers: platform.auth() })).json()) as {
+      pid: number;
+    }[];
     const workerResident = residentOf(workers[0].pid);
     const memory = tokenizerModel.memory;
     return { quantize, results, workerResident, kvBudgetBytes: 8192 * memory.kvBytesPerToken };
@@ -171,6 +204,21 @@ async function endToEnd(dir: string, quantize: Quantize, tokenizerModel: LoadedM
 interface PeerRow {
   results: Record<number, LoadResult>;
   resident: { rss: number; peak: number };
+  /** llama-bench's decode rate for one sequence (tg128, 2 threads), when it sits beside the server. */
+  benchDecode: number | null;
+}
+
+/** llama.cpp's own measure of one sequence's decode rate: `llama-bench -p 0 -n 128 -t 2`. */
+function llamaBench(server: string, gguf: string): number | null {
+  const bench = join(resolve(server, '..'), 'llama-bench');
+  if (!existsSync(bench)) return null;
+  const out = execFileSync(
+    bench,
+    ['-m', gguf, '-p', '0', '-n', String(NEW_TOKENS), '-t', '2', '-r', '3', '-o', 'json'],
+    { encoding: 'utf8' },
+  );
+  const rows = JSON.parse(out) as { avg_ts: number }[];
+  return rows[0]?.avg_ts ?? null;
 }
 
 /** llama.cpp's server on the GGUF, with as many parallel slots as clients, on the same load generator. */
@@ -181,29 +229,48 @@ async function llamaServer(server: string, gguf: string, tokenizerModel: LoadedM
     const port = await freePort();
     const child: ChildProcess = spawn(
       server,
-      ['-m', gguf, '--port', String(port), '--host', '127.0.0.1', '-t', '2', '-np', String(clients), '-c', String(clients * (PROMPT_TOKENS + NEW_TOKENS + 64)), '-cb'],
+      [
+        '-m',
+        gguf,
+        '--port',
+        String(port),
+        '--host',
+        '127.0.0.1',
+        '-t',
+        '2',
+        '-np',
+        String(clients),
+        '-c',
+        String(clients * (PROMPT_TOKENS + NEW_TOKENS + 64)),
+        '-cb',
+      ],
       { stdio: 'ignore' },
     );
     try {
       const url = `http://127.0.0.1:${port}`;
       for (let i = 0; ; i++) {
-        const ok = await fetch(`${url}/health`).then((r) => r.ok, () => false);
+        const ok = await fetch(`${url}/health`).then(
+          (r) => r.ok,
+          () => false,
+        );
         if (ok) break;
         if (i > 600) throw new Error('llama-server did not come up');
         await new Promise((r) => setTimeout(r, 100));
       }
-      const target: Target = { name: 'llama.cpp', url, mode: 'openai' };
+      const target: Target = { name: 'llama.cpp', url, mode: 'openai', keepAlive: false };
       const load = workload(tokenizerModel, clients);
       await closedLoop(target, [[load[0][0]]]);
       results[clients] = await closedLoop(target, load);
-      log(`  llama.cpp ${clients} clients: ${results[clients].tokensPerSecond.toFixed(1)} tokens/s, ${results[clients].errors} errors`);
+      log(
+        `  llama.cpp ${clients} clients: ${results[clients].tokensPerSecond.toFixed(1)} tokens/s, ${results[clients].errors} errors`,
+      );
       const now = residentOf(child.pid!);
       if (now.peak > peak.peak) peak = now;
     } finally {
       child.kill('SIGTERM');
     }
   }
-  return { results, resident: peak };
+  return { results, resident: peak, benchDecode: llamaBench(server, gguf) };
 }
 
 interface LargeRow {
@@ -257,7 +324,11 @@ async function quality(): Promise<QualityRow[]> {
     const engine = new Engine(model);
     let agreement = 0;
     for (const c of goldens.cases.slice(0, 10)) {
-      const result = await engine.generate({ id: `q${quantize}`, inputIds: c.prompt_ids, parameters: defaultParameters({ maxNewTokens: 16 }) });
+      const result = await engine.generate({
+        id: `q${quantize}`,
+        inputIds: c.prompt_ids,
+        parameters: defaultParameters({ maxNewTokens: 16 }),
+      });
       const ids = result.tokens.map((t) => t.token.id);
       if (JSON.stringify(ids) === JSON.stringify(c.greedy_ids.slice(0, ids.length))) agreement++;
     }
@@ -296,20 +367,37 @@ async function main(): Promise<void> {
     '',
     '## Quality (demo-small)',
     '',
-    'Held-out perplexity on `/usr/share/common-licenses/GPL-3` (Debian\'s GPL text, which the demo models never ' +
+    "Held-out perplexity on `/usr/share/common-licenses/GPL-3` (Debian's GPL text, which the demo models never " +
       'trained on), in windows of 256 tokens; greedy agreement with the fp32 goldens over the first 16 tokens of 10 prompts.',
     '',
     table(
       ['quantize', 'perplexity', 'vs fp32', 'tokens', 'goldens agreeing'],
-      quality_.map((q) => [q.quantize, q.perplexity, `${(((q.perplexity / quality_[0].perplexity) - 1) * 100).toFixed(2)} %`, q.tokens, `${q.agreement}/10`]),
+      quality_.map((q) => [
+        q.quantize,
+        q.perplexity,
+        `${((q.perplexity / quality_[0].perplexity - 1) * 100).toFixed(2)} %`,
+        q.tokens,
+        `${q.agreement}/10`,
+      ]),
     ),
     '',
     '## Raw decode loop',
     '',
-    'The rewritten graph\'s `session.run` loop with nothing around it (bench/raw-loop.ts); loads quantize once, then read the graph cache.',
+    "The rewritten graph's `session.run` loop with nothing around it (bench/raw-loop.ts): one prefill of the batch's " +
+      'prompts, then decode steps. "decode" counts the steps alone; "with prefill" the whole run, the work the end-to-end ' +
+      'clients ask for. The first load quantizes (or, for fp32, checks the rewrite) into an empty graph cache; the ' +
+      "cached load reads it. Resident: the growth of a load in a process of its own; estimate: the model's own.",
     '',
     table(
-      ['weights', 'attention', 'first load', 'cached load', 'resident', 'estimate', ...CLIENTS.map((b) => `batch ${b} tok/s`), ...CLIENTS.map((b) => `batch ${b} vs fp32`)],
+      [
+        'weights',
+        'attention',
+        'first load',
+        'cached load',
+        'resident',
+        'estimate',
+        ...CLIENTS.flatMap((b) => [`batch ${b} decode tok/s`, 'vs fp32', `with prefill`]),
+      ],
       raw.map((r) => [
         r.dtype,
         r.attention,
@@ -317,20 +405,26 @@ async function main(): Promise<void> {
         `${(r.cachedLoadMs / 1000).toFixed(2)} s`,
         mib(r.residentBytes),
         mib(r.estimateBytes),
-        ...CLIENTS.map((b) => r.tokensPerSecond[b]),
-        ...CLIENTS.map((b) => ratio(r.tokensPerSecond[b], fp32.tokensPerSecond[b])),
+        ...CLIENTS.flatMap((b) => [
+          r.decodeTokensPerSecond[b],
+          ratio(r.decodeTokensPerSecond[b], fp32.decodeTokensPerSecond[b]),
+          r.tokensPerSecond[b],
+        ]),
       ]),
     ),
     '',
     '## End to end',
     '',
-    `The platform (launcher, API, one worker, Redis) with \`--quantize\`, ${ROUNDS} requests per client over \`/generate_stream\`, against the raw loop at the same batch.`,
+    `The platform (launcher, API, one worker, Redis) with \`--quantize\`, ${ROUNDS} requests per client over \`/generate_stream\`, against the raw loop at the same batch, prefill included on both sides.`,
     '',
     table(
       ['quantize', ...CLIENTS.flatMap((c) => [`${c} clients tok/s`, `vs raw`]), 'errors', 'worker resident'],
       e2e.map((e) => [
         e.quantize,
-        ...CLIENTS.flatMap((c) => [e.results[c].tokensPerSecond, ratio(e.results[c].tokensPerSecond, byVariant(e.quantize).tokensPerSecond[c])]),
+        ...CLIENTS.flatMap((c) => [
+          e.results[c].tokensPerSecond,
+          ratio(e.results[c].tokensPerSecond, byVariant(e.quantize).tokensPerSecond[c]),
+        ]),
         CLIENTS.reduce((n, c) => n + e.results[c].errors, 0),
         mib(e.workerResident.rss),
       ]),
@@ -345,9 +439,23 @@ async function main(): Promise<void> {
       `llama.cpp's server (\`${args['llama-server']}\`, 2 threads, one slot per client, continuous batching) on \`${args.gguf}\` (the same weights converted to GGUF, Q8_0), on the same load generator (\`/v1/completions\`, streamed), against Switchyard with \`--quantize q8\`.`,
       '',
       table(
-        ['clients', 'llama.cpp tok/s', 'switchyard q8 tok/s', 'ratio'],
-        CLIENTS.map((c) => [c, peer.results[c].tokensPerSecond, q8.results[c].tokensPerSecond, ratio(q8.results[c].tokensPerSecond, peer.results[c].tokensPerSecond)]),
+        ['clients', 'llama.cpp tok/s', 'llama.cpp errors', 'switchyard q8 tok/s', 'ratio'],
+        CLIENTS.map((c) => [
+          c,
+          peer.results[c].tokensPerSecond,
+          peer.results[c].errors,
+          q8.results[c].tokensPerSecond,
+          ratio(q8.results[c].tokensPerSecond, peer.results[c].tokensPerSecond),
+        ]),
       ),
+      ...(peer.benchDecode === null
+        ? []
+        : [
+            '',
+            `One sequence's decode alone: llama-bench (tg${NEW_TOKENS}, 2 threads) ${peer.benchDecode.toFixed(1)} tokens/s; ` +
+              `Switchyard's raw loop in q8 ${byVariant('q8').decodeTokensPerSecond[1].toFixed(1)} ` +
+              `(${ratio(byVariant('q8').decodeTokensPerSecond[1], peer.benchDecode)}).`,
+          ]),
       '',
       `Resident memory: llama.cpp ${mib(peer.resident.peak)} at its peak; the Switchyard worker ${mib(q8.workerResident.rss)} ` +
         `(peak ${mib(q8.workerResident.peak)}), whose KV budget is ${mib(q8.kvBudgetBytes)} (8,192 tokens of float32 keys and values).`,
@@ -356,20 +464,32 @@ async function main(): Promise<void> {
   if (big) {
     md.push(
       '',
-      '## 720M parameters (2.8 GiB, over protobuf\'s 2 GiB limit)',
+      "## 720M parameters (2.8 GiB, over protobuf's 2 GiB limit)",
       '',
       table(
         ['attention', 'first load (rewrite checked)', 'cached load', 'resident', 'generated'],
-        [[big.attention + (big.fusionSkipped ? ` (${big.fusionSkipped})` : ''), `${(big.loadMs / 1000).toFixed(1)} s`, `${(big.cachedLoadMs / 1000).toFixed(1)} s`, formatBytes(big.residentBytes), `${big.generated} tokens`]],
+        [
+          [
+            big.attention + (big.fusionSkipped ? ` (${big.fusionSkipped})` : ''),
+            `${(big.loadMs / 1000).toFixed(1)} s`,
+            `${(big.cachedLoadMs / 1000).toFixed(1)} s`,
+            formatBytes(big.residentBytes),
+            `${big.generated} tokens`,
+          ],
+        ],
       ),
     );
   }
   const out = join(REPO_ROOT, 'bench', 'results', quick ? 'quick-large' : 'large');
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'report.md'), md.join('\n') + '\n');
-  writeFileSync(join(out, 'results.json'), JSON.stringify({ machine: machine(), quick, quality: quality_, raw, e2e, peer, big }, null, 2) + '\n');
+  writeFileSync(
+    join(out, 'results.json'),
+    JSON.stringify({ machine: machine(), quick, quality: quality_, raw, e2e, peer, big }, null, 2) + '\n',
+  );
   console.log(md.join('\n'));
   log(`wrote ${join(out, 'report.md')}`);
+  rmSync(CACHE_DIR, { recursive: true, force: true });
 }
 
 main().catch((err: unknown) => {

@@ -20,6 +20,11 @@ export interface Target {
   mode: 'stream' | 'json' | 'openai';
   /** The `model` an `openai` target is asked for. */
   model?: string;
+  /**
+   * Reuse connections (the default). Off for servers that close idle ones quickly (llama.cpp's closes after 5 s),
+   * where a reused socket can be closed under a request.
+   */
+  keepAlive?: boolean;
 }
 
 export interface RequestSpec {
@@ -87,6 +92,7 @@ export function streamedSample(sent: number, first: number, done: number, tokens
  * can per token (fetch's web streams cost several times more CPU per event).
  */
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+const freshConnections = new http.Agent({ keepAlive: false, maxSockets: Infinity });
 
 /** One request; resolves with its sample, rejects on an HTTP or stream error. */
 export function send(target: Target, spec: RequestSpec): Promise<Sample> {
@@ -94,14 +100,20 @@ export function send(target: Target, spec: RequestSpec): Promise<Sample> {
   const path = target.mode === 'stream' ? '/generate_stream' : target.mode === 'json' ? '/generate' : '/v1/completions';
   const body =
     target.mode === 'openai'
-      ? JSON.stringify({ model: target.model ?? 'default', prompt: spec.prompt, max_tokens: spec.maxNewTokens, temperature: 0, stream: true })
+      ? JSON.stringify({
+          model: target.model ?? 'default',
+          prompt: spec.prompt,
+          max_tokens: spec.maxNewTokens,
+          temperature: 0,
+          stream: true,
+        })
       : JSON.stringify({ inputs: spec.prompt, parameters: { max_new_tokens: spec.maxNewTokens } });
   return new Promise<Sample>((resolve, reject) => {
     const req = http.request(
       `${target.url}${path}`,
       {
         method: 'POST',
-        agent,
+        agent: target.keepAlive === false ? freshConnections : agent,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...target.headers },
       },
       (res) => {

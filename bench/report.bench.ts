@@ -13,8 +13,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Rng } from '@switchyard/batching';
-import { loadModel, LoadedModel } from '@switchyard/models';
+import { DEFAULT_SCHEDULER_CONFIG, Rng } from '@switchyard/batching';
+import { estimateModelMemory, formatBytes, loadModel, LoadedModel, poolBytes } from '@switchyard/models';
 import { LaunchedPlatform } from '../test/support/launched';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
 import {
@@ -374,8 +374,14 @@ async function main(): Promise<void> {
   const scaleLoad = requests(prompts, rng, model, quick ? 4 : 32, quick ? 1 : 2);
   await model.release();
 
-  // 6. Multi-model: three models on a budget that holds two
-  const multi = await withPlatform(['--device-memory', '150MiB'], async (platform) => {
+  // 6. Multi-model: three models on a budget that holds two (by the workers' own estimate, default budgets)
+  const cost = (name: string) =>
+    poolBytes(estimateModelMemory(modelDir(name)), {
+      totalTokens: DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens,
+      prefillTokens: DEFAULT_SCHEDULER_CONFIG.maxBatchPrefillTokens,
+    });
+  const multiBudget = 2 * cost('demo-small') + Math.round(cost('demo-tiny') / 2);
+  const multi = await withPlatform(['--device-memory', String(multiBudget)], async (platform) => {
     const admin = { 'content-type': 'application/json', ...platform.auth() };
     const ids = [`mm-tiny-${Date.now()}`, `mm-small-b-${Date.now()}`];
     for (const [id, path] of [
@@ -426,7 +432,7 @@ async function main(): Promise<void> {
   say('## 6. Three models on a budget that holds two');
   say();
   say(
-    `One worker with \`--device-memory 150MiB\`: ${MODEL} (the launcher's default, pinned) plus two models registered ` +
+    `One worker with \`--device-memory ${formatBytes(multiBudget)}\` (two demo-smalls and half a demo-tiny, as the workers estimate them): ${MODEL} (the launcher's default, pinned) plus two models registered ` +
       'through the admin API (demo-tiny, and demo-small under a second id). Requests go round-robin, one at a time, ' +
       '32 new tokens; each request for the model that is not resident evicts the other.',
   );

@@ -4,12 +4,21 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { MetricFamily, PoolEvent } from '@switchyard/batching';
+import { DEFAULT_SCHEDULER_CONFIG, MetricFamily, PoolEvent } from '@switchyard/batching';
+import { estimateModelMemory, poolBytes } from '@switchyard/models';
 import { generatedIds, modelSpec, Platform, waitFor } from './support/platform';
 import { loadGoldens, modelDir } from './support/repo';
 
-/** Holds demo-tiny with one demo-small (about 96 MiB with the default token budget), not two demo-smalls (165). */
-const BUDGET = '130MiB';
+/** What a worker budgets for a model with the default batch budgets (the same estimate the workers use). */
+const cost = (name: string) =>
+  poolBytes(estimateModelMemory(modelDir(name)), {
+    totalTokens: DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens,
+    prefillTokens: DEFAULT_SCHEDULER_CONFIG.maxBatchPrefillTokens,
+  });
+/** Holds demo-tiny with one demo-small, not with two; and (on a worker without demo-tiny) one demo-small, not two. */
+const BUDGET = String(
+  cost('demo-tiny') + cost('demo-small') + Math.round((cost('demo-small') - cost('demo-tiny')) / 2),
+);
 
 /** Every load on one worker is followed by its end before the same model starts loading again. */
 function assertNoDoubleLoads(events: PoolEvent[]): void {

@@ -30,5 +30,8 @@ const entry = command === 'convert' ? 'convert.js' : 'main.js';
 const args = command === 'convert' ? rest : process.argv.slice(2);
 const launcher = join(root, 'dist', 'apps', 'api', 'src', 'launcher', entry);
 // the launcher resolves its default model from the repository; convert's paths are the caller's
-const child = spawnSync(process.execPath, [launcher, ...args], { cwd: command === 'convert' ? process.cwd() : root, stdio: 'inherit' });
+const child = spawnSync(process.execPath, [launcher, ...args], {
+  cwd: command === 'convert' ? process.cwd() : root,
+  stdio: 'inherit',
+});
 process.exit(child.status ?? 1);

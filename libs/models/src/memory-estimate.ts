@@ -19,17 +19,61 @@ export interface MemoryEstimate {
   weightBytes: number;
   /** Keys and values of every layer for one token of one sequence. */
   kvBytesPerToken: number;
+  /** What a prefill's activations hold per token: hidden states, projections, the MLP's inner width (float32). */
+  activationBytesPerToken: number;
+  /** What a prefill's attention scores hold per token squared of one row (heads × float32 × the copies alive). */
+  scoreBytesPerTokenSquared: number;
+  /** The longest row a prefill can hold: the model's positions. */
+  maxPositions: number;
 }
 
-/** What a model costs in a pool: its weights plus a KV cache for `totalTokens` tokens. */
-export function poolBytes(memory: MemoryEstimate, totalTokens: number): number {
-  return memory.weightBytes + totalTokens * memory.kvBytesPerToken;
+/** What the pool budgets a model for, beyond its weights: its KV cache and its largest prefill. */
+export interface PoolBudgets {
+  /** `--max-batch-total-tokens`: the KV cache's tokens. */
+  totalTokens: number;
+  /** `--max-batch-prefill-tokens`: the most tokens one prefill call holds. */
+  prefillTokens: number;
+}
+
+/**
+ * The copies of a row's scores the rewritten graph holds at once in a prefill (scores, the masked sum, the softmax
+ * and its slices), and ONNX Runtime's arena, which grows in doublings and keeps its peak. Fitted to the resident
+ * growth of single prefills, estimate against measured: demo-small 1 × 2048 tokens 382 / 359 MB, 1 × 512 1.0,
+ * 32 × 128 1.9 (over: no merged projections there); the 500M-parameter model in q8 1 × 2048 1.21, 4 × 512 1.1,
+ * 32 × 64 0.9. Long rows dominate the worst case, and their scores are what these two numbers size.
+ */
+const SCORE_COPIES = 2.4;
+const ARENA_GROWTH = 1.5;
+
+/**
+ * The session's working memory at its peak: the largest prefill the scheduler admits (`prefillTokens`, in rows of
+ * at most the model's positions). ONNX Runtime's arena keeps that peak once reached, so the pool counts it.
+ */
+export function workingBytes(memory: MemoryEstimate, prefillTokens: number): number {
+  const row = Math.min(prefillTokens, memory.maxPositions);
+  const fullRows = Math.floor(prefillTokens / row);
+  const rest = prefillTokens - fullRows * row;
+  const squared = fullRows * row * row + rest * rest;
+  return Math.round(
+    ARENA_GROWTH * (prefillTokens * memory.activationBytesPerToken + squared * memory.scoreBytesPerTokenSquared),
+  );
+}
+
+/** What a model costs in a pool: its weights, a KV cache of `totalTokens` tokens and its largest prefill. */
+export function poolBytes(memory: MemoryEstimate, budgets: PoolBudgets): number {
+  return memory.weightBytes + budgets.totalTokens * memory.kvBytesPerToken + workingBytes(memory, budgets.prefillTokens);
 }
 
 export function estimateMemory(config: ModelConfig, residentWeightBytes: number, kvDtype: 'float32' | 'float16'): MemoryEstimate {
+  const { hiddenSize, intermediateSize, numAttentionHeads, numKvHeads, headDim } = config;
   return {
     weightBytes: residentWeightBytes,
-    kvBytesPerToken: 2 * config.numLayers * config.numKvHeads * config.headDim * (kvDtype === 'float16' ? 2 : 4),
+    kvBytesPerToken: 2 * config.numLayers * numKvHeads * headDim * (kvDtype === 'float16' ? 2 : 4),
+    // hidden states; the projections and the MLP's width twice (a quantized graph's merged products and their splits)
+    activationBytesPerToken:
+      4 * (4 * hiddenSize + 2 * (numAttentionHeads + 2 * numKvHeads) * headDim + 5 * intermediateSize),
+    scoreBytesPerTokenSquared: 4 * numAttentionHeads * SCORE_COPIES,
+    maxPositions: config.maxPositions,
   };
 }
 

@@ -15,6 +15,8 @@ export interface ModelConfig {
   numKvHeads: number;
   headDim: number;
   hiddenSize: number;
+  /** The MLP's inner width (4 × hidden where the config does not say): what a token's activations take. */
+  intermediateSize: number;
   vocabSize: number;
   /** Generation stops on any of these ids. */
   eosTokenIds: number[];
@@ -95,6 +97,7 @@ export function loadModelConfig(dir: string): ModelConfig {
     throw new ModelError(ModelErrorKind.InvalidConfig, file, `hidden size ${hiddenSize} is not divisible by ${numAttentionHeads} heads and no "head_dim" is given`);
   }
   const headDim = positiveInt(config, file, ['head_dim'], hiddenSize / numAttentionHeads);
+  const intermediateSize = positiveInt(config, file, ['intermediate_size', 'n_inner', 'ffn_dim'], 4 * hiddenSize);
   if (numAttentionHeads % numKvHeads !== 0) {
     throw new ModelError(ModelErrorKind.InvalidConfig, file, `${numAttentionHeads} attention heads are not a multiple of ${numKvHeads} key/value heads`);
   }
@@ -111,6 +114,7 @@ export function loadModelConfig(dir: string): ModelConfig {
     numKvHeads,
     headDim,
     hiddenSize,
+    intermediateSize,
     vocabSize,
     eosTokenIds: [...new Set(eosTokenIds)],
     maxPositions,

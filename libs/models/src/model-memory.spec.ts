@@ -21,9 +21,18 @@ after(() => {
   rmSync(cacheDir, { recursive: true, force: true });
 });
 
-function measure(dir: string, quantize = 'none'): { growth: number; estimate: number; dtype: string; attention: string } {
-  const out = execFileSync(process.execPath, ['--expose-gc', MEASURE, dir, cacheDir, quantize], { encoding: 'utf8' });
-  return JSON.parse(out.trim().split('\n').at(-1)!) as { growth: number; estimate: number; dtype: string; attention: string };
+interface Measured {
+  growth: number;
+  estimate: number;
+  dtype: string;
+  attention: string;
+  prefill: { growth: number; estimate: number } | null;
+}
+
+function measure(dir: string, quantize = 'none', prefill: number[] = []): Measured {
+  const args = ['--expose-gc', MEASURE, dir, cacheDir, quantize, ...prefill.map(String)];
+  const out = execFileSync(process.execPath, args, { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').at(-1)!) as Measured;
 }
 
 describe('memory estimate', () => {
@@ -44,6 +53,22 @@ describe('memory estimate', () => {
       assert.ok(
         ratio > 0.85 && ratio < 1.15,
         `${name}: estimated ${(estimate / 1e6).toFixed(1)} MB, grew ${(growth / 1e6).toFixed(1)} MB (${ratio.toFixed(3)})`,
+      );
+    });
+  }
+
+  // The working memory the pool budgets for a model's largest prefill (scores grow with a row's length squared):
+  // it must cover what a prefill really holds, without counting it several times over.
+  for (const [rows, length] of [
+    [1, 1024],
+    [8, 256],
+  ]) {
+    it(`covers the working memory of a prefill of ${rows} × ${length} tokens`, () => {
+      const { prefill } = measure(modelDir('demo-small'), 'none', [rows, length]);
+      const ratio = prefill!.estimate / prefill!.growth;
+      assert.ok(
+        ratio > 0.9 && ratio < 2.5,
+        `estimated ${(prefill!.estimate / 1e6).toFixed(1)} MB, grew ${(prefill!.growth / 1e6).toFixed(1)} MB (${ratio.toFixed(2)})`,
       );
     });
   }

@@ -233,7 +233,10 @@ export class ModelsAdminController {
       await model.release();
       const memory = estimateModelMemory(path, { quantize: parseQuantize(quantize ?? this.config.quantize) });
       // with the workers' default token budget: the registry's figure is a guide, each worker counts its own
-      const bytes = poolBytes(memory, DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens);
+      const bytes = poolBytes(memory, {
+        totalTokens: DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens,
+        prefillTokens: DEFAULT_SCHEDULER_CONFIG.maxBatchPrefillTokens,
+      });
       this.logger.log(`checked ${path} in ${Date.now() - started} ms (${formatBytes(bytes)})`);
       return { bytes, positions: model.config.maxPositions };
     } catch (err) {

@@ -1264,7 +1264,10 @@ function adminSchemas(): Json {
         },
         memory_bytes: {
           type: ['integer', 'null'],
-          description: 'Its weights plus the KV cache of 65,536 tokens, as measured when its directory was checked.',
+          description:
+            'What a worker budgets for it with the default batch budgets: its weights as resident (quantized when ' +
+            '`quantize` says so), its KV cache of 8,192 tokens and the working memory of its largest prefill; ' +
+            'estimated when its directory was checked.',
         },
         created_at: time('When it was registered.', false),
         updated_at: time('When it last changed.', false),

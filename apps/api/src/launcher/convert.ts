@@ -51,8 +51,8 @@ function main(): void {
   if (dtype !== 'fp32' && dtype !== 'fp16') fail(`--dtype must be fp32 or fp16, got "${dtype}"`);
   const blockRaw = values['quantize-block-size'];
   const block = blockRaw === undefined ? null : Number(blockRaw);
-  if (block !== null && (!Number.isInteger(block) || block < 16 || block > 4096 || (block & (block - 1)) !== 0)) {
-    fail(`--quantize-block-size must be a power of two from 16 to 4096, got "${String(blockRaw)}"`);
+  if (block !== null && (!Number.isInteger(block) || block < 16 || block > 256 || (block & (block - 1)) !== 0)) {
+    fail(`--quantize-block-size must be 16, 32, 64, 128 or 256, got "${String(blockRaw)}"`);
   }
   if (quantize === 'none' && dtype === 'fp32') fail('nothing to do: give --quantize q8 or q4, or --dtype fp16');
   const started = Date.now();

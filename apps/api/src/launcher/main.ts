@@ -76,11 +76,14 @@ async function register(config: ApiConfig): Promise<void> {
     quantizeBlockSize: worker.quantizeBlockSize,
     executionProvider: worker.executionProvider,
   });
-  const bytes = poolBytes(model.memory, worker.scheduler.maxBatchTotalTokens);
+  const bytes = poolBytes(model.memory, {
+    totalTokens: worker.scheduler.maxBatchTotalTokens,
+    prefillTokens: worker.scheduler.maxBatchPrefillTokens,
+  });
   const quantized = config.quantize === 'none' ? '' : ` once quantized to ${config.quantize}`;
   log(
     `model ${config.modelName}: ${model.config.modelType}, ${model.config.numLayers} layers, ` +
-      `${formatBytes(model.memory.weightBytes)} of weights${quantized}, ${formatBytes(bytes)} with its KV budget ` +
+      `${formatBytes(model.memory.weightBytes)} of weights${quantized}, ${formatBytes(bytes)} with its KV budget and largest prefill ` +
       `(${model.graphFile}); each worker's budget: ${formatBytes(worker.deviceMemory)}`,
   );
   if (bytes > worker.deviceMemory) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { availableMemoryBytes, defaultCacheDir } from '@switchyard/models';
 import { describe, it } from 'node:test';
-import { ConfigError, parseDuration, readWorkerConfig } from './worker-config';
+import { ConfigError, parseDuration, readWorkerConfig, spinsFor } from './worker-config';
 
 describe('readWorkerConfig', () => {
   it('has working defaults', () => {
@@ -22,7 +22,11 @@ describe('readWorkerConfig', () => {
     assert.deepEqual(config.preload, []);
     assert.equal(config.fuseAttention, true);
     assert.equal(readWorkerConfig(['--attention', 'export'], {}).fuseAttention, false);
-    assert.equal(config.intraOpSpin, false);
+    assert.equal(config.intraOpSpin, 'auto');
+    assert.equal(spinsFor('auto', 47e6), false, 'demo-small sleeps');
+    assert.equal(spinsFor('auto', 500e6), true, 'a 500M-parameter model spins');
+    assert.equal(spinsFor(false, 500e6), false);
+    assert.equal(readWorkerConfig(['--intra-op-spin', 'false'], {}).intraOpSpin, false);
     assert.equal(readWorkerConfig(['--intra-op-spin', 'true'], {}).intraOpSpin, true);
     assert.equal(readWorkerConfig(['--intra-op-spin', 'true'], {}).intraOpSpinUs, null);
     const bounded = readWorkerConfig(['--intra-op-spin', '50us'], {});
@@ -48,7 +52,8 @@ describe('readWorkerConfig', () => {
       [['--quantize', 'gptq'], /--quantize "gptq" is one of TGI's methods/],
       [['--quantize', 'int3'], /--quantize "int3" is not a quantization/],
       [['--dtype', 'bf16'], /--dtype must be auto, fp32, fp16, q8, q4, q4f16/],
-      [['--quantize-block-size', '48'], /--quantize-block-size must be a power of two/],
+      [['--quantize-block-size', '48'], /--quantize-block-size must be 16, 32, 64, 128 or 256/],
+      [['--quantize-block-size', '512'], /--quantize-block-size must be 16, 32, 64, 128 or 256/],
       [['--device-memory', 'lots'], /--device-memory must be a size like 2GiB or 512MiB, or auto/],
     ];
     for (const [argv, message] of cases) assert.throws(() => readWorkerConfig(argv, {}), message, argv.join(' '));

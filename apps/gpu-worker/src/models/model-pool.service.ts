@@ -15,7 +15,7 @@ import {
   poolBytes,
   Quantize,
 } from '@switchyard/models';
-import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
+import { spinsFor, WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { WorkerMetrics } from '../metrics/worker-metrics';
 import { createRedis, redisOptions } from '../redis/redis-connection';
 import { StreamWriter } from '../streams/stream-writer';
@@ -150,14 +150,20 @@ export class ModelPoolService implements OnApplicationShutdown {
     return spec.quantization === null ? this.config.quantize : parseQuantize(spec.quantization);
   }
 
-  private cost(spec: ModelSpec): number {
-    const memory = estimateModelMemory(spec.path, {
+  private estimate(spec: ModelSpec) {
+    return estimateModelMemory(spec.path, {
       dtype: this.config.dtype,
       quantize: this.quantizeFor(spec),
       quantizeBlockSize: this.config.quantizeBlockSize,
       executionProvider: this.config.executionProvider,
     });
-    return poolBytes(memory, this.config.scheduler.maxBatchTotalTokens);
+  }
+
+  private cost(spec: ModelSpec): number {
+    return poolBytes(this.estimate(spec), {
+      totalTokens: this.config.scheduler.maxBatchTotalTokens,
+      prefillTokens: this.config.scheduler.maxBatchPrefillTokens,
+    });
   }
 
   private async loadHost(spec: ModelSpec, bytes: number): Promise<ModelHost> {
@@ -173,7 +179,7 @@ export class ModelPoolService implements OnApplicationShutdown {
           executionProvider: this.config.executionProvider,
           intraOpThreads: this.config.intraOpThreads,
           fuseAttention: this.config.fuseAttention,
-          spinning: this.config.intraOpSpin,
+          spinning: spinsFor(this.config.intraOpSpin, this.estimate(spec).weightBytes),
           spinDurationUs: this.config.intraOpSpinUs,
           dtype: this.config.dtype,
           quantize,

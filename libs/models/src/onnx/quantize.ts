@@ -40,7 +40,10 @@ export interface QuantizeResult {
 export function quantizeMatMuls(source: OnnxModel, options: QuantizeOptions): QuantizeResult {
   const { bits, blockSize } = options;
   if (bits !== 4 && bits !== 8) throw new Error(`cannot quantize to ${String(bits)} bits (4 or 8)`);
-  if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new Error(`block size ${blockSize} is not a power of two of at least 16`);
+  // ONNX Runtime's MatMulNBits takes 16, 32, 64, 128 or 256
+  if (blockSize < 16 || blockSize > 256 || (blockSize & (blockSize - 1)) !== 0) {
+    throw new Error(`block size ${blockSize} is not 16, 32, 64, 128 or 256`);
+  }
   const model = source.clone();
   const uses = new Map<string, number>();
   for (const node of model.nodes) for (const input of node.inputs) uses.set(input, (uses.get(input) ?? 0) + 1);
