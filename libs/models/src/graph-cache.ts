@@ -26,7 +26,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 /** Bump when a rewrite's output changes for the same input and options: old entries are then not used. */
-export const GRAPH_REWRITE_VERSION = 2;
+export const GRAPH_REWRITE_VERSION = 3;
 
 /** The default cache directory: `$XDG_CACHE_HOME/switchyard`, or `~/.cache/switchyard`. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {

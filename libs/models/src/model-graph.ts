@@ -94,7 +94,15 @@ export interface PreparedGraph {
 export function quantizeOptions(quantize: Exclude<Quantize, 'none'>, blockSize: number | null): QuantizeOptions {
   return quantize === 'q8'
     ? { bits: 8, blockSize: blockSize ?? DEFAULT_BLOCK_SIZE.q8, symmetric: false, accuracyLevel: 4 }
-    : { bits: 4, blockSize: blockSize ?? DEFAULT_BLOCK_SIZE.q4, symmetric: false, accuracyLevel: 4 };
+    : {
+        bits: 4,
+        blockSize: blockSize ?? DEFAULT_BLOCK_SIZE.q4,
+        symmetric: false,
+        accuracyLevel: 4,
+        // as llama.cpp's Q4_K_M keeps its output tensor at 6 bits: on demo-small, q4 with a q8 head measured a
+        // held-out perplexity of +2.0 % over fp32 in 19.7 MB, against +3.5 % in 18.6 MB with a q4 head
+        head: { bits: 8, blockSize: DEFAULT_BLOCK_SIZE.q8 },
+      };
 }
 
 /**

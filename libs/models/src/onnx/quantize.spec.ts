@@ -118,6 +118,32 @@ describe('weight-only quantization', () => {
     });
   });
 
+  it('gives the language-model head its own bits and block', () => {
+    const K = 64;
+    const model = OnnxModel.create({
+      nodes: [OnnxNode.make('MatMul', ['a', 'W'], ['h'], 'proj'), OnnxNode.make('MatMul', ['h', 'H'], ['logits'], 'head')],
+      initializers: [
+        OnnxTensor.inline('W', TensorType.Float, [K, K], new Uint8Array(weights(K, K, 1).buffer)),
+        OnnxTensor.inline('H', TensorType.Float, [K, 96], new Uint8Array(weights(K, 96, 2).buffer)),
+      ],
+      inputs: [{ name: 'a', type: TensorType.Float, dims: [1, K] }],
+      outputs: [{ name: 'logits', type: TensorType.Float, dims: [1, 96] }],
+      opsets: { '': 17 },
+    });
+    const { model: out } = quantizeMatMuls(model, {
+      bits: 4,
+      blockSize: 32,
+      symmetric: false,
+      accuracyLevel: 4,
+      head: { bits: 8, blockSize: 64 },
+    });
+    const attrs = out.nodes.map((n) => [n.outputs[0], n.intAttribute('bits'), n.intAttribute('block_size')]);
+    assert.deepEqual(attrs, [
+      ['h', 4, 32],
+      ['logits', 8, 64],
+    ]);
+  });
+
   it('refuses block sizes MatMulNBits cannot take', () => {
     const model = matmulModel(weights(32, 8, 1), 32, 8);
     for (const blockSize of [24, 8, 512]) {

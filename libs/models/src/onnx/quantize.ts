@@ -20,6 +20,11 @@ export interface QuantizeOptions {
   symmetric: boolean;
   /** MatMulNBits' `accuracy_level`: 4 computes in int8 (fastest on CPUs), 0 or 1 in float32. */
   accuracyLevel: number;
+  /**
+   * The language-model head's own bits and block, where they differ (the MatMul that produces the graph's `logits`):
+   * a small share of a real model's weights that every token's distribution goes through.
+   */
+  head?: { bits: 4 | 8; blockSize: number };
 }
 
 export interface QuantizeResult {
@@ -38,13 +43,17 @@ export interface QuantizeResult {
  * projection, and one larger product keeps both cores busy where the key and value ones alone are too small to.
  */
 export function quantizeMatMuls(source: OnnxModel, options: QuantizeOptions): QuantizeResult {
-  const { bits, blockSize } = options;
-  if (bits !== 4 && bits !== 8) throw new Error(`cannot quantize to ${String(bits)} bits (4 or 8)`);
-  // ONNX Runtime's MatMulNBits takes 16, 32, 64, 128 or 256
-  if (blockSize < 16 || blockSize > 256 || (blockSize & (blockSize - 1)) !== 0) {
-    throw new Error(`block size ${blockSize} is not 16, 32, 64, 128 or 256`);
+  for (const { bits, blockSize } of [options, options.head ?? options]) {
+    if (bits !== 4 && bits !== 8) throw new Error(`cannot quantize to ${String(bits)} bits (4 or 8)`);
+    // ONNX Runtime's MatMulNBits takes 16, 32, 64, 128 or 256
+    if (blockSize < 16 || blockSize > 256 || (blockSize & (blockSize - 1)) !== 0) {
+      throw new Error(`block size ${blockSize} is not 16, 32, 64, 128 or 256`);
+    }
   }
   const model = source.clone();
+  // the head: the MatMul whose output is the logits, directly or through a Cast
+  const logitsProducer = model.nodes.find((n) => n.outputs[0] === 'logits');
+  const headOutput = logitsProducer?.opType === 'Cast' ? logitsProducer.inputs[0] : 'logits';
   const uses = new Map<string, number>();
   for (const node of model.nodes) for (const input of node.inputs) uses.set(input, (uses.get(input) ?? 0) + 1);
   const weightOf = (node: OnnxNode): OnnxTensor | null => {
@@ -77,6 +86,8 @@ export function quantizeMatMuls(source: OnnxModel, options: QuantizeOptions): Qu
       continue;
     }
     if (group[0] !== node) continue; // emitted with the group's first member
+    const settings = options.head && group.length === 1 && node.outputs[0] === headOutput ? { ...options, ...options.head } : options;
+    const { bits, blockSize } = settings;
     const weights = group.map((n) => weightOf(n)!);
     const K = weights[0].dims[0];
     const widths = weights.map((w) => w.dims[1]);
@@ -85,7 +96,7 @@ export function quantizeMatMuls(source: OnnxModel, options: QuantizeOptions): Qu
     const blob = (blockSize * bits) / 8;
     const scaleType = weights[0].type;
     const base = group.length === 1 ? weights[0].name : `${weights[0].name}_merged${group.length}`;
-    const block = new BlockQuantizer(weights, options);
+    const block = new BlockQuantizer(weights, settings);
     const codes = OnnxTensor.computed(`${base}_Q${bits}`, TensorType.Uint8, [N, kBlocks, blob], N * kBlocks * blob, () => block.result().codes);
     const scaleBytes = N * kBlocks * (scaleType === TensorType.Float ? 4 : 2);
     const scales = OnnxTensor.computed(`${base}_scales`, scaleType, [N * kBlocks], scaleBytes, () => block.result().scales);
@@ -93,7 +104,7 @@ export function quantizeMatMuls(source: OnnxModel, options: QuantizeOptions): Qu
     model.initializers.set(codes.name, codes);
     model.initializers.set(scales.name, scales);
     bytesAfter += codes.byteLength + scales.byteLength;
-    if (!options.symmetric) {
+    if (!settings.symmetric) {
       const zpLength = N * Math.ceil((kBlocks * bits) / 8);
       const zeroPoints = OnnxTensor.computed(`${base}_zp`, TensorType.Uint8, [zpLength], zpLength, () => block.result().zeroPoints!);
       model.initializers.set(zeroPoints.name, zeroPoints);
@@ -118,7 +129,7 @@ export function quantizeMatMuls(source: OnnxModel, options: QuantizeOptions): Qu
           intAttr('N', N),
           intAttr('bits', bits),
           intAttr('block_size', blockSize),
-          intAttr('accuracy_level', options.accuracyLevel),
+          intAttr('accuracy_level', settings.accuracyLevel),
         ],
         MS_DOMAIN,
       ),
