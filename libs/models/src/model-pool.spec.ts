@@ -6,6 +6,8 @@ import { CannotPlaceError, EvictionReason, ModelPool, parseBytes, PoolSpec } fro
 class FakeModel {
   busy = 0;
   unloaded = false;
+  parked = false;
+  resumes = 0;
   constructor(readonly id: string) {}
   isIdle(): boolean {
     return this.busy === 0;
@@ -13,20 +15,37 @@ class FakeModel {
   async unload(): Promise<void> {
     this.unloaded = true;
   }
+  async park(): Promise<void> {
+    this.parked = true;
+  }
+  async resume(): Promise<void> {
+    this.parked = false;
+    this.resumes++;
+  }
 }
 
 interface Spec extends PoolSpec {
   bytes: number;
 }
 
-function makePool(options: { budget: number; keepAliveMs?: number; placeTimeoutMs?: number; loadMs?: number }) {
+function makePool(options: {
+  budget: number;
+  host?: number;
+  keepAliveMs?: number;
+  placeTimeoutMs?: number;
+  loadMs?: number;
+}) {
   const loads: string[] = [];
   const evictions: [string, EvictionReason][] = [];
+  const parks: [string, EvictionReason][] = [];
   let inFlight = 0;
   let maxInFlightPerId = 0;
   const inFlightById = new Map<string, number>();
   const pool = new ModelPool<Spec, FakeModel>({
     budgetBytes: options.budget,
+    hostBudgetBytes: options.host ?? 0,
+    // a parked model keeps its weights: a quarter of what it costs resident, in this stand-in
+    parkedCost: (spec) => spec.bytes / 4,
     keepAliveMs: options.keepAliveMs ?? -1,
     placeTimeoutMs: options.placeTimeoutMs ?? 50,
     cost: (spec) => spec.bytes,
@@ -42,11 +61,17 @@ function makePool(options: { budget: number; keepAliveMs?: number; placeTimeoutM
       return new FakeModel(spec.id);
     },
     onEvicted: (id, reason) => evictions.push([id, reason]),
+    onParked: (id, reason) => parks.push([id, reason]),
   });
-  return { pool, loads, evictions, maxInFlight: () => maxInFlightPerId, inFlight: () => inFlight };
+  return { pool, loads, evictions, parks, maxInFlight: () => maxInFlightPerId, inFlight: () => inFlight };
 }
 
-const spec = (id: string, bytes: number, pinned = false): Spec => ({ id, bytes, pinned });
+const spec = (id: string, bytes: number, pinned = false, keepAliveMs: number | null = null): Spec => ({
+  id,
+  bytes,
+  pinned,
+  keepAliveMs,
+});
 
 describe('ModelPool', () => {
   it('loads each model once, however many callers ask at the same time', async () => {
@@ -149,6 +174,97 @@ describe('ModelPool', () => {
     assert.deepEqual(evictions.map((e) => e[1]).sort(), ['shutdown', 'shutdown']);
     assert.equal(pool.usedBytes, 0);
     await assert.rejects(pool.ensure(spec('c', 1)), CannotPlaceError);
+  });
+});
+
+describe('ModelPool tiers and keep-alives', () => {
+  it('parks the least recently used idle model to make room, and resumes it without a load', async () => {
+    const { pool, loads, parks, evictions } = makePool({ budget: 100, host: 100 });
+    const a = await pool.ensure(spec('a', 60));
+    await pool.ensure(spec('b', 60));
+    assert.deepEqual(parks, [['a', 'lru']]);
+    assert.equal(a.parked, true);
+    assert.equal(pool.state('a'), 'parked');
+    assert.equal(pool.has('a'), false, 'a parked model takes no requests');
+    assert.equal(pool.usedBytes, 60, 'a parked model leaves the device budget');
+    assert.equal(pool.parkedBytes, 15, 'and holds its parked cost in the host budget');
+    // a comes back: b is parked in turn, and nothing is loaded again
+    const again = await pool.ensure(spec('a', 60));
+    assert.equal(again, a);
+    assert.equal(a.resumes, 1);
+    assert.deepEqual(loads, ['a', 'b']);
+    assert.deepEqual(parks, [
+      ['a', 'lru'],
+      ['b', 'lru'],
+    ]);
+    assert.deepEqual(evictions, []);
+    await pool.close();
+  });
+
+  it('unloads the least recently used parked models when the host budget is full, and unloads outright without one', async () => {
+    const { pool, evictions, parks } = makePool({ budget: 100, host: 20 });
+    await pool.ensure(spec('a', 60));
+    await pool.ensure(spec('b', 60)); // parks a (15 of 20)
+    await pool.ensure(spec('c', 60)); // parks b, unloading a to make host room
+    assert.deepEqual(parks.map((p) => p[0]), ['a', 'b']);
+    assert.deepEqual(evictions, [['a', 'lru']]);
+    assert.equal(pool.parkedBytes, 15);
+    await pool.close();
+    const none = makePool({ budget: 100 });
+    await none.pool.ensure(spec('a', 60));
+    await none.pool.ensure(spec('b', 60));
+    assert.deepEqual(none.parks, []);
+    assert.deepEqual(none.evictions, [['a', 'lru']]);
+    await none.pool.close();
+  });
+
+  it('parks a model idle past its keep-alive, and unloads one whose keep-alive is 0 as soon as it is idle', async () => {
+    const { pool, parks, evictions } = makePool({ budget: 100, host: 100, keepAliveMs: 20 });
+    await pool.ensure(spec('a', 10));
+    const b = await pool.ensure(spec('b', 10, false, 0));
+    b.busy = 1;
+    await pool.sweep();
+    assert.deepEqual(evictions, [], 'b is busy');
+    b.busy = 0;
+    pool.notifyIdle();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(evictions, [['b', 'keep_alive']], 'keep-alive 0: unloaded once idle, not parked');
+    await new Promise((r) => setTimeout(r, 30));
+    await pool.sweep();
+    assert.deepEqual(parks, [['a', 'keep_alive']]);
+    await pool.close();
+  });
+
+  it('keeps a model whose keep-alive is -1 through memory pressure, and a request can set it', async () => {
+    const { pool, parks, evictions } = makePool({ budget: 100, host: 100, placeTimeoutMs: 30 });
+    // from the registry entry
+    await pool.ensure(spec('kept', 60, false, -1));
+    await assert.rejects(pool.ensure(spec('other', 60)), CannotPlaceError);
+    assert.equal(pool.state('kept'), 'loaded');
+    await pool.close();
+    // from a request: the last request's keep-alive wins (Ollama)
+    const second = makePool({ budget: 100, host: 100, placeTimeoutMs: 30 });
+    await second.pool.ensure(spec('a', 60));
+    second.pool.setKeepAlive('a', -1);
+    await assert.rejects(second.pool.ensure(spec('b', 60)), CannotPlaceError);
+    second.pool.setKeepAlive('a', 5000);
+    await second.pool.ensure(spec('b', 60));
+    assert.deepEqual(second.parks, [['a', 'lru']]);
+    assert.deepEqual([...parks, ...evictions], [['kept', 'shutdown']], 'the first pool moved nothing out for room');
+    await second.pool.close();
+  });
+
+  it('an explicit unload removes a parked model, and close unloads both tiers', async () => {
+    const { pool, evictions } = makePool({ budget: 100, host: 100 });
+    const a = await pool.ensure(spec('a', 60));
+    const b = await pool.ensure(spec('b', 60));
+    assert.equal(await pool.unload('a'), true);
+    assert.equal(a.unloaded, true);
+    assert.equal(pool.parkedBytes, 0);
+    await pool.ensure(spec('c', 60)); // parks b
+    await pool.close();
+    assert.equal(b.unloaded, true);
+    assert.deepEqual(evictions.map((e) => e.join(':')).sort(), ['a:unload', 'b:shutdown', 'c:shutdown']);
   });
 });
 
