@@ -53,8 +53,9 @@ describe('worker pool: eviction, pinning and placement', () => {
 
   before(async () => {
     await Promise.all([
-      platform.startWorker('w1', ['--device-memory', BUDGET, '--pin', modelDir('demo-tiny')]),
-      platform.startWorker('w2', ['--device-memory', BUDGET, '--place-timeout', '300ms']),
+      // no parked tier here: models moved out are unloaded (test/worker-tiers.e2e-spec.ts parks them)
+      platform.startWorker('w1', ['--device-memory', BUDGET, '--host-memory', '0', '--pin', modelDir('demo-tiny')]),
+      platform.startWorker('w2', ['--device-memory', BUDGET, '--host-memory', '0', '--place-timeout', '300ms']),
     ]);
     await platform.waitForLoaded('w1', 'demo-tiny');
   });
@@ -162,7 +163,7 @@ describe('worker pool: keep-alive', () => {
   const spec = modelSpec('demo-tiny', modelDir('demo-tiny'));
   const goldens = loadGoldens('demo-tiny');
 
-  before(() => platform.startWorker('k1', ['--keep-alive', '1s']));
+  before(() => platform.startWorker('k1', ['--keep-alive', '1s', '--host-memory', '0']));
   after(() => platform.close());
 
   it('unloads a model idle past the keep-alive, and the next request loads it again', async () => {

@@ -96,6 +96,32 @@ export interface ModelSpec {
   maxTotalTokens: number | null;
   /** Quantization at load: `none`, `q8` or `q4`; null leaves it to the worker's --quantize. */
   quantization: string | null;
+  /** The model's own keep-alive in milliseconds (-1: held resident, 0: unloaded once idle); null: the worker's. */
+  keepAliveMs?: number | null;
+}
+
+/** The longest keep-alive a request or a model may ask for (beyond it, -1 says "keep"). */
+export const MAX_KEEP_ALIVE_MS = 7 * 24 * 3_600_000;
+
+/**
+ * Ollama's `keep_alive`: a duration string ("30s", "5m", "1h", "500ms"), or a number of seconds; a negative value
+ * keeps the model resident (-1), 0 unloads it once idle. Returns milliseconds, -1, or undefined when absent; throws
+ * with a message for anything else.
+ */
+export function parseKeepAlive(raw: unknown): number | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  let ms: number;
+  if (typeof raw === 'number' && Number.isFinite(raw)) ms = raw * 1000;
+  else if (typeof raw === 'string') {
+    const m = /^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(raw);
+    if (!m) throw new Error(`\`keep_alive\` must be a duration like "5m", "30s" or "-1", or a number of seconds; got ${JSON.stringify(raw)}`);
+    ms = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  } else {
+    throw new Error('`keep_alive` must be a duration like "5m", "30s" or "-1", or a number of seconds');
+  }
+  if (ms < 0) return -1;
+  if (ms > MAX_KEEP_ALIVE_MS) throw new Error('`keep_alive` may be at most 7 days; use -1 to keep a model resident');
+  return Math.round(ms);
 }
 
 /** The payload of a job on `generate:<model>`; the job's id is the request id. */
@@ -113,6 +139,8 @@ export interface GenerateJob {
    * without it (a client of the worker alone) has its events in `gen:<request id>`.
    */
   notify?: string;
+  /** The request's `keep_alive` (milliseconds, -1 or 0): how long the model stays resident once idle. */
+  keepAliveMs?: number;
 }
 
 export type ControlCommand =
@@ -186,18 +214,21 @@ export function decodeStreamEntry(fields: string[]): StreamEvent | null {
 export interface PoolEvent {
   at: number;
   worker: string;
-  type: 'load_started' | 'loaded' | 'load_failed' | 'evicted';
+  type: 'load_started' | 'loaded' | 'load_failed' | 'evicted' | 'parked';
   model: string;
   reason?: string;
   ms?: number;
   error?: string;
+  /** Of a load: from disk (a session built) or from the parked tier. */
+  tier?: 'disk' | 'parked';
 }
 
 export const EVENTS_MAX_LEN = 1000;
 
 export interface HeartbeatModel {
   id: string;
-  state: 'loading' | 'loaded';
+  /** Parked models keep their session here but take no requests: a load command brings them back fast. */
+  state: 'loading' | 'loaded' | 'parked';
   bytes: number;
   pinned: boolean;
   /** Rows running and requests waiting in the engine. */
@@ -220,7 +251,8 @@ export interface Heartbeat {
   host: string;
   startedAt: number;
   at: number;
-  memory: { used: number; budget: number };
+  /** Device bytes used and budgeted; host bytes held by parked models, and the parked tier's budget. */
+  memory: { used: number; budget: number; parked?: number; hostBudget?: number };
   draining: boolean;
   /** The worst event-loop delay in the last interval and since start, in milliseconds. */
   eventLoop: { maxMs: number; worstMs: number };

@@ -3,6 +3,7 @@
  * may hold the graph in several precisions (the onnx-community layout: `model.onnx`, `model_fp16.onnx`,
  * `model_q4.onnx`, ...); `dtype` picks one, and `auto` takes the most precise that is present.
  */
+import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ModelError, ModelErrorKind } from './model-error';
@@ -79,4 +80,36 @@ export function weightBytes(graphFile: string): number {
     if (entry.isFile() && entry.name.startsWith(name)) total += statSync(join(dir, entry.name)).size;
   }
   return total;
+}
+
+/**
+ * Whether a model's weights were in the page cache: `page_cache` when at least 90 % of its graph and data files'
+ * pages were resident, `cold` when not, `unknown` where util-linux's `fincore` (mincore(2) for a shell; Node has
+ * no binding) is missing. Labels load times by where the bytes came from.
+ */
+export function pageCacheTier(dir: string, dtype: DtypeChoice = 'auto'): 'page_cache' | 'cold' | 'unknown' {
+  const graph = findGraph(dir, dtype).path;
+  const files = readdirSync(dirname(graph), { withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.startsWith(basename(graph)))
+    .map((e) => join(dirname(graph), e.name));
+  let out: string;
+  try {
+    // arguments, not a shell: a path cannot be read as anything else
+    out = execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES,SIZE', ...files], {
+      encoding: 'utf8',
+      timeout: 2000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+  } catch {
+    return 'unknown';
+  }
+  let resident = 0;
+  let size = 0;
+  for (const line of out.trim().split('\n')) {
+    const [res, bytes] = line.trim().split(/\s+/).map(Number);
+    if (!Number.isFinite(res) || !Number.isFinite(bytes)) return 'unknown';
+    resident += res;
+    size += bytes;
+  }
+  return size > 0 && resident >= 0.9 * size ? 'page_cache' : 'cold';
 }

@@ -168,6 +168,9 @@ export async function loadModel(dir: string, options: Partial<LoadOptions> = {})
       fused = false;
     }
   }
+  // One token through the session: ONNX Runtime's first run initializes what later ones reuse, and a request
+  // should not pay for it.
+  await time('warmup', () => warmUp(session));
   const info: ModelInfo = {
     graphFile: file,
     dtype: prepared.dtype,
@@ -190,4 +193,22 @@ export async function loadModel(dir: string, options: Partial<LoadOptions> = {})
     timings,
     release: () => session.release(),
   };
+}
+
+/** A one-token forward call, in the session's own layout. */
+async function warmUp(session: DecoderSession): Promise<void> {
+  const one = BigInt64Array.of(0n);
+  await session.forward({
+    batchSize: 1,
+    seqLen: 1,
+    pastLen: 0,
+    inputIds: one,
+    positionIds: BigInt64Array.of(0n),
+    attentionMask: BigInt64Array.of(1n),
+    cacheLengths: BigInt64Array.of(0n),
+    logitsIndex: BigInt64Array.of(0n),
+    logitsPerRow: 1,
+    past: null,
+    skipLogits: true,
+  });
 }

@@ -9,6 +9,7 @@ import { DataSource } from 'typeorm';
 import {
   DEFAULT_SCHEDULER_CONFIG,
   DEFAULT_VALIDATION_LIMITS,
+  parseKeepAlive,
   validateRequest,
   ValidationError,
 } from '@switchyard/batching';
@@ -48,6 +49,7 @@ const FIELDS = [
   'max_total_tokens',
   'default_parameters',
   'quantize',
+  'keep_alive',
 ] as const;
 
 function view(row: ModelEntity) {
@@ -61,6 +63,8 @@ function view(row: ModelEntity) {
     max_total_tokens: row.maxTotalTokens,
     default_parameters: row.defaultParameters,
     quantize: row.quantization,
+    // seconds, as Ollama's numbers are; -1 and 0 as they are; null: the workers' --keep-alive
+    keep_alive: row.keepAliveMs === null ? null : row.keepAliveMs < 0 ? -1 : row.keepAliveMs / 1000,
     memory_bytes: row.memoryBytes,
     created_at: row.createdAt,
     updated_at: row.updatedAt,
@@ -102,6 +106,7 @@ export class ModelsAdminController {
       maxTotalTokens: null,
       defaultParameters: {},
       quantization: quantize ?? null,
+      keepAliveMs: this.keepAlive(body) ?? null,
       memoryBytes: checked.bytes,
     });
     this.applyLimits(row, body, checked.positions);
@@ -131,6 +136,8 @@ export class ModelsAdminController {
     let positions: number;
     const quantize = this.quantize(body);
     if (quantize !== undefined) row.quantization = quantize;
+    const keepAlive = this.keepAlive(body);
+    if (keepAlive !== undefined) row.keepAliveMs = keepAlive;
     if (body.path !== undefined || quantize !== undefined) {
       if (body.path !== undefined) row.path = this.path(body);
       const checked = await this.check(row.path, row.quantization);
@@ -206,6 +213,16 @@ export class ModelsAdminController {
       return loadModelConfig(path).maxPositions;
     } catch {
       return Number.MAX_SAFE_INTEGER; // the directory broke after it was saved: limits are checked when it loads
+    }
+  }
+
+  /** `keep_alive`: Ollama's duration or seconds (-1 keeps, 0 unloads once idle), null for the workers'; undefined when absent. */
+  private keepAlive(body: Input): number | null | undefined {
+    if (body.keep_alive === null) return null;
+    try {
+      return parseKeepAlive(body.keep_alive);
+    } catch (err) {
+      throw ApiError.validation((err as Error).message);
     }
   }
 

@@ -19,11 +19,17 @@ export class WorkersController {
         started_at: new Date(b.startedAt).toISOString(),
         heartbeat_at: new Date(b.at).toISOString(),
         draining: b.draining,
-        memory: { used_bytes: b.memory.used, budget_bytes: b.memory.budget },
+        memory: {
+          used_bytes: b.memory.used,
+          budget_bytes: b.memory.budget,
+          parked_bytes: b.memory.parked ?? 0,
+          host_budget_bytes: b.memory.hostBudget ?? 0,
+        },
         event_loop_max_ms: b.eventLoop?.worstMs ?? null,
         models: b.models.map((m) => ({
           id: m.id,
           state: m.state,
+          tier: m.state === 'parked' ? 'parked' : 'resident',
           bytes: m.bytes,
           pinned: m.pinned,
           active: m.running,

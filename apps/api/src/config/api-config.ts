@@ -9,7 +9,7 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_VALIDATION_LIMITS, isValidId } from '@switchyard/batching';
 import { parseQuantize, Quantize } from '@switchyard/models';
-import { autoDeviceMemory, WORKER_FLAGS } from '../../../gpu-worker/src/config/worker-config';
+import { autoDeviceMemory, autoHostMemory, WORKER_FLAGS } from '../../../gpu-worker/src/config/worker-config';
 
 export interface ApiConfig {
   hostname: string;
@@ -98,6 +98,7 @@ export const API_FLAGS: Record<string, Flag> = {
   'cache-dir': passthrough('cache-dir'),
   'num-workers': { env: 'SWITCHYARD_NUM_WORKERS', default: '1' },
   'device-memory': passthrough('device-memory'),
+  'host-memory': passthrough('host-memory'),
   'keep-alive': passthrough('keep-alive'),
   'execution-provider': passthrough('execution-provider'),
   'intra-op-threads': passthrough('intra-op-threads'),
@@ -187,6 +188,8 @@ export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = proc
     if (name === 'device-memory' && value === 'auto' && flags['execution-provider'] === 'cpu') {
       value = String(autoDeviceMemory(numWorkers));
     }
+    if (name === 'host-memory' && value === 'auto')
+      value = String(autoHostMemory(numWorkers, flags['execution-provider']));
     if (f.worker) workerArgs.push(`--${name}=${value}`);
   }
   return {

@@ -289,6 +289,7 @@ describe('the OpenAPI document', () => {
       'enabled',
       'fallbacks',
       'id',
+      'keep_alive',
       'max_input_tokens',
       'max_total_tokens',
       'path',

@@ -15,6 +15,21 @@ const ref = (kind: 'schemas' | 'responses' | 'headers' | 'parameters', name: str
   $ref: `#/components/${kind}/${name}`,
 });
 const schema = (name: string): Json => ref('schemas', name);
+
+/** Ollama's `keep_alive`, as a request or a registered model gives it. */
+function keepAlive(description: string): Json {
+  return {
+    type: ['string', 'number', 'null'],
+    description:
+      `${description} A duration ("30s", "5m", "1h") or a number of seconds, at most 7 days; -1 keeps the model ` +
+      'resident through memory pressure from other models, 0 unloads it as soon as it is idle.',
+    examples: ['5m', 0, -1],
+  };
+}
+
+const REQUEST_KEEP_ALIVE =
+  "Ollama's `keep_alive`: how long the model stays resident once this request leaves it idle (the last request's " +
+  'value wins).';
 const json = (body: Json): Json => ({ 'application/json': { schema: body } });
 
 const TGI_TAG = 'Text Generation Inference';
@@ -545,6 +560,7 @@ function schemas(defaultModel: string): Json {
         parameters: schema('GenerateParameters'),
         model: tgiModelField,
         fallbacks: tgiFallbacks,
+        keep_alive: keepAlive(REQUEST_KEEP_ALIVE),
       },
       examples: [{ inputs: 'What is Deep Learning?', parameters: { max_new_tokens: 20, details: true } }],
     },
@@ -556,6 +572,7 @@ function schemas(defaultModel: string): Json {
         parameters: schema('GenerateParameters'),
         model: tgiModelField,
         fallbacks: tgiFallbacks,
+        keep_alive: keepAlive(REQUEST_KEEP_ALIVE),
         stream: {
           type: 'boolean',
           default: false,
@@ -753,6 +770,7 @@ function schemas(defaultModel: string): Json {
       properties: {
         model: modelField,
         fallbacks: openAiFallbacks,
+        keep_alive: keepAlive(REQUEST_KEEP_ALIVE),
         messages: {
           type: 'array',
           minItems: 1,
@@ -799,6 +817,7 @@ function schemas(defaultModel: string): Json {
       properties: {
         model: modelField,
         fallbacks: openAiFallbacks,
+        keep_alive: keepAlive(REQUEST_KEEP_ALIVE),
         prompt: {
           oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 1 }],
           description: 'The prompt, or a list of one prompt.',
@@ -1105,6 +1124,9 @@ function adminSchemas(): Json {
         'Weight-only quantization of its MatMuls when a worker loads it: int8 (q8) or int4 (q4). Null leaves it to ' +
         "the workers' `--quantize`. A directory that holds a graph quantized ahead of time is served as it is.",
     },
+    keep_alive: keepAlive(
+      "How long it stays resident once idle, before workers park it; null: the workers' `--keep-alive`.",
+    ),
   });
   const worker: Json = {
     type: 'object',
@@ -1118,10 +1140,12 @@ function adminSchemas(): Json {
       draining: { type: 'boolean', description: 'Whether it is shutting down: it takes no new requests.' },
       memory: {
         type: 'object',
-        required: ['used_bytes', 'budget_bytes'],
+        required: ['used_bytes', 'budget_bytes', 'parked_bytes', 'host_budget_bytes'],
         properties: {
-          used_bytes: { type: 'integer', description: 'What its models take.' },
-          budget_bytes: { type: 'integer', description: 'What it may use (`--device-memory`).' },
+          used_bytes: { type: 'integer', description: 'What its resident models take.' },
+          budget_bytes: { type: 'integer', description: 'What they may use (`--device-memory`).' },
+          parked_bytes: { type: 'integer', description: 'What its parked models keep.' },
+          host_budget_bytes: { type: 'integer', description: 'What they may keep (`--host-memory`; 0: no parking).' },
         },
       },
       event_loop_max_ms: {
@@ -1132,10 +1156,17 @@ function adminSchemas(): Json {
         type: 'array',
         items: {
           type: 'object',
-          required: ['id', 'state', 'bytes', 'pinned', 'active', 'waiting', 'oldest_queued_ms'],
+          required: ['id', 'state', 'tier', 'bytes', 'pinned', 'active', 'waiting', 'oldest_queued_ms'],
           properties: {
             id: { type: 'string', description: 'The model id.' },
-            state: { type: 'string', enum: ['loading', 'loaded'] },
+            state: {
+              type: 'string',
+              enum: ['loading', 'loaded', 'parked'],
+              description:
+                'Parked models keep their session but take no requests: a request for one brings it back in ' +
+                'milliseconds.',
+            },
+            tier: { type: 'string', enum: ['resident', 'parked'] },
             bytes: { type: 'integer', description: 'The memory it takes.' },
             pinned: { type: 'boolean' },
             active: { type: 'integer', description: 'Sequences generating now.' },
@@ -1245,6 +1276,7 @@ function adminSchemas(): Json {
         'max_total_tokens',
         'default_parameters',
         'quantize',
+        'keep_alive',
         'memory_bytes',
         'created_at',
         'updated_at',
@@ -1261,6 +1293,10 @@ function adminSchemas(): Json {
           type: ['string', 'null'],
           enum: ['none', 'q8', 'q4', null],
           description: "Its quantization at load; null: the workers' `--quantize`.",
+        },
+        keep_alive: {
+          type: ['number', 'null'],
+          description: "Its keep-alive in seconds (-1: held resident, 0: unloaded once idle); null: the workers'.",
         },
         memory_bytes: {
           type: ['integer', 'null'],

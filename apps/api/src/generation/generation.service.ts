@@ -25,6 +25,8 @@ export interface RunOptions {
   onToken?: (event: TokenEvent) => void;
   /** Aborted when the client disconnects. */
   signal?: AbortSignal;
+  /** The request's `keep_alive`, for the worker (milliseconds, -1 or 0). */
+  keepAliveMs?: number;
 }
 
 export interface GenerationOutcome {
@@ -159,6 +161,7 @@ export class GenerationService {
           parameters: input.parameters,
           queuedAt,
           notify: this.hub.instanceId,
+          ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
         })
         .catch((err: Error) => finish(ApiError.unavailable(`cannot queue the request: ${err.message}`)));
     });

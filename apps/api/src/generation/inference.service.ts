@@ -9,7 +9,14 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { GenerationParameters, isValidId, TokenEvent, validateRequest, ValidationError } from '@switchyard/batching';
+import {
+  GenerationParameters,
+  isValidId,
+  parseKeepAlive,
+  TokenEvent,
+  validateRequest,
+  ValidationError,
+} from '@switchyard/batching';
 import { ModelError } from '@switchyard/models';
 import type { Principal } from '../auth/api-keys.service';
 import { principalOf } from '../auth/auth.guard';
@@ -52,6 +59,8 @@ export interface ServeRequest {
   model: unknown;
   /** The client's own fallback list, replacing the model's. */
   fallbacks?: unknown;
+  /** Ollama's `keep_alive`: how long the model stays resident once idle ("5m", seconds, -1, 0). */
+  keepAlive?: unknown;
   stream: boolean;
   /** Builds the validated request for one candidate model (prompt, template, parameters); throws ApiError. */
   build(model: ResolvedModel): PreparedRequest;
@@ -178,6 +187,12 @@ export class InferenceService {
     let admitted = false;
     try {
       requested = this.modelId(request.model);
+      let keepAliveMs: number | undefined;
+      try {
+        keepAliveMs = parseKeepAlive(request.keepAlive);
+      } catch (err) {
+        throw ApiError.validation((err as Error).message);
+      }
       this.checkAllowed(principal, requested);
       this.metrics.admit();
       admitted = true;
@@ -236,6 +251,7 @@ export class InferenceService {
           try {
             outcome = await this.generation.run(prepared, {
               signal: controller.signal,
+              keepAliveMs,
               onToken: request.onToken
                 ? (event) => {
                     if (streamed++ === 0) firstTokenAt = performance.now();

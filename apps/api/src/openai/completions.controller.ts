@@ -138,6 +138,7 @@ export class CompletionsController {
         route,
         model: body.model,
         fallbacks: body.fallbacks,
+        keepAlive: body.keep_alive,
         stream: false,
         build,
       });
@@ -223,6 +224,7 @@ export class CompletionsController {
         route,
         model: body.model,
         fallbacks: body.fallbacks,
+        keepAlive: body.keep_alive,
         stream: true,
         build,
         onToken: (event: TokenEvent, current) => {

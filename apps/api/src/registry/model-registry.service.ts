@@ -139,6 +139,7 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
         maxInputTokens,
         maxTotalTokens,
         quantization: row.quantization,
+        keepAliveMs: row.keepAliveMs,
       },
     };
   }

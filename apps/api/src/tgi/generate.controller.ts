@@ -1,7 +1,8 @@
 /**
  * TGI's generation routes: `POST /generate` (JSON), `POST /generate_stream` (SSE) and `POST /`, which answers
  * like TGI's compat route: an array when `stream` is false, an SSE stream when it is true. The model is the
- * body's `model`, the `x-model` header, or the launcher's default; `fallbacks` may name the request's own.
+ * body's `model`, the `x-model` header, or the launcher's default; `fallbacks` may name the request's own, and
+ * `keep_alive` (Ollama's) how long the model stays resident once idle.
  */
 import { Body, Controller, HttpCode, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
@@ -16,6 +17,7 @@ interface GenerateBody {
   parameters?: unknown;
   model?: unknown;
   fallbacks?: unknown;
+  keep_alive?: unknown;
   stream?: unknown;
 }
 
@@ -60,6 +62,7 @@ export class GenerateController {
       route,
       model: b.model ?? req.header('x-model'),
       fallbacks: b.fallbacks,
+      keepAlive: b.keep_alive,
       stream: false,
       build: (model) => this.inference.prepare(req, model, b.inputs, b.parameters, { stream: false }),
     });
@@ -93,6 +96,7 @@ export class GenerateController {
         route,
         model: b.model ?? req.header('x-model'),
         fallbacks: b.fallbacks,
+        keepAlive: b.keep_alive,
         stream: true,
         build: (model) => this.inference.prepare(req, model, b.inputs, b.parameters, { stream: true }),
         onToken: (event, current) => {

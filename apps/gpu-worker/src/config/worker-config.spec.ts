@@ -10,7 +10,12 @@ describe('readWorkerConfig', () => {
     assert.equal(config.redisPrefix, 'sy:');
     // auto: a share of the host's available memory, read at boot
     const share = config.deviceMemory / availableMemoryBytes();
-    assert.ok(share > 0.75 && share < 0.85, `--device-memory auto took ${share} of the available memory`);
+    assert.ok(share > 0.55 && share < 0.65, `--device-memory auto took ${share} of the available memory`);
+    const host = config.hostMemory / availableMemoryBytes();
+    assert.ok(host > 0.15 && host < 0.25, `--host-memory auto took ${host} of the available memory`);
+    assert.equal(readWorkerConfig(['--host-memory', '0'], {}).hostMemory, 0, '0 turns parking off');
+    assert.equal(readWorkerConfig(['--host-memory', '1GiB'], {}).hostMemory, 1024 ** 3);
+    assert.throws(() => readWorkerConfig(['--host-memory', 'half'], {}), /--host-memory must be a size/);
     assert.equal(readWorkerConfig(['--execution-provider', 'cuda'], {}).deviceMemory, 8 * 1024 ** 3);
     assert.equal(config.quantize, 'none');
     assert.equal(config.dtype, 'auto');

@@ -22,6 +22,8 @@ export interface WorkerConfig {
   workerId: string;
   /** The device-memory budget of the model pool, in bytes. */
   deviceMemory: number;
+  /** The parked tier's budget, in bytes; 0 turns parking off. */
+  hostMemory: number;
   /** Quantization at load for models whose spec does not say (`ModelSpec.quantization` null). */
   quantize: Quantize;
   /** Which of a model directory's graph files to serve (`auto`: the most precise present). */
@@ -71,6 +73,7 @@ export const WORKER_FLAGS: Record<string, FlagSpec> = {
   'redis-prefix': { env: 'SWITCHYARD_REDIS_PREFIX', default: 'sy:' },
   'worker-id': { env: 'SWITCHYARD_WORKER_ID', default: '' },
   'device-memory': { env: 'SWITCHYARD_DEVICE_MEMORY', default: 'auto' },
+  'host-memory': { env: 'SWITCHYARD_HOST_MEMORY', default: 'auto' },
   quantize: { env: 'SWITCHYARD_QUANTIZE', default: 'none' },
   dtype: { env: 'SWITCHYARD_DTYPE', default: 'auto' },
   'quantize-block-size': { env: 'SWITCHYARD_QUANTIZE_BLOCK_SIZE', default: '' },
@@ -106,14 +109,27 @@ export const WORKER_FLAGS: Record<string, FlagSpec> = {
   'heartbeat-interval': { env: 'SWITCHYARD_HEARTBEAT_INTERVAL', default: '1s' },
 };
 
-/** The share of the host's available memory that `--device-memory auto` gives a CPU worker. */
-export const AUTO_MEMORY_SHARE = 0.8;
+/**
+ * The shares of the host's available memory that `--device-memory auto` and `--host-memory auto` give a CPU worker.
+ * On a CPU both tiers live in the same RAM: resident models (weights, KV reservation, working memory) and parked
+ * ones (their weights and sessions) split it.
+ */
+export const AUTO_MEMORY_SHARE = 0.6;
+export const AUTO_HOST_SHARE = 0.2;
 /** `--device-memory auto` with CUDA: the device's memory is not known to this process. */
 const AUTO_CUDA_MEMORY = '8GiB';
+/** `--host-memory auto` with CUDA: parked models' weights live in host memory, beside nothing else of ours. */
+const AUTO_CUDA_HOST_SHARE = 0.5;
 
 /** `--device-memory auto` for a CPU worker: its share of the host's available memory now. */
 export function autoDeviceMemory(workers = 1): number {
   return Math.floor((availableMemoryBytes() * AUTO_MEMORY_SHARE) / Math.max(1, workers));
+}
+
+/** `--host-memory auto`: the parked tier's share of the host's available memory now. */
+export function autoHostMemory(workers = 1, executionProvider = 'cpu'): number {
+  const share = executionProvider === 'cuda' ? AUTO_CUDA_HOST_SHARE : AUTO_HOST_SHARE;
+  return Math.floor((availableMemoryBytes() * share) / Math.max(1, workers));
 }
 
 export const WORKER_USAGE = `Usage: switchyard-worker [flags]
@@ -126,7 +142,8 @@ ${Object.entries(WORKER_FLAGS)
 --preload and --pin take a model directory, optionally as ID=DIR, and may be repeated (or comma-separated in the
 variable). Durations take ms, s, m or h (e.g. 500ms, 30s, 5m); --keep-alive=-1 or never keeps idle models. Sizes take a byte
 count or KiB, MiB, GiB; --device-memory auto is ${AUTO_MEMORY_SHARE * 100} % of the host's available memory on a CPU (the
-launcher divides it among its workers), and ${AUTO_CUDA_MEMORY} with --execution-provider cuda. --quantize none, q8 or q4
+launcher divides it among its workers), and ${AUTO_CUDA_MEMORY} with --execution-provider cuda; --host-memory auto, the
+parked tier's budget, is ${AUTO_HOST_SHARE * 100} % (${AUTO_CUDA_HOST_SHARE * 100} % with CUDA), and 0 turns parking off. --quantize none, q8 or q4
 quantizes each model's MatMuls at load (once: the result is kept in --cache-dir, default ${defaultCacheDir()});
 --dtype auto, ${GRAPH_DTYPES.join(', ')} picks the graph file of that precision in a model directory.`;
 
@@ -225,6 +242,16 @@ export function readWorkerConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = p
   if (deviceMemory === null) {
     throw new ConfigError(`--device-memory must be a size like 2GiB or 512MiB, or auto, got "${deviceMemoryRaw}"`);
   }
+  const hostMemoryRaw = flag('host-memory');
+  const hostMemory =
+    hostMemoryRaw === 'auto'
+      ? autoHostMemory(1, executionProviderRaw)
+      : hostMemoryRaw.trim() === '0'
+        ? 0
+        : parseBytes(hostMemoryRaw);
+  if (hostMemory === null) {
+    throw new ConfigError(`--host-memory must be a size like 2GiB or 512MiB, 0 or auto, got "${hostMemoryRaw}"`);
+  }
   let quantize: Quantize;
   try {
     quantize = parseQuantize(flag('quantize'));
@@ -283,6 +310,7 @@ export function readWorkerConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = p
     redisPrefix,
     workerId,
     deviceMemory,
+    hostMemory,
     quantize,
     dtype: dtype as DtypeChoice,
     quantizeBlockSize: blockRaw === '' ? null : block,

@@ -26,12 +26,13 @@ export class WorkerMetrics {
   readonly inferenceSuccess = this.registry.counter('tgi_batch_inference_success', 'Batch steps that succeeded');
   readonly concat = this.registry.counter('tgi_batch_concat', 'Prefills that joined a running batch');
   readonly queueSize = this.registry.gauge('tgi_queue_size', 'Requests waiting: in the queue and in the engine');
-  readonly loads = this.registry.counter('switchyard_model_loads_total', 'Models loaded');
+  readonly loads = this.registry.counter('switchyard_model_loads_total', 'Models loaded, by tier: from disk or parked');
+  readonly parks = this.registry.counter('switchyard_model_parks_total', 'Models moved to the parked tier, by reason');
   readonly loadFailures = this.registry.counter('switchyard_model_load_failures_total', 'Model loads that failed');
   readonly evictions = this.registry.counter('switchyard_model_evictions_total', 'Models unloaded, by reason');
   readonly loadDuration = this.registry.histogram(
     'switchyard_model_load_duration_seconds',
-    'Seconds to load a model',
+    'Seconds to load a model, by phase (thread, read, rewrite, session, warmup, total) and tier (cold, page_cache, parked)',
     [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
   );
   readonly deviceMemory = this.registry.gauge('switchyard_device_memory_bytes', 'Device memory of the model pool');

@@ -7,18 +7,32 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Engine, EngineConfig, EngineEvent, EngineRequest, RedisNames, StepStats } from '@switchyard/batching';
-import { CacheLayout, loadModel, LoadedModel, LoadOptions, MemoryEstimate, ModelError, ModelInfo } from '@switchyard/models';
+import {
+  CacheLayout,
+  loadModel,
+  LoadedModel,
+  LoadOptions,
+  MemoryEstimate,
+  ModelError,
+  ModelInfo,
+  pageCacheTier,
+} from '@switchyard/models';
 import { createRedis } from '../redis/redis-connection';
 import { StreamWriter } from '../streams/stream-writer';
 
+/** What a thread is started with, before it knows its model: it loads its modules and opens its connection. */
 export interface EngineThreadData {
-  dir: string;
-  session: Partial<LoadOptions>;
-  engine: Partial<EngineConfig>;
   /** Where the token streams go. */
   streams: { redisUrl: string; redisPrefix: string; workerId: string };
   /** Per-request cancel flags, set by the main thread (see `RemoteEngine.submit`). */
   cancelFlags: Int32Array;
+}
+
+/** The model a started thread loads: its first message. */
+export interface LoadRequest {
+  dir: string;
+  session: Partial<LoadOptions>;
+  engine: Partial<EngineConfig>;
 }
 
 /** How a request ended: 'success' or the error type. */
@@ -37,7 +51,9 @@ export type ToEngineThread =
       slot: number;
     }
   | { type: 'cancel'; id: string }
-  | { type: 'release' };
+  | { type: 'release' }
+  /** The first message: the model to load (a thread is started before it is needed, with its modules loaded). */
+  | ({ type: 'load' } & LoadRequest);
 
 /** Engine thread → main thread. */
 export type FromEngineThread =
@@ -47,8 +63,10 @@ export type FromEngineThread =
       cacheLayout: CacheLayout;
       info: ModelInfo;
       memory: MemoryEstimate;
-      /** Milliseconds per step of the load (read, hash, quantize, rewrite, session, check). */
+      /** Milliseconds per step of the load (read, hash, quantize, rewrite, session, check, warmup). */
       timings: Record<string, number>;
+      /** Whether the weights were in the page cache when the load began. */
+      tier: 'page_cache' | 'cold' | 'unknown';
     }
   /** A long step of the load, for the worker's log. */
   | { type: 'progress'; message: string }
@@ -65,17 +83,34 @@ function post(message: FromEngineThread): void {
   parentPort!.postMessage(message);
 }
 
+/** The first message: the model this thread serves. */
+function nextLoad(): Promise<LoadRequest> {
+  return new Promise((resolve) => {
+    const onMessage = (message: ToEngineThread) => {
+      if (message.type !== 'load') return;
+      parentPort!.off('message', onMessage);
+      resolve(message);
+    };
+    parentPort!.on('message', onMessage);
+  });
+}
+
 async function main(): Promise<void> {
   const data = workerData as EngineThreadData;
-  let model: LoadedModel;
-  try {
-    model = await loadModel(data.dir, { ...data.session, onProgress: (message) => post({ type: 'progress', message }) });
-  } catch (err) {
-    post({ type: 'failed', message: (err as Error).message, modelError: err instanceof ModelError });
-    return;
-  }
+  // What does not depend on the model happens before it is known: the thread may be a spare, started ahead.
   const { redisUrl, redisPrefix, workerId } = data.streams;
   const redis = createRedis(redisUrl, `switchyard-worker-${workerId}-streams`);
+  const load = await nextLoad();
+  let model: LoadedModel;
+  let tier: 'page_cache' | 'cold' | 'unknown';
+  try {
+    tier = pageCacheTier(load.dir, load.session.dtype);
+    model = await loadModel(load.dir, { ...load.session, onProgress: (message) => post({ type: 'progress', message }) });
+  } catch (err) {
+    post({ type: 'failed', message: (err as Error).message, modelError: err instanceof ModelError });
+    await redis.quit().catch(() => undefined);
+    return;
+  }
   const controllers = new Map<string, AbortController>();
   // A cancel sent before the job started is found when its start entry is written, in the same command: the engine
   // drops the aborted request before it costs compute, or at the next step.
@@ -85,7 +120,7 @@ async function main(): Promise<void> {
     (err) => post({ type: 'warning', message: `writing a token stream failed: ${err.message}` }),
     (id) => controllers.get(id)?.abort(),
   );
-  const engine = new Engine(model, data.engine);
+  const engine = new Engine(model, load.engine);
   let ended: [string, Outcome][] = [];
   let steps: StepStats[] = [];
   let timer: NodeJS.Timeout | null = null;
@@ -160,6 +195,7 @@ async function main(): Promise<void> {
     info: model.info,
     memory: model.memory,
     timings: model.timings,
+    tier,
   });
 }
 

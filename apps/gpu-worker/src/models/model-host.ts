@@ -24,6 +24,8 @@ export interface ModelHostDeps {
   lockDurationMs: number;
   /** Marks the model as used now, for LRU eviction and the keep-alive. */
   touch(model: string): void;
+  /** A request's `keep_alive` for the model (the last one's wins, as in Ollama). */
+  keepAlive(model: string, ms: number): void;
   /** Tells the pool that this model went idle, so loads waiting for room can look again. */
   onIdle(): void;
   /** Jobs are left in the queue after this host stopped consuming it: ask for a load somewhere. */
@@ -32,7 +34,8 @@ export interface ModelHostDeps {
 
 export class ModelHost implements PooledModel {
   private readonly logger: Logger;
-  private readonly consumer: Worker<GenerateJob>;
+  /** The queue's consumer while the model takes requests; null while parked. */
+  private consumer: Worker<GenerateJob> | null = null;
   private readonly queue: Queue<GenerateJob>;
   /** Running requests by id, to cancel them. */
   private readonly active = new Map<string, AbortController>();
@@ -48,21 +51,24 @@ export class ModelHost implements PooledModel {
     this.logger = new Logger(`Model ${spec.id}`);
     this.engine.onStep = (stats) => deps.metrics.step(spec.id, stats);
     this.queue = new Queue(spec.id, { connection: deps.connection, prefix: deps.names.generatePrefix });
-    this.consumer = new Worker<GenerateJob>(spec.id, (job, token) => this.process(job, token), {
-      connection: deps.connection,
-      prefix: deps.names.generatePrefix,
+  }
+
+  /** Starts consuming the model's queue (at load, and when it comes back from the parked tier). */
+  start(): void {
+    this.paused = false;
+    const consumer = new Worker<GenerateJob>(this.spec.id, (job, token) => this.process(job, token), {
+      connection: this.deps.connection,
+      prefix: this.deps.names.generatePrefix,
       // Jobs beyond one batch stay in Redis, where a replica on another worker can take them.
-      concurrency: deps.scheduler.maxBatchSize,
-      lockDuration: deps.lockDurationMs,
-      stalledInterval: Math.max(1000, Math.floor(deps.lockDurationMs / 2)),
+      concurrency: this.deps.scheduler.maxBatchSize,
+      lockDuration: this.deps.lockDurationMs,
+      stalledInterval: Math.max(1000, Math.floor(this.deps.lockDurationMs / 2)),
       maxStalledCount: 3,
       autorun: false,
     });
-    this.consumer.on('error', (err) => this.logger.error(`queue consumer: ${err.message}`));
-  }
-
-  start(): void {
-    void this.consumer.run().catch((err: Error) => this.logger.error(`queue consumer stopped: ${err.message}`));
+    consumer.on('error', (err) => this.logger.error(`queue consumer: ${err.message}`));
+    this.consumer = consumer;
+    void consumer.run().catch((err: Error) => this.logger.error(`queue consumer stopped: ${err.message}`));
   }
 
   isIdle(): boolean {
@@ -92,13 +98,16 @@ export class ModelHost implements PooledModel {
   /** Stops fetching jobs at once; the running ones go on. */
   async pause(): Promise<void> {
     this.paused = true;
-    await this.consumer.pause(true);
+    await this.consumer?.pause(true);
   }
 
   /** Stops taking jobs and waits for the running ones; with a deadline, gives up on them after it. */
   async stop(deadlineMs = Infinity): Promise<boolean> {
     this.paused = true;
-    const closing = this.consumer.close();
+    const consumer = this.consumer;
+    this.consumer = null;
+    if (!consumer) return true;
+    const closing = consumer.close();
     if (!Number.isFinite(deadlineMs)) {
       await closing;
       return true;
@@ -115,12 +124,30 @@ export class ModelHost implements PooledModel {
   async unload(): Promise<void> {
     await this.stop();
     await this.engine.release();
-    const left = await this.queue.getWaitingCount().catch(() => 0);
+    await this.requeueLeft('unloading');
     await this.queue.close();
-    if (left > 0) {
-      this.logger.log(`${left} jobs left in the queue after unloading: asking for a load elsewhere`);
-      await this.deps.requeue(this.spec).catch((err: Error) => this.logger.error(`requeue failed: ${err.message}`));
-    }
+  }
+
+  /**
+   * The parked tier: stops taking jobs and lets the running ones finish; the engine thread and its session stay,
+   * holding no KV cache once its batch is empty. Jobs left in the queue ask for a load (here, which resumes it, or
+   * on another worker).
+   */
+  async park(): Promise<void> {
+    await this.stop();
+    await this.requeueLeft('parking');
+  }
+
+  /** Back from the parked tier: the session is there, so only the queue's consumer starts. */
+  async resume(): Promise<void> {
+    this.start();
+  }
+
+  private async requeueLeft(why: string): Promise<void> {
+    const left = await this.queue.getWaitingCount().catch(() => 0);
+    if (left === 0) return;
+    this.logger.log(`${left} jobs left in the queue after ${why}: asking for a load`);
+    await this.deps.requeue(this.spec).catch((err: Error) => this.logger.error(`requeue failed: ${err.message}`));
   }
 
   /** Runs one job: its promise settles when the request ends, so the job holds its lock while it runs. */
@@ -138,6 +165,7 @@ export class ModelHost implements PooledModel {
     const controller = new AbortController();
     this.active.set(requestId, controller);
     this.deps.touch(this.spec.id);
+    if (typeof data.keepAliveMs === 'number') this.deps.keepAlive(this.spec.id, data.keepAliveMs);
     try {
       // The engine thread writes the stream (start, tokens, the last entry); the job ends once that is written.
       // A cancel reaches the thread, which drops the row at its next step and writes the cancelled entry; one sent

@@ -2,6 +2,7 @@
  * This worker's models: the pool (budget, LRU eviction, keep-alive, one load per model), the host of each
  * loaded model, cancellation through the `cancel` channel, and the pool's events and metrics.
  */
+import { performance } from 'node:perf_hooks';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -54,6 +55,7 @@ export class ModelPoolService implements OnApplicationShutdown {
       scheduler: config.scheduler,
       lockDurationMs: config.lockDurationMs,
       touch: (id) => this.pool.touch(id),
+      keepAlive: (id, ms) => this.pool.setKeepAlive(id, ms),
       onIdle: () => this.pool.notifyIdle(),
       requeue: async (spec) => {
         await this.control.add('load', { type: 'load', spec, reason: 'requeue' }, COMMAND_JOB_OPTIONS);
@@ -61,14 +63,26 @@ export class ModelPoolService implements OnApplicationShutdown {
     };
     this.pool = new ModelPool<ModelSpec, ModelHost>({
       budgetBytes: config.deviceMemory,
+      hostBudgetBytes: config.hostMemory,
+      // a parked model keeps its weights and session; its KV cache and its working memory's reservation go
+      parkedCost: (spec) => this.estimate(spec).weightBytes,
       keepAliveMs: config.keepAliveMs,
       placeTimeoutMs: config.placeTimeoutMs,
       cost: (spec) => this.cost(spec),
       load: (spec, bytes) => this.loadHost(spec, bytes),
       onLoaded: (id, ms) => {
-        this.metrics.loads.inc({ model: id });
-        this.metrics.loadDuration.observe(ms / 1000, { model: id });
-        this.recordEvent({ type: 'loaded', model: id, ms: Math.round(ms) });
+        this.metrics.loads.inc({ model: id, tier: 'disk' });
+        this.recordEvent({ type: 'loaded', model: id, ms: Math.round(ms), tier: 'disk' });
+      },
+      onResumed: (id, ms) => {
+        this.metrics.loads.inc({ model: id, tier: 'parked' });
+        this.metrics.loadDuration.observe(ms / 1000, { model: id, phase: 'total', tier: 'parked' });
+        this.logger.log(`resumed ${id} from the parked tier in ${ms.toFixed(0)} ms`);
+        this.recordEvent({ type: 'loaded', model: id, ms: Math.round(ms), tier: 'parked' });
+      },
+      onParked: (id, reason) => {
+        this.metrics.parks.inc({ model: id, reason });
+        this.recordEvent({ type: 'parked', model: id, reason });
       },
       onEvicted: (id, reason) => {
         this.metrics.evictions.inc({ model: id, reason });
@@ -79,8 +93,9 @@ export class ModelPoolService implements OnApplicationShutdown {
     });
   }
 
-  /** Subscribes to cancellations; called once the app is up. */
+  /** Subscribes to cancellations and starts a thread for the first load; called once the app is up. */
   async start(): Promise<void> {
+    RemoteEngine.prepareSpare(this.streams());
     this.subscriber.on('message', (_channel: string, requestId: string) => this.cancel(requestId));
     await this.subscriber.subscribe(this.names.cancelChannel);
   }
@@ -139,6 +154,7 @@ export class ModelPoolService implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     await this.pool.close();
+    await RemoteEngine.disposeSpare();
     await this.writer.settle();
     await this.control.close();
     this.subscriber.disconnect();
@@ -166,13 +182,19 @@ export class ModelPoolService implements OnApplicationShutdown {
     });
   }
 
+  private streams() {
+    return { redisUrl: this.config.redisUrl, redisPrefix: this.config.redisPrefix, workerId: this.config.workerId };
+  }
+
   private async loadHost(spec: ModelSpec, bytes: number): Promise<ModelHost> {
     this.recordEvent({ type: 'load_started', model: spec.id });
     const quantize = this.quantizeFor(spec);
     this.logger.log(
       `loading ${spec.id} from ${spec.path} (${formatBytes(bytes)} reserved${quantize === 'none' ? '' : `, quantized to ${quantize}`})`,
     );
+    const started = performance.now();
     const engine = await RemoteEngine.start(
+      this.streams(),
       {
         dir: spec.path,
         session: {
@@ -187,24 +209,33 @@ export class ModelPoolService implements OnApplicationShutdown {
           cacheDir: this.config.cacheDir,
         },
         engine: { ...this.config.scheduler, maxTotalTokens: spec.maxTotalTokens ?? undefined },
-        streams: {
-          redisUrl: this.config.redisUrl,
-          redisPrefix: this.config.redisPrefix,
-          workerId: this.config.workerId,
-        },
       },
       (message) => this.logger.log(`${spec.id}: ${message}`),
-    );
-    const { info, timings } = engine;
+    ).finally(() => RemoteEngine.prepareSpare(this.streams()));
+    const totalMs = performance.now() - started;
+    const { info, timings, tier } = engine;
+    // the phases of a load, as the metric labels them
+    const phases: Record<string, number> = {
+      thread: totalMs - engine.loadMs,
+      read: (timings.read ?? 0) + (timings.hash ?? 0),
+      rewrite: (timings.rewrite ?? 0) + (timings.quantize ?? 0),
+      session: (timings.session ?? 0) + (timings.check ?? 0),
+      warmup: timings.warmup ?? 0,
+      total: totalMs,
+    };
+    for (const [phase, ms] of Object.entries(phases)) {
+      this.metrics.loadDuration.observe(ms / 1000, { model: spec.id, phase, tier });
+    }
     const attention =
       info.attention === 'fused'
         ? 'attention rewritten, worker-owned cache'
         : `export as is${info.fusionSkipped ? ` (not rewritten: ${info.fusionSkipped})` : ''}`;
-    const phases = Object.entries(timings)
-      .map(([phase, ms]) => `${phase} ${ms.toFixed(0)}`)
+    const steps = Object.entries(timings)
+      .map(([step, ms]) => `${step} ${ms.toFixed(0)}`)
       .join(', ');
     this.logger.log(
-      `loaded ${spec.id} in ${engine.loadMs.toFixed(0)} ms (${phases} ms): ${info.dtype} weights, ` +
+      `loaded ${spec.id} in ${totalMs.toFixed(0)} ms (${tier === 'page_cache' ? 'from the page cache' : tier === 'cold' ? 'from disk' : 'page cache unknown'}; ` +
+        `thread ${phases.thread.toFixed(0)}, ${steps} ms): ${info.dtype} weights, ` +
         `${formatBytes(engine.memory.weightBytes)} resident, ${info.kvDtype} cache; ${attention}`,
     );
     this.metrics.modelInfo.set(1, { model: spec.id, dtype: info.dtype, quantize: info.quantize, attention: info.attention });

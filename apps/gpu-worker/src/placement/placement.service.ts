@@ -114,7 +114,8 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
       return;
     }
     const { spec } = command;
-    const holders = beats.filter((b) => b.models.some((m) => m.id === spec.id)).map((b) => b.id);
+    const stateOn = (b: Heartbeat) => b.models.find((m) => m.id === spec.id)?.state;
+    const holders = beats.filter((b) => stateOn(b) === 'loaded' || stateOn(b) === 'loading').map((b) => b.id);
     if (command.reason !== 'replica' && holders.length > 0) return; // already placed
     const excluded = new Set([...holders, ...(command.exclude ?? [])]);
     const candidates = beats.filter((b) => !b.draining && !excluded.has(b.id));
@@ -122,8 +123,10 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
       if (command.reason !== 'replica') this.logger.warn(`no live worker can take model ${spec.id}`);
       return;
     }
+    // a worker that has the model parked brings it back in milliseconds; otherwise, the most free memory
     const free = (b: Heartbeat) => b.memory.budget - b.memory.used;
-    candidates.sort((a, b) => free(b) - free(a) || a.id.localeCompare(b.id));
+    const parked = (b: Heartbeat) => (stateOn(b) === 'parked' ? 1 : 0);
+    candidates.sort((a, b) => parked(b) - parked(a) || free(b) - free(a) || a.id.localeCompare(b.id));
     const target = candidates[0].id;
     this.logger.log(`placing ${spec.id} (${command.reason}) on worker ${target}`);
     await this.send(target, command);
@@ -174,16 +177,16 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
   private async heartbeat(): Promise<Heartbeat> {
     const { pool } = this.models;
     // Every loaded model's queue is read at once: one round trip's wait per beat, not one per model.
-    const entries = pool
-      .list()
-      .filter((entry): entry is typeof entry & { state: HeartbeatModel['state'] } => entry.state !== 'unloading');
+    const entries = pool.list().filter((entry) => entry.state !== 'unloading');
+    const beatState = (state: string): HeartbeatModel['state'] =>
+      state === 'loaded' ? 'loaded' : state === 'parked' || state === 'parking' ? 'parked' : 'loading';
     const models: HeartbeatModel[] = await Promise.all(
       entries.map(async (entry): Promise<HeartbeatModel> => {
         const host = entry.state === 'loaded' ? pool.peek(entry.id) : undefined;
         const queue = host ? await host.queueStats().catch(() => ({ queued: 0, oldestQueuedMs: 0 })) : null;
         return {
           id: entry.id,
-          state: entry.state,
+          state: beatState(entry.state),
           bytes: entry.bytes,
           pinned: entry.pinned,
           running: host?.engine.running ?? 0,
@@ -205,7 +208,12 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
       host: hostname(),
       startedAt: this.startedAt,
       at: Date.now(),
-      memory: { used: pool.usedBytes, budget: pool.budgetBytes },
+      memory: {
+        used: pool.usedBytes,
+        budget: pool.budgetBytes,
+        parked: pool.parkedBytes,
+        hostBudget: pool.hostBudgetBytes,
+      },
       draining: this.draining,
       eventLoop: { maxMs: this.loopDelay.max / 1e6, worstMs: this.worstLoopDelayMs },
       models,

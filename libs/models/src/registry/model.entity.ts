@@ -42,6 +42,10 @@ export class ModelEntity {
   @Column({ type: 'varchar', length: 32, nullable: true })
   quantization!: string | null;
 
+  /** Idle time before workers park or unload it, in milliseconds (-1: never, 0: once idle); null: the workers'. */
+  @Column({ name: 'keep_alive_ms', type: 'integer', nullable: true })
+  keepAliveMs!: number | null;
+
   /** Weights plus KV reservation, as measured when the model was registered. */
   @Column({ name: 'memory_bytes', type: 'bigint', nullable: true, transformer: bigintAsNumber })
   memoryBytes!: number | null;

@@ -1,0 +1,29 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MAX_KEEP_ALIVE_MS, parseKeepAlive } from './protocol';
+
+describe("keep_alive (Ollama's)", () => {
+  it('reads durations and seconds; negative keeps, 0 unloads', () => {
+    assert.equal(parseKeepAlive(undefined), undefined);
+    assert.equal(parseKeepAlive(null), undefined);
+    assert.equal(parseKeepAlive('5m'), 300_000);
+    assert.equal(parseKeepAlive('30s'), 30_000);
+    assert.equal(parseKeepAlive('1.5h'), 5_400_000);
+    assert.equal(parseKeepAlive('250ms'), 250);
+    assert.equal(parseKeepAlive('10'), 10_000, 'a bare number in a string is seconds');
+    assert.equal(parseKeepAlive(10), 10_000);
+    assert.equal(parseKeepAlive(0), 0);
+    assert.equal(parseKeepAlive('0'), 0);
+    assert.equal(parseKeepAlive(-1), -1);
+    assert.equal(parseKeepAlive('-5m'), -1);
+  });
+
+  it('refuses what is not a duration, and more than a week', () => {
+    for (const bad of ['soon', '5 minutes', true, {}, [], Number.NaN, Infinity]) {
+      assert.throws(() => parseKeepAlive(bad), /`keep_alive` must be a duration/, String(bad));
+    }
+    assert.equal(parseKeepAlive(MAX_KEEP_ALIVE_MS / 1000), MAX_KEEP_ALIVE_MS);
+    assert.throws(() => parseKeepAlive('8d'), /must be a duration/);
+    assert.throws(() => parseKeepAlive('169h'), /at most 7 days/);
+  });
+});
