@@ -163,6 +163,7 @@ export class Platform {
     parameters: Partial<GenerationParameters> = {},
     delayMs = 0,
     requestId: string = randomUUID(),
+    extra: Pick<GenerateJob, 'keepAliveMs'> = {},
   ): Promise<string> {
     const job: GenerateJob = {
       requestId,
@@ -170,6 +171,7 @@ export class Platform {
       inputIds,
       parameters: defaultParameters({ details: false, ...parameters }),
       queuedAt: Date.now(),
+      ...extra,
     };
     await this.queue(model).add('generate', job, { ...GENERATE_JOB_OPTIONS, jobId: requestId, delay: delayMs });
     return requestId;

@@ -49,6 +49,8 @@ export interface GraphOptions {
   cacheDir: string;
   /** Progress of long steps (hashing, quantizing), for logs. */
   onProgress?: (message: string) => void;
+  /** The ONNX Runtime version cache entries are keyed by: the installed one unless a test says otherwise. */
+  runtimeVersion?: string;
 }
 
 /** A graph ready for ONNX Runtime: its bytes, and the directory its external data is resolved against. */
@@ -181,6 +183,7 @@ export function prepareGraph(dir: string, shape: FuseOptions, options: GraphOpti
   const model = time('read', () => readModel(source.path));
   const kvType = kvTypeOf(model);
   const cache = new GraphCache(options.cacheDir);
+  const ort = options.runtimeVersion ?? ORT_VERSION;
   const fingerprint = (file: string) =>
     cache.fingerprint(file, (bytes) => {
       if (bytes > 256n << 20n) progress(`hashing ${file} (once; the hash is kept in ${cache.dir})`);
@@ -189,7 +192,7 @@ export function prepareGraph(dir: string, shape: FuseOptions, options: GraphOpti
   if (quantize === 'none') {
     // The rewrite alone takes milliseconds: it runs at every load, and only its verdict is kept, keyed by the
     // graph file (the rewrite does not depend on the weights' values).
-    const key = cache.key({ kind: 'verdict', graph: time('hash', () => fingerprint(source.path)), shape, ort: ORT_VERSION });
+    const key = cache.key({ kind: 'verdict', graph: time('hash', () => fingerprint(source.path)), shape, ort });
     const meta = cache.read<EntryMeta>(key);
     const exported = (): GraphBytes => ({ bytes: readFileSync(source.path), dataDir: dirname(source.path) });
     const base = { source, quantize, dtype, kvType, timings };
@@ -226,7 +229,7 @@ export function prepareGraph(dir: string, shape: FuseOptions, options: GraphOpti
       quantize: quantizeOptions(quantize, options.quantizeBlockSize),
       fuse: options.fuseAttention,
       shape,
-      ort: ORT_VERSION,
+      ort,
     }),
   );
   const entry = cache.entryDir(key);
