@@ -30,6 +30,8 @@ export interface Target {
 export interface RequestSpec {
   prompt: string;
   maxNewTokens: number;
+  /** The model to ask for (Switchyard's `model`); the server's default when absent. */
+  model?: string;
 }
 
 export interface Sample {
@@ -101,13 +103,17 @@ export function send(target: Target, spec: RequestSpec): Promise<Sample> {
   const body =
     target.mode === 'openai'
       ? JSON.stringify({
-          model: target.model ?? 'default',
+          model: spec.model ?? target.model ?? 'default',
           prompt: spec.prompt,
           max_tokens: spec.maxNewTokens,
           temperature: 0,
           stream: true,
         })
-      : JSON.stringify({ inputs: spec.prompt, parameters: { max_new_tokens: spec.maxNewTokens } });
+      : JSON.stringify({
+          inputs: spec.prompt,
+          parameters: { max_new_tokens: spec.maxNewTokens },
+          ...(spec.model ? { model: spec.model } : {}),
+        });
   return new Promise<Sample>((resolve, reject) => {
     const req = http.request(
       `${target.url}${path}`,

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import type { PoolEvent } from '@switchyard/batching';
 import { REPO_ROOT } from './repo';
 
 const LAUNCHER = join(REPO_ROOT, 'dist/apps/api/src/launcher/main.js');
@@ -138,6 +139,17 @@ export class LaunchedPlatform {
     } while (cursor !== '0');
     await redis.quit();
     return code;
+  }
+
+  /** The workers' pool events (loads, parks, evictions), oldest first. */
+  async events(): Promise<PoolEvent[]> {
+    const redis = new Redis(REDIS_URL);
+    try {
+      const raw = await redis.lrange(`${this.prefix}events`, 0, -1);
+      return raw.map((e) => JSON.parse(e) as PoolEvent).reverse();
+    } finally {
+      await redis.quit();
+    }
   }
 
   /** A metric's value from `/metrics`, summed over the series whose labels include `labels`. */

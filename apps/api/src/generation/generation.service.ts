@@ -41,7 +41,7 @@ export interface GenerationOutcome {
 }
 
 /** How often a request that has not started looks for a failed load of its model. */
-const PLACEMENT_CHECK_MS = 500;
+const PLACEMENT_CHECK_MS = 200;
 /** While a model is still not held, its load command is not sent again sooner than this. */
 const LOAD_RESEND_MS = 5000;
 

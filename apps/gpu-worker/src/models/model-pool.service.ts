@@ -25,6 +25,8 @@ import { RemoteEngine } from './remote-engine';
 
 @Injectable()
 export class ModelPoolService implements OnApplicationShutdown {
+  /** Called when a model changes tier (loaded, resumed, parked, unloaded): placement publishes a heartbeat at once. */
+  onChange: () => void = () => undefined;
   readonly names: RedisNames;
   readonly redis: Redis;
   readonly pool: ModelPool<ModelSpec, ModelHost>;
@@ -73,21 +75,25 @@ export class ModelPoolService implements OnApplicationShutdown {
       onLoaded: (id, ms) => {
         this.metrics.loads.inc({ model: id, tier: 'disk' });
         this.recordEvent({ type: 'loaded', model: id, ms: Math.round(ms), tier: 'disk' });
+        this.onChange();
       },
       onResumed: (id, ms) => {
         this.metrics.loads.inc({ model: id, tier: 'parked' });
         this.metrics.loadDuration.observe(ms / 1000, { model: id, phase: 'total', tier: 'parked' });
         this.logger.log(`resumed ${id} from the parked tier in ${ms.toFixed(0)} ms`);
         this.recordEvent({ type: 'loaded', model: id, ms: Math.round(ms), tier: 'parked' });
+        this.onChange();
       },
       onParked: (id, reason) => {
         this.metrics.parks.inc({ model: id, reason });
         this.recordEvent({ type: 'parked', model: id, reason });
+        this.onChange();
       },
       onEvicted: (id, reason) => {
         this.metrics.evictions.inc({ model: id, reason });
         this.metrics.modelInfo.removeWhere({ model: id });
         this.recordEvent({ type: 'evicted', model: id, reason });
+        this.onChange();
       },
       log: (message) => this.logger.log(message),
     });

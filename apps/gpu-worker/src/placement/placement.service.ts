@@ -59,9 +59,9 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
     await this.models.start();
     this.loopDelay.enable();
     await this.beat();
-    this.timer = setInterval(() => {
-      this.beating = this.beating.then(() => this.beat());
-    }, this.config.heartbeatIntervalMs);
+    this.timer = setInterval(() => this.beatSoon(), this.config.heartbeatIntervalMs);
+    // a model that changes tier is published at once: the API routes by what the heartbeats say
+    this.models.onChange = () => this.beatSoon();
     this.commandConsumer = new Worker<ControlCommand>(this.config.workerId, (job) => this.execute(job.data), {
       connection,
       prefix: names.workerCommandPrefix,
@@ -101,6 +101,11 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
     const { redis, names } = this.models;
     await removeWorkerEntries(redis, names, this.config.workerId).catch(() => undefined);
     await Promise.all([this.control.close(), ...[...this.commandQueues.values()].map((q) => q.close())]);
+  }
+
+  /** Queues a heartbeat behind the one being written (beats never overlap). */
+  private beatSoon(): void {
+    this.beating = this.beating.then(() => this.beat());
   }
 
   /** A command on the shared control queue: decide which worker runs it. */
