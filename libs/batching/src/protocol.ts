@@ -114,7 +114,10 @@ export function parseKeepAlive(raw: unknown): number | undefined {
   if (typeof raw === 'number' && Number.isFinite(raw)) ms = raw * 1000;
   else if (typeof raw === 'string') {
     const m = /^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(raw);
-    if (!m) throw new Error(`\`keep_alive\` must be a duration like "5m", "30s" or "-1", or a number of seconds; got ${JSON.stringify(raw)}`);
+    if (!m)
+      throw new Error(
+        `\`keep_alive\` must be a duration like "5m", "30s" or "-1", or a number of seconds; got ${JSON.stringify(raw)}`,
+      );
     ms = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
   } else {
     throw new Error('`keep_alive` must be a duration like "5m", "30s" or "-1", or a number of seconds');
