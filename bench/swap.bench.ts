@@ -181,13 +181,22 @@ async function run(name: string, models: Variant[], list: Arrival[], device: num
   try {
     const admin = { 'content-type': 'application/json', ...platform.auth() };
     for (const m of models) {
-      const res = await fetch(`${platform.url}/admin/models`, {
+      let res = await fetch(`${platform.url}/admin/models`, {
         method: 'POST',
         headers: admin,
         body: JSON.stringify({ id: m.id, path: m.dir, quantize: m.quantize }),
       });
-      if (res.status !== 201 && res.status !== 409)
+      // left by an earlier run that did not finish: registered again, as this run has it
+      if (res.status === 409) {
+        res = await fetch(`${platform.url}/admin/models/${m.id}`, {
+          method: 'PATCH',
+          headers: admin,
+          body: JSON.stringify({ path: m.dir, quantize: m.quantize, enabled: true }),
+        });
+      }
+      if (res.status !== 201 && res.status !== 200) {
         throw new Error(`registering ${m.id}: ${res.status} ${await res.text()}`);
+      }
     }
     const target: Target = { name, url: platform.url, headers: platform.auth(), mode: 'stream' };
     // warm-up: every model once, so that the graph cache is warm and each has loaded from disk once
@@ -225,6 +234,7 @@ async function run(name: string, models: Variant[], list: Arrival[], device: num
         `swaps from disk ${result.swaps.disk.count} (mean ${result.swaps.disk.meanMs.toFixed(0)} ms), ` +
         `from the parked tier ${result.swaps.parked.count} (mean ${result.swaps.parked.meanMs.toFixed(1)} ms)`,
     );
+    for (const m of models) await fetch(`${platform.url}/admin/models/${m.id}`, { method: 'DELETE', headers: admin });
     return result;
   } finally {
     await platform.stop();

@@ -172,7 +172,7 @@ describe('worker recovery: SIGTERM drains', () => {
     const late = await Promise.all(
       [4, 5].map((i) => platform.enqueue('demo-small', goldens.cases[i].prompt_ids, { maxNewTokens: 8 })),
     );
-    assert.equal(await d1.exited, 0);
+    assert.equal(await d1.exited, 0, d1.output().split('\n').slice(-30).join('\n'));
     for (const events of await streams) {
       assert.equal(events.at(-1)!.type, 'final');
       assert.equal(generatedIds(events).length, 300);

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   console.log(
     JSON.stringify({
       growth,
-      estimate: model.memory.weightBytes,
+      estimate: model.memory.weightBytes + model.memory.sessionBytes,
       dtype: model.info.dtype,
       attention: model.info.attention,
       prefill,

@@ -3,6 +3,7 @@
  * one forward call. Input and output names are discovered from the graph, so Llama, Qwen2, Mistral and GPT-2
  * exports (with or without `position_ids`, merged decoders with `use_cache_branch`) all load.
  */
+import { basename } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ModelError, ModelErrorKind } from './model-error';
 import type { GraphBytes } from './model-graph';
@@ -221,25 +222,52 @@ export class DecoderSession {
     file: string,
     shape: { numLayers: number; kvHeads: number; headDim: number },
     options: SessionOptions,
+    /** Where ONNX Runtime writes the optimised graph, its weights and their prepacked forms, for later loads. */
+    saveOptimizedTo?: string,
   ): Promise<DecoderSession> {
-    const providers = options.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'];
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: providers,
-      intraOpNumThreads: options.intraOpThreads,
-      interOpNumThreads: options.interOpThreads,
-      graphOptimizationLevel: 'all',
-      extra: {
-        session: {
-          intra_op: intraOpSpinEntries(options),
-          // a graph created from bytes reads its external data from here (ONNX Runtime's
-          // kOrtSessionOptionsModelExternalInitializersFileFolderPath)
-          model_external_initializers_file_folder_path: graph.dataDir,
-        },
-      },
-    };
+    const sessionOptions = sessionOptionsOf(options, 'all', {
+      // a graph created from bytes reads its external data from here (ONNX Runtime's
+      // kOrtSessionOptionsModelExternalInitializersFileFolderPath)
+      model_external_initializers_file_folder_path: graph.dataDir,
+      ...(saveOptimizedTo && {
+        optimized_model_external_initializers_file_name: `${basename(saveOptimizedTo)}_data`,
+        optimized_model_external_initializers_min_size_in_bytes: '1024',
+        save_external_prepacked_constant_initializers: '1',
+      }),
+    });
+    if (saveOptimizedTo) {
+      sessionOptions.optimizedModelFilePath = saveOptimizedTo;
+      // ONNX Runtime warns that a graph optimised at this level suits this machine only: the cache key says so
+      sessionOptions.logSeverityLevel = 3;
+    }
+    return DecoderSession.open(graph.bytes, file, shape, options, sessionOptions);
+  }
+
+  /**
+   * Creates the session from a graph ONNX Runtime optimised and saved earlier (`create`'s `saveOptimizedTo`): no
+   * optimisation runs again, and the prepacked weights are mapped from their file rather than packed anew.
+   */
+  static async createOptimized(
+    graphFile: string,
+    file: string,
+    shape: { numLayers: number; kvHeads: number; headDim: number },
+    options: SessionOptions,
+  ): Promise<DecoderSession> {
+    return DecoderSession.open(graphFile, file, shape, options, sessionOptionsOf(options, 'disabled', {}));
+  }
+
+  private static async open(
+    graph: Uint8Array | string,
+    file: string,
+    shape: { numLayers: number; kvHeads: number; headDim: number },
+    options: SessionOptions,
+    sessionOptions: ort.InferenceSession.SessionOptions,
+  ): Promise<DecoderSession> {
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(graph.bytes, sessionOptions);
+      session = typeof graph === 'string'
+        ? await ort.InferenceSession.create(graph, sessionOptions)
+        : await ort.InferenceSession.create(graph, sessionOptions);
     } catch (err) {
       const message = (err as Error).message ?? String(err);
       const kind = /protobuf|parse|load model|invalid/i.test(message) ? ModelErrorKind.InvalidFile : ModelErrorKind.SessionFailed;
@@ -322,6 +350,20 @@ export class DecoderSession {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+function sessionOptionsOf(
+  options: SessionOptions,
+  level: 'all' | 'disabled',
+  session: Record<string, string | undefined>,
+): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: options.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+    intraOpNumThreads: options.intraOpThreads,
+    interOpNumThreads: options.interOpThreads,
+    graphOptimizationLevel: level,
+    extra: { session: { intra_op: intraOpSpinEntries(options), ...session } },
+  };
 }
 
 /** ONNX Runtime's `session.intra_op.*` config entries for the spinning options. */

@@ -100,6 +100,36 @@ export class GraphCache {
     }
   }
 
+  /**
+   * A staging directory for an entry built by asynchronous work: `commit` writes the metadata and renames it into
+   * place (keeping another process's whole entry if it got there first); `abort` removes it.
+   */
+  stage<T>(key: string): { dir: string; commit(meta: T): void; abort(): void } {
+    const target = this.entryDir(key);
+    const dir = `${target}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+    mkdirSync(dir, { recursive: true });
+    const abort = () => rmSync(dir, { recursive: true, force: true });
+    return {
+      dir,
+      abort,
+      commit: (meta: T) => {
+        try {
+          writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta, null, 2));
+          if (this.read<T>(key)) return;
+          if (existsSync(target)) rmSync(target, { recursive: true, force: true });
+          renameSync(dir, target);
+        } finally {
+          abort();
+        }
+      },
+    };
+  }
+
+  /** Removes an entry (one that turned out to be unusable). */
+  remove(key: string): void {
+    rmSync(this.entryDir(key), { recursive: true, force: true });
+  }
+
   /** Replaces an entry's metadata (a later verdict), atomically. */
   update<T>(key: string, meta: T): void {
     const dir = this.entryDir(key);

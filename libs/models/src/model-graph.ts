@@ -86,6 +86,8 @@ export interface PreparedGraph {
   recordVerdict(verdict: Verdict): void;
   /** Wall time of each step that ran, in milliseconds. */
   timings: Record<string, number>;
+  /** The cache key of the content the graph came from (the source's files, the options): for derived entries. */
+  contentKey: string;
 }
 
 /**
@@ -125,7 +127,7 @@ interface EntryMeta {
   buildMs: number;
 }
 
-const ORT_VERSION = readOrtVersion();
+export const ORT_VERSION = readOrtVersion();
 
 function readOrtVersion(): string {
   try {
@@ -195,7 +197,7 @@ export function prepareGraph(dir: string, shape: FuseOptions, options: GraphOpti
     const key = cache.key({ kind: 'verdict', graph: time('hash', () => fingerprint(source.path)), shape, ort });
     const meta = cache.read<EntryMeta>(key);
     const exported = (): GraphBytes => ({ bytes: readFileSync(source.path), dataDir: dirname(source.path) });
-    const base = { source, quantize, dtype, kvType, timings };
+    const base = { source, quantize, dtype, kvType, timings, contentKey: key };
     const asExported = (fusionSkipped: string | null): PreparedGraph => ({
       ...base,
       model,
@@ -242,7 +244,7 @@ export function prepareGraph(dir: string, shape: FuseOptions, options: GraphOpti
   }
   const entryModel = time('read', () => readModel(join(entry, meta.fused ? 'model.onnx' : 'reference.onnx')));
   const graphFile = (name: string): GraphBytes => ({ bytes: readFileSync(join(entry, name)), dataDir: entry });
-  const base = { source, quantize, dtype, kvType: kvTypeOf(entryModel), timings, model: entryModel };
+  const base = { source, quantize, dtype, kvType: kvTypeOf(entryModel), timings, model: entryModel, contentKey: key };
   if (!meta.fused || (meta.verdict && !meta.verdict.ok)) {
     const skipped = meta.verdict && !meta.verdict.ok ? failedCheck(meta.verdict) : meta.fusionSkipped;
     return { ...base, graph: graphFile('reference.onnx'), reference: null, fused: false, fusionSkipped: skipped, recordVerdict: () => undefined };

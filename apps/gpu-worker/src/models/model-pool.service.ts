@@ -242,7 +242,8 @@ export class ModelPoolService implements OnApplicationShutdown {
     this.logger.log(
       `loaded ${spec.id} in ${totalMs.toFixed(0)} ms (${tier === 'page_cache' ? 'from the page cache' : tier === 'cold' ? 'from disk' : 'page cache unknown'}; ` +
         `thread ${phases.thread.toFixed(0)}, ${steps} ms): ${info.dtype} weights, ` +
-        `${formatBytes(engine.memory.weightBytes)} resident, ${info.kvDtype} cache; ${attention}`,
+        `${formatBytes(engine.memory.weightBytes)} resident, ${info.kvDtype} cache; ${attention}` +
+        (info.optimizedGraph === 'none' ? '' : `; optimised graph ${info.optimizedGraph === 'read' ? 'read from' : 'written to'} the cache`),
     );
     this.metrics.modelInfo.set(1, { model: spec.id, dtype: info.dtype, quantize: info.quantize, attention: info.attention });
     const host = new ModelHost(spec, engine, this.hostDeps);

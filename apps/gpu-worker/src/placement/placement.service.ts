@@ -37,6 +37,8 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> = Promise.resolve();
   private draining = false;
+  /** Set once the worker has removed its heartbeat at shutdown. */
+  private left = false;
   /** Event-loop delay: a worker that blocks its loop too long loses its BullMQ locks. */
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
   private worstLoopDelayMs = 0;
@@ -99,12 +101,15 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
     this.loopDelay.disable();
     this.logger.log(`worst event-loop delay since start: ${this.worstLoopDelayMs.toFixed(1)} ms`);
     const { redis, names } = this.models;
+    // the models unloading after this must not write the heartbeat back
+    this.left = true;
     await removeWorkerEntries(redis, names, this.config.workerId).catch(() => undefined);
     await Promise.all([this.control.close(), ...[...this.commandQueues.values()].map((q) => q.close())]);
   }
 
-  /** Queues a heartbeat behind the one being written (beats never overlap). */
+  /** Queues a heartbeat behind the one being written (beats never overlap); none once the worker has left. */
   private beatSoon(): void {
+    if (this.left) return;
     this.beating = this.beating.then(() => this.beat());
   }
 
