@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { LoadedModel, loadModel, Quantize } from '@switchyard/models';
+import { greedyIds } from './support/greedy';
 import { waitFor } from './support/platform';
 import { LaunchedPlatform } from './support/launched';
 import { loadGoldens, modelDir } from './support/repo';
@@ -37,26 +38,7 @@ async function reference(
   const out: number[][] = [];
   for (const prompt of prompts) {
     const ids = model.tokenizer.encode(prompt);
-    const generated: number[] = [];
-    while (generated.length < MAX_NEW) {
-      const n = ids.length;
-      const result = await model.session.forward({
-        batchSize: 1,
-        seqLen: n,
-        pastLen: 0,
-        inputIds: BigInt64Array.from(ids, BigInt),
-        positionIds: BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
-        cacheLengths: BigInt64Array.of(0n),
-        logitsIndex: BigInt64Array.of(BigInt(n - 1)),
-        logitsPerRow: 1,
-        past: null,
-        skipLogits: true,
-      });
-      const next = Number(result.argmax![0]);
-      generated.push(next);
-      if (stop.includes(next)) break;
-      ids.push(next);
-    }
+    const generated = await greedyIds(model, ids, MAX_NEW, stop);
     out.push(generated);
   }
   await model.release();

@@ -222,21 +222,24 @@ export class DecoderSession {
     file: string,
     shape: { numLayers: number; kvHeads: number; headDim: number },
     options: SessionOptions,
-    /** Where ONNX Runtime writes the optimised graph, its weights and their prepacked forms, for later loads. */
-    saveOptimizedTo?: string,
+    /**
+     * Where ONNX Runtime writes the optimised graph and its weights for later loads, and whether with their
+     * prepacked forms too.
+     */
+    saveOptimized?: { file: string; prepacked: boolean },
   ): Promise<DecoderSession> {
     const sessionOptions = sessionOptionsOf(options, 'all', {
       // a graph created from bytes reads its external data from here (ONNX Runtime's
       // kOrtSessionOptionsModelExternalInitializersFileFolderPath)
       model_external_initializers_file_folder_path: graph.dataDir,
-      ...(saveOptimizedTo && {
-        optimized_model_external_initializers_file_name: `${basename(saveOptimizedTo)}_data`,
+      ...(saveOptimized && {
+        optimized_model_external_initializers_file_name: `${basename(saveOptimized.file)}_data`,
         optimized_model_external_initializers_min_size_in_bytes: '1024',
-        save_external_prepacked_constant_initializers: '1',
+        save_external_prepacked_constant_initializers: saveOptimized.prepacked ? '1' : '0',
       }),
     });
-    if (saveOptimizedTo) {
-      sessionOptions.optimizedModelFilePath = saveOptimizedTo;
+    if (saveOptimized) {
+      sessionOptions.optimizedModelFilePath = saveOptimized.file;
       // ONNX Runtime warns that a graph optimised at this level suits this machine only: the cache key says so
       sessionOptions.logSeverityLevel = 3;
     }

@@ -1,15 +1,29 @@
 /**
  * The graph cache: a quantized graph is built once and read back after; it is built again when what it was made
  * from changes (the model's files, the options, ONNX Runtime's version), and not when only a file's timestamps do.
+ * ONNX Runtime's optimised graph is kept the same way, and a session read from it gives the goldens.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, openSync, closeSync, readSync, rmSync, utimesSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  utimesSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { modelDir } from '../../../test/support/repo';
+import { greedyIds } from '../../../test/support/greedy';
+import { loadGoldens, modelDir } from '../../../test/support/repo';
 import { GraphCache } from './graph-cache';
-import { loadModel, LoadOptions } from './model-loader';
+import { LoadedModel, loadModel, LoadOptions } from './model-loader';
 
 const root = mkdtempSync(join(tmpdir(), 'switchyard-graph-cache-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -74,4 +88,47 @@ describe('graph cache', () => {
     assert.match(first, /^[0-9a-f]{64}$/);
     assert.equal(hashed, 1);
   });
+
+  for (const quantize of ['none', 'q8', 'q4'] as const) {
+    it(`keeps ONNX Runtime's optimised graph (${quantize}) once the rewrite is checked, serves the same tokens from it, and rebuilds a damaged one`, async () => {
+      const cacheDir = join(root, `cache-optimized-${quantize}`);
+      const goldens = loadGoldens('demo-small');
+      const cases = goldens.cases.slice(0, 4);
+      const tokens = async (model: LoadedModel) => {
+        const out: number[][] = [];
+        for (const c of cases) out.push(await greedyIds(model, c.prompt_ids, 12, goldens.stop_ids));
+        return out;
+      };
+      const load = (options: Partial<LoadOptions> = {}) =>
+        loadModel(modelDir('demo-small'), { intraOpThreads: 1, cacheDir, quantize, ...options });
+      // the reference: the same graph in a session ONNX Runtime optimises itself (the first load checks the rewrite)
+      const plain = await load({ optimizedCache: false });
+      const expected = await tokens(plain);
+      await plain.release();
+      if (quantize === 'none') {
+        expected.forEach((ids, i) => assert.deepEqual(ids, cases[i].greedy_ids.slice(0, ids.length), 'the goldens'));
+      }
+      const optimized = async (options: Partial<LoadOptions> = {}) => {
+        const model = await load(options);
+        try {
+          assert.deepEqual(await tokens(model), expected, `${model.info.optimizedGraph}: the same tokens`);
+          return model.info.optimizedGraph;
+        } finally {
+          await model.release();
+        }
+      };
+      assert.equal(await optimized(), 'written');
+      assert.equal(await optimized(), 'read');
+      assert.equal(await optimized(), 'read');
+      // another ONNX Runtime: the rewrite is checked again, then the optimised graph has an entry of its own
+      assert.equal(await optimized({ runtimeVersion: '0.0.0-test' }), 'none');
+      assert.equal(await optimized({ runtimeVersion: '0.0.0-test' }), 'written');
+      // a damaged copy is not served: it is built again, and read after
+      const files = (readdirSync(cacheDir, { recursive: true }) as string[]).filter((f) => f.endsWith('optimized.onnx'));
+      assert.equal(files.length, 2);
+      for (const file of files) truncateSync(join(cacheDir, file), Math.floor(statSync(join(cacheDir, file)).size / 2));
+      assert.equal(await optimized(), 'written');
+      assert.equal(await optimized(), 'read');
+    });
+  }
 });

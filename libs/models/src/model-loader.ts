@@ -221,21 +221,15 @@ async function warmUp(session: DecoderSession): Promise<void> {
   });
 }
 
-/**
- * Models this large or larger have ONNX Runtime's optimised graph cached. Below it a session builds in tens of
- * milliseconds (demo-small: 83 ms against 40 from the cache), and the cached copy, which holds the weights twice
- * (raw and prepacked), costs more disk, and some 10 MB of mapped pages, than the time it saves.
- */
-const OPTIMIZED_CACHE_FROM_BYTES = 64 * 2 ** 20;
-
 /** A CPU's identity for cached prepacked weights, whose layout depends on the instruction set. */
 const CPU = `${arch()} ${cpus()[0]?.model ?? 'unknown'}`;
 
 /**
  * The session for a prepared graph. Once the graph is final (its rewrite checked), ONNX Runtime's own optimised
  * form of it is cached too, with the weights' prepacked layouts: later loads read it with no optimisation and map
- * the prepacked weights instead of packing them again (a 500M-parameter q8 model's session: 0.41 s instead of
- * 0.84 to 0.97 s; demo-small's: 40 ms instead of 83). The first load writes it, which takes longer once.
+ * the prepacked weights instead of packing them again (a 500M-parameter fp32 model's load: 1.28 s instead of 3.2 to
+ * 3.5 s; demo-small's: 100 ms instead of 134). The first load writes it, which takes longer once, and the cache
+ * holds the weights twice (raw and prepacked).
  */
 async function openSession(
   prepared: PreparedGraph,
@@ -243,13 +237,17 @@ async function openSession(
   shape: { numLayers: number; kvHeads: number; headDim: number },
   o: LoadOptions,
 ): Promise<{ session: DecoderSession; optimized: ModelInfo['optimizedGraph'] }> {
-  const small = residentWeightBytes(prepared.model, o.executionProvider) < OPTIMIZED_CACHE_FROM_BYTES;
-  if (prepared.reference || !o.optimizedCache || small) {
+  if (prepared.reference || !o.optimizedCache) {
     return { session: await DecoderSession.create(prepared.graph, file, shape, o), optimized: 'none' };
   }
+  // ONNX Runtime (1.30) serialises MatMulNBits' prepacked weights in a form its own reader gets wrong: a session read
+  // back from them computes garbage (every greedy token 0 on demo-small q8 and q4). Their graphs are kept without
+  // prepacked weights, which MatMulNBits packs again at each load (a 500M-parameter q8 model: 0.7 s against 0.8 s).
+  const prepacked = !prepared.model.nodes.some((node) => node.opType === 'MatMulNBits');
   const cache = new GraphCache(o.cacheDir);
   const key = cache.key({
     kind: 'optimized',
+    prepacked,
     from: prepared.contentKey,
     fused: prepared.fused,
     provider: o.executionProvider,
@@ -267,7 +265,7 @@ async function openSession(
   }
   const staging = cache.stage<{ source: string; createdAt: string }>(key);
   try {
-    const session = await DecoderSession.create(prepared.graph, file, shape, o, join(staging.dir, 'optimized.onnx'));
+    const session = await DecoderSession.create(prepared.graph, file, shape, o, { file: join(staging.dir, 'optimized.onnx'), prepacked });
     staging.commit({ source: file, createdAt: new Date().toISOString() });
     return { session, optimized: 'written' };
   } catch (err) {

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { makeVariants } from '../../../test/support/variants';
-import { GoldenCase, loadGoldens, modelDir } from '../../../test/support/repo';
+import { goldenAgreement as agreement, greedyIds as greedy } from '../../../test/support/greedy';
+import { loadGoldens, modelDir } from '../../../test/support/repo';
 import { LoadedModel, loadModel, LoadOptions } from './model-loader';
 import { OnnxModel, OnnxNode, OnnxTensor, TensorType } from './onnx/onnx-model';
 
@@ -22,42 +23,6 @@ after(() => {
 
 function load(dir: string, options: Partial<LoadOptions> = {}): Promise<LoadedModel> {
   return loadModel(dir, { intraOpThreads: 2, cacheDir, ...options });
-}
-
-/** Greedy ids for a prompt, straight on the session (rewritten graph), `count` tokens or to a stop id. */
-async function greedy(model: LoadedModel, prompt: number[], count: number, stop: number[]): Promise<number[]> {
-  const ids = [...prompt];
-  const out: number[] = [];
-  while (out.length < count) {
-    const n = ids.length;
-    const result = await model.session.forward({
-      batchSize: 1,
-      seqLen: n,
-      pastLen: 0,
-      inputIds: BigInt64Array.from(ids, BigInt),
-      positionIds: BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
-      cacheLengths: BigInt64Array.of(0n),
-      logitsIndex: BigInt64Array.of(BigInt(n - 1)),
-      logitsPerRow: 1,
-      past: null,
-      skipLogits: true,
-    });
-    const next = Number(result.argmax![0]);
-    out.push(next);
-    if (stop.includes(next)) break;
-    ids.push(next);
-  }
-  return out;
-}
-
-/** Prompts whose greedy output over the first `count` tokens is the golden's. */
-async function agreement(model: LoadedModel, cases: GoldenCase[], count: number, stop: number[]): Promise<number> {
-  let agree = 0;
-  for (const c of cases) {
-    const out = await greedy(model, c.prompt_ids, count, stop);
-    if (JSON.stringify(out) === JSON.stringify(c.greedy_ids.slice(0, out.length))) agree++;
-  }
-  return agree;
 }
 
 describe('model variants', () => {
