@@ -105,6 +105,7 @@ export const API_FLAGS: Record<string, Flag> = {
   attention: passthrough('attention'),
   'intra-op-spin': passthrough('intra-op-spin'),
   'lock-duration': passthrough('lock-duration'),
+  'drain-timeout': passthrough('drain-timeout'),
   'disable-auth': { env: 'SWITCHYARD_DISABLE_AUTH', default: 'false', boolean: true },
   'fallback-queue-wait': { env: 'SWITCHYARD_FALLBACK_QUEUE_WAIT', default: '10000' },
 };
