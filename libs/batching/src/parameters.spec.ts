@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateRequest, ValidationError, ValidationLimits } from './parameters';
+import {
+  MIN_REPETITION_PENALTY,
+  MIN_TEMPERATURE,
+  validateDefaultParameters,
+  validateRequest,
+  ValidationError,
+  ValidationLimits,
+} from './parameters';
 
 const limits: ValidationLimits = {
   maxStopSequences: 2,
@@ -79,9 +86,53 @@ describe('request validation', () => {
     rejects({ adapter_id: 'x' }, /`adapter_id` is not supported/);
   });
 
+  it('refuses a temperature or repetition_penalty too small for the sampler’s arithmetic', () => {
+    rejects({ temperature: 5e-324 }, /`temperature` must be >= 0.0001/);
+    rejects({ temperature: MIN_TEMPERATURE / 2 }, /`temperature` must be >= 0.0001/);
+    rejects({ repetition_penalty: 1e-300 }, /`repetition_penalty` must be >= 0.0001/);
+    const { parameters } = validateRequest(
+      'abc',
+      { temperature: MIN_TEMPERATURE, repetition_penalty: MIN_REPETITION_PENALTY },
+      encode,
+      limits,
+    );
+    assert.equal(parameters.temperature, MIN_TEMPERATURE);
+    assert.equal(parameters.repetitionPenalty, MIN_REPETITION_PENALTY);
+  });
+
   it('refuses empty, non-string and overlong inputs', () => {
     rejects({}, /`inputs` cannot be empty/, '');
     rejects({}, /`inputs` must be a string/, 42);
     rejects({}, /`inputs` tokens must be <= 10. Given: 11/, 'abcdefghijk');
+  });
+});
+
+describe('default parameters', () => {
+  const refuses = (raw: unknown, message: RegExp) =>
+    assert.throws(
+      () => validateDefaultParameters(raw, limits),
+      (err: unknown) => err instanceof ValidationError && message.test(err.message),
+      JSON.stringify(raw),
+    );
+
+  it('are checked as a request carrying them is, max_new_tokens included', () => {
+    refuses({ max_new_tokens: -1 }, /`max_new_tokens` must be strictly positive/);
+    refuses({ max_new_tokens: 1e9 }, /`max_new_tokens` must be <= 20/);
+    refuses({ max_new_tokens: 2.5 }, /`max_new_tokens` must be an integer/);
+    refuses({ temperature: 5e-324 }, /`temperature`/);
+    refuses({ repetition_penalty: 1e-300 }, /`repetition_penalty`/);
+    refuses({ top_p: 2 }, /`top_p`/);
+    refuses({ stop: ['a', 'b', 'c'] }, /`stop` supports up to 2/);
+    refuses('hot', /`parameters` must be an object/);
+  });
+
+  it('must suit streaming requests too', () => {
+    refuses({ best_of: 2, do_sample: true }, /not supported when streaming/);
+    refuses({ decoder_input_details: true }, /not supported when streaming/);
+  });
+
+  it('takes what any request may carry', () => {
+    validateDefaultParameters({}, limits);
+    validateDefaultParameters({ max_new_tokens: 19, temperature: 0.7, top_p: 0.9, stop: ['\n'], seed: 3 }, limits);
   });
 });

@@ -19,6 +19,15 @@ export const DEFAULT_VALIDATION_LIMITS: Omit<ValidationLimits, 'maxInputTokens' 
   maxTopNTokens: 5,
 };
 
+/**
+ * The smallest `temperature` and `repetition_penalty` taken. Below them the sampler's arithmetic leaves float
+ * range (1 / 5e-324 is Infinity, a logit divided by 1e-300 overflows float32) and logprobs come out NaN. TGI only
+ * asks for > 0; vLLM treats a temperature under 1e-5 as greedy. Here a value under the minimum is refused by
+ * name, so a client that wants greedy says so (`do_sample: false`, or OpenAI's `temperature: 0`).
+ */
+export const MIN_TEMPERATURE = 1e-4;
+export const MIN_REPETITION_PENALTY = 1e-4;
+
 /** A request TGI would answer with 422 and `error_type: "validation"`. */
 export class ValidationError extends Error {
   override name = 'ValidationError';
@@ -71,6 +80,15 @@ export function defaultParameters(overrides: Partial<GenerationParameters> = {})
   };
 }
 
+/**
+ * Checks parameters stored to apply under every request (a model's `default_parameters`) by the rules a request
+ * carrying them meets, streaming or not, with a one-token prompt: values that would fail every request to the
+ * model are refused when they are saved. Needs no tokenizer.
+ */
+export function validateDefaultParameters(raw: unknown, limits: ValidationLimits): void {
+  for (const stream of [false, true]) validateRequest('x', raw, () => [0], limits, { stream });
+}
+
 export interface ValidatedRequest {
   inputIds: number[];
   parameters: GenerationParameters;
@@ -109,9 +127,17 @@ export function validateRequest(
 
   const temperature = num(raw, 'temperature');
   if (temperature !== null && temperature <= 0) throw new ValidationError('`temperature` must be strictly positive');
+  if (temperature !== null && temperature < MIN_TEMPERATURE) {
+    throw new ValidationError(
+      `\`temperature\` must be >= ${MIN_TEMPERATURE} (greedy decoding is \`do_sample: false\`, or \`temperature: 0\` on /v1)`,
+    );
+  }
   const repetitionPenalty = num(raw, 'repetition_penalty');
   if (repetitionPenalty !== null && repetitionPenalty <= 0) {
     throw new ValidationError('`repetition_penalty` must be strictly positive');
+  }
+  if (repetitionPenalty !== null && repetitionPenalty < MIN_REPETITION_PENALTY) {
+    throw new ValidationError(`\`repetition_penalty\` must be >= ${MIN_REPETITION_PENALTY}`);
   }
   const frequencyPenalty = num(raw, 'frequency_penalty');
   if (frequencyPenalty !== null && (frequencyPenalty < -2 || frequencyPenalty > 2)) {

@@ -99,6 +99,37 @@ describe('sampler', () => {
     assert.notDeepEqual(draw(17), draw(18));
   });
 
+  it('never gives a NaN or infinite logprob, whatever the parameters that reach it', () => {
+    // Validation refuses the first two; the sampler clamps them too, for a job it gets from elsewhere.
+    const extremes: Partial<GenerationParameters>[] = [
+      { doSample: true, temperature: 5e-324 },
+      { repetitionPenalty: 1e-300 },
+      { doSample: true, repetitionPenalty: 1e-300 },
+      { repetitionPenalty: 1e300 },
+      { doSample: true, repetitionPenalty: 1e300, temperature: 1e-4 },
+      { doSample: true, temperature: 1e-4 },
+      { doSample: true, temperature: 1e300 },
+      { doSample: true, topP: 5e-324 },
+      { doSample: true, typicalP: 5e-324 },
+      { doSample: true, topP: 5e-324, typicalP: 5e-324, topK: 1 },
+      { frequencyPenalty: 2 },
+    ];
+    // every token already seen, all logits negative: a huge penalty takes each one past float32's range
+    const rows = [Float32Array.from([-1, -2, -30, -40]), logits(), Float32Array.from([50, 1, -3, -80])];
+    for (const extra of extremes) {
+      for (const row of rows) {
+        const p = defaultParameters({ seed: 5, topNTokens: 4, ...extra });
+        const state = createSamplerState(p, [0, 1, 2, 3]);
+        observeToken(state, 0);
+        const result = new Sampler(4).sample(Float32Array.from(row), p, state);
+        const what = `${JSON.stringify(extra)} on [${row.join(', ')}]`;
+        assert.ok(result.id >= 0 && result.id < 4, `${what}: id ${result.id}`);
+        for (const t of [result, ...result.top]) assert.ok(Number.isFinite(t.logprob), `${what}: ${t.logprob}`);
+        assert.equal(result.top.length, 4, what);
+      }
+    }
+  });
+
   it('ranks the top indices', () => {
     assert.deepEqual(topIndices(Float32Array.from([3, 9, 1, 7, 9.5]), 3), [4, 1, 3]);
   });

@@ -5,6 +5,7 @@
  * loop allocates nothing per token beyond its result.
  */
 import { expNonPositive, logSumExp } from './fast-exp';
+import { MIN_TEMPERATURE } from './parameters';
 import { Rng } from './rng';
 import type { GenerationParameters } from './types';
 
@@ -65,7 +66,8 @@ export class Sampler {
   private draw(logits: Float32Array, params: GenerationParameters, rng: Rng): SampleResult {
     const n = this.vocabSize;
     const probs = this.probs;
-    const invT = 1 / params.temperature;
+    // validation refuses a smaller temperature; a job from elsewhere must not make 1 / T Infinity (NaN logprobs)
+    const invT = 1 / Math.max(params.temperature, MIN_TEMPERATURE);
     let max = -Infinity;
     for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
     let total = 0;
@@ -134,12 +136,17 @@ export class Sampler {
   }
 }
 
+/** The largest float32. */
+const F32_MAX = 3.4028234663852886e38;
+
 function applyPenalties(logits: Float32Array, params: GenerationParameters, state: SamplerState): void {
   if (state.seen) {
     const penalty = params.repetitionPenalty;
     for (const id of state.seen) {
       const v = logits[id];
-      logits[id] = v > 0 ? v / penalty : v * penalty;
+      // Kept within float32's range: a tiny or huge penalty would make the logit ±Infinity, and a row whose
+      // logits are all -Infinity has NaN logprobs.
+      logits[id] = v > 0 ? Math.min(v / penalty, F32_MAX) : Math.max(v * penalty, -F32_MAX);
     }
   }
   if (state.counts) {
