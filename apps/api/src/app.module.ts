@@ -15,6 +15,8 @@ import { DocsController } from './docs/docs.controller';
 import { GenerationService } from './generation/generation.service';
 import { InferenceService } from './generation/inference.service';
 import { StreamHub } from './generation/stream-hub';
+import { TokenizerThread } from './generation/tokenizer-thread';
+import { DependencyMonitor } from './health/dependencies';
 import { HealthController } from './health/health.controller';
 import { InfoController } from './info/info.controller';
 import { ApiMetrics } from './metrics/api-metrics';
@@ -59,10 +61,12 @@ export class AppModule {
         RedisService,
         WorkerDirectory,
         StreamHub,
+        TokenizerThread,
         ModelRegistry,
         GenerationService,
         InferenceService,
         ApiMetrics,
+        DependencyMonitor,
       ],
     };
   }

@@ -9,6 +9,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
+import { ApiKeysService, Principal } from './auth/api-keys.service';
 import { ErrorFilter, sendError } from './common/error.filter';
 import { requestId } from './common/request-id.middleware';
 import { ConfigError, readApiConfig } from './config/api-config';
@@ -22,6 +23,18 @@ async function bootstrap(): Promise<void> {
     bodyParser: false,
   });
   app.use(requestId);
+  // The key is checked before a body is read: a client without one cannot make the API parse megabytes. Every route
+  // that takes a body needs a key (the public ones are GETs); the guard then finds the caller on the request.
+  if (!config.disableAuth) {
+    const keys = app.get(ApiKeysService);
+    app.use((req: Request, _res: Response, next: NextFunction) => {
+      if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
+      keys.authenticate(req.header('authorization')).then((principal) => {
+        (req as Request & { principal?: Principal }).principal = principal;
+        next();
+      }, next);
+    });
+  }
   // JSON whatever the content type says (curl users forget it), within TGI's payload limit
   app.use(express.json({ limit: config.payloadLimit, type: () => true, strict: false }));
   const filter = new ErrorFilter();

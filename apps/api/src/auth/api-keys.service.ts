@@ -2,6 +2,9 @@
  * API keys: made random with a recognisable prefix (`sy-`), stored only as a sha256 hash, looked up by hash and
  * compared in constant time. A lookup is cached for at most a second, so a revoked key stops working on every
  * replica within one second. The admin key from `SWITCHYARD_ADMIN_KEY` is never stored: its hash is compared.
+ * While Postgres cannot be read, a key looked up within the last 5 minutes keeps its last known row (a known key
+ * keeps working through a database blip; a revocation made meanwhile shows when Postgres is back); an unknown key
+ * gets 503.
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
@@ -10,6 +13,8 @@ import { ApiError } from '../common/api-error';
 import { TtlCache } from '../common/ttl-cache';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { DATA_SOURCE } from '../database/database.providers';
+import { dependencyState } from '../health/dependencies';
+import { ApiMetrics } from '../metrics/api-metrics';
 import { ApiKeyEntity, Scope } from './api-key.entity';
 
 export const KEY_PREFIX = 'sy-';
@@ -44,6 +49,8 @@ export const ANONYMOUS: Principal = {
 };
 
 const CACHE_MS = 1000;
+/** How long a key's last known row is trusted while Postgres cannot be read. */
+export const LAST_GOOD_MS = 5 * 60_000;
 const LAST_USED_EVERY_MS = 60_000;
 /** Longest Authorization header we read; anything longer is not one of our keys. */
 const MAX_KEY_LENGTH = 256;
@@ -60,14 +67,22 @@ export interface NewKey {
 @Injectable()
 export class ApiKeysService {
   private readonly logger = new Logger('ApiKeys');
-  private readonly cache = new TtlCache<ApiKeyEntity | null>(CACHE_MS);
+  private readonly cache: TtlCache<ApiKeyEntity | null>;
   private readonly lastUsedWritten = new Map<string, number>();
   private readonly adminHash: Buffer | null;
 
   constructor(
     @Inject(DATA_SOURCE) private readonly dataSource: DataSource,
     @Inject(API_CONFIG) config: ApiConfig,
+    metrics: ApiMetrics,
   ) {
+    this.cache = new TtlCache<ApiKeyEntity | null>(CACHE_MS, {
+      lastGoodMs: LAST_GOOD_MS,
+      onLastGood: (err) => {
+        if (err) dependencyState.report(err);
+        metrics.lastGoodAnswers.inc({ cache: 'api_keys' });
+      },
+    });
     this.adminHash = config.adminKey ? Buffer.from(hashKey(config.adminKey), 'hex') : null;
   }
 
@@ -150,8 +165,9 @@ export class ApiKeysService {
     const last = this.lastUsedWritten.get(id) ?? 0;
     if (Date.now() - last < LAST_USED_EVERY_MS) return;
     this.lastUsedWritten.set(id, Date.now());
-    this.dataSource
-      .query('UPDATE api_keys SET last_used_at = now() WHERE id = $1', [id])
-      .catch((err: Error) => this.logger.warn(`recording a key's last use failed: ${err.message}`));
+    this.dataSource.query('UPDATE api_keys SET last_used_at = now() WHERE id = $1', [id]).catch((err: Error) => {
+      // an outage is logged once, by the dependency monitor
+      if (!dependencyState.report(err)) this.logger.warn(`recording a key's last use failed: ${err.message}`);
+    });
   }
 }

@@ -17,6 +17,7 @@ export type ErrorType =
   | 'cannot_place'
   | 'bad_request'
   | 'payload_too_large'
+  | 'service_unavailable'
   | 'internal';
 
 export class ApiError extends Error {
@@ -42,6 +43,11 @@ export class ApiError extends Error {
 
   static unavailable(message: string, errorType: ErrorType = 'unhealthy'): ApiError {
     return new ApiError(503, errorType, message);
+  }
+
+  /** A store the request needs (Postgres, Redis) cannot be reached: try again shortly. */
+  static storeUnavailable(message: string): ApiError {
+    return new ApiError(503, 'service_unavailable', message, { 'Retry-After': '5' });
   }
 
   static generation(message: string): ApiError {

@@ -1,10 +1,12 @@
 /**
  * Every error leaves in its route family's shape with a clear message: TGI's `{error, error_type}`, or OpenAI's
  * `{error: {message, type, code}}` under /v1. Body-parser failures (malformed JSON, oversized bodies), unknown
- * routes and unexpected exceptions included; an unexpected one is logged with its stack, never sent.
+ * routes and unexpected exceptions included; an unexpected one is logged with its stack, never sent. A failure to
+ * reach Postgres or Redis is a 503 `service_unavailable`.
  */
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import { dependencyState } from '../health/dependencies';
 import { ApiError, openAiType } from './api-error';
 
 export function isOpenAiRoute(path: string): boolean {
@@ -62,6 +64,12 @@ export class ErrorFilter implements ExceptionFilter {
     }
     if (typeof parser?.status === 'number' && parser.status >= 400 && parser.status < 500) {
       return new ApiError(parser.status, 'bad_request', parser.message ?? 'bad request');
+    }
+    // a store that cannot be reached: 503, and one log line per outage (dependencies.ts), not a stack per request
+    if (dependencyState.report(exception)) {
+      return ApiError.storeUnavailable(
+        `the service cannot reach a store it needs right now (${dependencyState.describe() ?? 'a connection failed'}); retry shortly`,
+      );
     }
     this.logger.error(`${req.method} ${req.path}: ${(exception as Error)?.stack ?? String(exception)}`);
     return new ApiError(500, 'internal', 'internal error; the server log has the details');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TtlCache } from './ttl-cache';
+import { RETRY_AFTER_FAILURE_MS, TtlCache } from './ttl-cache';
 
 describe('TtlCache', () => {
   it('shares one load between lookups that miss together, and reloads once the entry is stale', async () => {
@@ -116,5 +116,46 @@ describe('TtlCache', () => {
     assert.equal(await cache.get('k', async () => 'fresh'), 'new');
     await new Promise<void>((resolve) => setImmediate(resolve));
     assert.equal(await cache.get('k', async () => 'later'), 'fresh', 'a reload was tried again, and landed');
+  });
+
+  it('answers the last good value when a read fails, within lastGoodMs, and then reads again', async () => {
+    let t = 0;
+    let fail = false;
+    let reads = 0;
+    const load = () => {
+      reads++;
+      return fail ? Promise.reject(new Error('database down')) : Promise.resolve(`v${reads}`);
+    };
+    const served: unknown[] = [];
+    const cache = new TtlCache<string>(1000, { lastGoodMs: 60_000, now: () => t, onLastGood: (e) => served.push(e) });
+    assert.equal(await cache.get('k', load), 'v1');
+    fail = true;
+    t = 1500; // expired: read again, and that read fails
+    const [a, b] = await Promise.all([cache.get('k', load), cache.get('k', load)]);
+    assert.deepEqual([a, b, reads], ['v1', 'v1', 2]); // the two callers shared one read
+    assert.equal((served[0] as Error).message, 'database down');
+    t += RETRY_AFTER_FAILURE_MS - 1; // just failed: answered at once, no read
+    assert.equal(await cache.get('k', load), 'v1');
+    assert.equal(reads, 2);
+    t += 2; // the back-off is over: it tries again
+    assert.equal(await cache.get('k', load), 'v1');
+    assert.equal(reads, 3);
+    fail = false;
+    t += RETRY_AFTER_FAILURE_MS;
+    assert.equal(await cache.get('k', load), 'v4'); // back: the new value, kept fresh again
+    assert.equal(await cache.get('k', load), 'v4');
+    assert.equal(reads, 4);
+  });
+
+  it('fails the read once the last good value is older than lastGoodMs, and never without one', async () => {
+    let t = 0;
+    let fail = false;
+    const load = () => (fail ? Promise.reject(new Error('database down')) : Promise.resolve('v'));
+    const cache = new TtlCache<string>(1000, { lastGoodMs: 5000, now: () => t });
+    await cache.get('k', load);
+    fail = true;
+    t = 6001;
+    await assert.rejects(cache.get('k', load), /database down/);
+    await assert.rejects(cache.get('never-read', load), /database down/);
   });
 });

@@ -6,15 +6,27 @@
  * reload runs behind it (stale-while-revalidate): a burst of requests arriving when an entry expires then waits for
  * no read, where each of them would otherwise wait for the one reload's reply, which a busy event loop takes in only
  * after the burst. Use it only where an answer that old is harmless (not for credentials).
+ *
+ * With `lastGoodMs`, an entry past its time to live is read again before answering, but when that read fails (the
+ * database is unreachable) the last value read is answered instead, for up to `lastGoodMs` after it was read: a
+ * known credential keeps working through a database blip, as PgBouncer and Stripe do. After a failed read, requests
+ * are answered from that value at once for `RETRY_AFTER_FAILURE_MS` rather than each waiting on a read of their own.
  */
 export interface TtlCacheOptions<V> {
   maxEntries?: number;
   staleMs?: number;
   /** Which loaded values may be served stale (all by default): a caller may keep its negative answers fresh. */
   serveStale?: (value: V) => boolean;
+  /** How long after a value was read it is still answered when reading it again fails. */
+  lastGoodMs?: number;
+  /** Called each time a value is answered because its read failed (for a metric). */
+  onLastGood?: (err: unknown) => void;
   /** The clock (a spec moves it). */
   now?: () => number;
 }
+
+/** After a failed read, how long an entry's last good value is answered without trying again. */
+export const RETRY_AFTER_FAILURE_MS = 1000;
 
 interface Entry<V> {
   at: number;
@@ -22,6 +34,12 @@ interface Entry<V> {
   /** Set once `value` has resolved to a value that `serveStale` accepts: only such an entry is served stale. */
   staleOk: boolean;
   reloading: boolean;
+  /** The value, once it has resolved (`lastGoodMs` answers it when a later read fails). */
+  settled?: { value: V };
+  /** A read of an expired entry under way, which answers the last good value if it fails. */
+  refreshing?: Promise<V>;
+  /** When the last read of this entry failed. */
+  failedAt?: number;
 }
 
 export class TtlCache<V> {
@@ -30,6 +48,8 @@ export class TtlCache<V> {
   private readonly staleMs: number;
   private readonly now: () => number;
   private readonly serveStale: (value: V) => boolean;
+  private readonly lastGoodMs: number;
+  private readonly onLastGood: (err: unknown) => void;
   private generation = 0;
 
   constructor(
@@ -40,6 +60,8 @@ export class TtlCache<V> {
     this.staleMs = options.staleMs ?? 0;
     this.now = options.now ?? Date.now;
     this.serveStale = options.serveStale ?? (() => true);
+    this.lastGoodMs = options.lastGoodMs ?? 0;
+    this.onLastGood = options.onLastGood ?? (() => undefined);
   }
 
   get(key: string, load: () => Promise<V>): Promise<V> {
@@ -51,6 +73,7 @@ export class TtlCache<V> {
         if (!hit.reloading) this.reload(key, hit, load);
         return hit.value;
       }
+      if (hit.settled && age < this.ttlMs + this.lastGoodMs) return this.refresh(key, hit, load);
     }
     if (this.entries.size >= this.maxEntries) this.entries.clear();
     return this.start(key, load);
@@ -85,7 +108,10 @@ export class TtlCache<V> {
     const entry: Entry<V> = { at: this.now(), value, staleOk: false, reloading: false };
     this.entries.set(key, entry);
     value.then(
-      (v) => (entry.staleOk = this.serveStale(v)),
+      (v) => {
+        entry.staleOk = this.serveStale(v);
+        entry.settled = { value: v };
+      },
       () => {
         if (this.entries.get(key) === entry) this.entries.delete(key);
       },
@@ -95,7 +121,46 @@ export class TtlCache<V> {
 
   /** An entry for a value already read at `at`. */
   private loaded(at: number, value: V): Entry<V> {
-    return { at, value: Promise.resolve(value), staleOk: this.serveStale(value), reloading: false };
+    return {
+      at,
+      value: Promise.resolve(value),
+      staleOk: this.serveStale(value),
+      reloading: false,
+      settled: { value },
+    };
+  }
+
+  /**
+   * Reads an expired entry again; callers meanwhile share the read. A failed read answers the last good value, and
+   * so does every call for a second after it, without waiting on another read.
+   */
+  private refresh(key: string, old: Entry<V>, load: () => Promise<V>): Promise<V> {
+    if (old.refreshing) return old.refreshing;
+    const last = old.settled!.value;
+    if (old.failedAt !== undefined && this.now() - old.failedAt < RETRY_AFTER_FAILURE_MS) {
+      this.onLastGood(null);
+      return Promise.resolve(last);
+    }
+    const at = this.now();
+    let read: Promise<V>;
+    try {
+      read = load();
+    } catch (err) {
+      read = Promise.reject(err as Error);
+    }
+    old.refreshing = read.then(
+      (value) => {
+        if (this.entries.get(key) === old) this.entries.set(key, this.loaded(at, value));
+        return value;
+      },
+      (err: unknown) => {
+        old.refreshing = undefined;
+        old.failedAt = this.now();
+        this.onLastGood(err);
+        return last;
+      },
+    );
+    return old.refreshing;
   }
 
   /** Replaces a stale entry once its reload succeeds; a failed reload leaves it to expire. */

@@ -133,7 +133,9 @@ export class GenerationService {
             break;
         }
       };
-      const unsubscribe = this.hub.subscribe(requestId, onEvent, (message) => abandon(ApiError.generation(message)));
+      const unsubscribe = this.hub.subscribe(requestId, onEvent, (message, cause) =>
+        abandon(cause === 'disconnected' ? ApiError.storeUnavailable(message) : ApiError.generation(message)),
+      );
       const onAbort = () =>
         abandon(new ApiError(499, 'cancelled', 'the client disconnected'), (err) =>
           this.logger.warn(`cancelling ${requestId} failed: ${err.message}`),
@@ -163,7 +165,9 @@ export class GenerationService {
           notify: this.hub.instanceId,
           ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
         })
-        .catch((err: Error) => finish(ApiError.unavailable(`cannot queue the request: ${err.message}`)));
+        .catch((err: Error) =>
+          finish(err instanceof ApiError ? err : ApiError.unavailable(`cannot queue the request: ${err.message}`)),
+        );
     });
   }
 

@@ -28,6 +28,7 @@ import { WorkerDirectory } from '../redis/worker-directory.service';
 import { ModelRegistry, ResolvedModel } from '../registry/model-registry.service';
 import { UsageService } from '../usage/usage.service';
 import { GenerationOutcome, GenerationService } from './generation.service';
+import { TokenizerThread } from './tokenizer-thread';
 
 export interface PreparedRequest {
   requestId: string;
@@ -63,7 +64,7 @@ export interface ServeRequest {
   keepAlive?: unknown;
   stream: boolean;
   /** Builds the validated request for one candidate model (prompt, template, parameters); throws ApiError. */
-  build(model: ResolvedModel): PreparedRequest;
+  build(model: ResolvedModel): PreparedRequest | Promise<PreparedRequest>;
   /** Streaming only: each token, with the request it belongs to. */
   onToken?: (event: TokenEvent, prepared: PreparedRequest) => void;
 }
@@ -92,6 +93,7 @@ export class InferenceService {
     private readonly limiter: RateLimiter,
     private readonly usage: UsageService,
     private readonly workers: WorkerDirectory,
+    private readonly tokenizers: TokenizerThread,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
   ) {}
 
@@ -129,14 +131,32 @@ export class InferenceService {
     return model;
   }
 
+  /**
+   * The prompt's token ids, or an error before any tokenizing when the text is too long to fit the model's input
+   * limit (see `ModelTokenizer.charBound`; with `truncate` any length up to the payload limit is taken). Long texts
+   * are encoded off the event loop.
+   */
+  async promptIds(model: ResolvedModel, text: string, truncate: boolean): Promise<number[]> {
+    const { tokenizer } = model.description;
+    const limit = model.limits.maxInputTokens;
+    const bound = tokenizer.charBound(limit);
+    if (!truncate && text.length > bound) {
+      throw ApiError.validation(
+        `\`inputs\` is ${text.length} characters long: model ${model.spec.id} takes at most ${limit} input tokens, ` +
+          `and no text of more than ${bound} characters fits in that many`,
+      );
+    }
+    return this.tokenizers.encode(model.spec.path, tokenizer, text);
+  }
+
   /** TGI validation of `inputs` and `parameters`, with the model's default parameters under them. */
-  prepare(
+  async prepare(
     req: Request,
     model: ResolvedModel,
     inputs: unknown,
     rawParameters: unknown,
     options: { stream: boolean },
-  ): PreparedRequest {
+  ): Promise<PreparedRequest> {
     const arrived = performance.now();
     const defaults = model.record.defaultParameters ?? {};
     const merged =
@@ -145,11 +165,16 @@ export class InferenceService {
         : rawParameters === undefined || rawParameters === null
           ? { ...defaults }
           : rawParameters;
+    let ids: number[] | null = null;
+    if (typeof inputs === 'string' && inputs.length > 0) {
+      const truncate = (merged as Record<string, unknown> | null)?.truncate;
+      ids = await this.promptIds(model, inputs, truncate !== undefined && truncate !== null);
+    }
     try {
       const { inputIds, parameters } = validateRequest(
         inputs,
         merged,
-        (text) => model.description.tokenizer.encode(text),
+        (text) => (ids !== null && text === inputs ? ids : model.description.tokenizer.encode(text)),
         model.limits,
         options,
       );
@@ -240,7 +265,7 @@ export class InferenceService {
             next('overloaded', ApiError.overloaded(`model ${id} is overloaded`));
             continue;
           }
-          prepared = request.build(model);
+          prepared = await request.build(model);
           this.metrics.validationDuration.observe(prepared.validationMs / 1000);
           reservation ??= await this.limiter.reserve(
             principal,

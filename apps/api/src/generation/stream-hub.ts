@@ -6,6 +6,10 @@
  * one blocking XREAD of one key, on a dedicated connection, and trims what it has read. A step of 64 rows costs
  * Redis one XADD and this process one read, where a stream per request cost 64 XADDs and an XREAD over 64 keys
  * (which Redis 7.0 answers, when blocked, with the first key that got an entry alone).
+ *
+ * When the connection to Redis is lost for longer than `LOST_AFTER_MS`, every request followed then fails: events
+ * written meanwhile may be gone with the Redis that held them, and a client should hear so in seconds, not wait
+ * for a stream that may never come.
  */
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
@@ -14,8 +18,11 @@ import { decodeInboxEntry, StreamEvent } from '@switchyard/batching';
 import { RedisService } from '../redis/redis.service';
 
 type Listener = (event: StreamEvent) => void;
-/** Called when events the request may have had were trimmed from the inbox before this instance read them. */
-type OnLost = (message: string) => void;
+/**
+ * Called when events the request may have had were lost: trimmed from the inbox before this instance read them
+ * (`trimmed`), or gone with a connection to Redis that did not come back in time (`disconnected`).
+ */
+type OnLost = (message: string, cause: 'trimmed' | 'disconnected') => void;
 
 interface Subscription {
   listener: Listener;
@@ -26,6 +33,8 @@ interface Subscription {
 const BLOCK_MS = 5000;
 /** Entries taken per read at most; more wait for the next read, which follows at once. */
 const COUNT = 512;
+/** How long the reader's connection may be down before the requests it follows fail. */
+export const LOST_AFTER_MS = 2000;
 
 type XReadReply = [string, [string, string[]][]][] | null;
 
@@ -40,10 +49,22 @@ export class StreamHub implements OnApplicationShutdown {
   private wake: (() => void) | null = null;
   private closed = false;
   private readonly loop: Promise<void>;
+  private disconnected: NodeJS.Timeout | null = null;
 
   constructor(@Inject(RedisService) redis: Pick<RedisService, 'names' | 'duplicate'>) {
     this.reader = redis.duplicate('switchyard-api-streams');
     this.inbox = redis.names.inbox(this.instanceId);
+    this.reader.on('close', () => {
+      if (this.closed || this.disconnected) return;
+      this.disconnected = setTimeout(
+        () => this.failAll('the connection to Redis was lost', 'disconnected'),
+        LOST_AFTER_MS,
+      );
+    });
+    this.reader.on('ready', () => {
+      if (this.disconnected) clearTimeout(this.disconnected);
+      this.disconnected = null;
+    });
     this.loop = this.run();
   }
 
@@ -68,6 +89,7 @@ export class StreamHub implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
+    if (this.disconnected) clearTimeout(this.disconnected);
     this.wake?.();
     this.reader.disconnect();
     await this.loop;
@@ -119,11 +141,18 @@ export class StreamHub implements OnApplicationShutdown {
     const at = info.indexOf('max-deleted-entry-id');
     const deleted = at >= 0 ? String(info[at + 1]) : '0-0';
     if (compareIds(deleted, from) <= 0) return;
-    const message = 'this API fell too far behind its inbox and lost events of this request; retry it';
     this.logger.error(`the inbox lost entries after ${from} (up to ${deleted}): failing the requests followed now`);
+    this.failAll('this API fell too far behind its inbox and lost events of this request; retry it', 'trimmed');
+  }
+
+  /** Fails every request followed now with `message`. */
+  private failAll(message: string, cause: 'trimmed' | 'disconnected'): void {
+    this.disconnected = null;
+    if (this.subscriptions.size === 0) return;
+    this.logger.error(`${message}: failing the ${this.subscriptions.size} requests followed now`);
     for (const [requestId, sub] of [...this.subscriptions]) {
       this.subscriptions.delete(requestId);
-      sub.onLost?.(message);
+      sub.onLost?.(message, cause);
     }
   }
 

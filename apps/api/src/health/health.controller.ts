@@ -1,10 +1,20 @@
-import { Controller, Get, HttpCode, Inject } from '@nestjs/common';
-import { ApiError } from '../common/api-error';
+import { Controller, Get, Inject, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { WorkerDirectory } from '../redis/worker-directory.service';
 import { Public } from '../auth/auth.guard';
+import { dependencyState, withTimeout } from './dependencies';
 
-/** TGI's readiness probe: 200 once a live worker has the default model loaded, 503 before that. */
+/** How long /health waits for the worker directory before it says Redis does not answer. */
+const DIRECTORY_TIMEOUT_MS = 500;
+
+/**
+ * TGI's readiness probe, which always answers within a second: 200 when requests can be served (a live worker has
+ * the default model loaded and Redis answers), 503 otherwise, with `{error, error_type: "unhealthy", missing}`
+ * naming what is missing (`redis`, `worker`). Postgres being down does not fail it: known keys and models are
+ * served from their last good values meanwhile, so pulling the replica out of a load balancer would only turn a
+ * degraded service into none; the 200's body then says `{"status": "degraded", "missing": ["postgres"]}`.
+ */
 @Public()
 @Controller()
 export class HealthController {
@@ -14,14 +24,39 @@ export class HealthController {
   ) {}
 
   @Get('health')
-  @HttpCode(200)
-  async health(): Promise<void> {
-    const { loaded, live } = await this.workers.holders(this.config.modelName);
-    if (loaded.length > 0) return;
-    throw ApiError.unavailable(
-      live === 0
-        ? 'no worker is running'
-        : `no live worker has ${this.config.modelName} loaded yet (${live} worker(s) up)`,
-    );
+  async health(@Res() res: Response): Promise<void> {
+    const missing: string[] = [];
+    const reasons: string[] = [];
+    if (!dependencyState.isUp('redis')) {
+      missing.push('redis');
+      reasons.push(dependencyState.describe()!);
+    } else {
+      try {
+        const { loaded, live } = await withTimeout(
+          this.workers.holders(this.config.modelName),
+          DIRECTORY_TIMEOUT_MS,
+          'Redis',
+        );
+        if (loaded.length === 0) {
+          missing.push('worker');
+          reasons.push(
+            live === 0
+              ? 'no worker is running'
+              : `no live worker has ${this.config.modelName} loaded yet (${live} worker(s) up)`,
+          );
+        }
+      } catch (err) {
+        missing.push('redis');
+        reasons.push((err as Error).message);
+      }
+    }
+    const degraded = dependencyState.isUp('postgres') ? [] : ['postgres'];
+    if (missing.length > 0) {
+      res.status(503).json({ error: reasons.join('; '), error_type: 'unhealthy', missing: [...missing, ...degraded] });
+    } else if (degraded.length > 0) {
+      res.status(200).json({ status: 'degraded', missing: degraded });
+    } else {
+      res.status(200).end();
+    }
   }
 }

@@ -61,6 +61,14 @@ export class ApiMetrics {
   );
   readonly inFlight = this.registry.gauge('switchyard_requests_in_flight', 'Generation requests being served');
   readonly openStreams = this.registry.gauge('switchyard_open_streams', 'Token streams the API is reading');
+  readonly dependencyUp = this.registry.gauge(
+    'switchyard_dependency_up',
+    'Whether the API reaches each of its stores (postgres, redis): 1 or 0',
+  );
+  readonly lastGoodAnswers = this.registry.counter(
+    'switchyard_last_good_answers_total',
+    'Lookups answered from their last good value because Postgres could not be read, by cache (api_keys, registry)',
+  );
 
   private running = 0;
 

@@ -125,7 +125,7 @@ export class CompletionsController {
     logprobs: number | null,
     req: Request,
     res: Response,
-    build: (model: ResolvedModel) => PreparedRequest,
+    build: (model: ResolvedModel) => PreparedRequest | Promise<PreparedRequest>,
   ): Promise<void> {
     const requestId = this.inference.requestId(req);
     const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${requestId}`;

@@ -1,6 +1,7 @@
 /**
  * The API's Redis: one connection for commands, the Redis names, BullMQ queues per model (created once), and
- * cancellation. The stream reader keeps its own dedicated connection (stream-hub.ts).
+ * cancellation. The stream reader keeps its own dedicated connection (stream-hub.ts). Commands a request waits on
+ * fail fast while Redis is unreachable (a 503 `service_unavailable`), rather than queueing until it returns.
  */
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
@@ -12,8 +13,19 @@ import {
   GenerateJob,
   RedisNames,
 } from '@switchyard/batching';
-import { createRedis, redisOptions } from '../../../gpu-worker/src/redis/redis-connection';
+import { createRedis, failFastOptions } from '../../../gpu-worker/src/redis/redis-connection';
+import { ApiError } from '../common/api-error';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
+import { dependencyState } from '../health/dependencies';
+
+/** The longest a request waits on one queue write before it gets a 503. */
+const QUEUE_TIMEOUT_MS = 3000;
+
+/** A Redis failure on the request path: the state learns of the outage, the client gets a 503. */
+function unavailable(what: string, err: unknown): ApiError {
+  dependencyState.markDown('redis', err);
+  return ApiError.storeUnavailable(`cannot ${what}: Redis is unreachable; retry shortly`);
+}
 
 @Injectable()
 export class RedisService implements OnApplicationShutdown {
@@ -24,9 +36,9 @@ export class RedisService implements OnApplicationShutdown {
 
   constructor(@Inject(API_CONFIG) readonly config: ApiConfig) {
     this.names = new RedisNames(config.redisPrefix);
-    this.redis = createRedis(config.redisUrl, 'switchyard-api');
+    this.redis = createRedis(config.redisUrl, 'switchyard-api', failFastOptions(config.redisUrl));
     this.control = new Queue(this.names.controlQueue, {
-      connection: redisOptions(config.redisUrl),
+      connection: failFastOptions(config.redisUrl, QUEUE_TIMEOUT_MS),
       prefix: this.names.controlPrefix,
     });
   }
@@ -39,18 +51,29 @@ export class RedisService implements OnApplicationShutdown {
   queue(model: string): Queue<GenerateJob> {
     let queue = this.queues.get(model);
     if (!queue) {
-      queue = new Queue(model, { connection: redisOptions(this.config.redisUrl), prefix: this.names.generatePrefix });
+      queue = new Queue(model, {
+        connection: failFastOptions(this.config.redisUrl, QUEUE_TIMEOUT_MS),
+        prefix: this.names.generatePrefix,
+      });
       this.queues.set(model, queue);
     }
     return queue;
   }
 
   async enqueue(job: GenerateJob): Promise<void> {
-    await this.queue(job.model).add('generate', job, { ...GENERATE_JOB_OPTIONS, jobId: job.requestId });
+    try {
+      await this.queue(job.model).add('generate', job, { ...GENERATE_JOB_OPTIONS, jobId: job.requestId });
+    } catch (err) {
+      throw unavailable('queue the request', err);
+    }
   }
 
   async sendControl(command: ControlCommand): Promise<void> {
-    await this.control.add(command.type, command, COMMAND_JOB_OPTIONS);
+    try {
+      await this.control.add(command.type, command, COMMAND_JOB_OPTIONS);
+    } catch (err) {
+      throw unavailable(`send the ${command.type} command`, err);
+    }
   }
 
   /** The client went away: running rows stop at the next step, a job not yet started leaves its queue. */

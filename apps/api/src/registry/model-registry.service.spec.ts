@@ -4,6 +4,7 @@ import type { DataSource, FindOperator } from 'typeorm';
 import type { ModelEntity } from '@switchyard/models';
 import { modelDir } from '../../../../test/support/repo';
 import { readApiConfig } from '../config/api-config';
+import { ApiMetrics } from '../metrics/api-metrics';
 import { ModelRegistry } from './model-registry.service';
 
 /** Stands in for Postgres: the caching around it is under test here; the e2e tests read the real one. */
@@ -52,7 +53,7 @@ class FakeModels {
 
 function registry(models: FakeModels): ModelRegistry {
   const config = readApiConfig(['--model-id', modelDir('demo-tiny')], {});
-  return new ModelRegistry(models.dataSource, config);
+  return new ModelRegistry(models.dataSource, config, new ApiMetrics(config));
 }
 
 describe('ModelRegistry', () => {

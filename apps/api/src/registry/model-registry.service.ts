@@ -10,6 +10,8 @@ import { describeModel, ModelDescription, ModelEntity } from '@switchyard/models
 import { TtlCache } from '../common/ttl-cache';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { DATA_SOURCE } from '../database/database.providers';
+import { dependencyState } from '../health/dependencies';
+import { ApiMetrics } from '../metrics/api-metrics';
 
 export interface ResolvedModel {
   record: ModelEntity;
@@ -27,16 +29,15 @@ const CACHE_MS = 2000;
  * CACHE_MS + STALE_MS; one made on this replica, at once.
  */
 const STALE_MS = 2000;
+/** How long a row read is still answered while Postgres cannot be read (absent rows included). */
+const LAST_GOOD_MS = 5 * 60_000;
 /** Models served within this long have their rows read again every CACHE_MS in the background. */
 const HOT_MS = 60_000;
 
 @Injectable()
 export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('ModelRegistry');
-  private readonly rows = new TtlCache<ModelEntity | null>(CACHE_MS, {
-    staleMs: STALE_MS,
-    serveStale: (row) => row !== null && row.enabled,
-  });
+  private readonly rows: TtlCache<ModelEntity | null>;
   private readonly descriptions = new Map<string, ModelDescription>();
   /** Enabled models served lately (bounded by the registry's size), and when. */
   private readonly hot = new Map<string, number>();
@@ -47,7 +48,18 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
   constructor(
     @Inject(DATA_SOURCE) private readonly dataSource: DataSource,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
-  ) {}
+    metrics: ApiMetrics,
+  ) {
+    this.rows = new TtlCache<ModelEntity | null>(CACHE_MS, {
+      staleMs: STALE_MS,
+      serveStale: (row) => row !== null && row.enabled,
+      lastGoodMs: LAST_GOOD_MS,
+      onLastGood: (err) => {
+        if (err) dependencyState.report(err);
+        metrics.lastGoodAnswers.inc({ cache: 'registry' });
+      },
+    });
+  }
 
   onApplicationBootstrap(): void {
     this.timer = setInterval(() => void this.refreshHot(), CACHE_MS);
@@ -74,8 +86,9 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
       for (const id of ids) this.rows.set(id, found.find((row) => row.id === id) ?? null, since);
       this.refreshFailing = false;
     } catch (err) {
-      // once per outage: requests read (and fail) on their own while it lasts
-      if (!this.refreshFailing)
+      // once per outage (the dependency monitor logs Postgres outages): requests then read on their own, and keep
+      // the last good rows while reads fail
+      if (!this.refreshFailing && !dependencyState.report(err))
         this.logger.warn(`refreshing the registry rows in use failed: ${(err as Error).message}`);
       this.refreshFailing = true;
     } finally {

@@ -20,7 +20,7 @@ export class TokenizeController {
     if (typeof inputs !== 'string') throw ApiError.validation('`inputs` must be a string');
     const resolved = await this.inference.model(model ?? header, principalOf(req));
     const { tokenizer } = resolved.description;
-    const ids = tokenizer.encode(inputs);
+    const ids = await this.inference.promptIds(resolved, inputs, false);
     if (ids.length > resolved.limits.maxInputTokens) {
       throw ApiError.validation(`\`inputs\` tokens must be <= ${resolved.limits.maxInputTokens}. Given: ${ids.length}`);
     }

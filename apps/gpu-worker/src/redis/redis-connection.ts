@@ -1,6 +1,9 @@
 /** Redis connections from one URL: ioredis clients for commands and pub/sub, and BullMQ's connection options. */
 import { Redis, RedisOptions } from 'ioredis';
 
+/** Reconnection attempts back off to at most this, so service resumes within about a second of Redis returning. */
+const MAX_RECONNECT_DELAY_MS = 1000;
+
 export function redisOptions(url: string): RedisOptions {
   const u = new URL(url);
   const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
@@ -13,9 +16,19 @@ export function redisOptions(url: string): RedisOptions {
     tls: u.protocol === 'rediss:' ? {} : undefined,
     // BullMQ's workers need this; blocking commands must not fail after a few retries.
     maxRetriesPerRequest: null,
+    retryStrategy: (attempts) => Math.min(attempts * 100, MAX_RECONNECT_DELAY_MS),
   };
 }
 
-export function createRedis(url: string, name: string): Redis {
-  return new Redis({ ...redisOptions(url), connectionName: name, lazyConnect: false });
+/**
+ * Options for a connection whose commands a request waits on: while Redis is unreachable they fail (after one
+ * reconnection attempt, or `timeoutMs`) instead of queueing until it returns, so the request gets a 503 at once.
+ * Not for blocking reads.
+ */
+export function failFastOptions(url: string, timeoutMs = 2000): RedisOptions {
+  return { ...redisOptions(url), maxRetriesPerRequest: 1, commandTimeout: timeoutMs };
+}
+
+export function createRedis(url: string, name: string, options: RedisOptions = redisOptions(url)): Redis {
+  return new Redis({ ...options, connectionName: name, lazyConnect: false });
 }
