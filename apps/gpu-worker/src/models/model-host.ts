@@ -62,7 +62,10 @@ export class ModelHost implements PooledModel {
       // Jobs beyond one batch stay in Redis, where a replica on another worker can take them.
       concurrency: this.deps.scheduler.maxBatchSize,
       lockDuration: this.deps.lockDurationMs,
-      stalledInterval: Math.max(1000, Math.floor(this.deps.lockDurationMs / 2)),
+      // every second, whatever the lock: a job released by crash recovery (orphan-recovery.ts) runs again at once
+      stalledInterval: 1000,
+      // recorded on each job it takes (`pb`), so that crash recovery knows whose jobs they are
+      name: this.deps.workerId,
       maxStalledCount: 3,
       autorun: false,
     });

@@ -5,7 +5,8 @@
  * - the shared `control` queue: one worker takes each command and sends a load to the live worker with the most
  *   free memory (itself, or through that worker's own command queue);
  * - this worker's command queue: loads and unloads addressed to it;
- * - replicas: a model whose oldest queued job waits past `--replica-queue-wait` asks for a load elsewhere.
+ * - replicas: a model whose oldest queued job waits past `--replica-queue-wait` asks for a load elsewhere;
+ * - crash recovery: the jobs of a worker whose heartbeat lapsed run again at once (`orphan-recovery.ts`).
  */
 import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { hostname } from 'node:os';
@@ -25,6 +26,7 @@ import { formatBytes } from '@switchyard/models';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { ModelPoolService } from '../models/model-pool.service';
 import { redisOptions } from '../redis/redis-connection';
+import { OrphanRecovery } from './orphan-recovery';
 
 @Injectable()
 export class PlacementService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -44,6 +46,7 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
   private worstLoopDelayMs = 0;
   /** When a replica was last asked for, per model. */
   private readonly replicaAsked = new Map<string, number>();
+  private readonly recovery: OrphanRecovery;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -53,6 +56,7 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
       connection: redisOptions(config.redisUrl),
       prefix: models.names.controlPrefix,
     });
+    this.recovery = new OrphanRecovery(models.redis, models.names, config.workerId);
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -254,9 +258,23 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
         { heartbeat: JSON.stringify(beat), metrics: JSON.stringify(metrics.registry.snapshot()) },
         ttl,
       ).exec();
-      if (!this.draining) await this.askForReplicas(beat);
+      if (!this.draining) {
+        await this.askForReplicas(beat);
+        await this.recoverOrphans(beat);
+      }
     } catch (err) {
       this.logger.warn(`heartbeat failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Releases the jobs that workers whose heartbeat lapsed had taken from this worker's models' queues. */
+  private async recoverOrphans(beat: Heartbeat): Promise<void> {
+    const serving = beat.models.filter((m) => m.state === 'loaded').map((m) => m.id);
+    const released = await this.recovery.recover(serving);
+    if (released.length > 0) {
+      this.logger.warn(
+        `a worker's heartbeat lapsed with ${released.length} request(s) running: they run again now (${released.join(', ')})`,
+      );
     }
   }
 
