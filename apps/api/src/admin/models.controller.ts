@@ -1,27 +1,29 @@
 /**
- * `/admin/models`: the registry. A model is checked with the model runtime (its directory loaded, ONNX session
- * included) before it is saved, so a broken one gets a 422 that says why. Fallback lists may name only
- * registered models and may not loop. Load and unload go to the workers as control commands.
+ * `/admin/models`: the registry. A model's directory is read and its graph's signature checked before it is
+ * saved (no ONNX session in the API: see `check`), so a broken one gets a 422; the log says why. Default
+ * parameters are checked as the requests that will carry them. Fallback lists may name only registered models
+ * and may not loop. Load and unload go to the workers as control commands.
  */
-import { isAbsolute, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Logger, Param, Patch, Post } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import {
   DEFAULT_SCHEDULER_CONFIG,
-  DEFAULT_VALIDATION_LIMITS,
   parseKeepAlive,
-  validateRequest,
+  validateDefaultParameters,
   ValidationError,
 } from '@switchyard/batching';
 import {
-  estimateModelMemory,
+  describeModel,
   formatBytes,
-  loadModel,
   loadModelConfig,
   ModelEntity,
-  ModelError,
+  OnnxModel,
   parseQuantize,
   poolBytes,
+  readDecoderSignature,
+  TensorType,
 } from '@switchyard/models';
 import { RequireScope } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
@@ -31,6 +33,8 @@ import { RedisService } from '../redis/redis.service';
 import { ModelRegistry } from '../registry/model-registry.service';
 import {
   Body as Input,
+  boundedJson,
+  JsonBounds,
   modelId,
   object,
   optionalBool,
@@ -51,6 +55,12 @@ const FIELDS = [
   'quantize',
   'keep_alive',
 ] as const;
+
+/** ONNX element types as ONNX Runtime names them, for the decoder signature check. */
+const TENSOR_TYPES: Record<number, string> = { [TensorType.Float]: 'float32', [TensorType.Float16]: 'float16' };
+
+/** TGI's parameters are flat but for `stop`: this leaves room and no more. */
+const DEFAULT_PARAMETERS_BOUNDS: JsonBounds = { maxDepth: 4, maxValues: 1000, maxChars: 10_000 };
 
 function view(row: ModelEntity) {
   return {
@@ -95,7 +105,7 @@ export class ModelsAdminController {
     const path = this.path(body);
     if (await this.repo.existsBy({ id })) throw new ApiError(409, 'bad_request', `model "${id}" is already registered`);
     const quantize = this.quantize(body);
-    const checked = await this.check(path, quantize ?? null);
+    const checked = this.check(path, quantize ?? null);
     const row = this.repo.create({
       id,
       path,
@@ -140,7 +150,7 @@ export class ModelsAdminController {
     if (keepAlive !== undefined) row.keepAliveMs = keepAlive;
     if (body.path !== undefined || quantize !== undefined) {
       if (body.path !== undefined) row.path = this.path(body);
-      const checked = await this.check(row.path, row.quantization);
+      const checked = this.check(row.path, row.quantization);
       row.memoryBytes = checked.bytes;
       positions = checked.positions;
     } else {
@@ -204,7 +214,6 @@ export class ModelsAdminController {
 
   private path(body: Input): string {
     const raw = string(body, 'path', 4096);
-    if (raw.includes('\0')) throw ApiError.validation('`path` must be a directory path');
     return isAbsolute(raw) ? raw : resolve(raw);
   }
 
@@ -239,26 +248,43 @@ export class ModelsAdminController {
   }
 
   /**
-   * Loads the model as a worker would (session included, as exported: quantizing is the workers' work, off this
-   * process's event loop) and releases it: a broken model is refused here. Its memory is estimated as it will be
-   * served, quantized or not.
+   * Reads the directory as the registry will (config, tokenizer, chat template, the graph's structure for the
+   * memory estimate) and checks that the graph's declared inputs and outputs are a KV-cached decoder's. No ONNX
+   * Runtime session is made in the API: ONNX Runtime parsing a graph an admin points at is the workers' risk, and a
+   * graph that declares the right signature but will not run fails its load there (a load error, then 503 or a
+   * fallback). Whatever fails, the client gets one answer and the log gets the reason, so the route cannot be used
+   * to learn which paths exist on the API's host.
    */
-  private async check(path: string, quantize: string | null): Promise<{ bytes: number; positions: number }> {
+  private check(path: string, quantize: string | null): { bytes: number; positions: number } {
     const started = Date.now();
     try {
-      const model = await loadModel(path, { intraOpThreads: 1 });
-      await model.release();
-      const memory = estimateModelMemory(path, { quantize: parseQuantize(quantize ?? this.config.quantize) });
+      const described = describeModel(path, { quantize: parseQuantize(quantize ?? this.config.quantize) });
+      const graph = OnnxModel.read(
+        described.graphFile,
+        readFileSync(described.graphFile),
+        dirname(described.graphFile),
+      );
+      const pastType = graph.inputs.find((i) => i.name.startsWith('past_key_values.'))?.type;
+      readDecoderSignature(
+        described.graphFile,
+        graph.inputs.map((i) => i.name),
+        graph.outputs.map((o) => o.name),
+        described.config.numLayers,
+        pastType === undefined ? undefined : (TENSOR_TYPES[pastType] ?? `type ${pastType}`),
+      );
       // with the workers' default token budget: the registry's figure is a guide, each worker counts its own
-      const bytes = poolBytes(memory, {
+      const bytes = poolBytes(described.memory, {
         totalTokens: DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens,
         prefillTokens: DEFAULT_SCHEDULER_CONFIG.maxBatchPrefillTokens,
       });
       this.logger.log(`checked ${path} in ${Date.now() - started} ms (${formatBytes(bytes)})`);
-      return { bytes, positions: model.config.maxPositions };
+      return { bytes, positions: described.config.maxPositions };
     } catch (err) {
-      if (err instanceof ModelError) throw ApiError.validation(`the model directory is not usable: ${err.message}`);
-      throw ApiError.validation(`the model directory is not usable: ${(err as Error).message}`);
+      this.logger.warn(`refused model directory ${JSON.stringify(path)}: ${(err as Error).message}`);
+      throw ApiError.validation(
+        '`path` is not a servable model directory (config.json, tokenizer.json and an ONNX decoder graph with a KV ' +
+          "cache): the API's log says why",
+      );
     }
   }
 
@@ -272,26 +298,37 @@ export class ModelsAdminController {
     }
     if (body.default_parameters !== undefined) {
       const params = body.default_parameters;
-      if (
-        params === null ||
-        typeof params !== 'object' ||
-        Array.isArray(params) ||
-        JSON.stringify(params).length > 10_000
-      ) {
+      if (params === null || typeof params !== 'object' || Array.isArray(params)) {
         throw ApiError.validation('`default_parameters` must be an object of TGI parameters');
       }
-      try {
-        // checked as TGI would check a request that carries them
-        validateRequest('x', { ...params, max_new_tokens: 1 }, () => [1], {
-          ...DEFAULT_VALIDATION_LIMITS,
-          maxInputTokens: positions - 1,
-          maxTotalTokens: positions,
-        });
-      } catch (err) {
-        if (err instanceof ValidationError) throw ApiError.validation(`\`default_parameters\`: ${err.message}`);
-        throw err;
-      }
+      // bounded before anything walks it: a deeply nested body would overflow the stack of whatever recursed
+      boundedJson(params, 'default_parameters', DEFAULT_PARAMETERS_BOUNDS);
       row.defaultParameters = params as Record<string, unknown>;
+    } else if (maxInput === undefined && maxTotal === undefined) {
+      return; // neither the defaults nor the limits they are checked against change
+    }
+    // Checked as a request carrying them is (max_new_tokens included), within the model's limits as the registry
+    // computes them: a value saved here must not fail every request to the model.
+    const isDefault = row.id === this.config.modelName;
+    const maxTotalTokens = Math.min(
+      positions,
+      row.maxTotalTokens ?? (isDefault ? this.config.maxTotalTokens : null) ?? positions,
+    );
+    const maxInputTokens = Math.min(
+      maxTotalTokens - 1,
+      row.maxInputTokens ?? (isDefault ? this.config.maxInputTokens : null) ?? maxTotalTokens - 1,
+    );
+    try {
+      validateDefaultParameters(row.defaultParameters, {
+        maxStopSequences: this.config.maxStopSequences,
+        maxBestOf: this.config.maxBestOf,
+        maxTopNTokens: this.config.maxTopNTokens,
+        maxInputTokens,
+        maxTotalTokens,
+      });
+    } catch (err) {
+      if (err instanceof ValidationError) throw ApiError.validation(`\`default_parameters\`: ${err.message}`);
+      throw err;
     }
   }
 
