@@ -1,7 +1,8 @@
 /**
  * Every route needs a key unless marked `@Public()`: the inference routes need the `inference` scope (an admin
  * key has both), routes marked `@RequireScope('admin')` need `admin`. The caller is kept on the request for the
- * model allowlist, the rate limits and the usage record. `--disable-auth` lets everyone in as an admin.
+ * model allowlist, the rate limits and the usage record. `--disable-auth` lets everyone in as an admin: the
+ * guard sets that principal explicitly, and only then.
  */
 import { CanActivate, ExecutionContext, Inject, Injectable, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
@@ -19,8 +20,14 @@ export const RequireScope = (scope: Scope) => SetMetadata(SCOPE, scope);
 
 type WithPrincipal = Request & { principal?: Principal };
 
+/**
+ * The caller the guard authenticated. A request the guard did not pass (a `@Public()` route, or a code path that
+ * skipped it) has none and gets 401: it never falls back to an all-scopes principal.
+ */
 export function principalOf(req: Request): Principal {
-  return (req as WithPrincipal).principal ?? ANONYMOUS;
+  const principal = (req as WithPrincipal).principal;
+  if (!principal) throw new ApiError(401, 'unauthorized', 'an API key is required: send "Authorization: Bearer <key>"');
+  return principal;
 }
 
 @Injectable()

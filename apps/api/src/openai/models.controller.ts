@@ -1,6 +1,9 @@
-import { Controller, Get, Param } from '@nestjs/common';
-import { ApiError } from '../common/api-error';
+import { Controller, Get, Param, Req } from '@nestjs/common';
+import type { Request } from 'express';
 import type { ModelEntity } from '@switchyard/models';
+import type { Principal } from '../auth/api-keys.service';
+import { principalOf } from '../auth/auth.guard';
+import { ApiError } from '../common/api-error';
 import { ModelRegistry } from '../registry/model-registry.service';
 
 /** OpenAI's model object for a registry row. */
@@ -8,19 +11,31 @@ function openAiModel(row: ModelEntity) {
   return { id: row.id, object: 'model', created: Math.floor(row.createdAt.getTime() / 1000), owned_by: 'switchyard' };
 }
 
-/** OpenAI's `GET /v1/models` and `GET /v1/models/{model}`: the enabled models of the registry. */
+function allowed(principal: Principal, id: string): boolean {
+  return principal.allowedModels === null || principal.allowedModels.includes(id);
+}
+
+/**
+ * OpenAI's `GET /v1/models` and `GET /v1/models/{model}`: the enabled models of the registry that the caller's key
+ * may use. A model outside the key's `allowed_models` gets 403 `model_not_allowed`, whether it exists or not, as
+ * on the generation routes: the answer says nothing about the models the key cannot see.
+ */
 @Controller('v1')
 export class ModelsController {
   constructor(private readonly registry: ModelRegistry) {}
 
   @Get('models')
-  async list() {
-    const rows = await this.registry.list();
+  async list(@Req() req: Request) {
+    const principal = principalOf(req);
+    const rows = (await this.registry.list()).filter((row) => allowed(principal, row.id));
     return { object: 'list', data: rows.map(openAiModel) };
   }
 
   @Get('models/:model')
-  async retrieve(@Param('model') id: string) {
+  async retrieve(@Param('model') id: string, @Req() req: Request) {
+    if (!allowed(principalOf(req), id)) {
+      throw new ApiError(403, 'model_not_allowed', `this key may not use model "${id}"`);
+    }
     const row = await this.registry.record(id);
     if (!row?.enabled) throw new ApiError(404, 'model_not_found', `model "${id}" is not registered or not enabled`);
     return openAiModel(row);
