@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, readApiConfig } from './api-config';
+import { API_USAGE, ConfigError, isLoopback, readApiConfig } from './api-config';
 
 describe('readApiConfig', () => {
   it('has TGI defaults, and names the default model after its directory', () => {
@@ -52,5 +52,41 @@ describe('readApiConfig', () => {
       );
     }
     assert.throws(() => readApiConfig([], { SWITCHYARD_PORT: 'http' }), /--port must be a port number/);
+  });
+
+  it('refuses --disable-auth on a public interface unless it is acknowledged', () => {
+    for (const hostname of ['0.0.0.0', '::', '10.0.0.5', 'example.com']) {
+      assert.throws(
+        () => readApiConfig(['--disable-auth', '--hostname', hostname], {}),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          err.message.includes(`--disable-auth with --hostname ${hostname}`) &&
+          err.message.includes('--disable-auth-on-public-interface'),
+        hostname,
+      );
+      assert.throws(
+        () => readApiConfig([], { SWITCHYARD_DISABLE_AUTH: 'true', SWITCHYARD_HOSTNAME: hostname }),
+        ConfigError,
+      );
+      const acknowledged = readApiConfig(
+        ['--disable-auth', '--hostname', hostname, '--disable-auth-on-public-interface'],
+        {},
+      );
+      assert.equal(acknowledged.disableAuth, true);
+      const byEnv = readApiConfig(['--disable-auth', '--hostname', hostname], {
+        SWITCHYARD_DISABLE_AUTH_ON_PUBLIC_INTERFACE: 'true',
+      });
+      assert.equal(byEnv.disableAuth, true);
+      assert.equal(readApiConfig(['--hostname', hostname], {}).disableAuth, false, 'keys on: any interface');
+    }
+    for (const hostname of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost', 'LOCALHOST']) {
+      assert.equal(readApiConfig(['--disable-auth', '--hostname', hostname], {}).disableAuth, true, hostname);
+    }
+    assert.ok(API_USAGE.includes('--disable-auth-on-public-interface'), '--help lists the flag');
+  });
+
+  it('knows the loopback names', () => {
+    assert.ok(isLoopback('127.0.0.1') && isLoopback('::1') && isLoopback('localhost'));
+    assert.ok(!isLoopback('0.0.0.0') && !isLoopback('::') && !isLoopback('127.0.0.1.example.com'));
   });
 });

@@ -107,6 +107,11 @@ export const API_FLAGS: Record<string, Flag> = {
   'lock-duration': passthrough('lock-duration'),
   'drain-timeout': passthrough('drain-timeout'),
   'disable-auth': { env: 'SWITCHYARD_DISABLE_AUTH', default: 'false', boolean: true },
+  'disable-auth-on-public-interface': {
+    env: 'SWITCHYARD_DISABLE_AUTH_ON_PUBLIC_INTERFACE',
+    default: 'false',
+    boolean: true,
+  },
   'fallback-queue-wait': { env: 'SWITCHYARD_FALLBACK_QUEUE_WAIT', default: '10000' },
 };
 
@@ -117,7 +122,7 @@ export const API_USAGE = `Usage: npm start -- [flags]   (or: switchyard [flags])
 
 Flags (each also read from the SWITCHYARD_* variable named in brackets):
 ${Object.entries(API_FLAGS)
-  .map(([name, f]) => `  --${name.padEnd(26)} [${f.env}] default: ${f.default || '(from the model)'}`)
+  .map(([name, f]) => `  --${name.padEnd(32)} [${f.env}] default: ${f.default || '(from the model)'}`)
   .join('\n')}
   --max-input-length is accepted for --max-input-tokens.`;
 
@@ -181,6 +186,13 @@ export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = proc
   if (maxInputTokens !== null && maxTotalTokens !== null && maxInputTokens >= maxTotalTokens) {
     throw new ConfigError(`--max-input-tokens (${maxInputTokens}) must be < --max-total-tokens (${maxTotalTokens})`);
   }
+  const disableAuth = flags['disable-auth'] === 'true';
+  if (disableAuth && !isLoopback(flags.hostname) && flags['disable-auth-on-public-interface'] !== 'true') {
+    throw new ConfigError(
+      `--disable-auth with --hostname ${flags.hostname} would open every route, admin included, to anyone who can ` +
+        'reach the port: listen on 127.0.0.1, ::1 or localhost, or add --disable-auth-on-public-interface to mean it',
+    );
+  }
   const numWorkers = positiveInt(flags, 'num-workers', 0);
   const workerArgs: string[] = [];
   for (const [name, f] of Object.entries(API_FLAGS)) {
@@ -210,13 +222,22 @@ export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = proc
     payloadLimit: positiveInt(flags, 'payload-limit'),
     numWorkers,
     quantize,
-    disableAuth: flags['disable-auth'] === 'true',
+    disableAuth,
     workerArgs,
     executionProvider: flags['execution-provider'],
     adminKey: adminKey(env),
     fallbackQueueWaitMs: positiveInt(flags, 'fallback-queue-wait', 0),
     version: packageVersion(),
   };
+}
+
+/** Whether the API listens on the loopback interface only: 127.0.0.0/8, ::1 or localhost. */
+export function isLoopback(hostname: string): boolean {
+  const host = hostname
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1');
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
 function adminKey(env: NodeJS.ProcessEnv): string | null {
