@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
+import { OnnxModel, OnnxNode, TensorType } from '@switchyard/models';
 import { waitFor } from './support/platform';
 import { LaunchedPlatform, TEST_DATABASE_URL } from './support/launched';
 import { loadGoldens, modelDir } from './support/repo';
@@ -233,7 +234,46 @@ describe('fallback routing', () => {
     assert.equal(self.res.status, 422);
     const broken = await call('POST', '/admin/models', { id: `nothing-${run}`, path: brokenDir });
     assert.equal(broken.res.status, 422);
-    assert.match(broken.json.error as string, /not usable/);
+    assert.match(broken.json.error as string, /not a servable model directory/);
+  });
+
+  it('refuses a directory whose graph is not a KV-cached decoder, without an ONNX session in the API', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'switchyard-not-decoder-'));
+    try {
+      for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+        cpSync(join(modelDir('demo-tiny'), file), join(dir, file));
+      }
+      mkdirSync(join(dir, 'onnx'));
+      const graph = OnnxModel.create({
+        nodes: [OnnxNode.make('Identity', ['input_ids'], ['logits'], 'identity')],
+        initializers: [],
+        inputs: [{ name: 'input_ids', type: TensorType.Int64, dims: ['batch', 'seq'] }],
+        outputs: [{ name: 'logits', type: TensorType.Int64, dims: ['batch', 'seq'] }],
+        opsets: { '': 17 },
+      });
+      writeFileSync(join(dir, 'onnx', 'model.onnx'), graph.toBytes());
+      const { res, json } = await call('POST', '/admin/models', { id: `encoder-${run}`, path: dir });
+      assert.equal(res.status, 422, JSON.stringify(json));
+      assert.match(json.error as string, /not a servable model directory/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers alike for a path that does not exist and one that does but is no model', async () => {
+    const answers = [];
+    for (const path of [
+      brokenDir,
+      join(brokenDir, 'no-such-dir'),
+      join(brokenDir, 'tokenizer.json'),
+      '/etc',
+      '/nope',
+    ]) {
+      const { res, text } = await call('POST', '/admin/models', { id: `probe-${run}`, path });
+      answers.push(`${res.status} ${text}`);
+    }
+    assert.equal(new Set(answers).size, 1, answers.join('\n'));
+    assert.ok(!answers[0].includes(brokenDir), answers[0]);
   });
 });
 
@@ -321,6 +361,116 @@ describe('hostile input on the admin routes', () => {
     }
     assert.deepEqual((await call('GET', '/admin/models')).json, before.json);
     assert.deepEqual((await call('GET', '/admin/keys')).json, keysBefore);
+  });
+});
+
+describe('admin input that must not reach Postgres or the engine', () => {
+  /** A JSON body whose `default_parameters` nests `depth` objects deep (`fields` go first). */
+  const deep = (depth: number, fields: Record<string, unknown> = {}) =>
+    `${JSON.stringify(fields).slice(0, -1)}${Object.keys(fields).length ? ',' : ''}"default_parameters":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`;
+  const refused: [string, string, unknown, RegExp][] = [
+    // control characters: Postgres cannot store a NUL, and none belongs in a name or a path
+    ['POST', '/admin/keys', { name: 'a\u0000b' }, /control character/],
+    ['POST', '/admin/keys', { name: 'line\nbreak' }, /control character/],
+    ['POST', '/admin/models', { id: `ctl-${run}`, path: `${modelDir('demo-tiny')}\u0001` }, /control character/],
+    ['POST', '/admin/models', { id: 'a\u0000b', path: modelDir('demo-tiny') }, /`id`/],
+    ['GET', `/admin/models/${encodeURIComponent('a\u0000b')}`, undefined, /`id`/],
+    // dates JavaScript takes but Postgres does not, or a calendar does not
+    ['POST', '/admin/keys', { name: 'k', expires_at: '-010000-01-01T00:00:00Z' }, /`expires_at`/],
+    ['POST', '/admin/keys', { name: 'k', expires_at: '+275000-01-01T00:00:00Z' }, /`expires_at`/],
+    ['POST', '/admin/keys', { name: 'k', expires_at: '300000-01-01' }, /`expires_at`/],
+    ['POST', '/admin/keys', { name: 'k', expires_at: '2024-13-45' }, /`expires_at`/],
+    ['POST', '/admin/keys', { name: 'k', expires_at: '2024-02-30T00:00:00Z' }, /`expires_at`/],
+    ['POST', '/admin/keys', { name: 'k', expires_at: 8.64e15 + 1 }, /`expires_at`/],
+    ['GET', `/admin/usage?from=${encodeURIComponent('-010000-01-01T00:00:00Z')}`, undefined, /`from`/],
+    ['GET', `/admin/usage?to=${encodeURIComponent('+275000-01-01T00:00:00Z')}`, undefined, /`to`/],
+    ['GET', '/admin/usage?to=99999999999999999999', undefined, /`to`/],
+    // default_parameters: bounded in shape, and checked as a request carrying them is
+    ['PATCH', `/admin/models/${tinyId}`, deep(100_000), /default_parameters/],
+    ['POST', '/admin/models', deep(100_000, { id: `deep-${run}`, path: modelDir('demo-tiny') }), /default_parameters/],
+    ['PATCH', `/admin/models/${tinyId}`, { default_parameters: { stop: [[[[['x']]]]] } }, /default_parameters/],
+    ['PATCH', `/admin/models/${tinyId}`, { default_parameters: { stop: ['\u0000'] } }, /default_parameters/],
+    ['PATCH', `/admin/models/${tinyId}`, { default_parameters: { max_new_tokens: -1 } }, /max_new_tokens/],
+    ['PATCH', `/admin/models/${tinyId}`, { default_parameters: { max_new_tokens: 1e9 } }, /max_new_tokens/],
+    ['PATCH', `/admin/models/${tinyId}`, { default_parameters: { temperature: 5e-324 } }, /temperature/],
+    ['PATCH', `/admin/models/${tinyId}`, { default_parameters: { repetition_penalty: 1e-300 } }, /repetition_penalty/],
+    ['PATCH', `/admin/models/${tinyId}`, { default_parameters: { best_of: 2, do_sample: true } }, /streaming/],
+  ];
+
+  it('answers each with 422 `validation`, in TGI’s shape, and changes nothing', async () => {
+    const models = (await call('GET', '/admin/models')).json;
+    const keys = (await call('GET', '/admin/keys')).json;
+    const wrong: string[] = [];
+    for (const [method, path, body, message] of refused) {
+      const { res, json, text } = await call(method, path, body);
+      if (res.status !== 422 || json.error_type !== 'validation' || !message.test(json.error as string)) {
+        const what = `${method} ${path.slice(0, 60)} ${JSON.stringify(body)?.slice(0, 80) ?? ''}`;
+        wrong.push(`${what} answered ${res.status}: ${text.slice(0, 200)}`);
+      }
+    }
+    assert.deepEqual(wrong, []);
+    assert.deepEqual((await call('GET', '/admin/models')).json, models);
+    assert.deepEqual((await call('GET', '/admin/keys')).json, keys);
+  });
+
+  it('still takes ISO 8601 dates and sane default_parameters', async () => {
+    const { json } = await call('POST', '/admin/keys', { name: `dated ${run}`, expires_at: '2099-12-31T23:59:59Z' });
+    keysMade.push(json.id as string);
+    assert.equal(json.expires_at, '2099-12-31T23:59:59.000Z');
+    const usage = await call('GET', '/admin/usage?from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59Z');
+    assert.equal(usage.res.status, 200, usage.text);
+    const params = { temperature: 0.5, max_new_tokens: 4, stop: ['\n\n'] };
+    const saved = await call('PATCH', `/admin/models/${tinyId}`, { default_parameters: params });
+    assert.equal(saved.res.status, 200, saved.text);
+    assert.deepEqual(saved.json.default_parameters, params);
+    const generated = await call('POST', '/generate', { model: tinyId, inputs: 'Love is' });
+    assert.equal(generated.res.status, 200, generated.text);
+    assert.ok(Number(generated.res.headers.get('x-generated-tokens')) <= 4);
+    assert.equal((await call('PATCH', `/admin/models/${tinyId}`, { default_parameters: {} })).res.status, 200);
+  });
+
+  it('refuses sampling parameters whose logprobs would be NaN, on TGI and OpenAI routes', async () => {
+    const tgi = [{ temperature: 5e-324 }, { temperature: 1e-5 }, { repetition_penalty: 1e-300 }];
+    for (const parameters of tgi) {
+      const { res, json, text } = await call('POST', '/generate', { inputs: 'Love is', parameters });
+      assert.equal(res.status, 422, `${JSON.stringify(parameters)}: ${text.slice(0, 200)}`);
+      assert.equal(json.error_type, 'validation');
+    }
+    for (const fields of [{ temperature: 1e-300 }, { repetition_penalty: 1e-300 }]) {
+      const { res, json } = await call('POST', '/v1/completions', { prompt: 'Love is', max_tokens: 2, ...fields });
+      assert.equal(res.status, 422, JSON.stringify(fields));
+      assert.equal((json.error as { code: string }).code, 'validation');
+    }
+    const ok = await call('POST', '/generate', {
+      inputs: 'Love is',
+      parameters: { temperature: 1e-4, repetition_penalty: 1e-4, max_new_tokens: 3, details: true, top_n_tokens: 2 },
+    });
+    assert.equal(ok.res.status, 200, ok.text);
+    for (const t of (ok.json.details as { tokens: { logprob: number }[] }).tokens) {
+      assert.ok(Number.isFinite(t.logprob), `logprob ${t.logprob}`);
+    }
+  });
+});
+
+describe('/v1/models and the key’s allowed_models', () => {
+  it('lists only the models the key may use, and refuses the others as the generation routes do', async () => {
+    const { key } = await makeKey({ allowed_models: [tinyId] });
+    const listed = await call('GET', '/v1/models', undefined, key);
+    assert.equal(listed.res.status, 200);
+    assert.deepEqual(
+      (listed.json.data as { id: string }[]).map((m) => m.id),
+      [tinyId],
+    );
+    assert.equal((await call('GET', `/v1/models/${tinyId}`, undefined, key)).res.status, 200);
+    for (const id of [smallId, 'demo-small', 'no-such-model']) {
+      const { res, json } = await call('GET', `/v1/models/${id}`, undefined, key);
+      assert.equal(res.status, 403, id);
+      assert.equal((json.error as { code: string }).code, 'model_not_allowed');
+    }
+    // an unrestricted key sees every enabled model
+    const all = await call('GET', '/v1/models');
+    const ids = (all.json.data as { id: string }[]).map((m) => m.id);
+    assert.ok(ids.includes(tinyId) && ids.includes('demo-small'), ids.join(', '));
   });
 });
 
