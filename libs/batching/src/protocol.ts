@@ -250,6 +250,11 @@ export interface HeartbeatModel {
 /** `worker:<id>`: JSON with a TTL, rewritten every interval; a worker whose key expired is dead. */
 export interface Heartbeat {
   id: string;
+  /**
+   * This process's run of the worker id (a restarted worker keeps its id): the jobs it takes are named
+   * `<id>/<incarnation>` in BullMQ, so that crash recovery tells its jobs from a dead predecessor's.
+   */
+  incarnation?: string;
   pid: number;
   host: string;
   startedAt: number;

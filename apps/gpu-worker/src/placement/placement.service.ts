@@ -26,6 +26,7 @@ import { formatBytes } from '@switchyard/models';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { ModelPoolService } from '../models/model-pool.service';
 import { redisOptions } from '../redis/redis-connection';
+import { INCARNATION } from './incarnation';
 import { OrphanRecovery } from './orphan-recovery';
 
 @Injectable()
@@ -218,6 +219,7 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
     );
     return {
       id: this.config.workerId,
+      incarnation: INCARNATION,
       pid: process.pid,
       host: hostname(),
       startedAt: this.startedAt,
@@ -273,7 +275,7 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
     const released = await this.recovery.recover(serving);
     if (released.length > 0) {
       this.logger.warn(
-        `a worker's heartbeat lapsed with ${released.length} request(s) running: they run again now (${released.join(', ')})`,
+        `a worker died (its heartbeat lapsed, or it restarted) with ${released.length} request(s) running: they run again now (${released.join(', ')})`,
       );
     }
   }
