@@ -27,14 +27,32 @@ export async function freePort(): Promise<number> {
   });
 }
 
+export interface Stores {
+  redisUrl?: string;
+  databaseUrl?: string;
+}
+
 export class LaunchedPlatform {
   readonly prefix = `sy-test-${randomUUID().slice(0, 8)}:`;
+  readonly redisUrl: string;
+  readonly databaseUrl: string;
   /** The admin key this platform is started with (SWITCHYARD_ADMIN_KEY). */
   readonly adminKey = `sy-test-admin-${randomUUID()}`;
   url = '';
   port = 0;
   private child: ChildProcess | null = null;
   private log = '';
+
+  /** On the machine's Redis and test database, or on the stores given (the fault tests' own). */
+  constructor(stores: Stores = {}) {
+    this.redisUrl = stores.redisUrl ?? REDIS_URL;
+    this.databaseUrl = stores.databaseUrl ?? TEST_DATABASE_URL;
+  }
+
+  /** The launcher's process id. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
 
   /** Starts the launcher with these flags (plus port, prefix and database) and waits until it is ready. */
   async start(flags: string[] = []): Promise<void> {
@@ -72,9 +90,9 @@ export class LaunchedPlatform {
       '--redis-prefix',
       this.prefix,
       '--redis-url',
-      REDIS_URL,
+      this.redisUrl,
       '--database-url',
-      TEST_DATABASE_URL,
+      this.databaseUrl,
     ];
   }
 
@@ -130,7 +148,7 @@ export class LaunchedPlatform {
     });
     child.kill('SIGINT');
     const code = await exited;
-    const redis = new Redis(REDIS_URL);
+    const redis = new Redis(this.redisUrl);
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', 500);
@@ -143,7 +161,7 @@ export class LaunchedPlatform {
 
   /** The workers' pool events (loads, parks, evictions), oldest first. */
   async events(): Promise<PoolEvent[]> {
-    const redis = new Redis(REDIS_URL);
+    const redis = new Redis(this.redisUrl);
     try {
       const raw = await redis.lrange(`${this.prefix}events`, 0, -1);
       return raw.map((e) => JSON.parse(e) as PoolEvent).reverse();
