@@ -249,9 +249,6 @@ describe('faults: a worker SIGKILLed with requests in flight', () => {
       prompts.slice(0, 12).map(async (p) => JSON.parse((await json(p)).body).generated_text as string),
     );
 
-    console.log(
-      `undisturbed run: ${Date.now() - undisturbed} ms, ${expected.map((t) => t.length).join(' ')} characters`,
-    );
     const streams = prompts.slice(12).map(async (prompt) => {
       const res = await fetch(`${platform.url}/generate_stream`, post(platform, { inputs: prompt, parameters }));
       return res.text();
