@@ -1,13 +1,17 @@
 /**
  * The worker process: a Nest standalone app that turns queued requests into tokens. Started by the launcher
  * (npm start), or on its own: `node dist/apps/gpu-worker/src/main.js --preload models/demo-tiny`.
- * SIGTERM or SIGINT drains the running requests (bounded by --drain-timeout) and exits 0.
+ * SIGTERM or SIGINT drains the running requests (bounded by --drain-timeout) and exits 0. Should the shutdown itself
+ * hang (a load that does not end, a Redis that does not answer), the process exits 1 a few seconds past the deadline.
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { ConfigError, readWorkerConfig, WORKER_USAGE } from './config/worker-config';
 import { WorkerModule } from './worker.module';
 import { QuietLogger } from '../../api/src/common/quiet-logger';
+
+/** How long past --drain-timeout a shutdown may take before the process exits regardless. */
+const SHUTDOWN_MARGIN_MS = 5000;
 
 async function bootstrap(): Promise<void> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -20,6 +24,17 @@ async function bootstrap(): Promise<void> {
   });
   // useProcessExit: exit 0 after the hooks ran, rather than re-raising the signal
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
+  const backstop = (signal: NodeJS.Signals) => {
+    process.off('SIGTERM', backstop);
+    process.off('SIGINT', backstop);
+    const limit = config.drainTimeoutMs + SHUTDOWN_MARGIN_MS;
+    setTimeout(() => {
+      console.error(`switchyard worker: still stopping ${limit} ms after ${signal}: exiting`);
+      process.exit(1);
+    }, limit).unref();
+  };
+  process.on('SIGTERM', backstop);
+  process.on('SIGINT', backstop);
   await app.init();
 }
 

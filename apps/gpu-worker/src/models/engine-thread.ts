@@ -35,8 +35,13 @@ export interface LoadRequest {
   engine: Partial<EngineConfig>;
 }
 
-/** How a request ended: 'success' or the error type. */
+/**
+ * How a request ended: 'success', the error type, `SHUTDOWN` (ended by the drain deadline with an error entry), or
+ * `REQUEUE` (withdrawn by the drain deadline before any token was written: its job goes back to the queue).
+ */
 export type Outcome = 'success' | string;
+export const SHUTDOWN: Outcome = 'shutdown';
+export const REQUEUE: Outcome = 'requeue';
 
 /** Main thread → engine thread. */
 export type ToEngineThread =
@@ -51,6 +56,11 @@ export type ToEngineThread =
       slot: number;
     }
   | { type: 'cancel'; id: string }
+  /**
+   * The drain deadline: every open request ends now. One that has written a token gets an error entry with this
+   * message; one that has not is withdrawn without a word (outcome `REQUEUE`), for its job to run elsewhere.
+   */
+  | { type: 'abandon'; message: string }
   | { type: 'release' }
   /** The first message: the model to load (a thread is started before it is needed, with its modules loaded). */
   | ({ type: 'load' } & LoadRequest);
@@ -111,14 +121,15 @@ async function main(): Promise<void> {
     await redis.quit().catch(() => undefined);
     return;
   }
-  const controllers = new Map<string, AbortController>();
+  /** The open requests: their cancel, and their end at the drain deadline. */
+  const open = new Map<string, { controller: AbortController; abandon: (message: string) => void }>();
   // A cancel sent before the job started is found when its start entry is written, in the same command: the engine
   // drops the aborted request before it costs compute, or at the next step.
   const writer = new StreamWriter(
     redis,
     new RedisNames(redisPrefix),
     (err) => post({ type: 'warning', message: `writing a token stream failed: ${err.message}` }),
-    (id) => controllers.get(id)?.abort(),
+    (id) => open.get(id)?.controller.abort(),
   );
   const engine = new Engine(model, load.engine);
   let ended: [string, Outcome][] = [];
@@ -136,7 +147,7 @@ async function main(): Promise<void> {
     timer ??= setTimeout(sendStatus, STATUS_INTERVAL_MS);
   };
   const end = (id: string, outcome: Outcome) => {
-    controllers.delete(id);
+    open.delete(id);
     void writer.afterWrite().then(() => {
       ended.push([id, outcome]);
       if (ended.length === 1) queueMicrotask(sendStatus);
@@ -149,9 +160,10 @@ async function main(): Promise<void> {
         const { request, attempt, slot, inbox } = message;
         const { id } = request;
         const controller = new AbortController();
-        controllers.set(id, controller);
         writer.push(id, { type: 'start', worker: workerId, attempt, at: message.startedAt }, inbox);
         let done = false;
+        /** Whether a token has gone out: past that, the client may have seen part of the answer. */
+        let sent = false;
         const sink = (event: EngineEvent) => {
           if (done) return;
           // cancelled while this step computed: no more tokens; the next step drops the row
@@ -159,10 +171,22 @@ async function main(): Promise<void> {
             return controller.abort();
           }
           writer.push(id, { attempt, ...event }, inbox);
-          if (event.type === 'token') return;
+          if (event.type === 'token') {
+            sent = true;
+            return;
+          }
           done = true;
           end(id, event.type === 'final' ? 'success' : event.errorType);
         };
+        // The row's later events (the engine's own 'cancelled' among them) find `done` set and go nowhere.
+        const abandon = (why: string) => {
+          if (done) return;
+          done = true;
+          controller.abort();
+          if (sent) writer.push(id, { attempt, type: 'error', errorType: 'generation', message: why }, inbox);
+          end(id, sent ? SHUTDOWN : REQUEUE);
+        };
+        open.set(id, { controller, abandon });
         try {
           engine.submit({ ...request, signal: controller.signal }, sink);
         } catch (err) {
@@ -172,7 +196,10 @@ async function main(): Promise<void> {
         break;
       }
       case 'cancel':
-        controllers.get(message.id)?.abort();
+        open.get(message.id)?.controller.abort();
+        break;
+      case 'abandon':
+        for (const request of [...open.values()]) request.abandon(message.message);
         break;
       case 'release':
         void engine

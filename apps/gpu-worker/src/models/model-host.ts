@@ -11,6 +11,7 @@ import { EngineEvent, GenerateJob, isValidId, ModelSpec, RedisNames, SchedulerCo
 import type { PooledModel } from '@switchyard/models';
 import type { StreamWriter } from '../streams/stream-writer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
+import { REQUEUE, SHUTDOWN } from './engine-thread';
 import type { RemoteEngine } from './remote-engine';
 
 export interface ModelHostDeps {
@@ -30,6 +31,16 @@ export interface ModelHostDeps {
   onIdle(): void;
   /** Jobs are left in the queue after this host stopped consuming it: ask for a load somewhere. */
   requeue(spec: ModelSpec): Promise<void>;
+  /** True once the worker is stopping: a host loaded or resumed now takes no job. */
+  shuttingDown(): boolean;
+}
+
+/** What the drain deadline did to a host's running requests. */
+export interface Abandoned {
+  /** Ended with an error entry: they had sent tokens. */
+  ended: number;
+  /** Sent back to the queue: nothing had been sent. */
+  requeued: number;
 }
 
 export class ModelHost implements PooledModel {
@@ -41,6 +52,10 @@ export class ModelHost implements PooledModel {
   private readonly active = new Map<string, AbortController>();
   /** Set once the host stops taking jobs; a job fetched after that goes back to the queue. */
   private paused = false;
+  /** The consumer's close, once `stop` began it: it resolves when the running jobs have ended. */
+  private closing: Promise<void> = Promise.resolve();
+  /** Set at the drain deadline: the engine's release is bounded too. */
+  private abandoned: { ended: number; requeued: number; graceMs: number } | null = null;
 
   constructor(
     readonly spec: ModelSpec,
@@ -55,6 +70,7 @@ export class ModelHost implements PooledModel {
 
   /** Starts consuming the model's queue (at load, and when it comes back from the parked tier). */
   start(): void {
+    if (this.deps.shuttingDown()) return;
     this.paused = false;
     const consumer = new Worker<GenerateJob>(this.spec.id, (job, token) => this.process(job, token), {
       connection: this.deps.connection,
@@ -111,6 +127,7 @@ export class ModelHost implements PooledModel {
     this.consumer = null;
     if (!consumer) return true;
     const closing = consumer.close();
+    this.closing = closing;
     if (!Number.isFinite(deadlineMs)) {
       await closing;
       return true;
@@ -124,9 +141,27 @@ export class ModelHost implements PooledModel {
     return finished;
   }
 
+  /**
+   * The drain deadline has passed (after `stop`): every running request ends now. Those that have sent a token end
+   * with an error entry carrying `message`; the others go back to the queue, for another worker. Resolves once their
+   * jobs are off this worker and its consumer closed, or after `graceMs` whatever happened.
+   */
+  async abandon(message: string, graceMs: number): Promise<Abandoned> {
+    const counts = { ended: 0, requeued: 0, graceMs };
+    this.abandoned = counts;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.engine.abandon(message).then(() => this.closing),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+    ]);
+    clearTimeout(timer);
+    return { ended: counts.ended, requeued: counts.requeued };
+  }
+
   async unload(): Promise<void> {
     await this.stop();
-    await this.engine.release();
+    // abandoned requests have ended: a step still computing is not waited for long
+    await this.engine.release(this.abandoned?.graceMs ?? Infinity);
     await this.requeueLeft('unloading');
     await this.queue.close();
   }
@@ -195,6 +230,16 @@ export class ModelHost implements PooledModel {
         }
       });
       metrics.requests.inc({ model: this.spec.id, outcome });
+      if (outcome === SHUTDOWN && this.abandoned) this.abandoned.ended++;
+      if (outcome === REQUEUE) {
+        if (this.abandoned) this.abandoned.requeued++;
+        // nothing was sent but its start: another worker runs it as the next attempt (if this fails, the lock
+        // lapses once the process exits, and another worker's stalled check puts the job back)
+        await job
+          .moveToWait(token)
+          .catch((err: Error) => this.logger.warn(`requeueing ${requestId} failed: ${err.message}`));
+        throw new WaitingError();
+      }
     } finally {
       this.active.delete(requestId);
       this.deps.touch(this.spec.id);

@@ -20,8 +20,14 @@ import { spinsFor, WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { WorkerMetrics } from '../metrics/worker-metrics';
 import { createRedis, redisOptions } from '../redis/redis-connection';
 import { StreamWriter } from '../streams/stream-writer';
-import { ModelHost, ModelHostDeps } from './model-host';
+import { Abandoned, ModelHost, ModelHostDeps } from './model-host';
 import { RemoteEngine } from './remote-engine';
+
+/**
+ * After the drain deadline, how long the abandoned requests' ends (their error entries, their jobs back in the queue)
+ * and each engine thread's release may take before the worker goes on without them.
+ */
+export const ABANDON_GRACE_MS = 2000;
 
 @Injectable()
 export class ModelPoolService implements OnApplicationShutdown {
@@ -35,6 +41,8 @@ export class ModelPoolService implements OnApplicationShutdown {
   private readonly writer: StreamWriter;
   private readonly control: Queue<ControlCommand>;
   private readonly hostDeps: ModelHostDeps;
+  /** When the running requests must have ended: set at the first step of SIGTERM, `pause`. */
+  private drainDeadline: number | null = null;
 
   constructor(
     @Inject(WORKER_CONFIG) readonly config: WorkerConfig,
@@ -62,6 +70,7 @@ export class ModelPoolService implements OnApplicationShutdown {
       requeue: async (spec) => {
         await this.control.add('load', { type: 'load', spec, reason: 'requeue' }, COMMAND_JOB_OPTIONS);
       },
+      shuttingDown: () => this.drainDeadline !== null,
     };
     this.pool = new ModelPool<ModelSpec, ModelHost>({
       budgetBytes: config.deviceMemory,
@@ -137,25 +146,42 @@ export class ModelPoolService implements OnApplicationShutdown {
     for (const host of this.hosts()) if (host.cancel(requestId)) return;
   }
 
-  /** SIGTERM, first step: no host fetches another job. */
+  /**
+   * SIGTERM, first step: no host fetches another job, and none loaded or resumed from now on will. The drain
+   * deadline counts from here, whatever comes between this and `drain`.
+   */
   async pause(): Promise<void> {
+    this.drainDeadline ??= Date.now() + this.config.drainTimeoutMs;
     await Promise.all(this.hosts().map((h) => h.pause()));
   }
 
   /**
-   * SIGTERM: every host stops taking jobs and finishes its running ones within the drain timeout. Jobs still
-   * running after it lose their lock when the process exits and run again on another worker.
+   * SIGTERM: every host stops taking jobs and finishes its running requests, until the drain deadline
+   * (--drain-timeout after the signal). Then the requests still running end at once: those that have sent tokens
+   * with an error entry saying the worker shut down, the others back to the queue for another worker.
    */
   async drain(): Promise<void> {
+    const deadline = (this.drainDeadline ??= Date.now() + this.config.drainTimeoutMs);
     const hosts = this.hosts();
     if (hosts.length === 0) return;
     const running = hosts.reduce((n, h) => n + h.activeRequests, 0);
-    this.logger.log(`draining: ${running} running requests, up to ${this.config.drainTimeoutMs} ms`);
     const started = Date.now();
-    const finished = await Promise.all(hosts.map((h) => h.stop(this.config.drainTimeoutMs)));
+    this.logger.log(`draining: ${running} running requests, up to ${Math.max(0, deadline - started)} ms`);
+    const finished = await Promise.all(hosts.map((h) => h.stop(Math.max(0, deadline - Date.now()))));
+    if (finished.every(Boolean)) {
+      this.logger.log(`drained in ${Date.now() - started} ms`);
+      return;
+    }
     const left = hosts.reduce((n, h) => n + h.activeRequests, 0);
-    if (finished.every(Boolean)) this.logger.log(`drained in ${Date.now() - started} ms`);
-    else this.logger.warn(`drain timed out with ${left} requests running: they will run again on another worker`);
+    const timeout = `--drain-timeout ${this.config.drainTimeoutMs} ms`;
+    this.logger.warn(`drain timed out (${timeout}) with ${left} requests running: ending them`);
+    const message = `the worker shut down before the request finished (${timeout})`;
+    const results: Abandoned[] = await Promise.all(hosts.map((h) => h.abandon(message, ABANDON_GRACE_MS)));
+    const ended = results.reduce((n, r) => n + r.ended, 0);
+    const requeued = results.reduce((n, r) => n + r.requeued, 0);
+    this.logger.warn(
+      `drain deadline: ${ended} requests ended with an error after their first tokens, ${requeued} sent back to the queue`,
+    );
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -42,6 +42,8 @@ export class RemoteEngine {
   private readonly logger: Logger;
   private released: (() => void) | null = null;
   private failure: Error | null = null;
+  /** Called once no request is open (the thread has reported every end), while `abandon` waits for that. */
+  private emptied: (() => void) | null = null;
 
   private constructor(
     private readonly thread: Worker,
@@ -62,7 +64,8 @@ export class RemoteEngine {
     thread.on('message', (message: FromEngineThread) => this.receive(message));
     thread.on('error', (err) => this.fail(err));
     thread.on('exit', (code) => {
-      if (!this.released) this.fail(new Error(`the engine thread exited (${code})`));
+      // requests still open (a release cut short) end here, written by the caller
+      if (!this.released || this.ends.size > 0) this.fail(new Error(`the engine thread exited (${code})`));
       this.released?.();
     });
   }
@@ -184,13 +187,36 @@ export class RemoteEngine {
     else signal?.addEventListener('abort', cancel, { once: true });
   }
 
-  /** Finishes what runs, writes its last entries, releases the ONNX session and ends the thread. */
-  release(): Promise<void> {
+  /**
+   * The drain deadline: the thread ends every open request at once, with an error entry carrying `message` if it
+   * has written a token, or withdrawn (outcome `REQUEUE`) if not. Resolves once every end has come back here.
+   */
+  abandon(message: string): Promise<void> {
+    if (this.ends.size === 0 || this.failure) return Promise.resolve();
+    const emptied = new Promise<void>((resolve) => (this.emptied = resolve));
+    this.send({ type: 'abandon', message });
+    return emptied;
+  }
+
+  /**
+   * Finishes what runs, writes its last entries, releases the ONNX session and ends the thread. Past `timeoutMs`
+   * (at shutdown, once the requests were abandoned: a step that will not end) the thread is terminated instead.
+   */
+  release(timeoutMs = Infinity): Promise<void> {
     if (this.failure) return this.thread.terminate().then(() => undefined);
-    return new Promise((resolve) => {
+    const released = new Promise<void>((resolve) => {
       this.released = resolve;
       this.send({ type: 'release' });
     });
+    if (!Number.isFinite(timeoutMs)) return released;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.logger.warn(`the engine thread did not stop within ${timeoutMs} ms of its release: terminating it`);
+        resolve(this.thread.terminate().then(() => undefined));
+      }, timeoutMs);
+    });
+    return Promise.race([released, late]).finally(() => clearTimeout(timer));
   }
 
   private send(message: ToEngineThread): void {
@@ -210,6 +236,7 @@ export class RemoteEngine {
           if (entry.slot >= 0) this.freeSlots.push(entry.slot);
           entry.onEnd(outcome);
         }
+        if (this.ends.size === 0) this.emptied?.();
         break;
       case 'warning':
         this.logger.error(message.message);
@@ -226,5 +253,6 @@ export class RemoteEngine {
     const event: ErrorEvent = { type: 'error', errorType: 'generation', message: err.message };
     for (const [, { onEnd }] of this.ends) onEnd('generation', event);
     this.ends.clear();
+    this.emptied?.();
   }
 }
