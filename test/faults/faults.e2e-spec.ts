@@ -81,6 +81,9 @@ describe('faults: Postgres down for 15 s under keyed traffic', () => {
     await platform.start(MODEL);
   });
   after(async () => {
+    // a failed scenario may have left a store down: bring it back so that the platform can stop cleanly
+    if (redis.port !== 0 && !redis.running) await redis.start();
+    if (pg.port !== 0 && !pg.running) pg.start();
     await platform?.stop();
     await redis.stop();
     pg.destroy();
@@ -153,6 +156,9 @@ describe('faults: Redis down for 10 s', () => {
     await platform.start(MODEL);
   });
   after(async () => {
+    // a failed scenario may have left a store down: bring it back so that the platform can stop cleanly
+    if (redis.port !== 0 && !redis.running) await redis.start();
+    if (pg.port !== 0 && !pg.running) pg.start();
     await platform?.stop();
     await redis.stop();
     pg.destroy();
@@ -221,6 +227,9 @@ describe('faults: a worker SIGKILLed with requests in flight', () => {
     await platform.start([...MODEL, '--num-workers', '2', '--max-batch-size', '4']);
   });
   after(async () => {
+    // a failed scenario may have left a store down: bring it back so that the platform can stop cleanly
+    if (redis.port !== 0 && !redis.running) await redis.start();
+    if (pg.port !== 0 && !pg.running) pg.start();
     await platform?.stop();
     await redis.stop();
     pg.destroy();

@@ -30,6 +30,7 @@ function pgBin(name: string): string {
 export class PrivatePostgres {
   readonly dir = mkdtempSync(join(tmpdir(), 'switchyard-pg-'));
   port = 0;
+  running = false;
 
   get url(): string {
     return `postgres://postgres@127.0.0.1:${this.port}/switchyard`;
@@ -56,11 +57,13 @@ export class PrivatePostgres {
       `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
       'start',
     ]);
+    this.running = true;
   }
 
   /** Stops it at once (`-m fast`: sessions are cut, as in a crash or a failover). */
   stop(): void {
     pgRun(pgBin('pg_ctl'), ['-D', join(this.dir, 'data'), '-w', '-m', 'fast', 'stop']);
+    this.running = false;
   }
 
   /** A query through psql, for assertions (the rows as psql prints them, unaligned). */
@@ -95,6 +98,10 @@ export class PrivateRedis {
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null;
   }
 
   /** Starts redis-server in the foreground (no persistence) and waits for its PONG. */
