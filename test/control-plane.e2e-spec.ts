@@ -200,6 +200,15 @@ describe('fallback routing', () => {
     assert.deepEqual(ids, c.greedy_ids);
   });
 
+  it('never falls back to a model the key may not use, nor logs or meters such a fallback', async () => {
+    const { key } = await makeKey({ allowed_models: [smallId] });
+    const before = await platform.metric('switchyard_fallbacks_total', { from: smallId, to: tinyId });
+    const { res, json } = await generate(key, smallId);
+    assert.equal(res.status, 503, JSON.stringify(json)); // smallId is disabled; its fallback is not this key's
+    assert.match(String(json.error), /disabled/);
+    assert.equal(await platform.metric('switchyard_fallbacks_total', { from: smallId, to: tinyId }), before);
+  });
+
   it('a model whose directory broke after it was saved falls back too', async () => {
     cpSync(modelDir('demo-small'), brokenDir, { recursive: true });
     const saved = await call('POST', '/admin/models', { id: brokenId, path: brokenDir, fallbacks: [tinyId] });

@@ -46,7 +46,8 @@ export class AuthGuard implements CanActivate {
       req.principal = ANONYMOUS;
       return true;
     }
-    const principal = await this.keys.authenticate(req.header('authorization'));
+    // a request with a body was authenticated before the body was read (main.ts)
+    const principal = req.principal ?? (await this.keys.authenticate(req.header('authorization')));
     const scope = this.reflector.getAllAndOverride<Scope>(SCOPE, targets) ?? 'inference';
     if (!principal.scopes.has(scope) && !principal.scopes.has('admin')) {
       throw new ApiError(403, 'forbidden', `this key lacks the "${scope}" scope`);

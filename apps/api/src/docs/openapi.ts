@@ -99,8 +99,8 @@ const ROUTE_ERRORS: Record<string, ErrorSpec> = {
     status: 403,
     description:
       "The key lacks the `inference` scope (`forbidden`), or the key's `allowed_models` excludes the model " +
-      '(`model_not_allowed`). A fallback the key may not use is skipped; when it is the last one left, the ' +
-      'answer is this 403 too.',
+      '(`model_not_allowed`). A fallback the key may not use is never tried: the error of the last model tried ' +
+      'stands.',
     examples: [
       ['model_not_allowed', 'this key may not use model "big"'],
       ['forbidden', 'this key lacks the "inference" scope'],
@@ -401,7 +401,7 @@ function schemas(defaultModel: string): Json {
     },
     repetition_penalty: {
       type: ['number', 'null'],
-      exclusiveMinimum: 0,
+      minimum: 0.0001,
       description: 'TGI: multiplicative penalty on tokens already seen; 1 is none.',
     },
     truncate: {
@@ -498,7 +498,7 @@ function schemas(defaultModel: string): Json {
         },
         repetition_penalty: {
           type: ['number', 'null'],
-          exclusiveMinimum: 0,
+          minimum: 0.0001,
           default: 1,
           description: 'Multiplicative penalty on tokens of the prompt and of the output; 1 is none.',
         },
@@ -519,9 +519,9 @@ function schemas(defaultModel: string): Json {
         },
         temperature: {
           type: ['number', 'null'],
-          exclusiveMinimum: 0,
+          minimum: 0.0001,
           default: 1,
-          description: 'Sampling temperature.',
+          description: 'Sampling temperature (at least 0.0001: smaller ones overflow the logits).',
         },
         top_k: { type: ['integer', 'null'], exclusiveMinimum: 0, description: 'Sample among the k likeliest tokens.' },
         top_n_tokens: {
@@ -1095,7 +1095,8 @@ function adminSchemas(): Json {
       maxLength: 4096,
       description:
         'The directory of an Optimum-style ONNX decoder export, as the API and the workers see it (a relative ' +
-        "path is taken from the API's working directory). The API loads it, ONNX session included, before " +
+        "path is taken from the API's working directory). The API reads it (config, tokenizer, chat template and " +
+        "the graph's decoder signature; no ONNX session) before " +
         (update ? 'saving a new one.' : 'saving it.'),
     },
     enabled: {
@@ -1467,16 +1468,18 @@ function adminPaths(defaultModel: string): Json {
       post: adminOperation({
         summary: 'Register a model',
         description:
-          'Adds a model to the registry. Its directory is loaded first (ONNX session included) and released, so ' +
-          'a broken model is refused with the reason; its memory is measured then. No worker loads it until a ' +
-          'request or `POST /admin/models/{id}/load` asks.',
+          'Adds a model to the registry. Its directory is read first (config, tokenizer, chat template and the ' +
+          "graph's decoder signature, with no ONNX session in the API), so a directory that is not a servable " +
+          'model is refused; its memory is estimated then. No worker loads it until a request or ' +
+          '`POST /admin/models/{id}/load` asks.',
         operationId: 'createModel',
         requestBody: { required: true, content: json(schema('CreateModelRequest')) },
         responses: {
           ...ok('The model, as registered.', schema('Model'), '201'),
           '409': ref('responses', 'AdminModelExists'),
           '422': adminValidation(
-            'An unknown or invalid field; a directory that is not usable (the message says why); limits over the ' +
+            'An unknown or invalid field; a directory that is not a servable model (one message whatever the cause, ' +
+              'which goes to the server log); limits over the ' +
               "model's context, or `max_input_tokens` not below `max_total_tokens`; `default_parameters` TGI " +
               'refuses; or `fallbacks` that name the model itself, unregistered models, or would loop',
           ),
@@ -1801,7 +1804,7 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
         get: {
           tags: [OPENAI_TAG],
           summary: 'List the models',
-          description: "The enabled models of the registry (all of them, whatever the key's `allowed_models`).",
+          description: "The enabled models of the registry that the key's `allowed_models` lets it use.",
           operationId: 'listModels',
           parameters: [ref('parameters', 'XRequestId')],
           responses: {
@@ -1814,7 +1817,9 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
         get: {
           tags: [OPENAI_TAG],
           summary: 'Describe one model',
-          description: 'An enabled model of the registry, as `GET /v1/models` lists it.',
+          description:
+            "An enabled model of the registry, as `GET /v1/models` lists it; 403 for a model outside the key's " +
+            '`allowed_models`, whether it exists or not.',
           operationId: 'retrieveModel',
           parameters: [
             { name: 'model', in: 'path', required: true, schema: { type: 'string' }, description: 'The model id.' },
@@ -1822,7 +1827,7 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
           ],
           responses: {
             '200': { description: 'The model.', headers: REQUEST_ID_ONLY, content: json(schema('OpenAiModel')) },
-            ...errors('OpenAi', ['Unauthorized', 'Forbidden', 'ModelNotFound', 'Internal']),
+            ...errors('OpenAi', ['Unauthorized', 'ModelForbidden', 'ModelNotFound', 'Internal']),
           },
         },
       },

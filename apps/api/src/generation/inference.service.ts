@@ -222,7 +222,10 @@ export class InferenceService {
       this.metrics.admit();
       admitted = true;
       this.metrics.count.inc();
-      const candidates = await this.candidates(requested, request.fallbacks);
+      // fallbacks the key may not use are never tried, logged or metered: the last usable model's error stands
+      const candidates = (await this.candidates(requested, request.fallbacks)).filter(
+        (id, i) => i === 0 || this.allowed(principal, id),
+      );
       const controller = new AbortController();
       const onClose = () => {
         if (!res.writableFinished) controller.abort();
@@ -238,10 +241,6 @@ export class InferenceService {
             this.logger.warn(`${requestId}: ${id} -> ${candidates[i + 1]} (${reason}: ${error.message})`);
             this.metrics.fallbacks.inc({ from: id, to: candidates[i + 1], reason });
           };
-          if (i > 0 && !this.allowed(principal, id)) {
-            if (last) throw new ApiError(403, 'model_not_allowed', `this key may not use the fallback model "${id}"`);
-            continue;
-          }
           const row = await this.registry.record(id);
           if (!row) {
             if (i === 0) throw new ApiError(404, 'model_not_found', `model "${id}" is not registered`);
