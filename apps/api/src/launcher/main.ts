@@ -1,16 +1,22 @@
 /**
  * The launcher (`npm start`, the `switchyard` bin): validates every flag and the model directory, runs the
  * migrations, registers `--model-id` in the registry, starts the API and `--num-workers` workers, and waits
- * until `/health` says a worker serves the default model. Ctrl-C (or SIGTERM) stops everything. A child that dies
- * during start-up, or the API at any time, makes the launcher stop the others and exit non-zero; a worker that
- * dies later is started again.
+ * until `/health` says a worker serves the default model. Ctrl-C (SIGINT), SIGTERM or SIGHUP stops everything: each
+ * child gets SIGTERM (the workers drain within --drain-timeout), the launcher waits for all of them, kills any still
+ * running --drain-timeout + 10 s later, and exits 0 (1 if it had to kill one). A child that dies during start-up, or
+ * the API at any time, makes the launcher stop the others and exit non-zero; a worker that dies later is started
+ * again.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describeModel, formatBytes, ModelError, poolBytes } from '@switchyard/models';
-import { ConfigError as WorkerConfigError, readWorkerConfig } from '../../../gpu-worker/src/config/worker-config';
+import {
+  ConfigError as WorkerConfigError,
+  readWorkerConfig,
+  WorkerConfig,
+} from '../../../gpu-worker/src/config/worker-config';
 import { API_USAGE, ApiConfig, ConfigError, readApiConfig } from '../config/api-config';
 import { createDataSource } from '../database/data-source';
 import { migrate } from '../database/migrate';
@@ -21,6 +27,8 @@ import type { DataSource } from 'typeorm';
 const API_MAIN = join(__dirname, '..', 'main.js');
 const WORKER_MAIN = join(__dirname, '../../../gpu-worker/src/main.js');
 const READY_TIMEOUT_MS = 120_000;
+/** How long past --drain-timeout the children may take to stop before they are killed. */
+const KILL_MARGIN_MS = 10_000;
 
 function log(line: string): void {
   console.log(`switchyard: ${line}`);
@@ -29,6 +37,40 @@ function log(line: string): void {
 interface Child {
   name: string;
   process: ChildProcess;
+  /** Resolves once the process has exited (or could not start). */
+  exited: Promise<void>;
+}
+
+function spawnChild(name: string, args: string[]): Child {
+  const child = spawn(process.execPath, args, { stdio: 'inherit' });
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
+  return { name, process: child, exited };
+}
+
+function isRunning({ process: child }: Child): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+/**
+ * Waits for every child to exit; those still running after `killAfterMs` get SIGKILL. Resolves with the names of
+ * the children it had to kill.
+ */
+async function awaitChildren(children: Child[], killAfterMs: number): Promise<string[]> {
+  const killed: string[] = [];
+  const timer = setTimeout(() => {
+    for (const child of children) {
+      if (!isRunning(child)) continue;
+      log(`the ${child.name} did not stop within ${killAfterMs / 1000} s: killing it`);
+      killed.push(child.name);
+      child.process.kill('SIGKILL');
+    }
+  }, killAfterMs);
+  await Promise.all(children.map((c) => c.exited));
+  clearTimeout(timer);
+  return killed;
 }
 
 async function waitForHealth(url: string, children: Child[]): Promise<void> {
@@ -68,7 +110,8 @@ function workerArgv(config: ApiConfig, index: number): string[] {
   ];
 }
 
-async function register(config: ApiConfig): Promise<void> {
+/** Checks that the default model fits a worker, migrates, registers it; returns the workers' configuration. */
+async function register(config: ApiConfig): Promise<WorkerConfig> {
   const worker = readWorkerConfig(workerArgv(config, 0), {});
   const model = describeModel(config.modelDir, {
     dtype: worker.dtype,
@@ -100,6 +143,7 @@ async function register(config: ApiConfig): Promise<void> {
   } finally {
     await dataSource.destroy();
   }
+  return worker;
 }
 
 /** With no SWITCHYARD_ADMIN_KEY and no admin key in the database yet, makes one and prints it, once. */
@@ -129,34 +173,31 @@ async function main(): Promise<void> {
     return;
   }
   const config = readApiConfig(argv, process.env);
-  await register(config);
+  const { drainTimeoutMs } = await register(config);
   if (config.disableAuth) {
     log(
       'WARNING: --disable-auth: no API keys are checked; every route, admin included, is open to anyone who can reach the port',
     );
   }
 
-  const children: Child[] = [
-    { name: 'API', process: spawn(process.execPath, [API_MAIN, ...argv], { stdio: 'inherit' }) },
-  ];
+  const children: Child[] = [spawnChild('API', [API_MAIN, ...argv])];
   let stopping = false;
   let ready = false;
+  /** Stops every child, waits for them (killing the late ones) and exits. */
   const stop = (reason: string, code: number) => {
     if (stopping) return;
     stopping = true;
-    process.exitCode = code;
     log(`${reason}: stopping`);
-    for (const { process: child } of children) {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    }
+    for (const child of children) if (isRunning(child)) child.process.kill('SIGTERM');
+    void awaitChildren(children, drainTimeoutMs + KILL_MARGIN_MS).then((killed) => {
+      log(killed.length > 0 ? `stopped (killed: ${killed.join(', ')})` : 'stopped');
+      process.exit(killed.length > 0 ? 1 : code);
+    });
   };
   /** Starts worker i; once the platform is up, a worker that dies is started again (at most 5 times a minute). */
   const restarts: number[] = [];
   const startWorker = (i: number, slot = children.length) => {
-    const child: Child = {
-      name: `worker ${i}`,
-      process: spawn(process.execPath, [WORKER_MAIN, ...workerArgv(config, i)], { stdio: 'inherit' }),
-    };
+    const child = spawnChild(`worker ${i}`, [WORKER_MAIN, ...workerArgv(config, i)]);
     children[slot] = child;
     child.process.on('exit', (code, signal) => {
       if (stopping) return;
@@ -172,8 +213,8 @@ async function main(): Promise<void> {
     });
   };
   for (let i = 0; i < config.numWorkers; i++) startWorker(i);
-  process.on('SIGINT', () => stop('SIGINT', 0));
-  process.on('SIGTERM', () => stop('SIGTERM', 0));
+  // SIGHUP too: the terminal closed, or the bin forwarded it; the default would leave the children running
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal, 0));
   children[0].process.on('exit', (code, signal) => {
     if (!stopping) stop(`the API exited (${signal ?? code})`, 1);
   });
@@ -185,6 +226,7 @@ async function main(): Promise<void> {
     stop((err as Error).message, 1);
     return;
   }
+  if (stopping) return;
   ready = true;
   log(`ready: ${url}  ${config.numWorkers} worker(s), default model ${config.modelName}`);
   const auth = config.disableAuth ? '' : ` -H "Authorization: Bearer $SWITCHYARD_KEY"`;
