@@ -13,6 +13,7 @@ import type { StreamWriter } from '../streams/stream-writer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
 import { REQUEUE, SHUTDOWN } from './engine-thread';
 import type { RemoteEngine } from './remote-engine';
+import { takerName } from '../placement/incarnation';
 
 export interface ModelHostDeps {
   workerId: string;
@@ -81,7 +82,7 @@ export class ModelHost implements PooledModel {
       // every second, whatever the lock: a job released by crash recovery (orphan-recovery.ts) runs again at once
       stalledInterval: 1000,
       // recorded on each job it takes (`pb`), so that crash recovery knows whose jobs they are
-      name: this.deps.workerId,
+      name: takerName(this.deps.workerId),
       maxStalledCount: 3,
       autorun: false,
     });
