@@ -43,6 +43,9 @@ export class ModelPoolService implements OnApplicationShutdown {
   private readonly hostDeps: ModelHostDeps;
   /** When the running requests must have ended: set at the first step of SIGTERM, `pause`. */
   private drainDeadline: number | null = null;
+  /** Ends what still runs at the deadline, whether or not `drain` has begun by then. */
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  private abandoning: Promise<void> | null = null;
 
   constructor(
     @Inject(WORKER_CONFIG) readonly config: WorkerConfig,
@@ -151,7 +154,12 @@ export class ModelPoolService implements OnApplicationShutdown {
    * deadline counts from here, whatever comes between this and `drain`.
    */
   async pause(): Promise<void> {
-    this.drainDeadline ??= Date.now() + this.config.drainTimeoutMs;
+    if (this.drainDeadline === null) {
+      this.drainDeadline = Date.now() + this.config.drainTimeoutMs;
+      // placement closes its command consumers between `pause` and `drain`: a load command in flight (one waiting up
+      // to --place-timeout for room) must not push the deadline back
+      this.deadlineTimer = setTimeout(() => void this.abandon(), this.config.drainTimeoutMs);
+    }
     await Promise.all(this.hosts().map((h) => h.pause()));
   }
 
@@ -163,28 +171,46 @@ export class ModelPoolService implements OnApplicationShutdown {
   async drain(): Promise<void> {
     const deadline = (this.drainDeadline ??= Date.now() + this.config.drainTimeoutMs);
     const hosts = this.hosts();
-    if (hosts.length === 0) return;
+    if (hosts.length === 0) {
+      if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+      return;
+    }
     const running = hosts.reduce((n, h) => n + h.activeRequests, 0);
     const started = Date.now();
     this.logger.log(`draining: ${running} running requests, up to ${Math.max(0, deadline - started)} ms`);
     const finished = await Promise.all(hosts.map((h) => h.stop(Math.max(0, deadline - Date.now()))));
     if (finished.every(Boolean)) {
+      if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
       this.logger.log(`drained in ${Date.now() - started} ms`);
       return;
     }
-    const left = hosts.reduce((n, h) => n + h.activeRequests, 0);
-    const timeout = `--drain-timeout ${this.config.drainTimeoutMs} ms`;
-    this.logger.warn(`drain timed out (${timeout}) with ${left} requests running: ending them`);
-    const message = `the worker shut down before the request finished (${timeout})`;
-    const results: Abandoned[] = await Promise.all(hosts.map((h) => h.abandon(message, ABANDON_GRACE_MS)));
-    const ended = results.reduce((n, r) => n + r.ended, 0);
-    const requeued = results.reduce((n, r) => n + r.requeued, 0);
-    this.logger.warn(
-      `drain deadline: ${ended} requests ended with an error after their first tokens, ${requeued} sent back to the queue`,
-    );
+    await this.abandon();
+  }
+
+  /**
+   * The drain deadline: the requests still running end at once, those that have sent tokens with an error entry
+   * saying the worker shut down, the others back to the queue for another worker. Once only.
+   */
+  private abandon(): Promise<void> {
+    this.abandoning ??= (async () => {
+      const hosts = this.hosts();
+      const left = hosts.reduce((n, h) => n + h.activeRequests, 0);
+      if (left === 0) return;
+      const timeout = `--drain-timeout ${this.config.drainTimeoutMs} ms`;
+      this.logger.warn(`drain timed out (${timeout}) with ${left} requests running: ending them`);
+      const message = `the worker shut down before the request finished (${timeout})`;
+      const results: Abandoned[] = await Promise.all(hosts.map((h) => h.abandon(message, ABANDON_GRACE_MS)));
+      const ended = results.reduce((n, r) => n + r.ended, 0);
+      const requeued = results.reduce((n, r) => n + r.requeued, 0);
+      this.logger.warn(
+        `drain deadline: ${ended} requests ended with an error after their first tokens, ${requeued} sent back to the queue`,
+      );
+    })();
+    return this.abandoning;
   }
 
   async onApplicationShutdown(): Promise<void> {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     await this.pool.close();
     await RemoteEngine.disposeSpare();
     await this.writer.settle();
