@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { IncomingMessage, request } from 'node:http';
+import { Agent, IncomingMessage, request } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { freePort, TEST_DATABASE_URL } from './support/launched';
@@ -175,9 +175,11 @@ describe('launcher shutdown', () => {
   });
 
   it('SIGTERM to npm start stops npm, the bin, the launcher, the API and the workers, none killed', async (t) => {
+    const keepAlive = new Agent({ keepAlive: true });
+    t.after(() => keepAlive.destroy());
     const platform = await startPlatform('npm', ['start', '--silent', '--']);
-    // A stream in flight, far longer than the drain: the API stays up to end it. The connection is not kept alive:
-    // a kept-alive one holds the API's HTTP server open after the stream, until the launcher kills it.
+    // A stream in flight, far longer than the drain: the API stays up to end it. The connection is kept alive, as a
+    // client's or a load balancer's is: the stopping API closes it once the stream has ended.
     const stream = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(
         {
@@ -185,7 +187,7 @@ describe('launcher shutdown', () => {
           port: platform.port,
           path: '/generate_stream',
           method: 'POST',
-          agent: false,
+          agent: keepAlive,
           headers: { 'content-type': 'application/json', authorization: `Bearer ${platform.adminKey}` },
         },
         resolve,

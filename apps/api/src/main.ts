@@ -23,6 +23,13 @@ async function bootstrap(): Promise<void> {
     bodyParser: false,
   });
   app.use(requestId);
+  // Once stopping, every response closes its connection, and idle kept-alive ones are closed as they go idle: a
+  // client holding a connection open must not hold the API past its shutdown (server.close waits for them all).
+  let stopping = false;
+  app.use((_req: Request, res: Response, next: NextFunction) => {
+    if (stopping) res.setHeader('connection', 'close');
+    next();
+  });
   // The key is checked before a body is read: a client without one cannot make the API parse megabytes. Every route
   // that takes a body needs a key (the public ones are GETs); the guard then finds the caller on the request.
   if (!config.disableAuth) {
@@ -49,6 +56,13 @@ async function bootstrap(): Promise<void> {
   const server = app.getHttpServer() as import('node:http').Server;
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      stopping = true;
+      server.closeIdleConnections();
+      setInterval(() => server.closeIdleConnections(), 100).unref();
+    });
+  }
   await app.listen(config.port, config.hostname);
   logger.log(`listening on http://${config.hostname}:${config.port} (default model ${config.modelName})`);
 }

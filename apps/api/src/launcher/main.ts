@@ -207,7 +207,7 @@ async function main(): Promise<void> {
       if (restarts.length >= 5) return stop(`the ${child.name} exited (${signal ?? code}) 5 times in a minute`, 1);
       restarts.push(now);
       log(
-        `the ${child.name} exited (${signal ?? code}): its jobs run again elsewhere once their locks lapse; restarting it`,
+        `the ${child.name} exited (${signal ?? code}): its running requests run again on another worker; restarting it`,
       );
       startWorker(i, slot);
     });

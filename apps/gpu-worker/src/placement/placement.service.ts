@@ -99,8 +99,9 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
     await this.models.pause();
     this.draining = true;
     await this.beat();
-    await Promise.all([this.controlConsumer?.close(), this.commandConsumer?.close()]);
-    await this.models.drain();
+    // the command consumers close while the models drain: a load command in flight (up to --place-timeout)
+    // must not hold the drain, whose deadline counts from the signal
+    await Promise.all([this.controlConsumer?.close(), this.commandConsumer?.close(), this.models.drain()]);
     if (this.timer) clearInterval(this.timer);
     await this.beating;
     this.loopDelay.disable();
