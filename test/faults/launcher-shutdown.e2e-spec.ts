@@ -12,9 +12,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Agent, IncomingMessage, request } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { freePort, TEST_DATABASE_URL } from './support/launched';
-import { REDIS_URL } from './support/platform';
-import { REPO_ROOT } from './support/repo';
+import { freePort, TEST_DATABASE_URL } from '../support/launched';
+import { REDIS_URL } from '../support/platform';
+import { REPO_ROOT } from '../support/repo';
 
 /** A process as /proc shows it; `start` (clock ticks since boot) tells it from a later one with the same pid. */
 interface Proc {

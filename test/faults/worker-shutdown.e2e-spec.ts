@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { StreamEvent } from '@switchyard/batching';
-import { Platform, waitFor } from './support/platform';
-import { loadGoldens, modelDir } from './support/repo';
+import { Platform, waitFor } from '../support/platform';
+import { loadGoldens, modelDir } from '../support/repo';
 
 /** demo-tiny holds 2048 positions: prompt + 2000 tokens fit, and eight rows take about 12 s here, well past 3 s. */
 const NEW_TOKENS = 2000;
