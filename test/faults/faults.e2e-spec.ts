@@ -139,6 +139,10 @@ describe('faults: Postgres down for 15 s under keyed traffic', () => {
       }
     });
     assert.equal(rows, answered);
+    console.log(
+      `Postgres down 15 s: ${inference.length} keyed requests, all 200; ${admin.length} admin calls, all 503; ` +
+        `${rows} usage rows for ${answered} requests answered`,
+    );
     const log = platform.output();
     assert.equal((log.match(/Postgres is unreachable/g) ?? []).length, 1, 'one log line for the outage');
     assert.doesNotMatch(log, /\n\s+at .*\(.*\.js:\d+:\d+\)/, 'no stack trace in the log');
@@ -203,6 +207,10 @@ describe('faults: Redis down for 10 s', () => {
     assert.ok(resumedMs < 3000, `requests succeeded again ${resumedMs} ms after Redis returned`);
     for (const { r } of polls) assert.ok(r.status === 200 || r.status === 503, `/health: ${r.status} ${r.body}`);
     const slowest = Math.max(...polls.map(({ r }) => r.ms));
+    console.log(
+      `Redis down 10 s: ${polls.length} /health polls, slowest ${Math.round(slowest)} ms; ${during.length} requests during, ` +
+        `slowest ${Math.round(Math.max(...during.map((r) => r.ms)))} ms; requests succeeded again ${resumedMs} ms after Redis returned`,
+    );
     assert.ok(slowest < 1000, `/health took ${Math.round(slowest)} ms`);
     const duringOutage = polls.filter(({ at }) => at > downAt + 1500 && at < backAt);
     assert.ok(duringOutage.length > 10);
@@ -327,6 +335,10 @@ describe('faults: huge prompts', () => {
       timed(`${platform.url}/v1/completions`, post(platform, { model: 'demo-tiny', prompt: under })),
     ]);
     const polls = await health.stop();
+    console.log(
+      `huge prompts: answered in ${results.map((r) => Math.round(r.ms)).join(', ')} ms; ` +
+        `${polls.length} /health polls meanwhile, slowest ${Math.round(Math.max(...polls.map(({ r }) => r.ms)))} ms`,
+    );
     assert.deepEqual(
       results.map((r) => r.status),
       [413, 413, 422, 422, 422, 422],
