@@ -269,17 +269,32 @@ describe('faults: a worker SIGKILLed with requests in flight', () => {
 
     // the JSON requests first: each worker's two rows start with them, so the worker killed holds some
     const answers = prompts.slice(0, 12).map((p) => json(p));
-    const streams = prompts.slice(12).map(async (prompt) => {
+    const streams = prompts.slice(12).map(async (_, i) => {
+      const prompt = `Stream ${i}: the future of AI is`;
       const res = await fetch(`${platform.url}/generate_stream`, post(platform, { inputs: prompt, parameters }));
       return res.text();
     });
-    // kill the worker that runs the most of them, once both run some or one runs them all
-    const victim = await until('requests are running', 30_000, async () => {
-      const beats = await heartbeats();
-      const running = (b: Heartbeat) => b.models.reduce((n, m) => n + m.running, 0);
-      const total = beats.reduce((n, b) => n + running(b), 0);
-      if (total < 2) return undefined;
-      return beats.sort((a, b) => running(b) - running(a))[0];
+    // kill the worker that holds the most JSON requests at this moment, as BullMQ's active list says (each job
+    // names its taker, `<worker id>/<incarnation>`)
+    const jsonPrompts = new Set(prompts.slice(0, 12));
+    const victim = await until('JSON requests are running', 30_000, async () => {
+      const client = new Redis(redis.url);
+      try {
+        const queue = `${platform.prefix}generate:demo-tiny`;
+        const active = await client.lrange(`${queue}:active`, 0, -1);
+        const held = new Map<string, number>();
+        for (const id of active) {
+          const [data, takenBy] = await client.hmget(`${queue}:${id}`, 'data', 'pb');
+          if (!data || !takenBy || !jsonPrompts.has((JSON.parse(data) as { inputText: string }).inputText)) continue;
+          const worker = takenBy.slice(0, takenBy.lastIndexOf('/'));
+          held.set(worker, (held.get(worker) ?? 0) + 1);
+        }
+        const [top] = [...held].sort((a, b) => b[1] - a[1]);
+        if (!top) return undefined;
+        return (await heartbeats()).find((b) => b.id === top[0]);
+      } finally {
+        client.disconnect();
+      }
     });
     process.kill(victim.pid, 'SIGKILL');
     const killedAt = Date.now();
