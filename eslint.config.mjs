@@ -17,4 +17,20 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  // Boundaries: an app never imports another app's source, and a lib never imports an app. What two processes
+  // share lives in a lib (@switchyard/config, @switchyard/protocol, ...). Tests and benchmarks may drive apps.
+  boundary('apps/api/**/*.ts', ['**/gpu-worker/**'], 'the API may not import the worker app: share through a lib'),
+  boundary(
+    'apps/gpu-worker/**/*.ts',
+    ['**/api/src/**', '**/apps/api/**'],
+    'the worker may not import the API app: share through a lib',
+  ),
+  boundary('libs/**/*.ts', ['**/apps/**', '**/api/src/**', '**/gpu-worker/src/**'], 'a lib may not import an app'),
 );
+
+function boundary(files, patterns, message) {
+  return {
+    files: [files],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: patterns, message }] }] },
+  };
+}

@@ -21,7 +21,7 @@ import {
   RedisNames,
   StreamEvent,
 } from '@switchyard/batching';
-import { redisOptions } from '../../apps/gpu-worker/src/redis/redis-connection';
+import { redisOptions } from '@switchyard/protocol';
 import { REPO_ROOT } from './repo';
 
 export const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';

@@ -13,7 +13,7 @@ import { ApiKeysService, Principal } from './auth/api-keys.service';
 import { ErrorFilter, sendError } from './common/error.filter';
 import { requestId } from './common/request-id.middleware';
 import { ConfigError, readApiConfig } from './config/api-config';
-import { QuietLogger } from './common/quiet-logger';
+import { QuietLogger } from '@switchyard/config';
 
 async function bootstrap(): Promise<void> {
   const logger = new Logger('Api');

@@ -6,9 +6,8 @@
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { ConfigError, readWorkerConfig, WORKER_USAGE } from './config/worker-config';
+import { ConfigError, QuietLogger, readWorkerConfig, WORKER_USAGE } from '@switchyard/config';
 import { WorkerModule } from './worker.module';
-import { QuietLogger } from '../../api/src/common/quiet-logger';
 
 /** How long past --drain-timeout a shutdown may take before the process exits regardless. */
 const SHUTDOWN_MARGIN_MS = 5000;

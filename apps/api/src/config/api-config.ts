@@ -9,7 +9,7 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_VALIDATION_LIMITS, isValidId } from '@switchyard/batching';
 import { parseQuantize, Quantize } from '@switchyard/models';
-import { autoDeviceMemory, autoHostMemory, WORKER_FLAGS } from '../../../gpu-worker/src/config/worker-config';
+import { autoDeviceMemory, autoHostMemory, WORKER_FLAGS } from '@switchyard/config';
 
 export interface ApiConfig {
   hostname: string;

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { readWorkerConfig } from '../../../gpu-worker/src/config/worker-config';
+import { readWorkerConfig } from '@switchyard/config';
 import { readApiConfig } from './api-config';
 
 describe('worker flags through the launcher', () => {

@@ -16,7 +16,7 @@ import {
   ConfigError as WorkerConfigError,
   readWorkerConfig,
   WorkerConfig,
-} from '../../../gpu-worker/src/config/worker-config';
+} from '@switchyard/config';
 import { API_USAGE, ApiConfig, ConfigError, readApiConfig } from '../config/api-config';
 import { createDataSource } from '../database/data-source';
 import { migrate } from '../database/migrate';

@@ -13,7 +13,7 @@ import {
   GenerateJob,
   RedisNames,
 } from '@switchyard/batching';
-import { createRedis, failFastOptions } from '../../../gpu-worker/src/redis/redis-connection';
+import { createRedis, failFastOptions } from '@switchyard/protocol';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { dependencyState } from '../health/dependencies';

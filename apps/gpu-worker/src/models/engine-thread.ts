@@ -17,7 +17,7 @@ import {
   ModelInfo,
   pageCacheTier,
 } from '@switchyard/models';
-import { createRedis } from '../redis/redis-connection';
+import { createRedis } from '@switchyard/protocol';
 import { StreamWriter } from '../streams/stream-writer';
 
 /** What a thread is started with, before it knows its model: it loads its modules and opens its connection. */

@@ -16,9 +16,9 @@ import {
   poolBytes,
   Quantize,
 } from '@switchyard/models';
-import { spinsFor, WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
+import { spinsFor, WORKER_CONFIG, WorkerConfig } from '@switchyard/config';
 import { WorkerMetrics } from '../metrics/worker-metrics';
-import { createRedis, redisOptions } from '../redis/redis-connection';
+import { createRedis, redisOptions } from '@switchyard/protocol';
 import { StreamWriter } from '../streams/stream-writer';
 import { Abandoned, ModelHost, ModelHostDeps } from './model-host';
 import { RemoteEngine } from './remote-engine';

@@ -23,9 +23,9 @@ import {
   writeWorkerEntries,
 } from '@switchyard/batching';
 import { formatBytes } from '@switchyard/models';
-import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
+import { WORKER_CONFIG, WorkerConfig } from '@switchyard/config';
 import { ModelPoolService } from '../models/model-pool.service';
-import { redisOptions } from '../redis/redis-connection';
+import { redisOptions } from '@switchyard/protocol';
 import { INCARNATION } from './incarnation';
 import { OrphanRecovery } from './orphan-recovery';
 

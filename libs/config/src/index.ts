@@ -1,0 +1,2 @@
+export * from './worker-config';
+export * from './quiet-logger';
