@@ -3,7 +3,7 @@
  * workload in the same run: N concurrent clients (64 by default), each sending its requests one after another
  * (closed loop), greedy, on demo-small; then one client alone on both (the platform's own hop). Reports generated
  * tokens/s and TTFT percentiles, their ratio and the TTFT the platform adds, prints a table and writes JSON to
- * bench/results/. `-- --quick` is CI's smoke.
+ * bench/results/e2e/results.json. `-- --quick` is CI's smoke.
  *
  * The two sides run in pairs (6 by default), in alternating order (engine first, then platform first, ...), so
  * that drift on a shared machine falls on both; the pairs are split over `--launches` launches of the platform (2
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
       `\nTTFT p50 added with one client (the hop alone): ${addedTtftOne.toFixed(1)} ms`,
   );
   const strip = (r: LoadResult) => ({ ...r, latencies: undefined });
-  const file = writeResult(REPO_ROOT, quick ? 'e2e-quick' : 'e2e', {
+  const file = writeResult(REPO_ROOT, quick ? 'quick-e2e' : 'e2e', {
     command: `npm run bench:e2e${quick ? ' -- --quick' : ''}`,
     date: new Date().toISOString(),
     machine: machine(),

@@ -1,7 +1,7 @@
 /**
  * `npm run bench:engine`: the engine against the raw ONNX Runtime loop, and continuous batching against static
  * batching and one request at a time, all measured in one run on one model. Prints tables and writes JSON to
- * bench/results/. `-- --quick` runs a short version (CI's smoke); `-- --model demo-tiny` picks another model.
+ * bench/results/engine/results.json. `-- --quick` runs a short version (CI's smoke); `-- --model demo-tiny` picks another model.
  */
 import { parseArgs } from 'node:util';
 import { Rng } from '@switchyard/batching';
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
         )
         .join(''),
   );
-  const file = writeResult(REPO_ROOT, quick ? 'engine-quick' : 'engine', {
+  const file = writeResult(REPO_ROOT, quick ? 'quick-engine' : 'engine', {
     command: `npm run bench:engine${quick ? ' -- --quick' : ''}`,
     date: new Date().toISOString(),
     machine: machine(),

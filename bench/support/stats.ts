@@ -28,12 +28,14 @@ export function machine(): { cores: number; cpu: string; node: string } {
   return { cores: list.length, cpu: list[0]?.model ?? 'unknown', node: process.version };
 }
 
-/** Writes `bench/results/<name>-<timestamp>.json` and returns its path. */
+/**
+ * Writes `bench/results/<name>/results.json`, replacing the last run's: the results kept are the current ones (a
+ * run's history is in git). Quick runs go to `quick-<name>/`, which git ignores.
+ */
 export function writeResult(root: string, name: string, data: unknown): string {
-  const dir = join(root, 'bench', 'results');
+  const dir = join(root, 'bench', 'results', name);
   mkdirSync(dir, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const file = join(dir, `${name}-${stamp}.json`);
+  const file = join(dir, 'results.json');
   writeFileSync(file, JSON.stringify(data, null, 2) + '\n');
   return file;
 }
