@@ -23,8 +23,8 @@ async function bootstrap(): Promise<void> {
     bodyParser: false,
   });
   app.use(requestId);
-  // Once stopping, every response closes its connection, and idle kept-alive ones are closed as they go idle: a
-  // client holding a connection open must not hold the API past its shutdown (server.close waits for them all).
+  // Once stopping, every response closes its connection, and idle kept-alive ones are closed (below): a client
+  // holding a connection open must not hold the API past its shutdown (server.close waits for them all).
   let stopping = false;
   app.use((_req: Request, res: Response, next: NextFunction) => {
     if (stopping) res.setHeader('connection', 'close');
@@ -56,11 +56,30 @@ async function bootstrap(): Promise<void> {
   const server = app.getHttpServer() as import('node:http').Server;
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
+  // Connections, and whether a response is under way on each: once stopping, one with none is closed (Node's own
+  // notion of idle misses a connection a client opened and never used).
+  const busy = new Map<import('node:net').Socket, number>();
+  server.on('connection', (socket: import('node:net').Socket) => {
+    busy.set(socket, 0);
+    socket.once('close', () => busy.delete(socket));
+  });
+  server.on('request', (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+    const socket = req.socket;
+    busy.set(socket, (busy.get(socket) ?? 0) + 1);
+    res.once('close', () => {
+      const left = (busy.get(socket) ?? 1) - 1;
+      if (busy.has(socket)) busy.set(socket, left);
+      if (stopping && left === 0) socket.destroy();
+    });
+  });
+  const closeIdle = () => {
+    for (const [socket, responses] of busy) if (responses === 0) socket.destroy();
+  };
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       stopping = true;
-      server.closeIdleConnections();
-      setInterval(() => server.closeIdleConnections(), 100).unref();
+      closeIdle();
+      setInterval(closeIdle, 100).unref();
     });
   }
   await app.listen(config.port, config.hostname);

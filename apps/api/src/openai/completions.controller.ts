@@ -243,7 +243,10 @@ export class CompletionsController {
       res.end();
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
-      if (err.errorType === 'cancelled') return;
+      if (err.errorType === 'cancelled') {
+        res.end(); // nobody is listening, but an unfinished response would hold a stopping server open
+        return;
+      }
       sendError(req, res, err);
     }
   }

@@ -120,7 +120,12 @@ export class GenerateController {
       res.end();
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
-      if (err.errorType === 'cancelled') return; // nobody is listening
+      // nobody is listening: end the response all the same, so that its connection is free to close (a stopping
+      // server waits for every unfinished response)
+      if (err.errorType === 'cancelled') {
+        res.end();
+        return;
+      }
       sendError(req, res, err);
     }
   }
