@@ -12,11 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describeModel, formatBytes, ModelError, poolBytes } from '@switchyard/models';
-import {
-  ConfigError as WorkerConfigError,
-  readWorkerConfig,
-  WorkerConfig,
-} from '@switchyard/config';
+import { ConfigError as WorkerConfigError, readWorkerConfig, WorkerConfig } from '@switchyard/config';
 import { API_USAGE, ApiConfig, ConfigError, readApiConfig } from '../config/api-config';
 import { createDataSource } from '../database/data-source';
 import { migrate } from '../database/migrate';
