@@ -3,7 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisNames } from './protocol';
-import { INDEX_GRACE_MS, readWorkerEntries, removeWorkerEntries, writeWorkerEntries } from './worker-registry';
+import {
+  INDEX_GRACE_MS,
+  parseHeartbeat,
+  readWorkerEntries,
+  removeWorkerEntries,
+  writeWorkerEntries,
+} from './worker-registry';
 
 const URL = process.env.SWITCHYARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const redis = new Redis(URL);
@@ -82,5 +88,30 @@ describe('worker registry', () => {
     await removeWorkerEntries(redis, names, 'leaving');
     assert.equal(await redis.exists(names.worker('leaving'), names.metrics('leaving'), names.workers), 0);
     assert.deepEqual(await heartbeats(names), []);
+  });
+
+  it('parses a heartbeat, and refuses what is not one instead of handing it to routing', () => {
+    const beat = {
+      id: 'w1',
+      pid: 1,
+      host: 'h',
+      startedAt: 0,
+      at: 0,
+      memory: { used: 0, budget: 1 },
+      draining: false,
+      eventLoop: { maxMs: 0, worstMs: 0 },
+      models: [],
+    };
+    assert.deepEqual(parseHeartbeat(JSON.stringify(beat)), beat);
+    for (const bad of [
+      '{"id": "w1", "models": [',
+      'null',
+      '"w1"',
+      '{"id": 7, "models": [], "memory": {}}',
+      '{"id": "w1", "memory": {}}',
+      '{"id": "w1", "models": []}',
+    ]) {
+      assert.equal(parseHeartbeat(bad), null, bad);
+    }
   });
 });

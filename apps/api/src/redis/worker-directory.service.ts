@@ -4,7 +4,7 @@
  * by scanning keys.
  */
 import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { Heartbeat, MetricFamily, readWorkerEntries, withLabels } from '@switchyard/batching';
+import { Heartbeat, MetricFamily, parseHeartbeat, readWorkerEntries, withLabels } from '@switchyard/batching';
 import { RedisService } from './redis.service';
 
 /** A read of the heartbeats this recent is used as it is. */
@@ -76,7 +76,7 @@ export class WorkerDirectory implements OnApplicationBootstrap, OnModuleDestroy 
       const { redis, names } = this.redis;
       this.reading = readWorkerEntries(redis, names, (id) => names.worker(id))
         .then((entries) => {
-          const beats = entries.map(([, v]) => JSON.parse(v) as Heartbeat);
+          const beats = entries.map(([, v]) => parseHeartbeat(v)).filter((b): b is Heartbeat => b !== null);
           this.last = { at, beats };
           return beats;
         })

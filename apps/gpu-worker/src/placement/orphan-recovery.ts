@@ -11,7 +11,7 @@
  */
 import type { Redis } from 'ioredis';
 import { QueueKeys } from 'bullmq';
-import type { Heartbeat, RedisNames } from '@switchyard/batching';
+import { parseHeartbeat, type RedisNames } from '@switchyard/batching';
 
 /**
  * KEYS: active list, stalled set, stalled-check key. ARGV: the job key prefix, then pairs of a worker id and the
@@ -72,12 +72,7 @@ export class OrphanRecovery {
         out.set(id, '');
         return;
       }
-      let incarnation: string | undefined;
-      try {
-        incarnation = (JSON.parse(raw) as Heartbeat).incarnation;
-      } catch {
-        return;
-      }
+      const incarnation = parseHeartbeat(raw)?.incarnation;
       if (!incarnation) return;
       const before = this.seen.get(id);
       this.seen.set(id, incarnation);

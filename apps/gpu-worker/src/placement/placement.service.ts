@@ -18,6 +18,7 @@ import {
   Heartbeat,
   HeartbeatModel,
   ModelSpec,
+  parseHeartbeat,
   readWorkerEntries,
   removeWorkerEntries,
   writeWorkerEntries,
@@ -181,11 +182,8 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
     const beats: Heartbeat[] = [await this.heartbeat()];
     for (const [id, value] of entries) {
       if (id === this.config.workerId) continue;
-      try {
-        beats.push(JSON.parse(value) as Heartbeat);
-      } catch {
-        // a half-written or foreign value: not a worker
-      }
+      const beat = parseHeartbeat(value); // null for a half-written or foreign value: not a worker
+      if (beat) beats.push(beat);
     }
     return beats;
   }
