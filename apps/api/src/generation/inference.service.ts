@@ -28,6 +28,7 @@ import { WorkerDirectory } from '../redis/worker-directory.service';
 import { ModelRegistry, ResolvedModel } from '../registry/model-registry.service';
 import { UsageService } from '../usage/usage.service';
 import { GenerationOutcome, GenerationService } from './generation.service';
+import { Lookup, runChain } from './fallback-chain';
 import { TokenizerThread } from './tokenizer-thread';
 
 export interface PreparedRequest {
@@ -75,10 +76,6 @@ export interface Served {
   timings: Timings;
 }
 
-type FallbackReason = 'disabled' | 'load_failed' | 'overloaded' | 'generation';
-
-/** Error types after which the next model in the list is tried, if no token was sent yet. */
-const RETRYABLE = new Set(['generation', 'cannot_place', 'unhealthy']);
 /** Models one request may try: its own and its fallbacks. */
 export const MAX_CANDIDATES = 8;
 
@@ -204,7 +201,7 @@ export class InferenceService {
     const principal = principalOf(req);
     const requestId = this.requestId(req);
     let requested: string | null = null;
-    let prepared: PreparedRequest | null = null;
+    let prepared = null as PreparedRequest | null;
     let outcome: GenerationOutcome | null = null;
     let timings: Timings | null = null;
     let firstTokenAt = 0;
@@ -231,49 +228,28 @@ export class InferenceService {
         if (!res.writableFinished) controller.abort();
       };
       res.on('close', onClose);
-      let reservation: { settle(tokens: number): void } | null = null;
+      // both are set inside the chain's attempts (a cast, so that TypeScript does not narrow them to null here)
+      let reservation = null as { settle(tokens: number): void } | null;
+      let streamed = 0;
       try {
-        for (let i = 0; i < candidates.length; i++) {
-          const id = candidates[i];
-          const last = i === candidates.length - 1;
-          const next = (reason: FallbackReason, error: ApiError) => {
-            if (last) throw error;
-            this.logger.warn(`${requestId}: ${id} -> ${candidates[i + 1]} (${reason}: ${error.message})`);
-            this.metrics.fallbacks.inc({ from: id, to: candidates[i + 1], reason });
-          };
-          const row = await this.registry.record(id);
-          if (!row) {
-            if (i === 0) throw new ApiError(404, 'model_not_found', `model "${id}" is not registered`);
-            next('load_failed', ApiError.unavailable(`fallback model "${id}" is not registered`, 'cannot_place'));
-            continue;
-          }
-          if (!row.enabled) {
-            next('disabled', ApiError.unavailable(`model "${id}" is disabled`, 'unhealthy'));
-            continue;
-          }
-          let model: ResolvedModel | null;
-          try {
-            model = await this.registry.resolve(id);
-          } catch (err) {
-            if (!(err instanceof ModelError)) throw err;
-            next('load_failed', ApiError.unavailable(`model ${id} cannot be served: ${err.message}`, 'cannot_place'));
-            continue;
-          }
-          if (!model) continue;
-          if (!last && (await this.overloaded(id))) {
-            next('overloaded', ApiError.overloaded(`model ${id} is overloaded`));
-            continue;
-          }
-          prepared = await request.build(model);
-          this.metrics.validationDuration.observe(prepared.validationMs / 1000);
-          reservation ??= await this.limiter.reserve(
-            principal,
-            prepared.inputIds.length + prepared.parameters.maxNewTokens,
-          );
-          let streamed = 0;
-          const current = prepared;
-          try {
-            outcome = await this.generation.run(prepared, {
+        outcome = await runChain(candidates, {
+          lookup: (id) => this.lookup(id),
+          overloaded: (id) => this.overloaded(id),
+          tokensSent: () => streamed > 0,
+          onFallback: (from, to, reason, error) => {
+            this.logger.warn(`${requestId}: ${from} -> ${to} (${reason}: ${error.message})`);
+            this.metrics.fallbacks.inc({ from, to, reason });
+          },
+          attempt: async (model) => {
+            const current = await request.build(model);
+            prepared = current;
+            this.metrics.validationDuration.observe(current.validationMs / 1000);
+            reservation ??= await this.limiter.reserve(
+              principal,
+              current.inputIds.length + current.parameters.maxNewTokens,
+            );
+            streamed = 0;
+            return this.generation.run(current, {
               signal: controller.signal,
               keepAliveMs,
               onToken: request.onToken
@@ -283,12 +259,8 @@ export class InferenceService {
                   }
                 : undefined,
             });
-            break;
-          } catch (err) {
-            if (!(err instanceof ApiError) || streamed > 0 || !RETRYABLE.has(err.errorType)) throw err;
-            next(err.errorType === 'generation' ? 'generation' : 'load_failed', err);
-          }
-        }
+          },
+        });
       } finally {
         res.off('close', onClose);
         reservation?.settle(outcome ? outcome.final.inputTokens + outcome.final.details.generatedTokens : 0);
@@ -321,6 +293,15 @@ export class InferenceService {
         createdAt: new Date(),
       });
     }
+  }
+
+  /** What the registry says of a model (a directory that cannot be read throws its `ModelError`). */
+  private async lookup(id: string): Promise<Lookup> {
+    const row = await this.registry.record(id);
+    if (!row) return { state: 'absent' };
+    if (!row.enabled) return { state: 'disabled' };
+    const model = await this.registry.resolve(id);
+    return model ? { state: 'ready', model } : { state: 'disabled' }; // disabled between the two reads
   }
 
   private checkAllowed(principal: Principal, id: string): void {
