@@ -6,7 +6,6 @@ export * from './model-files';
 export * from './model-loader';
 export * from './tokenizer';
 export * from './model-pool';
-export * from './registry/model.entity';
 export * from './graph-cache';
 export * from './memory-estimate';
 export * from './model-graph';

@@ -18,13 +18,13 @@ import {
   describeModel,
   formatBytes,
   loadModelConfig,
-  ModelEntity,
   OnnxModel,
   parseQuantize,
   poolBytes,
   readDecoderSignature,
   TensorType,
 } from '@switchyard/models';
+import { ModelEntity } from '../registry/model.entity';
 import { RequireScope } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, ApiConfig } from '../config/api-config';

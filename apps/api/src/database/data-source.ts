@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { ModelEntity } from '@switchyard/models';
+import { ModelEntity } from '../registry/model.entity';
 import { ApiKeyEntity } from '../auth/api-key.entity';
 
 export function createDataSource(databaseUrl: string): DataSource {

@@ -1,6 +1,6 @@
 import { Controller, Get, Param, Req } from '@nestjs/common';
 import type { Request } from 'express';
-import type { ModelEntity } from '@switchyard/models';
+import type { ModelEntity } from '../registry/model.entity';
 import type { Principal } from '../auth/api-keys.service';
 import { principalOf } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DataSource, FindOperator } from 'typeorm';
-import type { ModelEntity } from '@switchyard/models';
+import type { ModelEntity } from './model.entity';
 import { modelDir } from '../../../../test/support/repo';
 import { readApiConfig } from '../config/api-config';
 import { ApiMetrics } from '../metrics/api-metrics';

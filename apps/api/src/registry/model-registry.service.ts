@@ -6,7 +6,8 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { DataSource, In } from 'typeorm';
 import { DEFAULT_VALIDATION_LIMITS, ModelSpec, ValidationLimits } from '@switchyard/batching';
-import { describeModel, ModelDescription, ModelEntity } from '@switchyard/models';
+import { describeModel, ModelDescription } from '@switchyard/models';
+import { ModelEntity } from './model.entity';
 import { TtlCache } from '../common/ttl-cache';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { DATA_SOURCE } from '../database/database.providers';
