@@ -146,10 +146,13 @@ const ROUTE_ERRORS: Record<string, ErrorSpec> = {
     status: 503,
     description:
       'No worker can serve the model now, or the model is disabled (`unhealthy`), or it cannot be loaded or ' +
-      'placed on a worker (`cannot_place`). With fallbacks, this is why the last one tried failed.',
+      'placed on a worker (`cannot_place`), or a store the request needs cannot be reached: Redis, or Postgres ' +
+      'for a key not seen in the last 5 minutes (`service_unavailable`, with `Retry-After`). With fallbacks, this ' +
+      'is why the last one tried failed.',
     examples: [
       ['unhealthy', 'no worker is available: start one, or wait for it to come up'],
       ['cannot_place', 'model big cannot be served: <why its load failed>'],
+      ['service_unavailable', 'cannot queue the request: Redis is unreachable; retry shortly'],
     ],
   },
 };
@@ -709,6 +712,7 @@ function schemas(defaultModel: string): Json {
             'cannot_place',
             'bad_request',
             'payload_too_large',
+            'service_unavailable',
             'internal',
           ],
         },
@@ -1721,16 +1725,32 @@ export function buildOpenApiDocument(info: { version: string; defaultModel: stri
         get: {
           tags: [SERVICE_TAG],
           summary: 'Readiness',
-          description: 'Ready once a live worker has the default model loaded.',
+          description:
+            'Ready once a live worker has the default model loaded and Redis answers; always answers within a second. ' +
+            'Postgres being down does not make it fail: known keys and models are served from their last good ' +
+            'values meanwhile.',
           operationId: 'health',
           security: PUBLIC,
           parameters: [ref('parameters', 'XRequestId')],
           responses: {
-            '200': { description: 'Ready; the body is empty.', headers: REQUEST_ID_ONLY },
-            '503': {
-              description: 'Not ready: no worker is running, or none has the default model loaded yet.',
+            '200': {
+              description:
+                'Ready; the body is empty, or `{"status": "degraded", "missing": ["postgres"]}` while Postgres is ' +
+                'unreachable.',
               headers: REQUEST_ID_ONLY,
-              content: json(schema('TgiError')),
+            },
+            '503': {
+              description:
+                'Not ready: Redis does not answer, or no live worker has the default model loaded. The TGI error ' +
+                'body (`error_type` `unhealthy`) also carries `missing`: what is missing (`redis`, `worker`, ' +
+                '`postgres`).',
+              headers: REQUEST_ID_ONLY,
+              content: json({
+                allOf: [
+                  schema('TgiError'),
+                  { type: 'object', properties: { missing: { type: 'array', items: { type: 'string' } } } },
+                ],
+              }),
             },
           },
         },
