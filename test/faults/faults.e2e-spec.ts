@@ -70,26 +70,37 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
   }
 }
 
-describe('faults: Postgres down for 15 s under keyed traffic', () => {
-  const pg = new PrivatePostgres();
-  const redis = new PrivateRedis();
-  let platform: LaunchedPlatform;
-
+/**
+ * A platform launched (with `flags`) on a Redis and a Postgres of the suite's own, for one describe block. A scenario
+ * that fails with a store down gets it back before the platform stops, so that the suite never hangs.
+ */
+function onPrivateStores(flags: string[]): { pg: PrivatePostgres; redis: PrivateRedis; platform: LaunchedPlatform } {
+  const stores = {
+    pg: new PrivatePostgres(),
+    redis: new PrivateRedis(),
+    platform: null as unknown as LaunchedPlatform,
+  };
+  const { pg, redis } = stores;
   before(async () => {
     await Promise.all([pg.init(), redis.start()]);
-    platform = new LaunchedPlatform({ redisUrl: redis.url, databaseUrl: pg.url });
-    await platform.start(MODEL);
+    stores.platform = new LaunchedPlatform({ redisUrl: redis.url, databaseUrl: pg.url });
+    await stores.platform.start(flags);
   });
   after(async () => {
-    // a failed scenario may have left a store down: bring it back so that the platform can stop cleanly
     if (redis.port !== 0 && !redis.running) await redis.start();
     if (pg.port !== 0 && !pg.running) pg.start();
-    await platform?.stop();
+    await stores.platform?.stop();
     await redis.stop();
     pg.destroy();
   });
+  return stores;
+}
+
+describe('faults: Postgres down for 15 s under keyed traffic', () => {
+  const stores = onPrivateStores(MODEL);
 
   it('serves a key seen before the outage, answers admin routes 503, and loses no usage row', async () => {
+    const { pg, platform } = stores;
     const created = await timed(
       `${platform.url}/admin/keys`,
       post(platform, { name: 'faults', scopes: ['inference'] }),
@@ -150,25 +161,10 @@ describe('faults: Postgres down for 15 s under keyed traffic', () => {
 });
 
 describe('faults: Redis down for 10 s', () => {
-  const pg = new PrivatePostgres();
-  const redis = new PrivateRedis();
-  let platform: LaunchedPlatform;
-
-  before(async () => {
-    await Promise.all([pg.init(), redis.start()]);
-    platform = new LaunchedPlatform({ redisUrl: redis.url, databaseUrl: pg.url });
-    await platform.start(MODEL);
-  });
-  after(async () => {
-    // a failed scenario may have left a store down: bring it back so that the platform can stop cleanly
-    if (redis.port !== 0 && !redis.running) await redis.start();
-    if (pg.port !== 0 && !pg.running) pg.start();
-    await platform?.stop();
-    await redis.stop();
-    pg.destroy();
-  });
+  const stores = onPrivateStores(MODEL);
 
   it('/health answers within a second throughout, requests get an answer within 3 s, service resumes', async () => {
+    const { redis, platform } = stores;
     const generate = () =>
       timed(
         `${platform.url}/generate`,
@@ -222,30 +218,15 @@ describe('faults: Redis down for 10 s', () => {
 });
 
 describe('faults: a worker SIGKILLed with requests in flight', () => {
-  const pg = new PrivatePostgres();
-  const redis = new PrivateRedis();
-  let platform: LaunchedPlatform;
   // prompts whose greedy answers on demo-tiny run to about 400 tokens, so the rows are still running at the kill
   const prompts = Array.from({ length: 16 }, (_, i) => `Request ${[1, 2, 3, 4, 7, 8][i % 6]}: the future of AI is`);
   const parameters = { max_new_tokens: 400 };
-
-  before(async () => {
-    await Promise.all([pg.init(), redis.start()]);
-    platform = new LaunchedPlatform({ redisUrl: redis.url, databaseUrl: pg.url });
-    // two rows a batch: the sixteen requests take a few rounds, so some are still running when a worker dies
-    await platform.start([...MODEL, '--num-workers', '2', '--max-batch-size', '2']);
-  });
-  after(async () => {
-    // a failed scenario may have left a store down: bring it back so that the platform can stop cleanly
-    if (redis.port !== 0 && !redis.running) await redis.start();
-    if (pg.port !== 0 && !pg.running) pg.start();
-    await platform?.stop();
-    await redis.stop();
-    pg.destroy();
-  });
+  // two rows a batch: the sixteen requests take a few rounds, so some are still running when a worker dies
+  const stores = onPrivateStores([...MODEL, '--num-workers', '2', '--max-batch-size', '2']);
 
   /** The live workers' heartbeats. */
   async function heartbeats(): Promise<Heartbeat[]> {
+    const { redis, platform } = stores;
     const client = new Redis(redis.url);
     try {
       const ids = await client.zrange(`${platform.prefix}workers`, 0, -1);
@@ -257,6 +238,7 @@ describe('faults: a worker SIGKILLed with requests in flight', () => {
   }
 
   it('answers every JSON request with the undisturbed text within 15 s, and ends every stream', async () => {
+    const { redis, platform } = stores;
     await until('two workers hold the model', 60_000, async () =>
       (await heartbeats()).filter((b) => b.models.some((m) => m.state === 'loaded')).length === 2 ? true : undefined,
     );
@@ -365,7 +347,7 @@ describe('faults: huge prompts', () => {
     assert.ok(polls.every(({ r }) => r.status === 200));
   });
 
-  it('tokenizes a long prompt with `truncate` off the event loop and serves it', async () => {
+  it('serves a 180,000-character prompt with `truncate`, cut to its last 64 tokens', async () => {
     const inputs = 'the quick brown fox jumps over the lazy dog. '.repeat(4000); // 180,000 characters
     const r = await timed(
       `${platform.url}/generate`,

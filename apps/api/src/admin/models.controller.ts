@@ -30,7 +30,7 @@ import { ApiError } from '../common/api-error';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { DATA_SOURCE } from '../database/database.providers';
 import { RedisService } from '../redis/redis.service';
-import { ModelRegistry } from '../registry/model-registry.service';
+import { ModelRegistry, tokenLimits } from '../registry/model-registry.service';
 import {
   Body as Input,
   boundedJson,
@@ -309,15 +309,7 @@ export class ModelsAdminController {
     }
     // Checked as a request carrying them is (max_new_tokens included), within the model's limits as the registry
     // computes them: a value saved here must not fail every request to the model.
-    const isDefault = row.id === this.config.modelName;
-    const maxTotalTokens = Math.min(
-      positions,
-      row.maxTotalTokens ?? (isDefault ? this.config.maxTotalTokens : null) ?? positions,
-    );
-    const maxInputTokens = Math.min(
-      maxTotalTokens - 1,
-      row.maxInputTokens ?? (isDefault ? this.config.maxInputTokens : null) ?? maxTotalTokens - 1,
-    );
+    const { maxInputTokens, maxTotalTokens } = tokenLimits(row, positions, this.config);
     try {
       validateDefaultParameters(row.defaultParameters, {
         maxStopSequences: this.config.maxStopSequences,

@@ -142,13 +142,7 @@ export class TtlCache<V> {
       return Promise.resolve(last);
     }
     const at = this.now();
-    let read: Promise<V>;
-    try {
-      read = load();
-    } catch (err) {
-      read = Promise.reject(err as Error);
-    }
-    old.refreshing = read.then(
+    old.refreshing = read(load).then(
       (value) => {
         if (this.entries.get(key) === old) this.entries.set(key, this.loaded(at, value));
         return value;
@@ -167,18 +161,21 @@ export class TtlCache<V> {
   private reload(key: string, stale: Entry<V>, load: () => Promise<V>): void {
     stale.reloading = true;
     const at = this.now();
-    let reloaded: Promise<V>;
-    try {
-      reloaded = load();
-    } catch (err) {
-      reloaded = Promise.reject(err as Error);
-    }
-    reloaded.then(
+    read(load).then(
       (value) => {
         if (this.entries.get(key) !== stale) return; // deleted or replaced meanwhile
         this.entries.set(key, this.loaded(at, value));
       },
       () => (stale.reloading = false),
     );
+  }
+}
+
+/** The load's promise; a load that throws before returning one is a rejected read too. */
+function read<V>(load: () => Promise<V>): Promise<V> {
+  try {
+    return load();
+  } catch (err) {
+    return Promise.reject(err as Error);
   }
 }

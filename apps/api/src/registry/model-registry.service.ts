@@ -125,16 +125,7 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
       this.descriptions.set(key, description);
       this.logger.log(`read ${row.id} from ${row.path} in ${Date.now() - started} ms`);
     }
-    const positions = description.config.maxPositions;
-    const isDefault = row.id === this.config.modelName;
-    const maxTotalTokens = Math.min(
-      positions,
-      row.maxTotalTokens ?? (isDefault ? this.config.maxTotalTokens : null) ?? positions,
-    );
-    const maxInputTokens = Math.min(
-      maxTotalTokens - 1,
-      row.maxInputTokens ?? (isDefault ? this.config.maxInputTokens : null) ?? maxTotalTokens - 1,
-    );
+    const { maxInputTokens, maxTotalTokens } = tokenLimits(row, description.config.maxPositions, this.config);
     return {
       record: row,
       description,
@@ -165,6 +156,28 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
   private row(id: string): Promise<ModelEntity | null> {
     return this.rows.get(id, () => this.dataSource.getRepository(ModelEntity).findOneBy({ id }));
   }
+}
+
+/**
+ * A model's token limits: its row's own, else the launcher's flags for the default model, else its context; never
+ * past the context, and the input always below the total. The registry serves by them and the admin routes check
+ * `default_parameters` against them.
+ */
+export function tokenLimits(
+  row: Pick<ModelEntity, 'id' | 'maxInputTokens' | 'maxTotalTokens'>,
+  positions: number,
+  config: Pick<ApiConfig, 'modelName' | 'maxInputTokens' | 'maxTotalTokens'>,
+): { maxInputTokens: number; maxTotalTokens: number } {
+  const isDefault = row.id === config.modelName;
+  const maxTotalTokens = Math.min(
+    positions,
+    row.maxTotalTokens ?? (isDefault ? config.maxTotalTokens : null) ?? positions,
+  );
+  const maxInputTokens = Math.min(
+    maxTotalTokens - 1,
+    row.maxInputTokens ?? (isDefault ? config.maxInputTokens : null) ?? maxTotalTokens - 1,
+  );
+  return { maxInputTokens, maxTotalTokens };
 }
 
 /** The launcher's registration of `--model-id`: insert, or update the path of an existing id. */
