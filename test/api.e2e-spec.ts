@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { InferenceClient } from '@huggingface/inference';
 import OpenAI from 'openai';
 import { Redis } from 'ioredis';
-import { decodeInboxEntry, RedisNames } from '@switchyard/batching';
+import { decodeInboxEntry, RedisNames } from '@switchyard/protocol';
 import { loadTokenizer } from '@switchyard/models';
 import { waitFor } from './support/platform';
 import { LaunchedPlatform } from './support/launched';

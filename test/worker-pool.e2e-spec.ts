@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DEFAULT_SCHEDULER_CONFIG, MetricFamily, PoolEvent } from '@switchyard/batching';
+import { DEFAULT_SCHEDULER_CONFIG, MetricFamily } from '@switchyard/batching';
+import { PoolEvent } from '@switchyard/protocol';
 import { estimateModelMemory, poolBytes } from '@switchyard/models';
 import { generatedIds, modelSpec, Platform, waitFor } from './support/platform';
 import { loadGoldens, modelDir } from './support/repo';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import type { Heartbeat } from '@switchyard/batching';
+import type { Heartbeat } from '@switchyard/protocol';
 import { LaunchedPlatform } from '../support/launched';
 import { PrivatePostgres, PrivateRedis } from '../support/private-stores';
 import { modelDir } from '../support/repo';

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { StreamEvent } from '@switchyard/batching';
+import type { StreamEvent } from '@switchyard/protocol';
 import { Platform, waitFor } from '../support/platform';
 import { loadGoldens, modelDir } from '../support/repo';
 

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import type { PoolEvent } from '@switchyard/batching';
+import type { PoolEvent } from '@switchyard/protocol';
 import { REPO_ROOT } from './repo';
 
 const LAUNCHER = join(REPO_ROOT, 'dist/apps/api/src/launcher/main.js');

@@ -8,19 +8,18 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { defaultParameters, GenerationParameters } from '@switchyard/batching';
 import {
   ControlCommand,
   decodeStreamEntry,
-  defaultParameters,
   GENERATE_JOB_OPTIONS,
   GenerateJob,
-  GenerationParameters,
   Heartbeat,
   ModelSpec,
   PoolEvent,
   RedisNames,
   StreamEvent,
-} from '@switchyard/batching';
+} from '@switchyard/protocol';
 import { redisOptions } from '@switchyard/protocol';
 import { REPO_ROOT } from './repo';
 

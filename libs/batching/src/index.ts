@@ -7,6 +7,4 @@ export * from './sampler';
 export * from './scheduler';
 export * from './stopping';
 export * from './types';
-export * from './protocol';
 export * from './prometheus';
-export * from './worker-registry';

@@ -5,7 +5,8 @@
 import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_SCHEDULER_CONFIG, isValidId, ModelSpec, SchedulerConfig } from '@switchyard/batching';
+import { DEFAULT_SCHEDULER_CONFIG, SchedulerConfig } from '@switchyard/batching';
+import { isValidId, ModelSpec } from '@switchyard/protocol';
 import {
   availableMemoryBytes,
   defaultCacheDir,

@@ -1,1 +1,3 @@
+export * from './protocol';
 export * from './redis-connection';
+export * from './worker-registry';

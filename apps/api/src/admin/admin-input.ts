@@ -2,7 +2,7 @@
  * Strict reading of admin request bodies: known fields only, each with its type and bounds, and a 422 that
  * names the field otherwise. Nothing a client sends reaches SQL except as a bound parameter.
  */
-import { isValidId } from '@switchyard/batching';
+import { isValidId } from '@switchyard/protocol';
 import { ApiError } from '../common/api-error';
 
 export type Body = Record<string, unknown>;

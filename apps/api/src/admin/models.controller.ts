@@ -8,12 +8,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Logger, Param, Patch, Post } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import {
-  DEFAULT_SCHEDULER_CONFIG,
-  parseKeepAlive,
-  validateDefaultParameters,
-  ValidationError,
-} from '@switchyard/batching';
+import { DEFAULT_SCHEDULER_CONFIG, validateDefaultParameters, ValidationError } from '@switchyard/batching';
+import { parseKeepAlive } from '@switchyard/protocol';
 import {
   describeModel,
   formatBytes,

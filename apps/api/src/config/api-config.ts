@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_VALIDATION_LIMITS, isValidId } from '@switchyard/batching';
+import { DEFAULT_VALIDATION_LIMITS } from '@switchyard/batching';
+import { isValidId } from '@switchyard/protocol';
 import { parseQuantize, Quantize } from '@switchyard/models';
 import { autoDeviceMemory, autoHostMemory, WORKER_FLAGS } from '@switchyard/config';
 

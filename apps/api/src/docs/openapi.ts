@@ -5,7 +5,7 @@
  * serves it and `GET /docs` renders it; a spec keeps it in step with the controllers' routes and their
  * `@Public()` and `@RequireScope()` marks.
  */
-import { ID_PATTERN } from '@switchyard/batching';
+import { ID_PATTERN } from '@switchyard/protocol';
 import { openAiType } from '../common/api-error';
 import { MAX_CANDIDATES } from '../generation/inference.service';
 

@@ -5,7 +5,8 @@
  * again: a non-streaming caller never notices; a stream that already sent tokens ends with an error.
  */
 import { Injectable, Logger } from '@nestjs/common';
-import type { FinalEvent, GenerationParameters, StreamEvent, TokenEvent } from '@switchyard/batching';
+import type { FinalEvent, GenerationParameters, TokenEvent } from '@switchyard/batching';
+import type { StreamEvent } from '@switchyard/protocol';
 import { ApiError } from '../common/api-error';
 import type { ResolvedModel } from '../registry/model-registry.service';
 import { RedisService } from '../redis/redis.service';

@@ -9,14 +9,8 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import {
-  GenerationParameters,
-  isValidId,
-  parseKeepAlive,
-  TokenEvent,
-  validateRequest,
-  ValidationError,
-} from '@switchyard/batching';
+import { GenerationParameters, TokenEvent, validateRequest, ValidationError } from '@switchyard/batching';
+import { isValidId, parseKeepAlive } from '@switchyard/protocol';
 import { ModelError } from '@switchyard/models';
 import type { Principal } from '../auth/api-keys.service';
 import { principalOf } from '../auth/auth.guard';

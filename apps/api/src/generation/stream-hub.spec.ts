@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { encodeInboxEntry, RedisNames, STREAM_FIELD, StreamEvent } from '@switchyard/batching';
+import { encodeInboxEntry, RedisNames, STREAM_FIELD, StreamEvent } from '@switchyard/protocol';
 import { compareIds, StreamHub } from './stream-hub';
 
 const URL = process.env.SWITCHYARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';

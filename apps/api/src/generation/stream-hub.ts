@@ -14,7 +14,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { decodeInboxEntry, StreamEvent } from '@switchyard/batching';
+import { decodeInboxEntry, StreamEvent } from '@switchyard/protocol';
 import { RedisService } from '../redis/redis.service';
 
 type Listener = (event: StreamEvent) => void;

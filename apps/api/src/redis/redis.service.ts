@@ -12,7 +12,7 @@ import {
   GENERATE_JOB_OPTIONS,
   GenerateJob,
   RedisNames,
-} from '@switchyard/batching';
+} from '@switchyard/protocol';
 import { createRedis, failFastOptions } from '@switchyard/protocol';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, ApiConfig } from '../config/api-config';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { Heartbeat, RedisNames, removeWorkerEntries, writeWorkerEntries } from '@switchyard/batching';
+import { Heartbeat, RedisNames, removeWorkerEntries, writeWorkerEntries } from '@switchyard/protocol';
 import type { RedisService } from './redis.service';
 import { WorkerDirectory } from './worker-directory.service';
 

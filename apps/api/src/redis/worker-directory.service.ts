@@ -4,7 +4,8 @@
  * by scanning keys.
  */
 import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { Heartbeat, MetricFamily, parseHeartbeat, readWorkerEntries, withLabels } from '@switchyard/batching';
+import { MetricFamily, withLabels } from '@switchyard/batching';
+import { Heartbeat, parseHeartbeat, readWorkerEntries } from '@switchyard/protocol';
 import { RedisService } from './redis.service';
 
 /** A read of the heartbeats this recent is used as it is. */

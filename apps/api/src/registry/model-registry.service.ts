@@ -5,7 +5,8 @@
  */
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { DataSource, In } from 'typeorm';
-import { DEFAULT_VALIDATION_LIMITS, ModelSpec, ValidationLimits } from '@switchyard/batching';
+import { DEFAULT_VALIDATION_LIMITS, ValidationLimits } from '@switchyard/batching';
+import { ModelSpec } from '@switchyard/protocol';
 import { describeModel, ModelDescription } from '@switchyard/models';
 import { ModelEntity } from './model.entity';
 import { TtlCache } from '../common/ttl-cache';

@@ -6,7 +6,8 @@
  * requests that ended (once their last entry is written) and, a few times a second, of the steps run.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Engine, EngineConfig, EngineEvent, EngineRequest, RedisNames, StepStats } from '@switchyard/batching';
+import { Engine, EngineConfig, EngineEvent, EngineRequest, StepStats } from '@switchyard/batching';
+import { RedisNames } from '@switchyard/protocol';
 import {
   CacheLayout,
   loadModel,

@@ -7,7 +7,8 @@
 import { Logger } from '@nestjs/common';
 import { Job, Queue, WaitingError, Worker } from 'bullmq';
 import type { ConnectionOptions } from 'bullmq';
-import { EngineEvent, GenerateJob, isValidId, ModelSpec, RedisNames, SchedulerConfig } from '@switchyard/batching';
+import { EngineEvent, SchedulerConfig } from '@switchyard/batching';
+import { GenerateJob, isValidId, ModelSpec, RedisNames } from '@switchyard/protocol';
 import type { PooledModel } from '@switchyard/models';
 import type { StreamWriter } from '../streams/stream-writer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';

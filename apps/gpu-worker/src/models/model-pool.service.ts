@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { COMMAND_JOB_OPTIONS, ControlCommand, EVENTS_MAX_LEN, ModelSpec, PoolEvent, RedisNames } from '@switchyard/batching';
+import { COMMAND_JOB_OPTIONS, ControlCommand, EVENTS_MAX_LEN, ModelSpec, PoolEvent, RedisNames } from '@switchyard/protocol';
 import {
   CannotPlaceError,
   estimateModelMemory,

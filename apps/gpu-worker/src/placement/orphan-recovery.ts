@@ -11,7 +11,7 @@
  */
 import type { Redis } from 'ioredis';
 import { QueueKeys } from 'bullmq';
-import { parseHeartbeat, type RedisNames } from '@switchyard/batching';
+import { parseHeartbeat, type RedisNames } from '@switchyard/protocol';
 
 /**
  * KEYS: active list, stalled set, stalled-check key. ARGV: the job key prefix, then pairs of a worker id and the

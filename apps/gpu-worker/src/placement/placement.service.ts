@@ -22,7 +22,7 @@ import {
   readWorkerEntries,
   removeWorkerEntries,
   writeWorkerEntries,
-} from '@switchyard/batching';
+} from '@switchyard/protocol';
 import { formatBytes } from '@switchyard/models';
 import { WORKER_CONFIG, WorkerConfig } from '@switchyard/config';
 import { ModelPoolService } from '../models/model-pool.service';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { decodeInboxEntry, decodeStreamEntry, RedisNames, STREAM_TTL_S, StreamEvent } from '@switchyard/batching';
+import { decodeInboxEntry, decodeStreamEntry, RedisNames, STREAM_TTL_S, StreamEvent } from '@switchyard/protocol';
 import { StreamWriter } from './stream-writer';
 
 const redis = new Redis(process.env.SWITCHYARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');

@@ -19,7 +19,7 @@ import {
   STREAM_MAX_LEN,
   STREAM_TTL_S,
   StreamEvent,
-} from '@switchyard/batching';
+} from '@switchyard/protocol';
 
 /**
  * KEYS: the streams, the inboxes, then the cancel keys to check; ARGV: max length, TTL, the number of streams and of

@@ -3,7 +3,7 @@
  * the control commands, the entries of a request's token stream and a worker's heartbeat. Both sides import
  * these; neither builds a key or parses an entry any other way.
  */
-import type { ErrorEvent, FinalEvent, GenerationParameters, TokenEvent } from './types';
+import type { ErrorEvent, FinalEvent, GenerationParameters, TokenEvent } from '@switchyard/batching';
 
 /** A model or worker id: safe inside Redis keys and BullMQ queue names (which refuse ':'). */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
