@@ -8,8 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Logger, Param, Patch, Post } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { DEFAULT_SCHEDULER_CONFIG, validateDefaultParameters, ValidationError } from '@switchyard/batching';
-import { parseKeepAlive } from '@switchyard/protocol';
+import { DEFAULT_SCHEDULER_CONFIG, ValidationError } from '@switchyard/batching';
 import {
   describeModel,
   formatBytes,
@@ -20,45 +19,39 @@ import {
   readDecoderSignature,
   TensorType,
 } from '@switchyard/models';
+import { z } from 'zod';
 import { ModelEntity } from '../registry/model.entity';
 import { RequireScope } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
+import { parseWith } from '../common/schema';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { DATA_SOURCE } from '../database/database.providers';
+import { ApiRoute } from '../docs/api-route';
+import { validateDefaultParameters } from '../generation/validate-request';
 import { RedisService } from '../redis/redis.service';
 import { ModelRegistry, tokenLimits } from '../registry/model-registry.service';
 import {
-  Body as Input,
-  boundedJson,
-  JsonBounds,
-  modelId,
-  object,
-  optionalBool,
-  optionalIdList,
-  optionalPositiveInt,
-  string,
-} from './admin-input';
-
-const FIELDS = [
-  'id',
-  'path',
-  'enabled',
-  'pinned',
-  'fallbacks',
-  'max_input_tokens',
-  'max_total_tokens',
-  'default_parameters',
-  'quantize',
-  'keep_alive',
-] as const;
+  adminErrors,
+  CreateModelRequest,
+  Model,
+  ModelCommand,
+  ModelParams,
+  tokenLimitError,
+  UpdateModelRequest,
+} from './admin.schemas';
 
 /** ONNX element types as ONNX Runtime names them, for the decoder signature check. */
 const TENSOR_TYPES: Record<number, string> = { [TensorType.Float]: 'float32', [TensorType.Float16]: 'float16' };
 
-/** TGI's parameters are flat but for `stop`: this leaves room and no more. */
-const DEFAULT_PARAMETERS_BOUNDS: JsonBounds = { maxDepth: 4, maxValues: 1000, maxChars: 10_000 };
+/** The fields `applyLimits` reads, as both request schemas give them. */
+type Limits = Pick<UpdateModelRequest, 'max_input_tokens' | 'max_total_tokens' | 'default_parameters'>;
 
-function view(row: ModelEntity) {
+/** A model directory as the API and the workers see it: a relative path is taken from the API's working directory. */
+const absolute = (path: string) => (isAbsolute(path) ? path : resolve(path));
+
+const json = <S extends z.ZodType>(schema: S) => ({ 'application/json': { schema } });
+
+function view(row: ModelEntity): Model {
   return {
     id: row.id,
     path: row.path,
@@ -72,8 +65,8 @@ function view(row: ModelEntity) {
     // seconds, as Ollama's numbers are; -1 and 0 as they are; null: the workers' --keep-alive
     keep_alive: row.keepAliveMs === null ? null : row.keepAliveMs < 0 ? -1 : row.keepAliveMs / 1000,
     memory_bytes: row.memoryBytes,
-    created_at: row.createdAt,
-    updated_at: row.updatedAt,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
   };
 }
 
@@ -95,68 +88,110 @@ export class ModelsAdminController {
 
   @Post()
   @HttpCode(201)
-  async create(@Body() raw: unknown) {
-    const body = object(raw, FIELDS);
-    const id = modelId(body.id);
-    const path = this.path(body);
+  @ApiRoute({
+    tag: 'admin',
+    summary: 'Register a model',
+    description:
+      'Adds a model to the registry. Its directory is read first (config, tokenizer, chat template and the ' +
+      "graph's decoder signature, with no ONNX session in the API), so a directory that is not a servable model " +
+      'is refused; its memory is estimated then. No worker loads it until a request or ' +
+      '`POST /admin/models/{id}/load` asks. 422 for an unknown or invalid field; a directory that is not a ' +
+      'servable model (one message whatever the cause, which goes to the server log); limits over the ' +
+      "model's context, or `max_input_tokens` not below `max_total_tokens`; `default_parameters` TGI refuses; or " +
+      '`fallbacks` that name the model itself, unregistered models, or would loop.',
+    operationId: 'createModel',
+    body: CreateModelRequest,
+    responses: { 201: { description: 'The model, as registered.', content: json(Model) } },
+    errors: adminErrors('BadRequest', 'PayloadTooLarge', 'ModelExists', 'Validation'),
+  })
+  async create(@Body() raw: unknown): Promise<Model> {
+    const body = parseWith(CreateModelRequest, raw);
+    const { id } = body;
+    const path = absolute(body.path);
     if (await this.repo.existsBy({ id })) throw new ApiError(409, 'bad_request', `model "${id}" is already registered`);
-    const quantize = this.quantize(body);
-    const checked = this.check(path, quantize ?? null);
+    const checked = this.check(path, body.quantize ?? null);
     const row = this.repo.create({
       id,
       path,
-      enabled: optionalBool(body, 'enabled') ?? true,
-      pinned: optionalBool(body, 'pinned') ?? false,
+      enabled: body.enabled ?? true,
+      pinned: body.pinned ?? false,
       fallbacks: [],
       maxInputTokens: null,
       maxTotalTokens: null,
       defaultParameters: {},
-      quantization: quantize ?? null,
-      keepAliveMs: this.keepAlive(body) ?? null,
+      quantization: body.quantize ?? null,
+      keepAliveMs: body.keep_alive ?? null,
       memoryBytes: checked.bytes,
     });
     this.applyLimits(row, body, checked.positions);
-    row.fallbacks = await this.fallbacks(id, optionalIdList(body, 'fallbacks') ?? []);
+    row.fallbacks = await this.fallbacks(id, body.fallbacks ?? []);
     await this.repo.save(row);
     this.registry.invalidate(id);
     return view((await this.repo.findOneBy({ id }))!);
   }
 
   @Get()
-  async list() {
+  @ApiRoute({
+    tag: 'admin',
+    summary: 'List the models',
+    description: 'Every registered model, enabled or not, by id.',
+    operationId: 'listRegisteredModels',
+    responses: { 200: { description: 'The models.', content: json(z.array(Model)) } },
+    errors: adminErrors(),
+  })
+  async list(): Promise<Model[]> {
     return (await this.repo.find({ order: { id: 'ASC' } })).map(view);
   }
 
   @Get(':id')
-  async get(@Param('id') id: string) {
-    return view(await this.find(id));
+  @ApiRoute({
+    tag: 'admin',
+    summary: 'Get a model',
+    description: 'One model of the registry. 422 when the id is not a model id.',
+    operationId: 'getModel',
+    params: ModelParams,
+    responses: { 200: { description: 'The model.', content: json(Model) } },
+    errors: adminErrors('ModelNotFound', 'Validation'),
+  })
+  async get(@Param() params: unknown): Promise<Model> {
+    return view(await this.find(params));
   }
 
   @Patch(':id')
-  async update(@Param('id') id: string, @Body() raw: unknown) {
-    const row = await this.find(id);
-    const body = object(
-      raw,
-      FIELDS.filter((f) => f !== 'id'),
-    );
+  @ApiRoute({
+    tag: 'admin',
+    summary: 'Change a model',
+    description:
+      'Changes the fields given. A new `path` is loaded and checked as on registration; the limits are checked ' +
+      "against the model's context. This API replica sees the change at once, the others within 2 seconds. A " +
+      'worker that holds the model keeps what it loaded: unload and load it to apply a new `path`. 422 for an ' +
+      'invalid id; an unknown field (`id` included) or an invalid one; a directory that is not usable; limits over ' +
+      "the model's context or out of order; `default_parameters` TGI refuses; or `fallbacks` that name the model " +
+      'itself, unregistered models, or would loop.',
+    operationId: 'updateModel',
+    params: ModelParams,
+    body: UpdateModelRequest,
+    responses: { 200: { description: 'The model, as changed.', content: json(Model) } },
+    errors: adminErrors('BadRequest', 'PayloadTooLarge', 'ModelNotFound', 'Validation'),
+  })
+  async update(@Param() params: unknown, @Body() raw: unknown): Promise<Model> {
+    const row = await this.find(params);
+    const body = parseWith(UpdateModelRequest, raw);
     let positions: number;
-    const quantize = this.quantize(body);
-    if (quantize !== undefined) row.quantization = quantize;
-    const keepAlive = this.keepAlive(body);
-    if (keepAlive !== undefined) row.keepAliveMs = keepAlive;
-    if (body.path !== undefined || quantize !== undefined) {
-      if (body.path !== undefined) row.path = this.path(body);
+    if (body.quantize !== undefined) row.quantization = body.quantize;
+    if (body.keep_alive !== undefined) row.keepAliveMs = body.keep_alive;
+    if (body.path !== undefined || body.quantize !== undefined) {
+      if (body.path !== undefined) row.path = absolute(body.path);
       const checked = this.check(row.path, row.quantization);
       row.memoryBytes = checked.bytes;
       positions = checked.positions;
     } else {
       positions = this.positions(row.path);
     }
-    row.enabled = optionalBool(body, 'enabled') ?? row.enabled;
-    row.pinned = optionalBool(body, 'pinned') ?? row.pinned;
+    row.enabled = body.enabled ?? row.enabled;
+    row.pinned = body.pinned ?? row.pinned;
     this.applyLimits(row, body, positions);
-    const fallbacks = optionalIdList(body, 'fallbacks');
-    if (fallbacks !== undefined) row.fallbacks = await this.fallbacks(row.id, fallbacks ?? []);
+    if (body.fallbacks !== undefined) row.fallbacks = await this.fallbacks(row.id, body.fallbacks ?? []);
     await this.repo.save(row);
     this.registry.invalidate(row.id);
     return view((await this.repo.findOneBy({ id: row.id }))!);
@@ -164,8 +199,19 @@ export class ModelsAdminController {
 
   @Delete(':id')
   @HttpCode(204)
-  async remove(@Param('id') id: string): Promise<void> {
-    const row = await this.find(id);
+  @ApiRoute({
+    tag: 'admin',
+    summary: 'Remove a model',
+    description:
+      "Removes the model from the registry and tells the workers to unload it. Not the launcher's default model, " +
+      'nor a model another names in its `fallbacks`. 422 when the id is not a model id.',
+    operationId: 'deleteModel',
+    params: ModelParams,
+    responses: { 204: { description: 'Removed; the body is empty.' } },
+    errors: adminErrors('ModelNotFound', 'ModelInUse', 'Validation'),
+  })
+  async remove(@Param() params: unknown): Promise<void> {
+    const row = await this.find(params);
     if (row.id === this.config.modelName) {
       throw new ApiError(409, 'bad_request', `model "${row.id}" is the launcher's default model: disable it instead`);
     }
@@ -184,8 +230,20 @@ export class ModelsAdminController {
 
   @Post(':id/load')
   @HttpCode(202)
-  async load(@Param('id') id: string) {
-    const row = await this.find(id);
+  @ApiRoute({
+    tag: 'admin',
+    summary: 'Load a model',
+    description:
+      'Asks the workers to load the model: the live worker with the most free memory loads it, unless one holds ' +
+      'it already. The answer does not wait: `GET /admin/workers` shows it loading, then loaded. 422 for an ' +
+      'invalid id, a disabled model, or one whose directory cannot be read.',
+    operationId: 'loadModel',
+    params: ModelParams,
+    responses: { 202: { description: 'Asked.', content: json(ModelCommand) } },
+    errors: adminErrors('ModelNotFound', 'Validation'),
+  })
+  async load(@Param() params: unknown): Promise<ModelCommand> {
+    const row = await this.find(params);
     const model = await this.registry.resolve(row.id).catch((err: Error) => {
       throw ApiError.validation(`model "${row.id}" cannot be loaded: ${err.message}`);
     });
@@ -196,21 +254,28 @@ export class ModelsAdminController {
 
   @Post(':id/unload')
   @HttpCode(202)
-  async unload(@Param('id') id: string) {
-    const row = await this.find(id);
+  @ApiRoute({
+    tag: 'admin',
+    summary: 'Unload a model',
+    description:
+      'Tells every live worker that holds the model to unload it. A later request loads it again. 422 when the ' +
+      'id is not a model id.',
+    operationId: 'unloadModel',
+    params: ModelParams,
+    responses: { 202: { description: 'Asked.', content: json(ModelCommand) } },
+    errors: adminErrors('ModelNotFound', 'Validation'),
+  })
+  async unload(@Param() params: unknown): Promise<ModelCommand> {
+    const row = await this.find(params);
     await this.redis.sendControl({ type: 'unload', model: row.id });
     return { id: row.id, status: 'unload requested' };
   }
 
-  private async find(id: string): Promise<ModelEntity> {
-    const row = await this.repo.findOneBy({ id: modelId(id) });
+  private async find(params: unknown): Promise<ModelEntity> {
+    const { id } = parseWith(ModelParams, params);
+    const row = await this.repo.findOneBy({ id });
     if (!row) throw new ApiError(404, 'model_not_found', `model "${id}" is not registered`);
     return row;
-  }
-
-  private path(body: Input): string {
-    const raw = string(body, 'path', 4096);
-    return isAbsolute(raw) ? raw : resolve(raw);
   }
 
   private positions(path: string): number {
@@ -218,28 +283,6 @@ export class ModelsAdminController {
       return loadModelConfig(path).maxPositions;
     } catch {
       return Number.MAX_SAFE_INTEGER; // the directory broke after it was saved: limits are checked when it loads
-    }
-  }
-
-  /** `keep_alive`: Ollama's duration or seconds (-1 keeps, 0 unloads once idle), null for the workers'; undefined when absent. */
-  private keepAlive(body: Input): number | null | undefined {
-    if (body.keep_alive === null) return null;
-    try {
-      return parseKeepAlive(body.keep_alive);
-    } catch (err) {
-      throw ApiError.validation((err as Error).message);
-    }
-  }
-
-  /** `quantize`: none, q8, q4, or null for the workers' --quantize; undefined when the body leaves it out. */
-  private quantize(body: Input): string | null | undefined {
-    const raw = body.quantize;
-    if (raw === undefined || raw === null) return raw;
-    if (typeof raw !== 'string') throw ApiError.validation('`quantize` must be none, q8, q4 or null');
-    try {
-      return parseQuantize(raw);
-    } catch (err) {
-      throw ApiError.validation(`\`quantize\`: ${(err as Error).message}`);
     }
   }
 
@@ -284,22 +327,21 @@ export class ModelsAdminController {
     }
   }
 
-  private applyLimits(row: ModelEntity, body: Input, positions: number): void {
-    const maxInput = optionalPositiveInt(body, 'max_input_tokens', positions);
-    const maxTotal = optionalPositiveInt(body, 'max_total_tokens', positions);
+  private applyLimits(row: ModelEntity, body: Limits, positions: number): void {
+    const { max_input_tokens: maxInput, max_total_tokens: maxTotal } = body;
+    if (maxInput != null && maxInput > positions) {
+      throw ApiError.validation(tokenLimitError('max_input_tokens', positions));
+    }
+    if (maxTotal != null && maxTotal > positions) {
+      throw ApiError.validation(tokenLimitError('max_total_tokens', positions));
+    }
     if (maxInput !== undefined) row.maxInputTokens = maxInput;
     if (maxTotal !== undefined) row.maxTotalTokens = maxTotal;
     if (row.maxInputTokens !== null && row.maxTotalTokens !== null && row.maxInputTokens >= row.maxTotalTokens) {
       throw ApiError.validation('`max_input_tokens` must be less than `max_total_tokens`');
     }
     if (body.default_parameters !== undefined) {
-      const params = body.default_parameters;
-      if (params === null || typeof params !== 'object' || Array.isArray(params)) {
-        throw ApiError.validation('`default_parameters` must be an object of TGI parameters');
-      }
-      // bounded before anything walks it: a deeply nested body would overflow the stack of whatever recursed
-      boundedJson(params, 'default_parameters', DEFAULT_PARAMETERS_BOUNDS);
-      row.defaultParameters = params as Record<string, unknown>;
+      row.defaultParameters = body.default_parameters;
     } else if (maxInput === undefined && maxTotal === undefined) {
       return; // neither the defaults nor the limits they are checked against change
     }

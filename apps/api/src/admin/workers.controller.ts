@@ -1,7 +1,10 @@
 /** `GET /admin/workers`: the live workers, their models (loading or loaded) and their memory. */
 import { Controller, Get } from '@nestjs/common';
+import { z } from 'zod';
 import { RequireScope } from '../auth/auth.guard';
+import { ApiRoute } from '../docs/api-route';
 import { WorkerDirectory } from '../redis/worker-directory.service';
+import { adminErrors, Worker } from './admin.schemas';
 
 @RequireScope('admin')
 @Controller('admin/workers')
@@ -9,7 +12,15 @@ export class WorkersController {
   constructor(private readonly workers: WorkerDirectory) {}
 
   @Get()
-  async list() {
+  @ApiRoute({
+    tag: 'admin',
+    summary: 'List the workers',
+    description: 'The live workers (those whose heartbeat has not expired), by id, with their models and memory.',
+    operationId: 'listWorkers',
+    responses: { 200: { description: 'The workers.', content: { 'application/json': { schema: z.array(Worker) } } } },
+    errors: adminErrors(),
+  })
+  async list(): Promise<Worker[]> {
     const beats = await this.workers.live();
     return beats
       .map((b) => ({
@@ -29,7 +40,7 @@ export class WorkersController {
         models: b.models.map((m) => ({
           id: m.id,
           state: m.state,
-          tier: m.state === 'parked' ? 'parked' : 'resident',
+          tier: m.state === 'parked' ? ('parked' as const) : ('resident' as const),
           bytes: m.bytes,
           pinned: m.pinned,
           active: m.running,

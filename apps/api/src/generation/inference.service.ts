@@ -9,7 +9,10 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { GenerationParameters, TokenEvent, validateRequest, ValidationError } from '@switchyard/batching';
+import { GenerationParameters, TokenEvent, ValidationError } from '@switchyard/batching';
+import { validateRequest } from './validate-request';
+import { parseWith } from '../common/schema';
+import type { z } from 'zod';
 import { isValidId, parseKeepAlive } from '@switchyard/protocol';
 import { ModelError } from '@switchyard/models';
 import type { Principal } from '../auth/api-keys.service';
@@ -104,6 +107,42 @@ export class InferenceService {
     if (isDefault) return this.registry.defaultModel;
     if (typeof name !== 'string' || !isValidId(name)) throw ApiError.validation('`model` must be a model id');
     return name;
+  }
+
+  /**
+   * A generation request's body parsed by its schema. One that fails still leaves its usage row (status 422), as
+   * every request to a generation route does, whether it was served or not.
+   */
+  parse<S extends z.ZodType>(req: Request, route: string, schema: S, raw: unknown): z.output<S> {
+    try {
+      return parseWith(schema, raw);
+    } catch (err) {
+      const failure = err as ApiError;
+      this.metrics.failure.inc({ err: failure.errorType });
+      let requestedModel: string | null = null;
+      try {
+        requestedModel = this.modelId((raw as { model?: unknown } | null)?.model);
+      } catch {
+        // not a model id: the row names none
+      }
+      this.usage.record({
+        requestId: this.requestId(req),
+        keyId: principalOf(req).keyId,
+        requestedModel,
+        servedModel: null,
+        route,
+        promptTokens: 0,
+        generatedTokens: 0,
+        finishReason: null,
+        status: failure.status,
+        errorType: failure.errorType,
+        queueMs: null,
+        ttftMs: null,
+        totalMs: 0,
+        createdAt: new Date(),
+      });
+      throw err;
+    }
   }
 
   /** An enabled model by id (for /tokenize and /info); 404 when there is none. */

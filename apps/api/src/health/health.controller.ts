@@ -3,6 +3,8 @@ import type { Response } from 'express';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { WorkerDirectory } from '../redis/worker-directory.service';
 import { Public } from '../auth/auth.guard';
+import { ApiRoute } from '../docs/api-route';
+import { Degraded, Unhealthy } from '../tgi/tgi.schemas';
 import { dependencyState, withTimeout } from './dependencies';
 
 /** How long /health waits for the worker directory before it says Redis does not answer. */
@@ -24,6 +26,25 @@ export class HealthController {
   ) {}
 
   @Get('health')
+  @ApiRoute({
+    tag: 'service',
+    summary: 'Readiness',
+    description:
+      'Ready once a live worker has the default model loaded and Redis answers; always answers within a second. ' +
+      'Postgres being down does not make it fail: known keys and models are served from their last good values ' +
+      'meanwhile.',
+    operationId: 'health',
+    responses: {
+      200: {
+        description: 'Ready; the body is empty, or says `degraded` while Postgres is unreachable.',
+        content: { 'application/json': { schema: Degraded } },
+      },
+      503: {
+        description: 'Not ready: Redis does not answer, or no live worker has the default model loaded.',
+        content: { 'application/json': { schema: Unhealthy } },
+      },
+    },
+  })
   async health(@Res() res: Response): Promise<void> {
     const missing: string[] = [];
     const reasons: string[] = [];

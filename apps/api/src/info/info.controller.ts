@@ -2,6 +2,8 @@ import { Controller, Get, Inject } from '@nestjs/common';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { InferenceService } from '../generation/inference.service';
 import { Public } from '../auth/auth.guard';
+import { ApiRoute } from '../docs/api-route';
+import { Info } from '../tgi/tgi.schemas';
 
 /** TGI's `GET /info`: the default model and the limits it is served under. */
 @Public()
@@ -13,7 +15,15 @@ export class InfoController {
   ) {}
 
   @Get('info')
-  async info() {
+  @ApiRoute({
+    tag: 'service',
+    summary: 'The default model and its limits',
+    description: "TGI's `/info`: the default model and the limits requests are validated against.",
+    operationId: 'info',
+    responses: { 200: { description: 'The information.', content: { 'application/json': { schema: Info } } } },
+    errors: ['ModelNotFound', 'Internal', 'Unavailable'],
+  })
+  async info(): Promise<Info> {
     const model = await this.inference.model(undefined);
     return {
       model_id: model.spec.id,

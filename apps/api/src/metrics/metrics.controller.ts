@@ -1,9 +1,11 @@
 import { Controller, Get, Header } from '@nestjs/common';
+import { z } from 'zod';
 import { mergeFamilies, renderMetrics } from '@switchyard/batching';
 import { WorkerDirectory } from '../redis/worker-directory.service';
 import { StreamHub } from '../generation/stream-hub';
 import { ApiMetrics } from './api-metrics';
 import { Public } from '../auth/auth.guard';
+import { ApiRoute } from '../docs/api-route';
 
 /** `GET /metrics`: the API's request metrics and every live worker's batch and pool metrics, in one text. */
 @Public()
@@ -17,6 +19,18 @@ export class MetricsController {
 
   @Get('metrics')
   @Header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
+  @ApiRoute({
+    tag: 'service',
+    summary: 'Prometheus metrics',
+    description:
+      "TGI's request metrics (`tgi_request_*`), Switchyard's own (fallbacks among them) and every live worker's " +
+      "batch and pool metrics, in Prometheus' text format.",
+    operationId: 'metrics',
+    responses: {
+      200: { description: 'The metrics.', content: { 'text/plain; version=0.0.4': { schema: z.string() } } },
+    },
+    errors: ['Internal'],
+  })
   async render(): Promise<string> {
     this.metrics.openStreams.set(this.hub.open);
     const workers = await this.workers.metrics();

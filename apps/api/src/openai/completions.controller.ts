@@ -6,9 +6,11 @@
 import { Body, Controller, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { TokenEvent, TokenInfo } from '@switchyard/batching';
-import { ChatMessage, ChatTemplateError } from '@switchyard/models';
+import { ChatTemplateError } from '@switchyard/models';
 import { ApiError } from '../common/api-error';
 import { sendError } from '../common/error.filter';
+import { ApiRoute, TIMING_HEADERS } from '../docs/api-route';
+import { GENERATION_ERRORS } from '../docs/error-responses';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { InferenceService, PreparedRequest, timingHeaders } from '../generation/inference.service';
 import type { ResolvedModel } from '../registry/model-registry.service';
@@ -16,43 +18,30 @@ import {
   choiceLogprobs,
   includeUsage,
   openAiFinishReason,
-  refuseUnsupported,
   requestedLogprobs,
-  requireObject,
   sse,
   toTgiParameters,
   usage,
 } from './openai-params';
+import {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  Completion,
+  CompletionChunk,
+  CompletionRequest,
+} from './openai.schemas';
 
 type Kind = 'chat' | 'completion';
 
 /** OpenAI's default `max_tokens` for completions; chat has none (the rest of the model's context). */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
 
-function chatMessages(raw: unknown): ChatMessage[] {
-  if (!Array.isArray(raw) || raw.length === 0) throw ApiError.validation('`messages` must be a non-empty array');
-  return raw.map((m, i) => {
-    if (m === null || typeof m !== 'object') throw ApiError.validation(`\`messages[${i}]\` must be an object`);
-    const { role, content } = m as { role?: unknown; content?: unknown };
-    if (typeof role !== 'string' || !['system', 'user', 'assistant', 'developer'].includes(role)) {
-      throw ApiError.validation(`\`messages[${i}].role\` must be system, user, assistant or developer`);
-    }
-    let text: string;
-    if (typeof content === 'string') text = content;
-    else if (Array.isArray(content)) {
-      text = content
-        .map((part, j) => {
-          const { type, text: partText } = (part ?? {}) as { type?: unknown; text?: unknown };
-          if (type !== 'text' || typeof partText !== 'string') {
-            throw ApiError.validation(`\`messages[${i}].content[${j}]\` must be a text part: only text is supported`);
-          }
-          return partText;
-        })
-        .join('');
-    } else throw ApiError.validation(`\`messages[${i}].content\` must be a string or a list of text parts`);
-    return { role: role === 'developer' ? 'system' : role, content: text };
-  });
-}
+const STREAM_NOTE =
+  'With `stream: true`, server-sent events `data: {...}` of chunks, then `data: [DONE]`. An error after the ' +
+  'first chunk ends the stream with a `data: {"error":{...}}` event.';
+
+type Body = ChatCompletionRequest | CompletionRequest;
 
 @Controller('v1')
 export class CompletionsController {
@@ -63,10 +52,31 @@ export class CompletionsController {
 
   @Post('chat/completions')
   @HttpCode(200)
+  @ApiRoute({
+    tag: 'openai',
+    summary: 'Chat completion',
+    description:
+      "OpenAI's chat completions: `messages` go through the model's chat template (422 if it has none). " + STREAM_NOTE,
+    operationId: 'createChatCompletion',
+    body: ChatCompletionRequest,
+    responses: {
+      200: {
+        description: 'The completion, or a stream of chunks (whose headers carry no timings).',
+        headers: TIMING_HEADERS,
+        content: {
+          'application/json': { schema: ChatCompletion },
+          'text/event-stream': { schema: ChatCompletionChunk },
+        },
+      },
+    },
+    errors: GENERATION_ERRORS,
+  })
   async chat(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const body = requireObject(raw);
-    const messages = chatMessages(body.messages);
-    refuseUnsupported(body, 'chat');
+    const body = this.inference.parse(req, '/v1/chat/completions', ChatCompletionRequest, raw);
+    const messages = body.messages.map((m) => ({
+      role: m.role === 'developer' ? 'system' : m.role,
+      content: typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join(''),
+    }));
     const logprobs = requestedLogprobs(body, 'chat');
     const parameters = toTgiParameters(body, null);
     this.askAlternatives(parameters, logprobs, 'top_logprobs');
@@ -87,15 +97,27 @@ export class CompletionsController {
 
   @Post('completions')
   @HttpCode(200)
+  @ApiRoute({
+    tag: 'openai',
+    summary: 'Text completion',
+    description: "OpenAI's (legacy) completions: the prompt as it is. `max_tokens` defaults to 16. " + STREAM_NOTE,
+    operationId: 'createCompletion',
+    body: CompletionRequest,
+    responses: {
+      200: {
+        description: 'The completion, or a stream of chunks (whose headers carry no timings).',
+        headers: TIMING_HEADERS,
+        content: {
+          'application/json': { schema: Completion },
+          'text/event-stream': { schema: CompletionChunk },
+        },
+      },
+    },
+    errors: GENERATION_ERRORS,
+  })
   async completions(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const body = requireObject(raw);
-    let prompt = body.prompt;
-    if (Array.isArray(prompt)) {
-      if (prompt.length !== 1) throw ApiError.validation('`prompt` must be a string or a list of one string');
-      prompt = prompt[0];
-    }
-    if (typeof prompt !== 'string') throw ApiError.validation('`prompt` must be a string');
-    refuseUnsupported(body, 'completion');
+    const body = this.inference.parse(req, '/v1/completions', CompletionRequest, raw);
+    const { prompt } = body;
     const logprobs = requestedLogprobs(body, 'completion');
     const parameters = toTgiParameters(body, COMPLETIONS_DEFAULT_MAX_TOKENS);
     this.askAlternatives(parameters, logprobs, 'logprobs');
@@ -121,7 +143,7 @@ export class CompletionsController {
    */
   private async respond(
     kind: Kind,
-    body: Record<string, unknown>,
+    body: Body,
     logprobs: number | null,
     req: Request,
     res: Response,

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TokenInfo } from '@switchyard/batching';
 import { ApiError } from '../common/api-error';
-import { chatTokenLogprob, completionLogprobs, refuseUnsupported, requestedLogprobs } from './openai-params';
+import { parseWith } from '../common/schema';
+import { chatTokenLogprob, completionLogprobs, requestedLogprobs } from './openai-params';
+import { ChatCompletionRequest, CompletionRequest } from './openai.schemas';
 
 const token = (text: string, logprob: number): TokenInfo => ({ id: 0, text, logprob, special: false });
 
@@ -18,41 +20,45 @@ function refusal(f: () => unknown): string {
   assert.fail('no error');
 }
 
-describe('OpenAI logprobs and unsupported fields', () => {
+const chat = (body: Record<string, unknown>) =>
+  parseWith(ChatCompletionRequest, { messages: [{ role: 'user', content: 'hi' }], ...body });
+const completion = (body: Record<string, unknown>) => parseWith(CompletionRequest, { prompt: 'hi', ...body });
+
+describe('OpenAI requests: logprobs and unsupported fields', () => {
   it('reads what chat asks of logprobs: none, the chosen token alone, or with alternatives', () => {
-    assert.equal(requestedLogprobs({}, 'chat'), null);
-    assert.equal(requestedLogprobs({ logprobs: false, top_logprobs: 0 }, 'chat'), null);
-    assert.equal(requestedLogprobs({ logprobs: true }, 'chat'), 0);
-    assert.equal(requestedLogprobs({ logprobs: true, top_logprobs: 20 }, 'chat'), 20);
+    assert.equal(requestedLogprobs(chat({}), 'chat'), null);
+    assert.equal(requestedLogprobs(chat({ logprobs: false, top_logprobs: 0 }), 'chat'), null);
+    assert.equal(requestedLogprobs(chat({ logprobs: true }), 'chat'), 0);
+    assert.equal(requestedLogprobs(chat({ logprobs: true, top_logprobs: 20 }), 'chat'), 20);
     assert.match(
-      refusal(() => requestedLogprobs({ top_logprobs: 1 }, 'chat')),
+      refusal(() => requestedLogprobs(chat({ top_logprobs: 1 }), 'chat')),
       /needs `logprobs: true`/,
     );
     assert.match(
-      refusal(() => requestedLogprobs({ logprobs: true, top_logprobs: 21 }, 'chat')),
+      refusal(() => chat({ logprobs: true, top_logprobs: 21 })),
       /0 to 20/,
     );
     assert.match(
-      refusal(() => requestedLogprobs({ logprobs: true, top_logprobs: 1.5 }, 'chat')),
+      refusal(() => chat({ logprobs: true, top_logprobs: 1.5 })),
       /integer/,
     );
     assert.match(
-      refusal(() => requestedLogprobs({ logprobs: 1 }, 'chat')),
-      /boolean/,
+      refusal(() => chat({ logprobs: 1 })),
+      /`logprobs` must be a boolean/,
     );
   });
 
   it('reads completions’ logprobs as a count up to 5', () => {
-    assert.equal(requestedLogprobs({ logprobs: null }, 'completion'), null);
-    assert.equal(requestedLogprobs({ logprobs: 0 }, 'completion'), 0);
-    assert.equal(requestedLogprobs({ logprobs: 5 }, 'completion'), 5);
+    assert.equal(requestedLogprobs(completion({ logprobs: null }), 'completion'), null);
+    assert.equal(requestedLogprobs(completion({ logprobs: 0 }), 'completion'), 0);
+    assert.equal(requestedLogprobs(completion({ logprobs: 5 }), 'completion'), 5);
     assert.match(
-      refusal(() => requestedLogprobs({ logprobs: 6 }, 'completion')),
+      refusal(() => completion({ logprobs: 6 })),
       /0 to 5/,
     );
     assert.match(
-      refusal(() => requestedLogprobs({ logprobs: true }, 'completion')),
-      /integer/,
+      refusal(() => completion({ logprobs: true })),
+      /`logprobs` must be a number/,
     );
   });
 
@@ -65,35 +71,73 @@ describe('OpenAI logprobs and unsupported fields', () => {
       [{ response_format: { type: 'json_object' } }, /`response_format`/],
       [{ response_format: 'text' }, /`response_format`/],
       [{ logit_bias: { 5: 1 } }, /`logit_bias`/],
+      [{ presence_penalty: 0.5 }, /`presence_penalty`/],
+      [{ n: 2 }, /`n` must be 1/],
     ] as const) {
       assert.match(
-        refusal(() => refuseUnsupported(body, 'chat')),
+        refusal(() => chat(body)),
         field,
       );
     }
-    refuseUnsupported(
-      { tools: [], functions: null, tool_choice: 'auto', response_format: { type: 'text' }, logit_bias: {} },
-      'chat',
-    );
+    chat({ tools: [], functions: null, tool_choice: 'auto', response_format: { type: 'text' }, logit_bias: {} });
     // tools the model must not call: the answer is plain text, as it would be without them
-    refuseUnsupported({ tools: [{ type: 'function' }], tool_choice: 'none' }, 'chat');
+    chat({ tools: [{ type: 'function' }], tool_choice: 'none' });
     assert.match(
-      refusal(() => refuseUnsupported({ tools: [{ type: 'function' }], tool_choice: 'auto' }, 'chat')),
+      refusal(() => chat({ tools: [{ type: 'function' }], tool_choice: 'auto' })),
       /`tools`/,
     );
     assert.match(
-      refusal(() => refuseUnsupported({ suffix: '' }, 'completion')),
+      refusal(() => completion({ suffix: '' })),
       /`suffix`/,
     );
     assert.match(
-      refusal(() => refuseUnsupported({ best_of: 3 }, 'completion')),
+      refusal(() => completion({ best_of: 3 })),
       /`best_of`/,
     );
     assert.match(
-      refusal(() => refuseUnsupported({ echo: true, logprobs: 0 }, 'completion')),
+      refusal(() => completion({ echo: true, logprobs: 0 })),
       /`echo`/,
     );
-    refuseUnsupported({ best_of: 1, echo: true, logprobs: null }, 'completion');
+    completion({ best_of: 1, echo: true, logprobs: null });
+  });
+
+  it('names the message and the field that is wrong', () => {
+    assert.match(
+      refusal(() => chat({ messages: 'hi' })),
+      /`messages` must be a non-empty array/,
+    );
+    assert.match(
+      refusal(() => chat({ messages: [] })),
+      /`messages` must be a non-empty array/,
+    );
+    assert.match(
+      refusal(() => chat({ messages: [{ role: 'robot', content: 'x' }] })),
+      /`messages\[0\]\.role` must be system, user, assistant or developer/,
+    );
+    assert.match(
+      refusal(() =>
+        chat({
+          messages: [
+            { role: 'user', content: 'a' },
+            { role: 'user', content: 5 },
+          ],
+        }),
+      ),
+      /`messages\[1\]\.content` must be a string or a list of text parts/,
+    );
+    assert.match(
+      refusal(() => completion({ prompt: ['a', 'b'] })),
+      /`prompt` must be a string or a list of one string/,
+    );
+    assert.equal(completion({ prompt: ['a'] }).prompt, 'a');
+    assert.match(
+      refusal(() => chat({ stream: 'yes' })),
+      /`stream` must be a boolean/,
+    );
+    assert.match(
+      refusal(() => chat({ temperature: 3 })),
+      /`temperature` must be a number from 0 to 2/,
+    );
   });
 
   it('shapes a chat token with its UTF-8 bytes and alternatives', () => {

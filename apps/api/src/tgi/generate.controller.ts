@@ -7,26 +7,21 @@
 import { Body, Controller, HttpCode, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { TokenEvent } from '@switchyard/batching';
+import { z } from 'zod';
 import { ApiError } from '../common/api-error';
 import { sendError } from '../common/error.filter';
+import { ApiRoute, STREAM_HEADERS, TIMING_HEADERS } from '../docs/api-route';
+import { GENERATION_ERRORS } from '../docs/error-responses';
 import { InferenceService, PreparedRequest, timingHeaders } from '../generation/inference.service';
+import { CompatGenerateRequest, GenerateRequest, GenerateResponse, StreamResponse } from './tgi.schemas';
 import { generateResponse, streamFinalEvent, streamTokenEvent } from './tgi-format';
 
-interface GenerateBody {
-  inputs?: unknown;
-  parameters?: unknown;
-  model?: unknown;
-  fallbacks?: unknown;
-  keep_alive?: unknown;
-  stream?: unknown;
-}
+type GenerateBody = CompatGenerateRequest;
 
-function body(raw: unknown): GenerateBody {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw ApiError.validation('the request body must be a JSON object with `inputs`');
-  }
-  return raw as GenerateBody;
-}
+const STREAM_NOTE =
+  'Server-sent events, `data:{...}` each: one per token, the last with `generated_text` (and `details`). ' +
+  'An error before the first token is a plain HTTP error; after it, the stream ends with a ' +
+  '`data:{"error","error_type"}` event.';
 
 @Controller()
 export class GenerateController {
@@ -34,21 +29,79 @@ export class GenerateController {
 
   @Post('generate')
   @HttpCode(200)
+  @ApiRoute({
+    tag: 'tgi',
+    summary: 'Generate text',
+    description: 'Generates from `inputs` with TGI `parameters` and answers once the generation ends.',
+    operationId: 'generate',
+    modelHeader: true,
+    body: GenerateRequest,
+    responses: {
+      200: {
+        description: 'The generated text, and its details when asked for.',
+        headers: TIMING_HEADERS,
+        content: { 'application/json': { schema: GenerateResponse } },
+      },
+    },
+    errors: GENERATION_ERRORS,
+  })
   async generate(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    res.json(await this.runJson(body(raw), req, res, '/generate'));
+    res.json(await this.runJson(this.inference.parse(req, '/generate', GenerateRequest, raw), req, res, '/generate'));
   }
 
   @Post('generate_stream')
+  @ApiRoute({
+    tag: 'tgi',
+    summary: 'Generate text, token by token',
+    description:
+      'Generates as `POST /generate` does and streams the tokens as server-sent events. `best_of` > 1 and ' +
+      '`decoder_input_details` are refused.',
+    operationId: 'generateStream',
+    modelHeader: true,
+    body: GenerateRequest,
+    responses: {
+      200: {
+        description: STREAM_NOTE,
+        headers: STREAM_HEADERS,
+        content: { 'text/event-stream': { schema: StreamResponse } },
+      },
+    },
+    errors: GENERATION_ERRORS,
+  })
   async generateStream(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    await this.runStream(body(raw), req, res, '/generate_stream');
+    await this.runStream(
+      this.inference.parse(req, '/generate_stream', GenerateRequest, raw),
+      req,
+      res,
+      '/generate_stream',
+    );
   }
 
   /** TGI's compat route. */
   @Post()
+  @ApiRoute({
+    tag: 'tgi',
+    summary: 'Generate, TGI compat route',
+    description:
+      "TGI's compat route: with `stream: false` (the default) it answers as `POST /generate`, in a one-item " +
+      'array; with `stream: true`, as `POST /generate_stream`.',
+    operationId: 'compatGenerate',
+    modelHeader: true,
+    body: CompatGenerateRequest,
+    responses: {
+      200: {
+        description: `An array of one generated text, or, with \`stream: true\`, a stream (whose headers carry no timings). ${STREAM_NOTE}`,
+        headers: TIMING_HEADERS,
+        content: {
+          'application/json': { schema: z.array(GenerateResponse).length(1) },
+          'text/event-stream': { schema: StreamResponse },
+        },
+      },
+    },
+    errors: GENERATION_ERRORS,
+  })
   async compat(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const b = body(raw);
-    if (b.stream !== undefined && typeof b.stream !== 'boolean')
-      throw ApiError.validation('`stream` must be a boolean');
+    const b = this.inference.parse(req, '/', CompatGenerateRequest, raw);
     if (b.stream === true) {
       await this.runStream(b, req, res, '/');
       return;

@@ -4,7 +4,10 @@ import type { Request } from 'express';
 import { IncrementalDetokenizer } from '@switchyard/batching';
 import { principalOf } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
+import { parseWith } from '../common/schema';
+import { ApiRoute } from '../docs/api-route';
 import { InferenceService } from '../generation/inference.service';
+import { TokenizeRequest, TokenizeResponse } from './tgi.schemas';
 
 @Controller()
 export class TokenizeController {
@@ -12,12 +15,31 @@ export class TokenizeController {
 
   @Post('tokenize')
   @HttpCode(200)
-  async tokenize(@Body() raw: unknown, @Req() req: Request, @Headers('x-model') header?: string) {
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-      throw ApiError.validation('the request body must be a JSON object with `inputs`');
-    }
-    const { inputs, model } = raw as { inputs?: unknown; model?: unknown };
-    if (typeof inputs !== 'string') throw ApiError.validation('`inputs` must be a string');
+  @ApiRoute({
+    tag: 'tgi',
+    summary: 'Tokenize a prompt',
+    description: 'The tokens of `inputs` as the model sees them, with their text and offsets in the decoded text.',
+    operationId: 'tokenize',
+    modelHeader: true,
+    body: TokenizeRequest,
+    responses: { 200: { description: 'The tokens.', content: { 'application/json': { schema: TokenizeResponse } } } },
+    errors: [
+      'BadRequest',
+      'Unauthorized',
+      'ModelForbidden',
+      'ModelNotFound',
+      'PayloadTooLarge',
+      'Validation',
+      'Internal',
+      'Unavailable',
+    ],
+  })
+  async tokenize(
+    @Body() raw: unknown,
+    @Req() req: Request,
+    @Headers('x-model') header?: string,
+  ): Promise<TokenizeResponse> {
+    const { inputs, model } = parseWith(TokenizeRequest, raw);
     const resolved = await this.inference.model(model ?? header, principalOf(req));
     const { tokenizer } = resolved.description;
     const ids = await this.inference.promptIds(resolved, inputs, false);
@@ -27,7 +49,7 @@ export class TokenizeController {
     // Offsets in the decoded text: each token spans what it adds to it, found as streaming finds it (a short window
     // decoded with and without the token), so the cost is linear in the prompt. A token inside an unfinished
     // character adds nothing; the one that completes it spans the whole character. A special token spans its string.
-    const out: { id: number; text: string; start: number; stop: number }[] = [];
+    const out: TokenizeResponse = [];
     const detokenizer = new IncrementalDetokenizer(tokenizer);
     let start = 0;
     for (const id of ids) {

@@ -1,13 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  MIN_REPETITION_PENALTY,
-  MIN_TEMPERATURE,
-  validateDefaultParameters,
-  validateRequest,
-  ValidationError,
-  ValidationLimits,
-} from './parameters';
+import { MIN_REPETITION_PENALTY, MIN_TEMPERATURE, ValidationError, ValidationLimits } from '@switchyard/batching';
+import { validateDefaultParameters, validateRequest } from './validate-request';
 
 const limits: ValidationLimits = {
   maxStopSequences: 2,
