@@ -132,12 +132,12 @@ export const BATCHING_POLICIES: [string, Partial<EngineConfig>][] = [
  * The mixed workload is replayed at several loads, each with its own arrivals: on a CPU a decode step costs about
  * the same per row at any batch size past a few rows, so what batching changes depends on the load. A load is a
  * multiple of what one request at a time serves on this machine, measured first on the same request mix
- * (`oneAtATimeCapacity`), so that the scenario loads a fast machine as much as a slow one: fixed rates of 6, 9 and
- * 12/s, chosen on a slower machine, offered only 1.02×, 1.70× and 2.35× one at a time's rate on a faster one, and
- * every policy kept pace. The capacity is counted in requested tokens (max_new_tokens) per second, and each load's
- * request rate is set from its own requests' mean max_new_tokens: counted in requests, a 12-request sample of
- * short or long ones set rates that offered 2.26× at a load called 3×. One request at a time falls behind at every
- * load here; the highest loads the batching policies near this machine's capacity, the lowest leaves them headroom.
+ * (`oneAtATimeCapacity`), so that the scenario loads a fast machine as much as a slow one (fixed rates would leave
+ * a fast machine idle enough that every policy keeps pace). The capacity is counted in requested tokens
+ * (max_new_tokens) per second, and each load's request rate is set from its own requests' mean max_new_tokens: a
+ * rate counted in requests offers more or less than the load named, as a sample's requests run short or long. One
+ * request at a time falls behind at every load; the highest loads the batching policies near the machine's
+ * capacity, the lowest leaves them headroom.
  */
 export const MIXED_SWEEP = { count: 96, loads: [1.5, 3, 4.5] };
 export const MIXED_SWEEP_QUICK = { count: 12, loads: [2] };

@@ -3,14 +3,15 @@
  * this machine. Writes `bench/results/<date>/report.md` (tables, the machine, the command), `results.json`
  * and two SVG plots: throughput against concurrency, and the latency CDF of continuous, static and sequential
  * batching. `-- --quick` is CI's smoke: every scenario, tiny, into `bench/results/quick-<date>/` (not kept).
+ * `-- --plots-only <dir>` draws a report's plots again from its results.json, measuring nothing.
  *
  * 1. Limit: the raw session.run loop at batch 1 to 64.     2. Engine: the engine in process against the limit.
  * 3. End to end: the platform against the engine.          4. Batching: continuous, static, one at a time.
  * 5. Peer: a transformers.js server, one request at a time. 6. Multi-model: 3 models on a budget for 2.
  * 7. Scale: 1, 2 and 4 workers.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SCHEDULER_CONFIG, Rng } from '@switchyard/batching';
@@ -33,9 +34,11 @@ import { startTransformersServer } from './peer/transformers-server';
 import { pairedRuns } from './support/pairs';
 import { PromptSource } from './support/prompts';
 import { machine, table } from './support/stats';
-import { cdfChart, lineChart } from './support/svg';
+import { cdfChartSpec, lineChartSpec, renderSvg } from './support/plots';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, 'plots-only': { type: 'string' } },
+});
 const quick = args.quick!;
 const MODEL = 'demo-small';
 const NEW_TOKENS = quick ? 16 : 128;
@@ -102,7 +105,55 @@ async function withPlatform<T>(flags: string[], body: (p: LaunchedPlatform, targ
   }
 }
 
+/** What the plots are drawn from; results.json keeps it, so that `--plots-only` can draw them again. */
+interface PlotData {
+  throughput: {
+    model: string;
+    /** [clients, generated tokens/s] */
+    switchyard: [number, number][];
+    peer: [number, number][];
+  };
+  /** The batching policies' request latencies at one rate of the mixed workload. */
+  latencyCdf: { load: number; ratePerSecond: number; latenciesMs: Record<string, number[]> };
+}
+
+async function writePlots(dir: string, plots: PlotData): Promise<void> {
+  const { throughput, latencyCdf } = plots;
+  const cdf = cdfChartSpec(
+    Object.entries(latencyCdf.latenciesMs).map(([name, values]) => ({ name, values: values.map((v) => v / 1000) })),
+    {
+      title: 'Request latency by batching policy',
+      subtitle: `Mixed workload, ${latencyCdf.ratePerSecond} requests/s (${latencyCdf.load}× one at a time's rate)`,
+      xTitle: 'request latency (s, log scale)',
+      yTitle: 'requests finished within',
+      xLog: 10,
+    },
+  );
+  const line = lineChartSpec(
+    [
+      { name: 'Switchyard (HTTP, SSE)', points: throughput.switchyard },
+      { name: 'transformers.js server', points: throughput.peer },
+    ],
+    {
+      title: `Throughput against concurrency, ${throughput.model}`,
+      subtitle: 'Closed loop: each client sends again when its last request ends',
+      xTitle: 'concurrent clients (log scale)',
+      yTitle: 'generated tokens/s',
+      xLog: 2,
+    },
+  );
+  writeFileSync(join(dir, 'latency-cdf.svg'), await renderSvg(cdf));
+  writeFileSync(join(dir, 'throughput.svg'), await renderSvg(line));
+  console.log(`wrote ${relative(REPO_ROOT, join(dir, 'latency-cdf.svg'))} and throughput.svg`);
+}
+
 async function main(): Promise<void> {
+  if (args['plots-only'] !== undefined) {
+    const dir = resolve(args['plots-only']);
+    const saved = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as { plots?: PlotData };
+    if (!saved.plots) throw new Error(`${join(dir, 'results.json')} has no "plots": it predates them`);
+    return writePlots(dir, saved.plots);
+  }
   const started = Date.now();
   const stamp = new Date().toISOString().slice(0, 10);
   const dir = join(REPO_ROOT, 'bench', 'results', quick ? `quick-${stamp}` : stamp);
@@ -189,17 +240,13 @@ async function main(): Promise<void> {
   }));
   // The CDF of the middle rate: every policy has work, and the batching policies have some headroom.
   const cdfPoint = points[Math.floor((points.length - 1) / 2)];
-  writeFileSync(
-    join(dir, 'latency-cdf.svg'),
-    cdfChart(
-      cdfPoint.modes.map((r) => ({ name: r.mode, values: r.latencies.map((v) => v / 1000) })),
-      {
-        title: `Latency CDF on the mixed workload at ${cdfPoint.ratePerSecond}/s (${cdfPoint.load}× one at a time)`,
-        xLabel: 'request latency (s)',
-        yLabel: 'fraction of requests',
-      },
+  const latencyCdf: PlotData['latencyCdf'] = {
+    load: cdfPoint.load,
+    ratePerSecond: cdfPoint.ratePerSecond,
+    latenciesMs: Object.fromEntries(
+      cdfPoint.modes.map((r) => [r.mode, r.latencies.map((v) => Math.round(v * 10) / 10)]),
     ),
-  );
+  };
 
   // 3. End to end, and throughput against concurrency
   const e2eRounds = quick ? 1 : 3; // as bench:e2e: each client's requests after its first arrive in waves
@@ -356,21 +403,15 @@ async function main(): Promise<void> {
       `(${fmt(swPeer.latency.p50 / peerResult.latency.p50, 2)} of it; target ≤ 0.33).`,
   );
   say();
-  writeFileSync(
-    join(dir, 'throughput.svg'),
-    lineChart(
-      [
-        { name: 'Switchyard (HTTP, SSE)', points: curve.map((c) => [c.clients, c.result.tokensPerSecond]) },
-        { name: 'transformers.js server', points: peerCurve.map((c) => [c.clients, c.result.tokensPerSecond]) },
-      ],
-      {
-        title: `Throughput against concurrency, ${MODEL}`,
-        xLabel: 'concurrent clients',
-        yLabel: 'generated tokens/s',
-        xLog: true,
-      },
-    ),
-  );
+  json.plots = {
+    throughput: {
+      model: MODEL,
+      switchyard: curve.map((c) => [c.clients, c.result.tokensPerSecond]),
+      peer: peerCurve.map((c) => [c.clients, c.result.tokensPerSecond]),
+    },
+    latencyCdf,
+  } satisfies PlotData;
+  await writePlots(dir, json.plots as PlotData);
   const scaleLoad = requests(prompts, rng, model, quick ? 4 : 32, quick ? 1 : 2);
   await model.release();
 

@@ -7,9 +7,10 @@
  * and p99 of requests that waited on a swap and of those that did not, and throughput. Then two checks on their own:
  * requests to a resident model while other models load on the same worker, against the same requests with no load
  * going on; and, when bench:large's synthetic model is there, its cold load (graph cache warm) and its resume.
- * Writes bench/results/swap/report.md, results.json and a TTFT CDF; `-- --quick` is CI's smoke.
+ * Writes bench/results/swap/report.md, results.json and a TTFT CDF; `-- --quick` is CI's smoke. `-- --plots-only`
+ * draws the CDF again from results.json, measuring nothing.
  */
-import { mkdirSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -22,11 +23,12 @@ import { modelDir, REPO_ROOT } from '../test/support/repo';
 import { RequestSpec, Sample, send, Target } from './loadgen';
 import { PromptSource } from './support/prompts';
 import { machine, percentile, table } from './support/stats';
-import { cdfChart } from './support/svg';
+import { cdfChartSpec, renderSvg } from './support/plots';
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    'plots-only': { type: 'boolean', default: false },
     requests: { type: 'string' },
     rate: { type: 'string' },
     'models-dir': { type: 'string' },
@@ -356,9 +358,35 @@ async function large(): Promise<{ quantize: string; coldMs: number; parkedMs: nu
   return out;
 }
 
+/** The TTFT CDF of both runs, from their results as results.json keeps them (the TTFT samples included). */
+async function writePlot(root: string, warm: Pick<RunResult, 'ttft'>, cold: Pick<RunResult, 'ttft'>): Promise<void> {
+  const spec = cdfChartSpec(
+    [
+      { name: 'after a swap, parked tier on', values: warm.ttft.swap.values },
+      { name: 'after a swap, parked tier off', values: cold.ttft.swap.values },
+      { name: 'resident, parked tier on', values: warm.ttft.resident.values },
+      { name: 'resident, parked tier off', values: cold.ttft.resident.values },
+    ],
+    {
+      title: 'Time to first token, parked tier on and off',
+      subtitle: 'Requests that waited on a swap, and requests to a resident model',
+      xTitle: 'time to first token (ms, log scale)',
+      yTitle: 'requests answered within',
+      xLog: 10,
+    },
+  );
+  writeFileSync(join(root, 'ttft-cdf.svg'), await renderSvg(spec));
+  log(`wrote ${join(root, 'ttft-cdf.svg')}`);
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const root = join(REPO_ROOT, 'bench', 'results', quick ? 'quick-swap' : 'swap');
+  if (args['plots-only']) {
+    const results = JSON.parse(readFileSync(join(root, 'results.json'), 'utf8')) as Record<'warm' | 'cold', RunResult>;
+    if (!results.warm.ttft.swap.values) throw new Error(`${join(root, 'results.json')} has no TTFT samples to draw`);
+    return writePlot(root, results.warm, results.cold);
+  }
   const scratch = join(root, 'tmp');
   rmSync(scratch, { recursive: true, force: true });
   mkdirSync(scratch, { recursive: true });
@@ -479,26 +507,14 @@ async function main(): Promise<void> {
     );
   }
   writeFileSync(join(root, 'report.md'), md.join('\n') + '\n');
-  writeFileSync(
-    join(root, 'ttft-cdf.svg'),
-    cdfChart(
-      [
-        { name: 'after a swap, parked tier on', values: warm.ttft.swap.values },
-        { name: 'after a swap, parked tier off', values: cold.ttft.swap.values },
-        { name: 'resident, parked tier on', values: warm.ttft.resident.values },
-        { name: 'resident, parked tier off', values: cold.ttft.resident.values },
-      ],
-      { title: 'Time to first token', xLabel: 'ms', yLabel: 'fraction of requests', xLog: true },
-    ),
-  );
-  const strip = (r: RunResult) => ({
-    ...r,
-    ttft: { swap: { ...r.ttft.swap, values: undefined }, resident: { ...r.ttft.resident, values: undefined } },
-  });
+  await writePlot(root, warm, cold);
+  // the TTFT samples stay (to 0.1 ms), so that --plots-only can draw the CDF again
+  const round = (t: RunResult['ttft']['swap']) => ({ ...t, values: t.values.map((v) => Math.round(v * 10) / 10) });
+  const saved = (r: RunResult) => ({ ...r, ttft: { swap: round(r.ttft.swap), resident: round(r.ttft.resident) } });
   writeFileSync(
     join(root, 'results.json'),
     JSON.stringify(
-      { machine: machine(), quick, device, host, warm: strip(warm), cold: strip(cold), interference, big },
+      { machine: machine(), quick, device, host, warm: saved(warm), cold: saved(cold), interference, big },
       null,
       2,
     ) + '\n',

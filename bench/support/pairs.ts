@@ -2,10 +2,9 @@
  * The platform against the engine alone on one workload: in pairs, run in alternating order (engine first, then
  * platform first, ...), so that a shared machine's drift falls on both sides. The figures are medians over the
  * pairs; every pair's runs are kept for the tables. One warm-up pair runs first and is not counted: without it the
- * first platform run pays for the API's JIT compilation (its CPU per run was 1.07 to 1.27 s against 0.8 to 0.9 s
- * in the runs after it). `mergePairs` pools the pairs of several launches of the platform: one launch can run a few
- * percent faster or slower than another throughout (two identical platforms side by side gave 1.035 with every
- * pair above 1.02), and a median over one launch's pairs carries that.
+ * first platform run pays for the API's JIT compilation. `mergePairs` pools the pairs of several launches of the
+ * platform: one launch can run a few percent faster or slower than another throughout, and a median over one
+ * launch's pairs would carry that.
  */
 import type { LoadResult } from '../loadgen';
 
