@@ -1,2 +1,7 @@
+export * from './config-error';
+export * from './flag-table';
+export * from './flag-values';
+export * from './flags';
+export * from './api-config';
 export * from './worker-config';
 export * from './quiet-logger';
