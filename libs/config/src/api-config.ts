@@ -65,8 +65,6 @@ export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = proc
   const flags = readFlags(FLAGS, 'api', API_USAGE, argv, env, cwd);
   const modelDir = flags.get('model-id');
   const modelName = flags.get('model-name');
-  flags.get('redis-url');
-  flags.get('database-url');
   const quantize = flags.get('quantize');
   const maxInputTokens = flags.get('max-input-tokens');
   const maxTotalTokens = flags.get('max-total-tokens');

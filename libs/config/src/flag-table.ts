@@ -63,24 +63,24 @@ export interface FlagReader<Table extends Record<string, Flag>> {
   raw(name: keyof Table & string): string;
 }
 
-/** The flags of `table` that `process` takes, in table order. */
+/** The flags of `table` that `processName` takes, in table order. */
 export function flagsOf<Table extends Record<string, Flag>>(
   table: Table,
-  process: ProcessName,
+  processName: ProcessName,
 ): [keyof Table & string, Flag][] {
-  return Object.entries(table).filter(([, f]) => f.processes.includes(process));
+  return Object.entries(table).filter(([, f]) => f.processes.includes(processName));
 }
 
-/** Reads `process`'s flags from argv (strictly: an unknown flag is a ConfigError) and the environment. */
+/** Reads `processName`'s flags from argv (strictly: an unknown flag is a ConfigError) and the environment. */
 export function readFlags<Table extends Record<string, Flag>>(
   table: Table,
-  process: ProcessName,
+  processName: ProcessName,
   usage: string,
   argv: string[],
   env: NodeJS.ProcessEnv,
   cwd: string,
 ): FlagReader<Table> {
-  const taken = new Map(flagsOf(table, process));
+  const taken = new Map(flagsOf(table, processName));
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
   const aliasOf = new Map<string, string>();
   for (const [name, f] of taken) {
@@ -103,22 +103,23 @@ export function readFlags<Table extends Record<string, Flag>>(
   // the flag's own name wins over an alias
   for (const [alias, name] of aliasOf) if (values[alias] !== undefined) values[name] ??= values[alias];
 
+  const fromEnv = (f: Flag): string | undefined => (f.env ? env[f.env] : undefined);
   const spec = (name: string): Flag => {
     const f = taken.get(name);
-    if (!f) throw new Error(`the ${process} does not take --${name}`);
+    if (!f) throw new Error(`the ${processName} does not take --${name}`);
     return f;
   };
   const items = (name: string): string[] => {
     const value = values[name];
     const f = spec(name);
-    const raw = Array.isArray(value) ? value.map(String) : (env[f.env ?? ''] ?? f.default).split(',');
-    return raw.map((s) => s.trim()).filter(Boolean);
+    const given = Array.isArray(value) ? value.map(String) : (fromEnv(f) ?? f.default).split(',');
+    return given.map((s) => s.trim()).filter(Boolean);
   };
   const raw = (name: string): string => {
     const f = spec(name);
     if (f.type === 'list') return items(name).join(',');
     const value = values[name];
-    return value !== undefined ? String(value) : ((f.env ? env[f.env] : undefined) ?? f.default);
+    return value !== undefined ? String(value) : (fromEnv(f) ?? f.default);
   };
   const parsed = new Map<string, unknown>();
   return {
@@ -134,14 +135,14 @@ export function readFlags<Table extends Record<string, Flag>>(
   };
 }
 
-/** `process`'s --help: a usage line, then every flag it takes with its variable, default and description. */
-export function usageOf(table: Record<string, Flag>, process: ProcessName, usageLine: string): string {
+/** `processName`'s --help: a usage line, then every flag it takes with its variable, default and description. */
+export function usageOf(table: Record<string, Flag>, processName: ProcessName, usageLine: string): string {
   const lines = [
     usageLine,
     '',
     'Flags (each also read from the SWITCHYARD_* variable in brackets; a flag given wins over its variable):',
   ];
-  for (const [name, f] of flagsOf(table, process)) {
+  for (const [name, f] of flagsOf(table, processName)) {
     const shown = f.type === 'boolean' ? `--${name}` : `--${name} <value>`;
     const variable = f.env ? `  [${f.env}]` : '';
     lines.push(`  ${shown}${variable}  default: ${f.defaultHelp ?? (f.default === '' ? '(none)' : f.default)}`);
