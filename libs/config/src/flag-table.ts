@@ -7,9 +7,10 @@ import { ConfigError } from './config-error';
 
 /**
  * The processes that take flags. The launcher hands its own argv to the API, so the API takes every flag the
- * launcher does; the worker flags the launcher takes are handed to its workers.
+ * launcher does; the worker flags the launcher takes are handed to its workers. `convert` is the launcher's
+ * `switchyard convert` command, with a table of its own (convert-config.ts).
  */
-export type ProcessName = 'launcher' | 'api' | 'worker';
+export type ProcessName = 'launcher' | 'api' | 'worker' | 'convert';
 
 /** What a flag's parser sees besides its own raw value. */
 export interface FlagContext {
@@ -137,12 +138,15 @@ export function readFlags<Table extends Record<string, Flag>>(
 
 /** `processName`'s --help: a usage line, then every flag it takes with its variable, default and description. */
 export function usageOf(table: Record<string, Flag>, processName: ProcessName, usageLine: string): string {
+  const flags = flagsOf(table, processName);
   const lines = [
     usageLine,
     '',
-    'Flags (each also read from the SWITCHYARD_* variable in brackets; a flag given wins over its variable):',
+    flags.some(([, f]) => f.env)
+      ? 'Flags (each also read from the SWITCHYARD_* variable in brackets; a flag given wins over its variable):'
+      : 'Flags:',
   ];
-  for (const [name, f] of flagsOf(table, processName)) {
+  for (const [name, f] of flags) {
     const shown = f.type === 'boolean' ? `--${name}` : `--${name} <value>`;
     const variable = f.env ? `  [${f.env}]` : '';
     lines.push(`  ${shown}${variable}  default: ${f.defaultHelp ?? (f.default === '' ? '(none)' : f.default)}`);

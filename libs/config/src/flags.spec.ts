@@ -6,11 +6,18 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { API_USAGE, LAUNCHER_USAGE, readApiConfig } from './api-config';
 import { ConfigError } from './config-error';
-import { flagsOf, ProcessName } from './flag-table';
+import { CONVERT_FLAGS, CONVERT_USAGE, readConvertConfig } from './convert-config';
+import { Flag, flagsOf, ProcessName } from './flag-table';
 import { FLAGS } from './flags';
 import { readWorkerConfig, WORKER_USAGE } from './worker-config';
 
-const USAGE: Record<ProcessName, string> = { launcher: LAUNCHER_USAGE, api: API_USAGE, worker: WORKER_USAGE };
+/** Each process's --help, and the table its flags come from. */
+const USAGE: Record<ProcessName, [string, Record<string, Flag>]> = {
+  launcher: [LAUNCHER_USAGE, FLAGS],
+  api: [API_USAGE, FLAGS],
+  worker: [WORKER_USAGE, FLAGS],
+  convert: [CONVERT_USAGE, CONVERT_FLAGS],
+};
 
 /** The --help line of `--name`, which shows its variable and default. */
 function helpLine(usage: string, name: string): string | undefined {
@@ -19,9 +26,9 @@ function helpLine(usage: string, name: string): string | undefined {
 
 describe('the flag table', () => {
   it('lists every flag of each process in its --help, with its variable and default', () => {
-    for (const [process, usage] of Object.entries(USAGE) as [ProcessName, string][]) {
-      const flags = flagsOf(FLAGS, process);
-      assert.ok(flags.length > 10, process);
+    for (const [process, [usage, table]] of Object.entries(USAGE) as [ProcessName, [string, Record<string, Flag>]][]) {
+      const flags = flagsOf(table, process);
+      assert.ok(flags.length >= 5, process);
       for (const [name, f] of flags) {
         const line = helpLine(usage, name);
         assert.ok(line, `${process} --help lacks --${name}`);
@@ -29,7 +36,7 @@ describe('the flag table', () => {
         const shown = f.defaultHelp ?? (f.default === '' ? '(none)' : f.default);
         assert.ok(line.endsWith(`default: ${shown}`), `${process} --help: ${line}`);
       }
-      for (const [name] of Object.entries(FLAGS).filter(([, f]) => !f.processes.includes(process))) {
+      for (const [name] of Object.entries(table).filter(([, f]) => !f.processes.includes(process))) {
         assert.equal(helpLine(usage, name), undefined, `${process} --help lists --${name}, which it does not take`);
       }
     }
@@ -48,5 +55,25 @@ describe('the flag table', () => {
     assert.throws(() => readApiConfig(['--preload', 'models/demo-tiny'], {}), ConfigError, 'the API preloads nothing');
     // what the launcher hands on, the worker reads with the same parser
     assert.throws(() => readApiConfig(['--execution-provider', 'tpu'], {}), /--execution-provider must be cpu or cuda/);
+  });
+
+  it("reads switchyard convert's flags, with its own messages", () => {
+    const config = readConvertConfig(['--model-id', 'm', '--out', 'o', '--quantize', 'Q4'], '/srv');
+    assert.deepEqual(config, {
+      modelDir: '/srv/m',
+      outDir: '/srv/o',
+      quantize: 'q4',
+      dtype: 'fp32',
+      quantizeBlockSize: null,
+    });
+    const cases: [string[], RegExp][] = [
+      [['--out', 'o', '--dtype', 'fp16'], /--model-id and --out are required/],
+      [['--model-id', 'm', '--out', 'o'], /nothing to do: give --quantize q8 or q4, or --dtype fp16$/],
+      [['--model-id', 'm', '--out', 'o', '--dtype', 'q8'], /--dtype must be fp32 or fp16, got "q8"$/],
+      [['--model-id', 'm', '--out', 'o', '--quantize', 'awq'], /--quantize "awq" is one of TGI's methods/],
+      [['--model-id', 'm', '--out', 'o', '--quantize', 'q4', '--quantize-block-size', '48'], /must be 16, 32, 64/],
+      [['--model-id', 'm', '--port', '1'], /Unknown option '--port'/],
+    ];
+    for (const [argv, message] of cases) assert.throws(() => readConvertConfig(argv), message, argv.join(' '));
   });
 });
