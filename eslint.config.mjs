@@ -19,13 +19,27 @@ export default tseslint.config(
   },
   // Boundaries: an app never imports another app's source, and a lib never imports an app. What two processes
   // share lives in a lib (@switchyard/config, @switchyard/protocol, ...). Tests and benchmarks may drive apps.
-  boundary('apps/api/**/*.ts', ['**/gpu-worker/**'], 'the API may not import the worker app: share through a lib'),
+  boundary(
+    'apps/api/**/*.ts',
+    ['**/gpu-worker/**', '**/launcher/src/**', '**/apps/launcher/**'],
+    'the API may not import another app: share through a lib',
+  ),
   boundary(
     'apps/gpu-worker/**/*.ts',
-    ['**/api/src/**', '**/apps/api/**'],
-    'the worker may not import the API app: share through a lib',
+    ['**/api/src/**', '**/apps/api/**', '**/launcher/src/**', '**/apps/launcher/**'],
+    'the worker may not import another app: share through a lib',
   ),
-  boundary('libs/**/*.ts', ['**/apps/**', '**/api/src/**', '**/gpu-worker/src/**'], 'a lib may not import an app'),
+  // the launcher runs the other apps as processes (by their compiled paths), never by importing them
+  boundary(
+    'apps/launcher/**/*.ts',
+    ['**/api/src/**', '**/apps/api/**', '**/gpu-worker/**'],
+    'the launcher may not import another app: spawn it, and share through a lib',
+  ),
+  boundary(
+    'libs/**/*.ts',
+    ['**/apps/**', '**/api/src/**', '**/gpu-worker/src/**', '**/launcher/src/**'],
+    'a lib may not import an app',
+  ),
 );
 
 function boundary(files, patterns, message) {

@@ -1,6 +1,6 @@
 /**
  * Stopping the platform as a service manager does. SIGTERM to `npm start`: npm forwards it to the shell it runs the
- * script through, which dies of it without passing it on, so bin/switchyard.mjs must notice, stop the launcher, and
+ * script through, which dies of it without passing it on, so apps/launcher/bin/switchyard.mjs must notice, stop the launcher, and
  * the launcher its API and workers. Every process of the tree, collected from /proc before the signal, must be gone
  * within the launcher's own stop, none of them killed. And a child that cannot stop is killed at --drain-timeout +
  * 10 s: nothing is left running either way.
@@ -127,8 +127,8 @@ function platformTree(root: number): Proc[] {
     assert.ok(found.length > 0, `no ${what} in the tree:\n${tree.map((p) => `${p.pid} ${p.cmd}`).join('\n')}`);
     return found;
   };
-  find('bin', /apps\/api\/bin\/switchyard\.mjs/);
-  find('launcher', /dist\/apps\/api\/src\/launcher\/main\.js/);
+  find('bin', /apps\/launcher\/bin\/switchyard\.mjs/);
+  find('launcher', /dist\/apps\/launcher\/src\/main\.js/);
   find('API', /dist\/apps\/api\/src\/main\.js/);
   assert.equal(find('worker', /dist\/apps\/gpu-worker\/src\/main\.js/).length, 2);
   return tree;
@@ -227,7 +227,7 @@ describe('launcher shutdown', () => {
   });
 
   it('SIGTERM to the bin: a worker that cannot stop is killed at --drain-timeout + 10 s, and the bin exits 1', async () => {
-    const platform = await startPlatform(process.execPath, ['apps/api/bin/switchyard.mjs']);
+    const platform = await startPlatform(process.execPath, ['apps/launcher/bin/switchyard.mjs']);
     const tree = platformTree(platform.child.pid!);
     // a stopped process cannot handle SIGTERM: only SIGKILL ends it
     const worker = tree.find((p) => /gpu-worker\/src\/main\.js/.test(p.cmd))!;

@@ -19,6 +19,14 @@ describe('import boundaries', () => {
       ['apps/api/src/planted.ts', "import { x } from '../../gpu-worker/src/models/model-host';\nexport { x };\n"],
       ['apps/gpu-worker/src/planted.ts', "import { x } from '../../api/src/main';\nexport { x };\n"],
       ['libs/models/src/planted.ts', "import { x } from '../../../apps/api/src/main';\nexport { x };\n"],
+      // the launcher runs the API's preparation step as a process: importing it is the violation
+      [
+        'apps/launcher/src/planted.ts',
+        "import { migrate } from '../../api/src/database/migrate';\nexport { migrate };\n",
+      ],
+      ['apps/launcher/src/planted.ts', "import { x } from '../../gpu-worker/src/main';\nexport { x };\n"],
+      ['apps/api/src/planted.ts', "import { x } from '../../launcher/src/main';\nexport { x };\n"],
+      ['libs/config/src/planted.ts', "import { x } from '../../../apps/launcher/src/main';\nexport { x };\n"],
     ];
     for (const [file, code] of planted) {
       const found = await violations(file, code);
@@ -32,5 +40,6 @@ describe('import boundaries', () => {
       "import { readWorkerConfig } from '@switchyard/config';\nimport { redisOptions } from '@switchyard/protocol';\n" +
       "import { AppModule } from './app.module';\nexport { readWorkerConfig, redisOptions, AppModule };\n";
     assert.deepEqual(await violations('apps/api/src/planted.ts', code), []);
+    assert.deepEqual(await violations('apps/launcher/src/planted.ts', code), []);
   });
 });

@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import type { PoolEvent } from '@switchyard/protocol';
 import { REPO_ROOT } from './repo';
 
-const LAUNCHER = join(REPO_ROOT, 'dist/apps/api/src/launcher/main.js');
+const LAUNCHER = join(REPO_ROOT, 'dist/apps/launcher/src/main.js');
 const API_MAIN = join(REPO_ROOT, 'dist/apps/api/src/main.js');
 export const TEST_DATABASE_URL =
   process.env.SWITCHYARD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/switchyard_test';

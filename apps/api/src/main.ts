@@ -12,11 +12,12 @@ import { AppModule } from './app.module';
 import { ApiKeysService, Principal } from './auth/api-keys.service';
 import { ErrorFilter, sendError } from './common/error.filter';
 import { requestId } from './common/request-id.middleware';
-import { ConfigError, readApiConfig } from './config/api-config';
+import { API_USAGE, ConfigError, readApiConfig } from '@switchyard/config';
 import { QuietLogger } from '@switchyard/config';
 
 async function bootstrap(): Promise<void> {
   const logger = new Logger('Api');
+  if (process.argv.includes('--help') || process.argv.includes('-h')) return console.log(API_USAGE);
   const config = readApiConfig(process.argv.slice(2), process.env);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     logger: new QuietLogger(),

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { availableMemoryBytes, defaultCacheDir } from '@switchyard/models';
 import { describe, it } from 'node:test';
-import { ConfigError, parseDuration, readWorkerConfig, spinsFor } from './worker-config';
+import { ConfigError } from './config-error';
+import { parseDuration, spinsFor } from './flag-values';
+import { readWorkerConfig } from './worker-config';
 
 describe('readWorkerConfig', () => {
   it('has working defaults', () => {

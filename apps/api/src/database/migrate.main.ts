@@ -1,5 +1,5 @@
 /** `npm run migrate`: the migrations alone, for CI and operators. */
-import { readApiConfig } from '../config/api-config';
+import { readApiConfig } from '@switchyard/config';
 import { migrate } from './migrate';
 
 const config = readApiConfig(process.argv.slice(2), process.env);

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { DataSource, FindOperator } from 'typeorm';
 import type { ModelEntity } from './model.entity';
 import { modelDir } from '../../../../test/support/repo';
-import { readApiConfig } from '../config/api-config';
+import { readApiConfig } from '@switchyard/config';
 import { ApiMetrics } from '../metrics/api-metrics';
 import { ModelRegistry } from './model-registry.service';
 

@@ -1,6 +1,7 @@
 /**
- * The launcher (`npm start`, the `switchyard` bin): validates every flag and the model directory, runs the
- * migrations, registers `--model-id` in the registry, starts the API and `--num-workers` workers, and waits
+ * The launcher (`npm start`, the `switchyard` bin): validates every flag, runs the API's preparation step as a
+ * process of its own (apps/api/src/prepare.main.ts: the model directory, the migrations, the registration of
+ * `--model-id`, the first admin key), starts the API and `--num-workers` workers, and waits
  * until `/health` says a worker serves the default model. Ctrl-C (SIGINT), SIGTERM or SIGHUP stops everything: each
  * child gets SIGTERM (the workers drain within --drain-timeout), the launcher waits for all of them, kills any still
  * running --drain-timeout + 10 s later, and exits 0 (1 if it had to kill one). A child that dies during start-up, or
@@ -8,20 +9,14 @@
  * again.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
+import { constants, hostname } from 'node:os';
 import { join } from 'node:path';
-import { describeModel, formatBytes, ModelError, poolBytes } from '@switchyard/models';
-import { ConfigError as WorkerConfigError, readWorkerConfig, WorkerConfig } from '@switchyard/config';
-import { API_USAGE, ApiConfig, ConfigError, readApiConfig } from '../config/api-config';
-import { createDataSource } from '../database/data-source';
-import { migrate } from '../database/migrate';
-import { upsertModel } from '../registry/model-registry.service';
-import { generateKey, hashKey } from '../auth/api-keys.service';
-import type { DataSource } from 'typeorm';
+import { ApiConfig, ConfigError, LAUNCHER_USAGE, readApiConfig, readWorkerConfig } from '@switchyard/config';
 
-const API_MAIN = join(__dirname, '..', 'main.js');
-const WORKER_MAIN = join(__dirname, '../../../gpu-worker/src/main.js');
+// The other apps' compiled entry points (paths, not imports: the launcher runs them as processes).
+const API_MAIN = join(__dirname, '../../api/src/main.js');
+const PREPARE_MAIN = join(__dirname, '../../api/src/prepare.main.js');
+const WORKER_MAIN = join(__dirname, '../../gpu-worker/src/main.js');
 const READY_TIMEOUT_MS = 120_000;
 /** How long past --drain-timeout the children may take to stop before they are killed. */
 const KILL_MARGIN_MS = 10_000;
@@ -106,70 +101,41 @@ function workerArgv(config: ApiConfig, index: number): string[] {
   ];
 }
 
-/** Checks that the default model fits a worker, migrates, registers it; returns the workers' configuration. */
-async function register(config: ApiConfig): Promise<WorkerConfig> {
-  const worker = readWorkerConfig(workerArgv(config, 0), {});
-  const model = describeModel(config.modelDir, {
-    dtype: worker.dtype,
-    quantize: config.quantize,
-    quantizeBlockSize: worker.quantizeBlockSize,
-    executionProvider: worker.executionProvider,
-  });
-  const bytes = poolBytes(model.memory, {
-    totalTokens: worker.scheduler.maxBatchTotalTokens,
-    prefillTokens: worker.scheduler.maxBatchPrefillTokens,
-  });
-  const quantized = config.quantize === 'none' ? '' : ` once quantized to ${config.quantize}`;
-  log(
-    `model ${config.modelName}: ${model.config.modelType}, ${model.config.numLayers} layers, ` +
-      `${formatBytes(model.memory.weightBytes)} of weights${quantized}, ${formatBytes(bytes)} with its KV budget and largest prefill ` +
-      `(${model.graphFile}); each worker's budget: ${formatBytes(worker.deviceMemory)}`,
-  );
-  if (bytes > worker.deviceMemory) {
-    throw new ConfigError(
-      `--device-memory ${formatBytes(worker.deviceMemory)} cannot hold ${config.modelName} (${formatBytes(bytes)}): raise it or lower --max-batch-total-tokens`,
-    );
-  }
-  await migrate(config.databaseUrl, log);
-  const dataSource = await createDataSource(config.databaseUrl).initialize();
-  try {
-    await upsertModel(dataSource, config.modelName, config.modelDir, bytes, config.quantize);
-    log(`registered ${config.modelName}`);
-    if (!config.disableAuth && !config.adminKey) await ensureAdminKey(dataSource);
-  } finally {
-    await dataSource.destroy();
-  }
-  return worker;
-}
-
-/** With no SWITCHYARD_ADMIN_KEY and no admin key in the database yet, makes one and prints it, once. */
-async function ensureAdminKey(dataSource: DataSource): Promise<void> {
-  const found = (await dataSource.query(
-    `SELECT 1 FROM api_keys WHERE 'admin' = ANY(scopes) AND revoked_at IS NULL
-       AND (expires_at IS NULL OR expires_at > now()) LIMIT 1`,
-  )) as unknown[];
-  if (found.length > 0) return;
-  const key = generateKey();
-  await dataSource.query(`INSERT INTO api_keys (id, name, key_hash, prefix, scopes) VALUES ($1, $2, $3, $4, $5)`, [
-    randomUUID(),
-    'admin (made at first start)',
-    hashKey(key),
-    key.slice(0, 9),
-    ['inference', 'admin'],
-  ]);
-  log('created an admin key. It is shown this once and stored only as a hash: keep it now.');
-  log(`  SWITCHYARD_KEY=${key}`);
-  log('  (or set SWITCHYARD_ADMIN_KEY yourself before starting)');
+/**
+ * Runs the API's preparation step (apps/api/src/prepare.main.ts: the model's fit, the migrations, its registration,
+ * the first admin key) with the launcher's flags and waits for it. Its lines and its error go to the launcher's
+ * output; a failure stops the launcher with the step's status. A signal meanwhile goes to the step, and the
+ * launcher then exits as that signal's status.
+ */
+async function prepare(argv: string[]): Promise<void> {
+  const step = spawnChild('preparation step', [PREPARE_MAIN, ...argv]);
+  let received: NodeJS.Signals | null = null;
+  const forward = (signal: NodeJS.Signals) => {
+    received ??= signal;
+    if (isRunning(step)) step.process.kill(signal);
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const signal of signals) process.on(signal, forward);
+  await step.exited;
+  for (const signal of signals) process.off(signal, forward);
+  if (received) process.exit(128 + constants.signals[received]);
+  const { exitCode, signalCode } = step.process;
+  if (exitCode === 0) return;
+  // the step has printed why; a step that died of a signal could not
+  if (exitCode === null) log(`the ${step.name} exited (${signalCode ?? 'could not start'})`);
+  process.exit(exitCode || 1);
 }
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv.includes('--help') || argv.includes('-h')) {
-    console.log(API_USAGE);
+    console.log(LAUNCHER_USAGE);
     return;
   }
   const config = readApiConfig(argv, process.env);
-  const { drainTimeoutMs } = await register(config);
+  // every worker flag checked here, before anything starts
+  const { drainTimeoutMs } = readWorkerConfig(workerArgv(config, 0), {});
+  await prepare(argv);
   if (config.disableAuth) {
     log(
       'WARNING: --disable-auth: no API keys are checked; every route, admin included, is open to anyone who can reach the port',
@@ -232,7 +198,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  const known = err instanceof ConfigError || err instanceof WorkerConfigError || err instanceof ModelError;
+  const known = err instanceof ConfigError;
   console.error(`switchyard: ${known ? (err as Error).message : String((err as Error)?.stack ?? err)}`);
   process.exit(1);
 });

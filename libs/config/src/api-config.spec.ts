@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { API_USAGE, ConfigError, isLoopback, readApiConfig } from './api-config';
+import { API_USAGE, readApiConfig } from './api-config';
+import { ConfigError } from './config-error';
+import { isLoopback } from './flag-values';
 
 describe('readApiConfig', () => {
   it('has TGI defaults, and names the default model after its directory', () => {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { readWorkerConfig } from '@switchyard/config';
+import { readWorkerConfig } from './worker-config';
 import { readApiConfig } from './api-config';
 
 describe('worker flags through the launcher', () => {

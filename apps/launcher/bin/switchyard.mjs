@@ -94,7 +94,7 @@ if (received) process.exit(128 + constants.signals[received]);
 const [command, ...rest] = process.argv.slice(2);
 const entry = command === 'convert' ? 'convert.js' : 'main.js';
 const args = command === 'convert' ? rest : process.argv.slice(2);
-const launcher = join(root, 'dist', 'apps', 'api', 'src', 'launcher', entry);
+const launcher = join(root, 'dist', 'apps', 'launcher', 'src', entry);
 // the launcher resolves its default model from the repository; convert's paths are the caller's
 const result = await run(process.execPath, [launcher, ...args], {
   cwd: command === 'convert' ? process.cwd() : root,

@@ -1,0 +1,490 @@
+/**
+ * Every flag of every Switchyard process, declared once: its variable, default, what --help says of it, which
+ * processes take it, and its parser (the validation, and the typed value). api-config.ts and worker-config.ts
+ * assemble their typed configs from it; flag-table.ts derives the reading and each process's --help.
+ */
+import { hostname } from 'node:os';
+import { basename, resolve } from 'node:path';
+import { DEFAULT_SCHEDULER_CONFIG, DEFAULT_VALIDATION_LIMITS } from '@switchyard/batching';
+import { isValidId } from '@switchyard/protocol';
+import { defaultCacheDir, DtypeChoice, GRAPH_DTYPES, parseBytes, parseQuantize, Quantize } from '@switchyard/models';
+import { ConfigError } from './config-error';
+import { Flag, FlagContext, ListFlag, ProcessName, ValueFlag } from './flag-table';
+import {
+  AUTO_CUDA_HOST_SHARE,
+  AUTO_CUDA_MEMORY,
+  AUTO_HOST_SHARE,
+  AUTO_MEMORY_SHARE,
+  autoDeviceMemory,
+  autoHostMemory,
+  modelSpecFromArg,
+  parseDuration,
+  parseSpin,
+} from './flag-values';
+
+/** The API's flags (the launcher takes them too: it hands the API its own argv). */
+const API: readonly ProcessName[] = ['launcher', 'api'];
+/** Worker flags the launcher takes and hands to its workers (and so the API, given the launcher's argv, takes). */
+const HANDED_ON: readonly ProcessName[] = ['launcher', 'api', 'worker'];
+/** Flags only a worker started on its own takes (the launcher sets these itself, or leaves their defaults). */
+const WORKER: readonly ProcessName[] = ['worker'];
+
+const value = <T>(f: ValueFlag<T>): ValueFlag<T> => f;
+const list = <T>(f: Omit<ListFlag<T>, 'type'>): ListFlag<T> => ({ ...f, type: 'list' });
+
+function text(raw: string): string {
+  return raw;
+}
+
+/** An integer >= min. */
+function integer(min: number) {
+  return (raw: string, { name }: FlagContext): number => {
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || n < min || !Number.isSafeInteger(n)) {
+      throw new ConfigError(`--${name} must be an integer >= ${min}, got "${raw}"`);
+    }
+    return n;
+  };
+}
+
+/** An integer >= 1, or '' for none (null). */
+function optionalInteger(raw: string, ctx: FlagContext): number | null {
+  return raw === '' ? null : integer(1)(raw, ctx);
+}
+
+/** A duration in milliseconds, at least `minMs`. */
+function duration(minMs: number) {
+  return (raw: string, { name }: FlagContext): number => {
+    const ms = parseDuration(raw);
+    if (ms === null || ms < minMs) throw new ConfigError(`--${name} must be a duration like 30s or 5m, got "${raw}"`);
+    return ms;
+  };
+}
+
+/** One of `choices`. */
+function oneOf<C extends string>(...choices: C[]) {
+  return (raw: string, { name }: FlagContext): C => {
+    if (!(choices as string[]).includes(raw)) {
+      throw new ConfigError(`--${name} must be ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}, got "${raw}"`);
+    }
+    return raw as C;
+  };
+}
+
+function bool(raw: string): boolean {
+  return raw === 'true';
+}
+
+export function parsePort(flag: string, raw: string): number {
+  const port = Number(raw);
+  if (!/^\d+$/.test(raw) || port < 1 || port > 65535) {
+    throw new ConfigError(`--${flag} must be a port number from 1 to 65535, got "${raw}"`);
+  }
+  return port;
+}
+
+function redisUrl(raw: string): string {
+  if (!/^rediss?:\/\//.test(raw)) throw new ConfigError(`--redis-url must be a redis:// URL, got "${raw}"`);
+  return raw;
+}
+
+function quantize(raw: string): Quantize {
+  try {
+    return parseQuantize(raw);
+  } catch (err) {
+    throw new ConfigError(`--quantize ${(err as Error).message}`);
+  }
+}
+
+export const FLAGS = {
+  // ---- the API (and the launcher) ----
+  hostname: value({
+    env: 'SWITCHYARD_HOSTNAME',
+    default: '127.0.0.1',
+    description: 'The interface the API listens on.',
+    processes: API,
+    parse: text,
+  }),
+  port: value({
+    env: 'SWITCHYARD_PORT',
+    default: '8080',
+    description: 'The port the API listens on.',
+    processes: API,
+    parse: (raw, { name }) => parsePort(name, raw),
+  }),
+  'model-id': value({
+    env: 'SWITCHYARD_MODEL_ID',
+    default: 'models/demo-small',
+    description: 'The default model: a model directory (an ONNX export with its config and tokenizer).',
+    processes: API,
+    parse: (raw, { cwd }) => resolve(cwd, raw),
+  }),
+  'model-name': value({
+    env: 'SWITCHYARD_MODEL_NAME',
+    default: '',
+    defaultHelp: "(the --model-id directory's name)",
+    description: 'The id clients use for the default model: 1-128 letters, digits or . _ -.',
+    processes: API,
+    parse: (raw, ctx) => {
+      const name = raw || basename(resolve(ctx.cwd, ctx.raw('model-id')));
+      if (!isValidId(name)) {
+        throw new ConfigError(`--model-name "${name}" must be 1-128 letters, digits or . _ - (no spaces or colons)`);
+      }
+      return name;
+    },
+  }),
+  'database-url': value({
+    env: 'SWITCHYARD_DATABASE_URL',
+    default: 'postgres://postgres@127.0.0.1:5432/switchyard',
+    description: 'Postgres: the model registry, API keys and usage (the database is created at first start).',
+    processes: API,
+    parse: (raw) => {
+      if (!/^postgres(ql)?:\/\//.test(raw))
+        throw new ConfigError(`--database-url must be a postgres:// URL, got "${raw}"`);
+      return raw;
+    },
+  }),
+  'redis-url': value({
+    env: 'SWITCHYARD_REDIS_URL',
+    default: 'redis://127.0.0.1:6379',
+    description: 'Redis: the queues, token streams and heartbeats between the API and the workers.',
+    processes: HANDED_ON,
+    parse: redisUrl,
+  }),
+  'redis-prefix': value({
+    env: 'SWITCHYARD_REDIS_PREFIX',
+    default: 'sy:',
+    description:
+      "The prefix of every Redis key, so that deployments can share a Redis: letters, digits, . _ - and ':'.",
+    processes: HANDED_ON,
+    parse: (raw) => {
+      if (!/^[A-Za-z0-9_.-]*:$/.test(raw)) {
+        throw new ConfigError(`--redis-prefix must be letters, digits, . _ - and end with ':', got "${raw}"`);
+      }
+      return raw;
+    },
+  }),
+  'max-concurrent-requests': value({
+    env: 'SWITCHYARD_MAX_CONCURRENT_REQUESTS',
+    default: '128',
+    description: 'Requests in flight across all models before new ones are answered 429 at once.',
+    processes: API,
+    parse: integer(1),
+  }),
+  'max-stop-sequences': value({
+    env: 'SWITCHYARD_MAX_STOP_SEQUENCES',
+    default: String(DEFAULT_VALIDATION_LIMITS.maxStopSequences),
+    description: 'The most stop sequences a request may give.',
+    processes: API,
+    parse: integer(0),
+  }),
+  'max-best-of': value({
+    env: 'SWITCHYARD_MAX_BEST_OF',
+    default: String(DEFAULT_VALIDATION_LIMITS.maxBestOf),
+    description: 'The largest best_of a request may ask for.',
+    processes: API,
+    parse: integer(1),
+  }),
+  'max-top-n-tokens': value({
+    env: 'SWITCHYARD_MAX_TOP_N_TOKENS',
+    default: String(DEFAULT_VALIDATION_LIMITS.maxTopNTokens),
+    description: 'The largest top_n_tokens a request may ask for.',
+    processes: API,
+    parse: integer(0),
+  }),
+  'max-input-tokens': value({
+    env: 'SWITCHYARD_MAX_INPUT_TOKENS',
+    default: '',
+    defaultHelp: "(the model's positions - 1)",
+    description: 'The most prompt tokens a request for the default model may have; less than --max-total-tokens.',
+    aliases: ['max-input-length'],
+    processes: API,
+    parse: optionalInteger,
+  }),
+  'max-total-tokens': value({
+    env: 'SWITCHYARD_MAX_TOTAL_TOKENS',
+    default: '',
+    defaultHelp: "(the model's positions)",
+    description: 'The most prompt plus generated tokens of a request for the default model.',
+    processes: API,
+    parse: optionalInteger,
+  }),
+  'payload-limit': value({
+    env: 'SWITCHYARD_PAYLOAD_LIMIT',
+    default: '2000000',
+    description: 'The largest request body, in bytes (413 past it).',
+    processes: API,
+    parse: integer(1),
+  }),
+  'max-batch-prefill-tokens': value({
+    env: 'SWITCHYARD_MAX_BATCH_PREFILL_TOKENS',
+    default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchPrefillTokens),
+    description: 'The most prompt tokens prefilled in one step.',
+    processes: HANDED_ON,
+    parse: integer(1),
+  }),
+  'max-batch-total-tokens': value({
+    env: 'SWITCHYARD_MAX_BATCH_TOTAL_TOKENS',
+    default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens),
+    description:
+      "A running batch's token budget: the padded batch with the tokens each row may still generate (its KV reservation).",
+    processes: HANDED_ON,
+    parse: integer(1),
+  }),
+  'max-batch-size': value({
+    env: 'SWITCHYARD_MAX_BATCH_SIZE',
+    default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchSize),
+    description: 'The most rows in a running batch.',
+    processes: HANDED_ON,
+    parse: integer(1),
+  }),
+  'waiting-served-ratio': value({
+    env: 'SWITCHYARD_WAITING_SERVED_RATIO',
+    default: String(DEFAULT_SCHEDULER_CONFIG.waitingServedRatio),
+    description: 'Waiting requests per running one at which the running batch pauses to prefill them (a number >= 0).',
+    processes: HANDED_ON,
+    parse: (raw, { name }) => {
+      const ratio = Number(raw);
+      if (!Number.isFinite(ratio) || ratio < 0) throw new ConfigError(`--${name} must be a number >= 0, got "${raw}"`);
+      return ratio;
+    },
+  }),
+  'max-waiting-tokens': value({
+    env: 'SWITCHYARD_MAX_WAITING_TOKENS',
+    default: String(DEFAULT_SCHEDULER_CONFIG.maxWaitingTokens),
+    description: 'Decode steps after which waiting requests are prefilled whatever the ratio.',
+    processes: HANDED_ON,
+    parse: integer(0),
+  }),
+  quantize: value({
+    env: 'SWITCHYARD_QUANTIZE',
+    default: 'none',
+    description:
+      "none, q8 or q4: quantizes each model's MatMuls at load (once: the result is kept in --cache-dir), for models " +
+      "whose registry entry does not say. TGI's GPU methods (gptq, awq, ...) are refused by name.",
+    processes: HANDED_ON,
+    parse: quantize,
+  }),
+  dtype: value({
+    env: 'SWITCHYARD_DTYPE',
+    default: 'auto',
+    description: `auto, ${GRAPH_DTYPES.join(', ')}: which graph file of a model directory to serve (auto: the most precise present).`,
+    processes: HANDED_ON,
+    parse: (raw): DtypeChoice => {
+      if (raw !== 'auto' && !(GRAPH_DTYPES as readonly string[]).includes(raw)) {
+        throw new ConfigError(`--dtype must be auto, ${GRAPH_DTYPES.join(', ')}; got "${raw}"`);
+      }
+      return raw as DtypeChoice;
+    },
+  }),
+  'quantize-block-size': value({
+    env: 'SWITCHYARD_QUANTIZE_BLOCK_SIZE',
+    default: '',
+    defaultHelp: '(q8 128, q4 32)',
+    description: 'Weights per quantization block: 16, 32, 64, 128 or 256.',
+    processes: HANDED_ON,
+    parse: (raw): number | null => {
+      const block = Number(raw);
+      if (raw === '') return null;
+      if (!/^\d+$/.test(raw) || block < 16 || block > 256 || (block & (block - 1)) !== 0) {
+        throw new ConfigError(`--quantize-block-size must be 16, 32, 64, 128 or 256, got "${raw}"`);
+      }
+      return block;
+    },
+  }),
+  'cache-dir': value({
+    env: 'SWITCHYARD_CACHE_DIR',
+    default: '',
+    defaultHelp: `(${defaultCacheDir()})`,
+    description: 'Where prepared graphs (quantized weights, attention rewrite checks) are kept between loads.',
+    processes: HANDED_ON,
+    parse: (raw, { cwd, env }) => (raw === '' ? defaultCacheDir(env) : resolve(cwd, raw)),
+  }),
+  'num-workers': value({
+    env: 'SWITCHYARD_NUM_WORKERS',
+    default: '1',
+    description: 'How many workers the launcher starts (each holds the default model, pinned).',
+    processes: API,
+    parse: integer(0),
+  }),
+  'device-memory': value({
+    env: 'SWITCHYARD_DEVICE_MEMORY',
+    default: 'auto',
+    description:
+      `A worker's model pool budget: a byte count or KiB, MiB, GiB. auto is ${AUTO_MEMORY_SHARE * 100} % of the ` +
+      `host's available memory on a CPU (the launcher divides it among its workers), ${AUTO_CUDA_MEMORY} with ` +
+      '--execution-provider cuda.',
+    processes: HANDED_ON,
+    parse: (raw, ctx) => {
+      const bytes =
+        raw === 'auto'
+          ? ctx.raw('execution-provider') === 'cuda'
+            ? parseBytes(AUTO_CUDA_MEMORY)
+            : autoDeviceMemory()
+          : parseBytes(raw);
+      if (bytes === null) {
+        throw new ConfigError(`--device-memory must be a size like 2GiB or 512MiB, or auto, got "${raw}"`);
+      }
+      return bytes;
+    },
+  }),
+  'host-memory': value({
+    env: 'SWITCHYARD_HOST_MEMORY',
+    default: 'auto',
+    description:
+      `The parked tier's budget (models kept in host memory): a size, or 0 to turn parking off. auto is ` +
+      `${AUTO_HOST_SHARE * 100} % of the host's available memory (${AUTO_CUDA_HOST_SHARE * 100} % with CUDA).`,
+    processes: HANDED_ON,
+    parse: (raw, ctx) => {
+      const bytes =
+        raw === 'auto' ? autoHostMemory(1, ctx.raw('execution-provider')) : raw.trim() === '0' ? 0 : parseBytes(raw);
+      if (bytes === null) {
+        throw new ConfigError(`--host-memory must be a size like 2GiB or 512MiB, 0 or auto, got "${raw}"`);
+      }
+      return bytes;
+    },
+  }),
+  'keep-alive': value({
+    env: 'SWITCHYARD_KEEP_ALIVE',
+    default: '5m',
+    description:
+      'How long an idle model stays loaded: a duration (ms, s, m or h; bare numbers are seconds), or -1 or never.',
+    processes: HANDED_ON,
+    parse: (raw): number => {
+      const ms = raw === 'never' ? -1 : parseDuration(raw);
+      if (ms === null || (ms < 0 && ms !== -1000 && ms !== -1)) {
+        throw new ConfigError(`--keep-alive must be a duration like 5m, or never (-1), got "${raw}"`);
+      }
+      return ms < 0 ? -1 : ms;
+    },
+  }),
+  'execution-provider': value({
+    env: 'SWITCHYARD_EXECUTION_PROVIDER',
+    default: 'cpu',
+    description: 'Where the workers run models: cpu or cuda.',
+    processes: HANDED_ON,
+    parse: oneOf('cpu', 'cuda'),
+  }),
+  'intra-op-threads': value({
+    env: 'SWITCHYARD_INTRA_OP_THREADS',
+    default: '0',
+    description: "ONNX Runtime's threads per session (0: its own choice).",
+    processes: HANDED_ON,
+    parse: integer(0),
+  }),
+  attention: value({
+    env: 'SWITCHYARD_ATTENTION',
+    default: 'rewrite',
+    description: "rewrite (each model's attention reads a KV cache the worker owns) or export (the graph as exported).",
+    processes: HANDED_ON,
+    parse: oneOf('rewrite', 'export'),
+  }),
+  'intra-op-spin': value({
+    env: 'SWITCHYARD_INTRA_OP_SPIN',
+    default: 'auto',
+    description:
+      "Whether ONNX Runtime's threads spin between parallel sections: auto (models of 128 MiB of weights or more), " +
+      'true, false, or how long to spin before sleeping (50us, 1ms).',
+    processes: HANDED_ON,
+    parse: (raw) => {
+      const spin = parseSpin(raw);
+      if (spin === undefined) {
+        throw new ConfigError(`--intra-op-spin must be auto, true, false or a time like 50us or 1ms, got "${raw}"`);
+      }
+      return spin;
+    },
+  }),
+  'lock-duration': value({
+    env: 'SWITCHYARD_LOCK_DURATION',
+    default: '30s',
+    description: "BullMQ's lock on a running job (at least 1s): a worker that dies loses it after this long.",
+    processes: HANDED_ON,
+    parse: duration(1000),
+  }),
+  'drain-timeout': value({
+    env: 'SWITCHYARD_DRAIN_TIMEOUT',
+    default: '30s',
+    description:
+      'How long a stopping worker lets running requests finish; the launcher kills a child still running 10 s after it.',
+    processes: HANDED_ON,
+    parse: duration(0),
+  }),
+  'disable-auth': value({
+    type: 'boolean',
+    env: 'SWITCHYARD_DISABLE_AUTH',
+    default: 'false',
+    description:
+      'Checks no API keys: every route, admin included, is open. Refused on a --hostname other than loopback.',
+    processes: API,
+    parse: bool,
+  }),
+  'disable-auth-on-public-interface': value({
+    type: 'boolean',
+    env: 'SWITCHYARD_DISABLE_AUTH_ON_PUBLIC_INTERFACE',
+    default: 'false',
+    description: 'Allows --disable-auth with a --hostname other than 127.0.0.1, ::1 or localhost.',
+    processes: API,
+    parse: bool,
+  }),
+  'fallback-queue-wait': value({
+    env: 'SWITCHYARD_FALLBACK_QUEUE_WAIT',
+    default: '10000',
+    description:
+      "A request falls back to its model's next fallback when the oldest queued job has waited this long (ms).",
+    processes: API,
+    parse: integer(0),
+  }),
+
+  // ---- a worker started on its own ----
+  'worker-id': value({
+    env: 'SWITCHYARD_WORKER_ID',
+    default: '',
+    defaultHelp: '(<host name>-<pid>)',
+    description: "The worker's id in heartbeats and placement: 1-128 letters, digits or . _ -.",
+    processes: WORKER,
+    parse: (raw) => {
+      const id = raw || `${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${process.pid}`;
+      if (!isValidId(id)) throw new ConfigError(`--worker-id must be 1-128 letters, digits or . _ -, got "${id}"`);
+      return id;
+    },
+  }),
+  preload: list({
+    env: 'SWITCHYARD_PRELOAD',
+    default: '',
+    description:
+      'A model to load at start: a model directory, or ID=DIR; repeatable (comma-separated in the variable).',
+    processes: WORKER,
+    parse: (items, { cwd, name }) => items.map((item) => modelSpecFromArg(item, false, cwd, name)),
+  }),
+  pin: list({
+    env: 'SWITCHYARD_PIN',
+    default: '',
+    description: 'A model to load at start and never evict, as --preload.',
+    processes: WORKER,
+    parse: (items, { cwd, name }) => items.map((item) => modelSpecFromArg(item, true, cwd, name)),
+  }),
+  'place-timeout': value({
+    env: 'SWITCHYARD_PLACE_TIMEOUT',
+    default: '10s',
+    description: 'How long a load that does not fit waits for a model to go idle.',
+    processes: WORKER,
+    parse: duration(0),
+  }),
+  'replica-queue-wait': value({
+    env: 'SWITCHYARD_REPLICA_QUEUE_WAIT',
+    default: '5s',
+    description:
+      'A model whose oldest queued job waits longer than this (at least 100ms) gets a replica on another worker.',
+    processes: WORKER,
+    parse: duration(100),
+  }),
+  'heartbeat-interval': value({
+    env: 'SWITCHYARD_HEARTBEAT_INTERVAL',
+    default: '1s',
+    description: 'How often the worker writes its heartbeat (at least 100ms).',
+    processes: WORKER,
+    parse: duration(100),
+  }),
+} satisfies Record<string, Flag>;
+
+export type FlagName = keyof typeof FLAGS;
