@@ -1,8 +1,8 @@
 import { Controller, Get, Header } from '@nestjs/common';
-import { mergeFamilies, renderMetrics } from '@switchyard/batching';
 import { WorkerDirectory } from '../redis/worker-directory.service';
 import { StreamHub } from '../generation/stream-hub';
 import { ApiMetrics } from './api-metrics';
+import { clusterRegistry } from './cluster-metrics';
 import { Public } from '../auth/auth.guard';
 
 /** `GET /metrics`: the API's request metrics and every live worker's batch and pool metrics, in one text. */
@@ -20,6 +20,6 @@ export class MetricsController {
   async render(): Promise<string> {
     this.metrics.openStreams.set(this.hub.open);
     const workers = await this.workers.metrics();
-    return renderMetrics(mergeFamilies(this.metrics.registry.snapshot(), ...workers));
+    return clusterRegistry(this.metrics.registry, workers).metrics();
   }
 }
