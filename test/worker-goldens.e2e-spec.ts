@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { MetricFamily } from '@switchyard/batching';
 import { generatedIds, Platform, waitFor } from './support/platform';
 import { loadGoldens, modelDir } from './support/repo';
 
@@ -44,10 +43,12 @@ describe('worker: queue to stream', () => {
     assert.ok(beat.memory.used > 0 && beat.memory.used <= beat.memory.budget);
     // the snapshot is rewritten with every heartbeat: wait for one taken after the requests above
     const families = await waitFor('decode steps in the metrics', async () => {
-      const snapshot = (await platform.metrics('w1')) as MetricFamily[];
-      const forward = snapshot.find((f) => f.name === 'tgi_batch_forward_duration');
-      const decode = forward?.samples.find((s) => s.labels.method === 'decode');
-      return decode && 'count' in decode && decode.count > 0 ? snapshot : undefined;
+      const snapshot = await platform.metrics('w1');
+      const forward = snapshot?.find((f) => f.name === 'tgi_batch_forward_duration');
+      const decodes = forward?.values.find(
+        (v) => v.metricName === 'tgi_batch_forward_duration_count' && v.labels.method === 'decode',
+      );
+      return decodes && decodes.value > 0 ? snapshot : undefined;
     });
     const byName = new Map(families.map((f) => [f.name, f]));
     for (const name of [
@@ -62,8 +63,8 @@ describe('worker: queue to stream', () => {
       assert.ok(byName.has(name), `metric ${name}`);
     }
     assert.equal(byName.get('tgi_batch_forward_duration')!.type, 'histogram');
-    const loads = byName.get('switchyard_model_loads_total')!.samples.find((s) => s.labels.model === 'demo-tiny');
-    assert.equal(loads && 'value' in loads && loads.value, 1);
+    const loads = byName.get('switchyard_model_loads_total')!.values.find((v) => v.labels.model === 'demo-tiny');
+    assert.equal(loads?.value, 1);
   });
 
   it('answers a request the engine refuses with a validation error entry', async () => {

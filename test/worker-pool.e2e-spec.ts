@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DEFAULT_SCHEDULER_CONFIG, MetricFamily } from '@switchyard/batching';
-import { PoolEvent } from '@switchyard/protocol';
+import { DEFAULT_SCHEDULER_CONFIG } from '@switchyard/batching';
+import { MetricsSnapshot, PoolEvent } from '@switchyard/protocol';
 import { estimateModelMemory, poolBytes } from '@switchyard/models';
 import { generatedIds, modelSpec, Platform, waitFor } from './support/platform';
 import { loadGoldens, modelDir } from './support/repo';
@@ -35,11 +35,11 @@ function assertNoDoubleLoads(events: PoolEvent[]): void {
   }
 }
 
-function counterValue(families: MetricFamily[], name: string, labels: Record<string, string>): number {
-  const family = families.find((f) => f.name === name);
+function counterValue(snapshot: MetricsSnapshot, name: string, labels: Record<string, string>): number {
+  const family = snapshot.find((f) => f.name === name);
   let total = 0;
-  for (const s of family?.samples ?? []) {
-    if ('value' in s && Object.entries(labels).every(([k, v]) => s.labels[k] === v)) total += s.value;
+  for (const s of family?.values ?? []) {
+    if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) total += s.value;
   }
   return total;
 }
@@ -90,7 +90,7 @@ describe('worker pool: eviction, pinning and placement', () => {
     assert.equal(events.filter((e) => e.type === 'loaded' && e.model === 'demo-tiny').length, 1);
 
     const families = await waitFor('eviction metrics', async () => {
-      const snapshot = (await platform.metrics('w1')) as MetricFamily[] | undefined;
+      const snapshot = await platform.metrics('w1');
       return snapshot &&
         counterValue(snapshot, 'switchyard_model_evictions_total', { reason: 'lru' }) === evicted.length
         ? snapshot

@@ -20,7 +20,7 @@ import {
   RedisNames,
   StreamEvent,
 } from '@switchyard/protocol';
-import { redisOptions } from '@switchyard/protocol';
+import { MetricsSnapshot, parseMetricsSnapshot, redisOptions } from '@switchyard/protocol';
 import { REPO_ROOT } from './repo';
 
 export const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -127,9 +127,10 @@ export class Platform {
     return raw.map((e) => JSON.parse(e) as PoolEvent).reverse();
   }
 
-  async metrics(workerId: string): Promise<unknown> {
+  /** The worker's metrics snapshot as it published it (prom-client's getMetricsAsJSON), if it did and it parses. */
+  async metrics(workerId: string): Promise<MetricsSnapshot | undefined> {
     const raw = await this.redis.get(this.names.metrics(workerId));
-    return raw ? JSON.parse(raw) : undefined;
+    return (raw && parseMetricsSnapshot(raw)) || undefined;
   }
 
   sendControl(command: ControlCommand): Promise<unknown> {

@@ -7,4 +7,3 @@ export * from './sampler';
 export * from './scheduler';
 export * from './stopping';
 export * from './types';
-export * from './prometheus';

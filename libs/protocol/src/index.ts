@@ -1,3 +1,4 @@
 export * from './protocol';
 export * from './redis-connection';
 export * from './worker-registry';
+export * from './metrics';

@@ -128,8 +128,8 @@ export class DependencyMonitor implements OnApplicationBootstrap, OnModuleDestro
     metrics: ApiMetrics,
   ) {
     const gauge = metrics.dependencyUp;
-    for (const dep of ['postgres', 'redis'] as const) gauge.set(1, { dependency: dep });
-    this.state.onChange = (dependency, up) => gauge.set(up ? 1 : 0, { dependency });
+    for (const dep of ['postgres', 'redis'] as const) gauge.set({ dependency: dep }, 1);
+    this.state.onChange = (dependency, up) => gauge.set({ dependency }, up ? 1 : 0);
   }
 
   onApplicationBootstrap(): void {

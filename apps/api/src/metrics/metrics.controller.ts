@@ -1,9 +1,9 @@
 import { Controller, Get, Header } from '@nestjs/common';
 import { z } from 'zod';
-import { mergeFamilies, renderMetrics } from '@switchyard/batching';
 import { WorkerDirectory } from '../redis/worker-directory.service';
 import { StreamHub } from '../generation/stream-hub';
 import { ApiMetrics } from './api-metrics';
+import { clusterRegistry } from './cluster-metrics';
 import { Public } from '../auth/auth.guard';
 import { ApiRoute } from '../docs/api-route';
 
@@ -34,6 +34,6 @@ export class MetricsController {
   async render(): Promise<string> {
     this.metrics.openStreams.set(this.hub.open);
     const workers = await this.workers.metrics();
-    return renderMetrics(mergeFamilies(this.metrics.registry.snapshot(), ...workers));
+    return clusterRegistry(this.metrics.registry, workers).metrics();
   }
 }

@@ -4,8 +4,14 @@
  * by scanning keys.
  */
 import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { MetricFamily, withLabels } from '@switchyard/batching';
-import { Heartbeat, parseHeartbeat, readWorkerEntries } from '@switchyard/protocol';
+import {
+  Heartbeat,
+  labelSnapshot,
+  MetricsSnapshot,
+  parseHeartbeat,
+  parseMetricsSnapshot,
+  readWorkerEntries,
+} from '@switchyard/protocol';
 import { RedisService } from './redis.service';
 
 /** A read of the heartbeats this recent is used as it is. */
@@ -91,11 +97,16 @@ export class WorkerDirectory implements OnApplicationBootstrap, OnModuleDestroy 
     return Date.now();
   }
 
-  /** Every live worker's metrics, tagged with its id. */
-  async metrics(): Promise<MetricFamily[][]> {
+  /** Every live worker's metrics snapshot, tagged with its id; one that does not parse is left out. */
+  async metrics(): Promise<MetricsSnapshot[]> {
     const { redis, names } = this.redis;
     const entries = await readWorkerEntries(redis, names, (id) => names.metrics(id));
-    return entries.map(([id, v]) => withLabels(JSON.parse(v) as MetricFamily[], { worker: id }));
+    const snapshots: MetricsSnapshot[] = [];
+    for (const [id, raw] of entries) {
+      const snapshot = parseMetricsSnapshot(raw);
+      if (snapshot) snapshots.push(labelSnapshot(snapshot, { worker: id }));
+    }
+    return snapshots;
   }
 }
 

@@ -1,70 +1,162 @@
 /**
- * The worker's metrics, under TGI's batch names plus Switchyard's pool names. The heartbeat publishes a snapshot
- * to Redis (`metrics:<worker id>`) and the API's `/metrics` serves every live worker's, tagged `worker`.
+ * The worker's metrics (prom-client, in a registry of its own), under TGI's batch names plus Switchyard's pool
+ * names. The heartbeat publishes `registry.getMetricsAsJSON()` to Redis (`metrics:<worker id>`) and the API's
+ * `/metrics` aggregates every live worker's, tagged `worker`.
  */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { StepStats } from '@switchyard/batching';
-import { DURATION_BUCKETS, MetricsRegistry } from '@switchyard/batching';
+import { DURATION_BUCKETS } from '@switchyard/protocol';
+
+/** A model's step series, looked up once per model: `labels()` hashes and allocates on every call. */
+interface StepSeries {
+  prefill: MethodSeries;
+  decode: MethodSeries;
+  concat: Counter.Internal;
+  batchSize: Gauge.Internal<'model'>;
+  batchMaxTokens: Gauge.Internal<'model'>;
+}
+
+interface MethodSeries {
+  forward: Histogram.Internal<'model' | 'method'>;
+  inference: Histogram.Internal<'model' | 'method'>;
+  success: Counter.Internal;
+}
+
+export interface ModelInfo {
+  dtype: string;
+  quantize: string;
+  attention: string;
+}
 
 export class WorkerMetrics {
-  readonly registry = new MetricsRegistry();
+  readonly registry = new Registry();
 
-  readonly batchSize = this.registry.gauge('tgi_batch_current_size', 'Rows in the running batch');
-  readonly batchMaxTokens = this.registry.gauge(
+  readonly batchSize = this.gauge('tgi_batch_current_size', 'Rows in the running batch', ['model']);
+  readonly batchMaxTokens = this.gauge(
     'tgi_batch_current_max_tokens',
     'Padded tokens the running batch may reach if no row leaves',
+    ['model'],
   );
-  readonly inferenceDuration = this.registry.histogram(
+  readonly inferenceDuration = this.histogram(
     'tgi_batch_inference_duration',
     'Seconds per batch step: forward, sampling, stopping and events',
+    ['model', 'method'],
     DURATION_BUCKETS,
   );
-  readonly forwardDuration = this.registry.histogram(
+  readonly forwardDuration = this.histogram(
     'tgi_batch_forward_duration',
     'Seconds per ONNX Runtime forward call',
+    ['model', 'method'],
     DURATION_BUCKETS,
   );
-  readonly inferenceSuccess = this.registry.counter('tgi_batch_inference_success', 'Batch steps that succeeded');
-  readonly concat = this.registry.counter('tgi_batch_concat', 'Prefills that joined a running batch');
-  readonly queueSize = this.registry.gauge('tgi_queue_size', 'Requests waiting: in the queue and in the engine');
-  readonly loads = this.registry.counter('switchyard_model_loads_total', 'Models loaded, by tier: from disk or parked');
-  readonly parks = this.registry.counter('switchyard_model_parks_total', 'Models moved to the parked tier, by reason');
-  readonly loadFailures = this.registry.counter('switchyard_model_load_failures_total', 'Model loads that failed');
-  readonly evictions = this.registry.counter('switchyard_model_evictions_total', 'Models unloaded, by reason');
-  readonly loadDuration = this.registry.histogram(
+  readonly inferenceSuccess = this.counter('tgi_batch_inference_success', 'Batch steps that succeeded', [
+    'model',
+    'method',
+  ]);
+  readonly concat = this.counter('tgi_batch_concat', 'Prefills that joined a running batch', ['model']);
+  readonly queueSize = this.gauge('tgi_queue_size', 'Requests waiting: in the queue and in the engine', ['model']);
+  readonly loads = this.counter('switchyard_model_loads_total', 'Models loaded, by tier: from disk or parked', [
+    'model',
+    'tier',
+  ]);
+  readonly parks = this.counter('switchyard_model_parks_total', 'Models moved to the parked tier, by reason', [
+    'model',
+    'reason',
+  ]);
+  readonly loadFailures = this.counter('switchyard_model_load_failures_total', 'Model loads that failed', [
+    'model',
+    'reason',
+  ]);
+  readonly evictions = this.counter('switchyard_model_evictions_total', 'Models unloaded, by reason', [
+    'model',
+    'reason',
+  ]);
+  readonly loadDuration = this.histogram(
     'switchyard_model_load_duration_seconds',
     'Seconds to load a model, by phase (thread, read, rewrite, session, warmup, total) and tier (cold, page_cache, parked)',
+    ['model', 'phase', 'tier'],
     [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
   );
-  readonly deviceMemory = this.registry.gauge('switchyard_device_memory_bytes', 'Device memory of the model pool');
-  readonly eventLoopDelay = this.registry.gauge(
+  readonly deviceMemory = this.gauge('switchyard_device_memory_bytes', 'Device memory of the model pool', ['kind']);
+  readonly eventLoopDelay = this.gauge(
     'switchyard_event_loop_delay_max_seconds',
     'Worst event-loop delay in the last heartbeat interval',
+    [],
   );
-  readonly requests = this.registry.counter('switchyard_worker_requests_total', 'Requests finished, by outcome');
+  readonly requests = this.counter('switchyard_worker_requests_total', 'Requests finished, by outcome', [
+    'model',
+    'outcome',
+  ]);
   /** 1 per loaded model, labelled with its weights' precision, its quantization and its attention path. */
-  readonly modelInfo = this.registry.gauge(
+  readonly modelInfo = this.gauge(
     'switchyard_model_info',
     'A loaded model: dtype of its weights (fp32, fp16, q8, q4, ...), quantize (none, q8, q4), attention (fused or exported)',
+    ['model', 'dtype', 'quantize', 'attention'],
   );
 
-  private readonly labelCache = new Map<
-    string,
-    { model: Record<string, string>; prefill: Record<string, string>; decode: Record<string, string> }
-  >();
+  private readonly stepSeries = new Map<string, StepSeries>();
+  /** The info labels each loaded model was set with, to remove its series when it goes. */
+  private readonly infoLabels = new Map<string, ModelInfo & { model: string }>();
 
-  /** Records one engine step; label objects are cached per model so the step path allocates none. */
+  /** Records one engine step; the series are cached per model so the step path looks none up. */
   step(model: string, stats: StepStats): void {
-    let labels = this.labelCache.get(model);
-    if (!labels) {
-      labels = { model: { model }, prefill: { model, method: 'prefill' }, decode: { model, method: 'decode' } };
-      this.labelCache.set(model, labels);
-    }
-    const byMethod = stats.phase === 'prefill' ? labels.prefill : labels.decode;
-    this.forwardDuration.observe(stats.forwardMs / 1000, byMethod);
-    this.inferenceDuration.observe(stats.inferenceMs / 1000, byMethod);
-    this.inferenceSuccess.inc(byMethod);
-    if (stats.concatenated) this.concat.inc(labels.model);
-    this.batchSize.set(stats.batchSize, labels.model);
-    this.batchMaxTokens.set(stats.projectedTokens, labels.model);
+    const series = this.stepSeries.get(model) ?? this.createStepSeries(model);
+    const byMethod = stats.phase === 'prefill' ? series.prefill : series.decode;
+    byMethod.forward.observe(stats.forwardMs / 1000);
+    byMethod.inference.observe(stats.inferenceMs / 1000);
+    byMethod.success.inc();
+    if (stats.concatenated) series.concat.inc();
+    series.batchSize.set(stats.batchSize);
+    series.batchMaxTokens.set(stats.projectedTokens);
+  }
+
+  /** `switchyard_model_info` 1 for a model now loaded. */
+  modelLoaded(model: string, info: ModelInfo): void {
+    this.modelUnloaded(model);
+    const labels = { model, dtype: info.dtype, quantize: info.quantize, attention: info.attention };
+    this.infoLabels.set(model, labels);
+    this.modelInfo.set(labels, 1);
+  }
+
+  /** Drops an unloaded model's `switchyard_model_info` series. */
+  modelUnloaded(model: string): void {
+    const labels = this.infoLabels.get(model);
+    if (labels === undefined) return;
+    this.modelInfo.remove(labels);
+    this.infoLabels.delete(model);
+  }
+
+  private createStepSeries(model: string): StepSeries {
+    const method = (name: 'prefill' | 'decode'): MethodSeries => ({
+      forward: this.forwardDuration.labels({ model, method: name }),
+      inference: this.inferenceDuration.labels({ model, method: name }),
+      success: this.inferenceSuccess.labels({ model, method: name }),
+    });
+    const series: StepSeries = {
+      prefill: method('prefill'),
+      decode: method('decode'),
+      concat: this.concat.labels({ model }),
+      batchSize: this.batchSize.labels({ model }),
+      batchMaxTokens: this.batchMaxTokens.labels({ model }),
+    };
+    this.stepSeries.set(model, series);
+    return series;
+  }
+
+  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
+    return new Gauge({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  private histogram<L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    buckets: readonly number[],
+  ): Histogram<L> {
+    return new Histogram({ name, help, labelNames, buckets: [...buckets], registers: [this.registry] });
   }
 }

@@ -91,7 +91,7 @@ export class ModelPoolService implements OnApplicationShutdown {
       },
       onResumed: (id, ms) => {
         this.metrics.loads.inc({ model: id, tier: 'parked' });
-        this.metrics.loadDuration.observe(ms / 1000, { model: id, phase: 'total', tier: 'parked' });
+        this.metrics.loadDuration.observe({ model: id, phase: 'total', tier: 'parked' }, ms / 1000);
         this.logger.log(`resumed ${id} from the parked tier in ${ms.toFixed(0)} ms`);
         this.recordEvent({ type: 'loaded', model: id, ms: Math.round(ms), tier: 'parked' });
         this.onChange();
@@ -103,7 +103,7 @@ export class ModelPoolService implements OnApplicationShutdown {
       },
       onEvicted: (id, reason) => {
         this.metrics.evictions.inc({ model: id, reason });
-        this.metrics.modelInfo.removeWhere({ model: id });
+        this.metrics.modelUnloaded(id);
         this.recordEvent({ type: 'evicted', model: id, reason });
         this.onChange();
       },
@@ -282,7 +282,7 @@ export class ModelPoolService implements OnApplicationShutdown {
       total: totalMs,
     };
     for (const [phase, ms] of Object.entries(phases)) {
-      this.metrics.loadDuration.observe(ms / 1000, { model: spec.id, phase, tier });
+      this.metrics.loadDuration.observe({ model: spec.id, phase, tier }, ms / 1000);
     }
     const attention =
       info.attention === 'fused'
@@ -297,7 +297,7 @@ export class ModelPoolService implements OnApplicationShutdown {
         `${formatBytes(engine.memory.weightBytes)} resident, ${info.kvDtype} cache; ${attention}` +
         (info.optimizedGraph === 'none' ? '' : `; optimised graph ${info.optimizedGraph === 'read' ? 'read from' : 'written to'} the cache`),
     );
-    this.metrics.modelInfo.set(1, { model: spec.id, dtype: info.dtype, quantize: info.quantize, attention: info.attention });
+    this.metrics.modelLoaded(spec.id, info);
     const host = new ModelHost(spec, engine, this.hostDeps);
     host.start();
     return host;

@@ -244,19 +244,20 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
       this.loopDelay.reset();
       const { redis, names, metrics } = this.models;
       metrics.eventLoopDelay.set(maxMs / 1000);
-      metrics.deviceMemory.set(beat.memory.used, { kind: 'used' });
-      metrics.deviceMemory.set(beat.memory.budget, { kind: 'budget' });
+      metrics.deviceMemory.set({ kind: 'used' }, beat.memory.used);
+      metrics.deviceMemory.set({ kind: 'budget' }, beat.memory.budget);
       for (const m of beat.models) {
-        metrics.queueSize.set(m.queued + m.waiting, { model: m.id });
+        metrics.queueSize.set({ model: m.id }, m.queued + m.waiting);
         // steps set it too, but a batch emptied by cancellations takes no further step
-        metrics.batchSize.set(m.running, { model: m.id });
+        metrics.batchSize.set({ model: m.id }, m.running);
       }
       const ttl = this.config.heartbeatIntervalMs * 3;
+      const snapshot = JSON.stringify(await metrics.registry.getMetricsAsJSON());
       await writeWorkerEntries(
         redis.multi(),
         names,
         beat.id,
-        { heartbeat: JSON.stringify(beat), metrics: JSON.stringify(metrics.registry.snapshot()) },
+        { heartbeat: JSON.stringify(beat), metrics: snapshot },
         ttl,
       ).exec();
       if (!this.draining) {

@@ -1,0 +1,63 @@
+/**
+ * The metrics snapshot a worker publishes to Redis (`metrics:<id>`, beside its heartbeat) and the API aggregates
+ * into GET /metrics: prom-client's `registry.getMetricsAsJSON()`, the one parser that accepts it, and the bounds
+ * both sides' histograms share.
+ */
+import { z } from 'zod';
+
+/** Upper bounds for durations in seconds, like TGI's; +Inf is implicit. */
+export const DURATION_BUCKETS: readonly number[] = Object.freeze([
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+]);
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+const snapshotSchema = z.array(
+  z.object({
+    name: z.string().regex(METRIC_NAME),
+    help: z.string(),
+    type: z.enum(['counter', 'gauge', 'histogram']),
+    // prom-client's AggregatorRegistry throws on a name it does not know
+    aggregator: z.enum(['sum', 'first', 'min', 'max', 'average', 'omit']),
+    values: z.array(
+      z.object({
+        // JSON writes NaN and ±Inf as null
+        value: z
+          .number()
+          .nullable()
+          .transform((v) => v ?? NaN),
+        labels: z.record(z.string().regex(LABEL_NAME), z.union([z.string(), z.number()])),
+        // a histogram's series: name_bucket (labelled `le`), name_sum, name_count
+        metricName: z.string().regex(METRIC_NAME).optional(),
+      }),
+    ),
+  }),
+);
+
+/** One process's metrics, as prom-client's `Registry.getMetricsAsJSON()` gives them (less exemplars). */
+export type MetricsSnapshot = z.output<typeof snapshotSchema>;
+export type MetricsSnapshotFamily = MetricsSnapshot[number];
+
+/**
+ * A snapshot as read from Redis, or null for a value that is not one (not JSON, or another shape: a half-written
+ * key, a foreign one, another version's), so that a bad worker never breaks GET /metrics.
+ */
+export function parseMetricsSnapshot(raw: string): MetricsSnapshot | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  const parsed = snapshotSchema.safeParse(value);
+  return parsed.success ? parsed.data : null;
+}
+
+/** The snapshot with `extra` labels on every value (a worker's, tagged `worker="w1"`); new objects. */
+export function labelSnapshot(snapshot: MetricsSnapshot, extra: Record<string, string>): MetricsSnapshot {
+  return snapshot.map((family) => ({
+    ...family,
+    values: family.values.map((v) => ({ ...v, labels: { ...v.labels, ...extra } })),
+  }));
+}
