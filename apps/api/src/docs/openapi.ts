@@ -7,7 +7,7 @@
  */
 import { ID_PATTERN } from '@switchyard/protocol';
 import { openAiType } from '../common/api-error';
-import { MAX_CANDIDATES } from '../generation/inference.service';
+import { MAX_CANDIDATES } from '../generation/route-resolver';
 
 type Json = Record<string, unknown>;
 

@@ -1,11 +1,6 @@
-/**
- * The API's request metrics under TGI's names, and the in-flight cap (`--max-concurrent-requests`) that turns
- * excess requests away with 429 at once rather than queueing them.
- */
-import { Inject, Injectable } from '@nestjs/common';
+/** The API's request metrics under TGI's names. The in-flight cap they report is generation/admission.ts. */
+import { Injectable } from '@nestjs/common';
 import { DURATION_BUCKETS, MetricsRegistry } from '@switchyard/batching';
-import { ApiError } from '../common/api-error';
-import { API_CONFIG, ApiConfig } from '../config/api-config';
 
 const TOKEN_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
 
@@ -69,20 +64,4 @@ export class ApiMetrics {
     'switchyard_last_good_answers_total',
     'Lookups answered from their last good value because Postgres could not be read, by cache (api_keys, registry)',
   );
-
-  private running = 0;
-
-  constructor(@Inject(API_CONFIG) private readonly config: ApiConfig) {}
-
-  /** Takes an in-flight slot or throws 429 (the caller counts the failure); the caller must call `release` once. */
-  admit(): void {
-    if (this.running >= this.config.maxConcurrentRequests) throw ApiError.overloaded();
-    this.running++;
-    this.inFlight.set(this.running);
-  }
-
-  release(): void {
-    this.running--;
-    this.inFlight.set(this.running);
-  }
 }
