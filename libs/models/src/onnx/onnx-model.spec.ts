@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { OnnxModel } from './onnx-model';
-import { floatAttr, intAttr, intsAttr, MS_DOMAIN, OnnxNode } from './onnx-node';
+import { intAttr, intsAttr, MS_DOMAIN, OnnxNode } from './onnx-node';
 import { floatsView, OnnxTensor, TensorType } from './onnx-tensor';
 
 const floats = (...values: number[]) => new Uint8Array(Float32Array.of(...values).buffer);
@@ -14,7 +14,7 @@ function smallModel(dir = '.'): OnnxModel {
   return OnnxModel.create({
     nodes: [
       OnnxNode.make('MatMul', ['x', 'w'], ['xw'], 'matmul'),
-      OnnxNode.make('Add', ['xw', 'b'], ['y'], 'add', [intAttr('axis', -1), intsAttr('perm', [0, 2, 1]), floatAttr('alpha', 0.5)]),
+      OnnxNode.make('Add', ['xw', 'b'], ['y'], 'add', [intAttr('axis', -1), intsAttr('perm', [0, 2, 1])]),
     ],
     initializers: [
       OnnxTensor.computed('w', TensorType.Float, [2, 2], 16, () => floats(1, 2, 3, 4)),

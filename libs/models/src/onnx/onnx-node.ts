@@ -13,12 +13,10 @@ const NODE_ATTRIBUTE = 5;
 const NODE_DOMAIN = 7;
 // AttributeProto
 const ATTR_NAME = 1;
-const ATTR_F = 2;
 const ATTR_I = 3;
 const ATTR_T = 5;
 const ATTR_INTS = 8;
 const ATTR_TYPE = 20;
-const ATTR_TYPE_FLOAT = 1;
 const ATTR_TYPE_INT = 2;
 const ATTR_TYPE_TENSOR = 4;
 const ATTR_TYPE_INTS = 7;
@@ -123,14 +121,6 @@ export function intAttr(name: string, value: number): Field {
     bytesField(ATTR_NAME, name),
     varintField(ATTR_I, value),
     varintField(ATTR_TYPE, ATTR_TYPE_INT),
-  ]);
-}
-
-export function floatAttr(name: string, value: number): Field {
-  return messageField(NODE_ATTRIBUTE, [
-    bytesField(ATTR_NAME, name),
-    { no: ATTR_F, wt: WireType.Fixed32, value: new Uint8Array(Float32Array.of(value).buffer) },
-    varintField(ATTR_TYPE, ATTR_TYPE_FLOAT),
   ]);
 }
 
