@@ -8,7 +8,8 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import type { LoadedModel } from '@switchyard/models';
 import { IncrementalDetokenizer } from './detokenizer';
-import { KvCache, PrefilledCache, prefillCache, StepBuffers, StepLogits } from './kv-batch';
+import { KvCache, PrefilledCache, prefillCache, StepLogits } from './kv-batch';
+import { StepBuffers } from './step-buffers';
 import { ValidationError } from './parameters';
 import { randomSeed } from './rng';
 import {

@@ -11,7 +11,8 @@ import { performance } from 'node:perf_hooks';
 import { ModelError, ModelErrorKind } from './model-error';
 import { assertDirectory, findGraph, GraphDtype } from './model-files';
 import { Quantize, quantizeOptions } from './model-graph';
-import { OnnxModel, OnnxTensor } from './onnx/onnx-model';
+import { OnnxModel } from './onnx/onnx-model';
+import { OnnxTensor } from './onnx/onnx-tensor';
 import { quantizeMatMuls } from './onnx/quantize';
 import { toFloat16 } from './onnx/to-float16';
 

@@ -10,4 +10,6 @@ export * from './graph-cache';
 export * from './memory-estimate';
 export * from './model-graph';
 export * from './convert';
-export { OnnxModel, OnnxNode, OnnxTensor, TensorType } from './onnx/onnx-model';
+export { OnnxModel } from './onnx/onnx-model';
+export { OnnxNode } from './onnx/onnx-node';
+export { OnnxTensor, TensorType } from './onnx/onnx-tensor';

@@ -11,7 +11,8 @@ import type { ExecutionProvider } from './decoder-session';
 import type { ModelConfig } from './model-config';
 import type { GraphFile } from './model-files';
 import { Quantize, quantizeOptions } from './model-graph';
-import { OnnxModel, TensorType } from './onnx/onnx-model';
+import { OnnxModel } from './onnx/onnx-model';
+import { TensorType } from './onnx/onnx-tensor';
 import { quantizeMatMuls } from './onnx/quantize';
 
 export interface MemoryEstimate {

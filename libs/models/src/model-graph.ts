@@ -12,7 +12,8 @@ import { GraphCache } from './graph-cache';
 import { ModelError, ModelErrorKind } from './model-error';
 import { DtypeChoice, findGraph, GraphDtype, GraphFile } from './model-files';
 import { fuseAttention, FuseOptions } from './onnx/fuse-attention';
-import { OnnxModel, OnnxTensor, TensorType } from './onnx/onnx-model';
+import { OnnxModel } from './onnx/onnx-model';
+import { OnnxTensor, TensorType } from './onnx/onnx-tensor';
 import { quantizeMatMuls, QuantizeOptions } from './onnx/quantize';
 
 /** Quantization at load: none, or weight-only int8 / int4 MatMuls. */

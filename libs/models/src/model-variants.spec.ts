@@ -12,7 +12,9 @@ import { makeVariants } from '../../../test/support/variants';
 import { goldenAgreement as agreement, greedyIds as greedy } from '../../../test/support/greedy';
 import { loadGoldens, modelDir } from '../../../test/support/repo';
 import { LoadedModel, loadModel, LoadOptions } from './model-loader';
-import { OnnxModel, OnnxNode, OnnxTensor, TensorType } from './onnx/onnx-model';
+import { OnnxModel } from './onnx/onnx-model';
+import { OnnxNode } from './onnx/onnx-node';
+import { OnnxTensor, TensorType } from './onnx/onnx-tensor';
 
 const cacheDir = mkdtempSync(join(tmpdir(), 'switchyard-cache-'));
 const variants = makeVariants('demo-tiny');

@@ -1,12 +1,10 @@
 /**
- * The API's request metrics under TGI's names (prom-client, in a registry of its own), and the in-flight cap
- * (`--max-concurrent-requests`) that turns excess requests away with 429 at once rather than queueing them.
+ * The API's request metrics under TGI's names (prom-client, in a registry of its own). The in-flight cap they
+ * report is generation/admission.ts.
  */
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { DURATION_BUCKETS } from '@switchyard/protocol';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { ApiError } from '../common/api-error';
-import { API_CONFIG, ApiConfig } from '../config/api-config';
 
 const TOKEN_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
 
@@ -61,23 +59,6 @@ export class ApiMetrics {
     'Lookups answered from their last good value because Postgres could not be read, by cache (api_keys, registry)',
     ['cache'],
   );
-
-  private running = 0;
-
-  constructor(@Inject(API_CONFIG) private readonly config: ApiConfig) {}
-
-  /** Takes an in-flight slot or throws 429 (the caller counts the failure); the caller must call `release` once. */
-  admit(): void {
-    if (this.running >= this.config.maxConcurrentRequests) throw ApiError.overloaded();
-    this.running++;
-    this.inFlight.set(this.running);
-  }
-
-  release(): void {
-    this.running--;
-    this.inFlight.set(this.running);
-  }
-
   private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
     return new Counter({ name, help, labelNames, registers: [this.registry] });
   }

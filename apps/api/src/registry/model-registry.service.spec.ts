@@ -53,7 +53,7 @@ class FakeModels {
 
 function registry(models: FakeModels): ModelRegistry {
   const config = readApiConfig(['--model-id', modelDir('demo-tiny')], {});
-  return new ModelRegistry(models.dataSource, config, new ApiMetrics(config));
+  return new ModelRegistry(models.dataSource, config, new ApiMetrics());
 }
 
 describe('ModelRegistry', () => {

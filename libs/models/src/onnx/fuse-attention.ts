@@ -22,14 +22,14 @@
  * A prefill (empty cache) takes right-padded rows, causal among the new tokens, and usually asks for one position
  * per row: the language-model head over every prompt position is much of a prefill's work.
  *
- * The pattern is matched strictly, per layer: past and new keys concatenated on the sequence axis; keys and values
- * reaching the two attention MatMuls through shape operations only (repeat_kv, transposes); a scalar scale, an
- * additive mask, casts and a Softmax between them; the heads merged by a Transpose and a Reshape after; the logits
- * one MatMul (or a quantized MatMulNBits). Anything else (GPT-2's causal `Where`, a sliding window, ALiBi) leaves
- * the graph as it is, and the caller serves it padded.
+ * The pattern it replaces is matched in attention-pattern.ts; a graph that does not match is left as it is, and the
+ * caller serves it padded.
  */
+import { Graph, LayerMatch, matchLayer, matchLogitsHead } from './attention-pattern';
 import { floatToHalf } from './float16';
-import { intAttr, intsAttr, MS_DOMAIN, OnnxModel, OnnxNode, OnnxTensor, scalarOfTensor, TensorType } from './onnx-model';
+import { OnnxModel } from './onnx-model';
+import { intAttr, intsAttr, OnnxNode } from './onnx-node';
+import { OnnxTensor, TensorType } from './onnx-tensor';
 
 export const CACHE_LENGTHS_INPUT = 'cache_lengths';
 export const NEW_KV_PREFIX = 'new_key_values';
@@ -47,132 +47,6 @@ export interface FuseOptions {
 }
 
 export type FuseResult = { fused: true; model: OnnxModel } | { fused: false; reason: string };
-
-class Graph {
-  producer = new Map<string, OnnxNode>();
-  consumers = new Map<string, OnnxNode[]>();
-  constants = new Map<string, number>();
-
-  constructor(readonly nodes: OnnxNode[], initializers: Iterable<OnnxTensor>) {
-    for (const node of nodes) {
-      for (const o of node.outputs) this.producer.set(o, node);
-      for (const i of node.inputs) {
-        const list = this.consumers.get(i) ?? [];
-        list.push(node);
-        this.consumers.set(i, list);
-      }
-      if (node.opType === 'Constant') {
-        const tensor = node.tensorAttribute('value');
-        const value = tensor && scalarOfTensor(tensor);
-        if (value !== undefined) this.constants.set(node.outputs[0], value);
-      }
-    }
-    for (const init of initializers) {
-      if (init.source.kind !== 'inline' || init.elements !== 1) continue;
-      const value = scalarOfTensor(init.proto!);
-      if (value !== undefined) this.constants.set(init.name, value);
-    }
-  }
-
-  /** The consumers of `tensor` other than Shape nodes (which only read its dimensions). */
-  dataConsumers(tensor: string): OnnxNode[] {
-    return (this.consumers.get(tensor) ?? []).filter((n) => n.opType !== 'Shape');
-  }
-}
-
-const SHAPE_OPS = new Set(['Unsqueeze', 'Expand', 'Reshape', 'Transpose', 'Squeeze', 'Identity']);
-
-interface LayerMatch {
-  q: string;
-  kNew: string;
-  vNew: string;
-  scale: number;
-  /** The merged-heads attention output [batch, seq, heads × headDim] the rest of the layer reads. */
-  output: string;
-  removed: OnnxNode[];
-}
-
-/** Follows `tensor` through shape-only nodes to the single MatMul that reads it as `slot`; null if the path branches. */
-function followToMatMul(graph: Graph, tensor: string, slot: number): OnnxNode | null {
-  let current = tensor;
-  for (let hops = 0; hops < 12; hops++) {
-    const next = graph.dataConsumers(current);
-    if (next.length !== 1) return null;
-    const node = next[0];
-    if (node.opType === 'MatMul') return node.inputs[slot] === current ? node : null;
-    if (!SHAPE_OPS.has(node.opType) || node.inputs[0] !== current) return null;
-    current = node.outputs[0];
-  }
-  return null;
-}
-
-/** Follows `tensor` through Cast nodes to its single consumer. */
-function skipCasts(graph: Graph, tensor: string): OnnxNode | null {
-  let current = tensor;
-  for (let hops = 0; hops < 4; hops++) {
-    const next = graph.dataConsumers(current);
-    if (next.length !== 1) return null;
-    if (next[0].opType !== 'Cast') return next[0];
-    current = next[0].outputs[0];
-  }
-  return null;
-}
-
-function matchLayer(graph: Graph, layer: number, presentKey: string, presentValue: string): LayerMatch | string {
-  const ck = graph.producer.get(presentKey);
-  const cv = graph.producer.get(presentValue);
-  const pastKey = `past_key_values.${layer}.key`;
-  const pastValue = `past_key_values.${layer}.value`;
-  const isPastConcat = (n: OnnxNode | undefined, past: string) => {
-    if (!n || n.opType !== 'Concat' || n.inputs.length !== 2 || n.inputs[0] !== past) return false;
-    const axis = n.intAttribute('axis');
-    return axis === 2 || axis === -2;
-  };
-  if (!isPastConcat(ck, pastKey) || !isPastConcat(cv, pastValue)) return 'the cache is not a Concat of past and new on axis 2';
-  const qk = followToMatMul(graph, presentKey, 1);
-  if (!qk) return 'keys do not reach a MatMul through shape operations only';
-  let scale = 1;
-  let sawMask = false;
-  let tensor = qk.outputs[0];
-  let softmax: OnnxNode | null = null;
-  for (let hops = 0; hops < 8 && !softmax; hops++) {
-    const next = graph.dataConsumers(tensor);
-    if (next.length !== 1) return 'the attention scores branch';
-    const node = next[0];
-    const other = node.inputs.find((i) => i !== tensor);
-    if (node.opType === 'Softmax') {
-      const axis = node.intAttribute('axis') ?? -1;
-      if (axis !== -1 && axis !== 3) return 'Softmax is not over the last axis';
-      softmax = node;
-    } else if ((node.opType === 'Mul' || node.opType === 'Div') && other && graph.constants.has(other)) {
-      const c = graph.constants.get(other)!;
-      scale = node.opType === 'Mul' ? scale * c : scale / c;
-    } else if (node.opType === 'Add' && !sawMask) {
-      sawMask = true;
-    } else if (node.opType !== 'Cast') {
-      return `unexpected ${node.opType} between the scores and the Softmax`;
-    }
-    tensor = node.outputs[0];
-  }
-  if (!softmax) return 'no Softmax after the scores';
-  const av = skipCasts(graph, softmax.outputs[0]);
-  if (!av || av.opType !== 'MatMul') return 'probabilities do not reach one MatMul';
-  if (followToMatMul(graph, presentValue, 1) !== av) return 'values do not reach the second MatMul through shape operations only';
-  const merge = graph.dataConsumers(av.outputs[0]);
-  if (merge.length !== 1 || merge[0].opType !== 'Transpose') return 'heads are not merged by a Transpose';
-  const perm = merge[0].intsAttribute('perm');
-  if (!perm || perm.join(',') !== '0,2,1,3') return 'the head merge is not a [0, 2, 1, 3] Transpose';
-  const reshape = graph.dataConsumers(merge[0].outputs[0]);
-  if (reshape.length !== 1 || reshape[0].opType !== 'Reshape') return 'heads are not merged by a Reshape';
-  return {
-    q: qk.inputs[0],
-    kNew: ck!.inputs[1],
-    vNew: cv!.inputs[1],
-    scale,
-    output: reshape[0].outputs[0],
-    removed: [ck!, cv!, reshape[0]],
-  };
-}
 
 /** Topological order (Kahn), keeping the original order where it is free. */
 function sortNodes(nodes: OnnxNode[], available: Set<string>): OnnxNode[] | null {
@@ -341,16 +215,10 @@ export function fuseAttention(source: OnnxModel, options: FuseOptions): FuseResu
   }
 
   // The language-model head runs on the wanted positions only, and the graph reduces its logits for greedy rows.
-  let head = graph.producer.get('logits');
-  let headType = outputs.find((o) => o.name === 'logits')?.type;
-  if (head?.opType === 'Cast') {
-    removed.add(head);
-    head = graph.producer.get(head.inputs[0]);
-    headType = TensorType.Float16;
-  }
-  const quantizedHead = head?.opType === 'MatMulNBits' && head.domain === MS_DOMAIN;
-  if (!head || (head.opType !== 'MatMul' && !quantizedHead)) return { fused: false, reason: 'the logits are not a MatMul' };
-  if (headType !== TensorType.Float && headType !== TensorType.Float16) return { fused: false, reason: 'the logits are not floats' };
+  const logitsHead = matchLogitsHead(graph, outputs);
+  if (typeof logitsHead === 'string') return { fused: false, reason: logitsHead };
+  const { head, type: headType } = logitsHead;
+  for (const node of logitsHead.removed) removed.add(node);
   removed.add(head);
   const flat = add.node('Reshape', [head.inputs[0], add.ints([-1, options.hiddenSize])]);
   const wanted = add.node('Gather', [flat, LOGITS_INDEX_INPUT], [intAttr('axis', 0)]);

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { OnnxModel, OnnxNode, OnnxTensor, TensorType } from './onnx-model';
+import { OnnxModel } from './onnx-model';
+import { OnnxNode } from './onnx-node';
+import { OnnxTensor, TensorType } from './onnx-tensor';
 import { dequantizeWeight, quantizeMatMuls, quantizeWeight, QuantizeOptions } from './quantize';
 
 /** A deterministic weight matrix with a spread of magnitudes and a skewed block or two. */

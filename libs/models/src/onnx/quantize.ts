@@ -10,7 +10,9 @@
  * model needs about the memory of its largest matrix. The embedding (a Gather) is left as it is.
  */
 import { halfsToFloats, floatsToHalfs } from './float16';
-import { floatsView, halfsView, intAttr, intsAttr, MS_DOMAIN, OnnxModel, OnnxNode, OnnxTensor, TensorType } from './onnx-model';
+import { OnnxModel } from './onnx-model';
+import { intAttr, intsAttr, MS_DOMAIN, OnnxNode } from './onnx-node';
+import { floatsView, halfsView, OnnxTensor, TensorType } from './onnx-tensor';
 
 export interface QuantizeOptions {
   bits: 4 | 8;

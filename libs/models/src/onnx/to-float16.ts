@@ -6,7 +6,9 @@
  * than -inf (a row that masks everything then stays finite, as it does in an fp16 export).
  */
 import { floatsToHalfs } from './float16';
-import { floatsView, intAttr, OnnxModel, OnnxNode, OnnxTensor, tensorAttr, TensorType } from './onnx-model';
+import { OnnxModel } from './onnx-model';
+import { intAttr, OnnxNode, tensorAttr } from './onnx-node';
+import { floatsView, OnnxTensor, TensorType } from './onnx-tensor';
 import { bytesField, first, firstString, Message, varintField } from './protobuf';
 
 const HALF_MAX = 65504;
