@@ -10,7 +10,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource, IsNull } from 'typeorm';
 import { ApiError } from '../common/api-error';
-import { TtlCache } from '../common/ttl-cache';
+import { LastGoodCache } from '../common/last-good-cache';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { DATA_SOURCE } from '../database/database.providers';
 import { dependencyState } from '../health/dependencies';
@@ -67,7 +67,7 @@ export interface NewKey {
 @Injectable()
 export class ApiKeysService {
   private readonly logger = new Logger('ApiKeys');
-  private readonly cache: TtlCache<ApiKeyEntity | null>;
+  private readonly cache: LastGoodCache<ApiKeyEntity | null>;
   private readonly lastUsedWritten = new Map<string, number>();
   private readonly adminHash: Buffer | null;
 
@@ -76,7 +76,8 @@ export class ApiKeysService {
     @Inject(API_CONFIG) config: ApiConfig,
     metrics: ApiMetrics,
   ) {
-    this.cache = new TtlCache<ApiKeyEntity | null>(CACHE_MS, {
+    this.cache = new LastGoodCache<ApiKeyEntity | null>({
+      ttlMs: CACHE_MS,
       lastGoodMs: LAST_GOOD_MS,
       onLastGood: (err) => {
         if (err) dependencyState.report(err);

@@ -9,7 +9,7 @@ import { DEFAULT_VALIDATION_LIMITS, ValidationLimits } from '@switchyard/batchin
 import { ModelSpec } from '@switchyard/protocol';
 import { describeModel, ModelDescription } from '@switchyard/models';
 import { ModelEntity } from './model.entity';
-import { TtlCache } from '../common/ttl-cache';
+import { LastGoodCache } from '../common/last-good-cache';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { DATA_SOURCE } from '../database/database.providers';
 import { dependencyState } from '../health/dependencies';
@@ -26,7 +26,7 @@ export interface ResolvedModel {
 const CACHE_MS = 2000;
 /**
  * How long after that an enabled row is still answered at once while it is read again behind the request (see
- * `TtlCache`). An absent or disabled row is read before answering, so a model registered on another replica is
+ * `LastGoodCache`). An absent or disabled row is read before answering, so a model registered on another replica is
  * found within CACHE_MS; a change made on another replica (disabled, deleted, a new path) shows within
  * CACHE_MS + STALE_MS; one made on this replica, at once.
  */
@@ -39,7 +39,7 @@ const HOT_MS = 60_000;
 @Injectable()
 export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('ModelRegistry');
-  private readonly rows: TtlCache<ModelEntity | null>;
+  private readonly rows: LastGoodCache<ModelEntity | null>;
   private readonly descriptions = new Map<string, ModelDescription>();
   /** Enabled models served lately (bounded by the registry's size), and when. */
   private readonly hot = new Map<string, number>();
@@ -52,7 +52,8 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     metrics: ApiMetrics,
   ) {
-    this.rows = new TtlCache<ModelEntity | null>(CACHE_MS, {
+    this.rows = new LastGoodCache<ModelEntity | null>({
+      ttlMs: CACHE_MS,
       staleMs: STALE_MS,
       serveStale: (row) => row !== null && row.enabled,
       lastGoodMs: LAST_GOOD_MS,
