@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Logger, Param, Patch, Post } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
 import { DEFAULT_SCHEDULER_CONFIG, validateDefaultParameters, ValidationError } from '@switchyard/batching';
 import { parseKeepAlive } from '@switchyard/protocol';
 import {
@@ -24,7 +25,6 @@ import { ModelEntity } from '../registry/model.entity';
 import { RequireScope } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
-import { DATA_SOURCE } from '../database/database.providers';
 import { RedisService } from '../redis/redis.service';
 import { ModelRegistry, tokenLimits } from '../registry/model-registry.service';
 import {
@@ -83,15 +83,11 @@ export class ModelsAdminController {
   private readonly logger = new Logger('AdminModels');
 
   constructor(
-    @Inject(DATA_SOURCE) private readonly dataSource: DataSource,
+    @InjectRepository(ModelEntity) private readonly repo: Repository<ModelEntity>,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly registry: ModelRegistry,
     private readonly redis: RedisService,
   ) {}
-
-  private get repo() {
-    return this.dataSource.getRepository(ModelEntity);
-  }
 
   @Post()
   @HttpCode(201)

@@ -4,14 +4,14 @@
  * and the spec that load commands carry.
  */
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { DataSource, In } from 'typeorm';
+import { InjectRepository } from '@nestjs/typeorm';
+import { DataSource, In, Repository } from 'typeorm';
 import { DEFAULT_VALIDATION_LIMITS, ValidationLimits } from '@switchyard/batching';
 import { ModelSpec } from '@switchyard/protocol';
 import { describeModel, ModelDescription } from '@switchyard/models';
 import { ModelEntity } from './model.entity';
 import { LastGoodCache } from '../common/last-good-cache';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
-import { DATA_SOURCE } from '../database/database.providers';
 import { dependencyState } from '../health/dependencies';
 import { ApiMetrics } from '../metrics/api-metrics';
 
@@ -48,7 +48,7 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
-    @Inject(DATA_SOURCE) private readonly dataSource: DataSource,
+    @InjectRepository(ModelEntity) private readonly models: Repository<ModelEntity>,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     metrics: ApiMetrics,
   ) {
@@ -85,7 +85,7 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
     const since = this.rows.version;
     const ids = [...this.hot.keys()];
     try {
-      const found = await this.dataSource.getRepository(ModelEntity).findBy({ id: In(ids) });
+      const found = await this.models.findBy({ id: In(ids) });
       for (const id of ids) this.rows.set(id, found.find((row) => row.id === id) ?? null, since);
       this.refreshFailing = false;
     } catch (err) {
@@ -152,11 +152,11 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   async list(): Promise<ModelEntity[]> {
-    return this.dataSource.getRepository(ModelEntity).find({ where: { enabled: true }, order: { id: 'ASC' } });
+    return this.models.find({ where: { enabled: true }, order: { id: 'ASC' } });
   }
 
   private row(id: string): Promise<ModelEntity | null> {
-    return this.rows.get(id, () => this.dataSource.getRepository(ModelEntity).findOneBy({ id }));
+    return this.rows.get(id, () => this.models.findOneBy({ id }));
   }
 }
 
