@@ -11,6 +11,7 @@ import { UsageService } from './usage/usage.service';
 import { ErrorFilter } from './common/error.filter';
 import { API_CONFIG, ApiConfig } from './config/api-config';
 import { DatabaseModule } from './database/database.module';
+import { QueuesModule } from './redis/queues.module';
 import { DocsController } from './docs/docs.controller';
 import { GenerationService } from './generation/generation.service';
 import { InferenceService } from './generation/inference.service';
@@ -43,7 +44,7 @@ export class AppModule {
   static forRoot(config: ApiConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ApiConfigModule.forRoot(config), DatabaseModule.forRoot()],
+      imports: [ApiConfigModule.forRoot(config), DatabaseModule.forRoot(), QueuesModule.forRoot()],
       controllers: [
         HealthController,
         InfoController,
