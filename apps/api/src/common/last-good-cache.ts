@@ -76,16 +76,18 @@ export class LastGoodCache<V> {
     for (;;) {
       const changes = this.changes;
       const status: LRUCache.Status<string, Entry<V>, Load<V>> = {};
+      let entry: Entry<V> | undefined;
       try {
-        const entry = await this.cache.fetch(key, { context: load, allowStale: this.staleOk(key), status });
-        if (entry) {
-          if (entry.lastGood && status.fetch === 'hit') this.onLastGood(null);
-          return entry.value;
-        }
+        entry = await this.cache.fetch(key, { context: load, allowStale: this.staleOk(key), status });
       } catch (err) {
         if (this.changes === changes) throw err;
       }
-      // the read was aborted by a change on this replica: read again
+      if (entry) {
+        if (entry.lastGood && status.fetch === 'hit') this.onLastGood(null);
+        return entry.value;
+      }
+      // a read aborted by a change on this replica is read again; lru-cache answers nothing only for an aborted read
+      if (this.changes === changes) throw new Error(`reading "${key}" was aborted`);
     }
   }
 
