@@ -1,4 +1,4 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Global, Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { KeysController } from './admin/keys.controller';
 import { ModelsAdminController } from './admin/models.controller';
@@ -10,7 +10,8 @@ import { RateLimiter } from './limits/rate-limiter.service';
 import { UsageService } from './usage/usage.service';
 import { ErrorFilter } from './common/error.filter';
 import { API_CONFIG, ApiConfig } from './config/api-config';
-import { DataSourceCloser, dataSourceProvider } from './database/database.providers';
+import { DatabaseModule } from './database/database.module';
+import { QueuesModule } from './redis/queues.module';
 import { DocsController } from './docs/docs.controller';
 import { GenerationService } from './generation/generation.service';
 import { InferenceService } from './generation/inference.service';
@@ -29,11 +30,21 @@ import { ModelRegistry } from './registry/model-registry.service';
 import { GenerateController } from './tgi/generate.controller';
 import { TokenizeController } from './tgi/tokenize.controller';
 
+/** The process's config, global so that the store modules' async factories can inject it. */
+@Global()
+@Module({})
+class ApiConfigModule {
+  static forRoot(config: ApiConfig): DynamicModule {
+    return { module: ApiConfigModule, providers: [{ provide: API_CONFIG, useValue: config }], exports: [API_CONFIG] };
+  }
+}
+
 @Module({})
 export class AppModule {
   static forRoot(config: ApiConfig): DynamicModule {
     return {
       module: AppModule,
+      imports: [ApiConfigModule.forRoot(config), DatabaseModule.forRoot(), QueuesModule.forRoot()],
       controllers: [
         HealthController,
         InfoController,
@@ -50,14 +61,11 @@ export class AppModule {
         GenerateController,
       ],
       providers: [
-        { provide: API_CONFIG, useValue: config },
         { provide: APP_FILTER, useClass: ErrorFilter },
         { provide: APP_GUARD, useClass: AuthGuard },
         ApiKeysService,
         RateLimiter,
         UsageService,
-        dataSourceProvider,
-        DataSourceCloser,
         RedisService,
         WorkerDirectory,
         StreamHub,

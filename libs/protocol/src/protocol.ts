@@ -12,6 +12,9 @@ export function isValidId(id: string): boolean {
   return ID_PATTERN.test(id);
 }
 
+/** The shared control queue's name, a constant so that `@Processor` and `@InjectQueue` can name it. */
+export const CONTROL_QUEUE = 'control';
+
 /**
  * Every Redis name, under one prefix (default `sy:`) so that deployments can share a Redis. BullMQ joins its
  * own prefix and a queue name with ':', so `generate:<model>` is the queue `<model>` under the BullMQ prefix
@@ -32,7 +35,7 @@ export class RedisNames {
     return this.prefix.slice(0, -1);
   }
 
-  readonly controlQueue = 'control';
+  readonly controlQueue = CONTROL_QUEUE;
 
   /** BullMQ's prefix for the per-worker command queues, whose names are the worker ids. */
   get workerCommandPrefix(): string {

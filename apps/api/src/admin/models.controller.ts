@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Logger, Param, Patch, Post } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
 import { DEFAULT_SCHEDULER_CONFIG, ValidationError } from '@switchyard/batching';
 import {
   describeModel,
@@ -25,7 +26,6 @@ import { RequireScope } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
 import { parseWith } from '../common/schema';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
-import { DATA_SOURCE } from '../database/database.providers';
 import { ApiRoute } from '../docs/api-route';
 import { validateDefaultParameters } from '../generation/validate-request';
 import { RedisService } from '../redis/redis.service';
@@ -76,15 +76,11 @@ export class ModelsAdminController {
   private readonly logger = new Logger('AdminModels');
 
   constructor(
-    @Inject(DATA_SOURCE) private readonly dataSource: DataSource,
+    @InjectRepository(ModelEntity) private readonly repo: Repository<ModelEntity>,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly registry: ModelRegistry,
     private readonly redis: RedisService,
   ) {}
-
-  private get repo() {
-    return this.dataSource.getRepository(ModelEntity);
-  }
 
   @Post()
   @HttpCode(201)

@@ -8,11 +8,11 @@
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { DataSource, IsNull } from 'typeorm';
+import { InjectRepository } from '@nestjs/typeorm';
+import { IsNull, Repository } from 'typeorm';
 import { ApiError } from '../common/api-error';
-import { TtlCache } from '../common/ttl-cache';
+import { LastGoodCache } from '../common/last-good-cache';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
-import { DATA_SOURCE } from '../database/database.providers';
 import { dependencyState } from '../health/dependencies';
 import { ApiMetrics } from '../metrics/api-metrics';
 import { ApiKeyEntity, Scope } from './api-key.entity';
@@ -67,16 +67,17 @@ export interface NewKey {
 @Injectable()
 export class ApiKeysService {
   private readonly logger = new Logger('ApiKeys');
-  private readonly cache: TtlCache<ApiKeyEntity | null>;
+  private readonly cache: LastGoodCache<ApiKeyEntity | null>;
   private readonly lastUsedWritten = new Map<string, number>();
   private readonly adminHash: Buffer | null;
 
   constructor(
-    @Inject(DATA_SOURCE) private readonly dataSource: DataSource,
+    @InjectRepository(ApiKeyEntity) private readonly keys: Repository<ApiKeyEntity>,
     @Inject(API_CONFIG) config: ApiConfig,
     metrics: ApiMetrics,
   ) {
-    this.cache = new TtlCache<ApiKeyEntity | null>(CACHE_MS, {
+    this.cache = new LastGoodCache<ApiKeyEntity | null>({
+      ttlMs: CACHE_MS,
       lastGoodMs: LAST_GOOD_MS,
       onLastGood: (err) => {
         if (err) dependencyState.report(err);
@@ -126,7 +127,7 @@ export class ApiKeysService {
 
   async create(input: NewKey): Promise<{ key: string; row: ApiKeyEntity }> {
     const key = generateKey();
-    const row = this.dataSource.getRepository(ApiKeyEntity).create({
+    const row = this.keys.create({
       id: randomUUID(),
       name: input.name,
       keyHash: hashKey(key),
@@ -139,25 +140,23 @@ export class ApiKeysService {
       revokedAt: null,
       lastUsedAt: null,
     });
-    await this.dataSource.getRepository(ApiKeyEntity).insert(row);
-    return { key, row: (await this.dataSource.getRepository(ApiKeyEntity).findOneBy({ id: row.id }))! };
+    await this.keys.insert(row);
+    return { key, row: (await this.keys.findOneBy({ id: row.id }))! };
   }
 
   list(): Promise<ApiKeyEntity[]> {
-    return this.dataSource.getRepository(ApiKeyEntity).find({ order: { createdAt: 'ASC' } });
+    return this.keys.find({ order: { createdAt: 'ASC' } });
   }
 
   /** Revokes a key; false when there is no such key (or it was revoked already). */
   async revoke(id: string): Promise<boolean> {
-    const result = await this.dataSource
-      .getRepository(ApiKeyEntity)
-      .update({ id, revokedAt: IsNull() }, { revokedAt: () => 'now()' });
+    const result = await this.keys.update({ id, revokedAt: IsNull() }, { revokedAt: () => 'now()' });
     this.cache.clear();
     return (result.affected ?? 0) > 0;
   }
 
   private lookup(hash: string): Promise<ApiKeyEntity | null> {
-    return this.cache.get(hash, () => this.dataSource.getRepository(ApiKeyEntity).findOneBy({ keyHash: hash }));
+    return this.cache.get(hash, () => this.keys.findOneBy({ keyHash: hash }));
   }
 
   /** `last_used_at`, written at most once a minute per key and off the request's path. */
@@ -165,7 +164,7 @@ export class ApiKeysService {
     const last = this.lastUsedWritten.get(id) ?? 0;
     if (Date.now() - last < LAST_USED_EVERY_MS) return;
     this.lastUsedWritten.set(id, Date.now());
-    this.dataSource.query('UPDATE api_keys SET last_used_at = now() WHERE id = $1', [id]).catch((err: Error) => {
+    this.keys.query('UPDATE api_keys SET last_used_at = now() WHERE id = $1', [id]).catch((err: Error) => {
       // an outage is logged once, by the dependency monitor
       if (!dependencyState.report(err)) this.logger.warn(`recording a key's last use failed: ${err.message}`);
     });

@@ -1,14 +1,16 @@
 /**
- * The one TypeORM DataSource, shared by the app and the migration CLI. The schema only ever changes through
- * migrations in migrations/ (synchronize is off).
+ * The one TypeORM DataSource configuration, shared by the app (TypeOrmModule, database.module.ts) and the
+ * migration CLI and launcher (migrate.ts). The schema only ever changes through migrations in migrations/
+ * (synchronize is off).
  */
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
+import type { PostgresConnectionOptions } from 'typeorm/driver/postgres/PostgresConnectionOptions';
 import { ModelEntity } from '../registry/model.entity';
 import { ApiKeyEntity } from '../auth/api-key.entity';
 
-export function createDataSource(databaseUrl: string): DataSource {
-  return new DataSource({
+export function dataSourceOptions(databaseUrl: string): PostgresConnectionOptions {
+  return {
     type: 'postgres',
     url: databaseUrl,
     synchronize: false,
@@ -18,5 +20,9 @@ export function createDataSource(databaseUrl: string): DataSource {
     migrationsTableName: 'migrations',
     entities: [ModelEntity, ApiKeyEntity],
     logging: ['error'],
-  });
+  };
+}
+
+export function createDataSource(databaseUrl: string): DataSource {
+  return new DataSource(dataSourceOptions(databaseUrl));
 }

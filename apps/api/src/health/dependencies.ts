@@ -5,9 +5,9 @@
  * with its length, never once per request; `/health` and `switchyard_dependency_up` read the state from here, so
  * they answer at once whatever the stores do.
  */
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { DATA_SOURCE } from '../database/database.providers';
 import { ApiMetrics } from '../metrics/api-metrics';
 import { RedisService } from '../redis/redis.service';
 
@@ -123,7 +123,7 @@ export class DependencyMonitor implements OnApplicationBootstrap, OnModuleDestro
   private probing = false;
 
   constructor(
-    @Inject(DATA_SOURCE) private readonly dataSource: DataSource,
+    @InjectDataSource() private readonly dataSource: DataSource,
     private readonly redis: RedisService,
     metrics: ApiMetrics,
   ) {

@@ -1,13 +1,16 @@
 /**
- * The API's Redis: one connection for commands, the Redis names, BullMQ queues per model (created once), and
- * cancellation. The stream reader keeps its own dedicated connection (stream-hub.ts). Commands a request waits on
- * fail fast while Redis is unreachable (a 503 `service_unavailable`), rather than queueing until it returns.
+ * The API's Redis: one connection for commands, the Redis names, BullMQ queues per model (created on demand, once
+ * each; queues.module.ts registers only the fixed control queue), and cancellation. The stream reader keeps its own
+ * dedicated connection (stream-hub.ts). Commands a request waits on fail fast while Redis is unreachable (a 503
+ * `service_unavailable`), rather than queueing until it returns.
  */
+import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import {
   COMMAND_JOB_OPTIONS,
+  CONTROL_QUEUE,
   ControlCommand,
   GENERATE_JOB_OPTIONS,
   GenerateJob,
@@ -17,9 +20,7 @@ import { createRedis, failFastOptions } from '@switchyard/protocol';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { dependencyState } from '../health/dependencies';
-
-/** The longest a request waits on one queue write before it gets a 503. */
-const QUEUE_TIMEOUT_MS = 3000;
+import { QUEUE_TIMEOUT_MS } from './queues.module';
 
 /** A Redis failure on the request path: the state learns of the outage, the client gets a 503. */
 function unavailable(what: string, err: unknown): ApiError {
@@ -32,15 +33,13 @@ export class RedisService implements OnApplicationShutdown {
   readonly names: RedisNames;
   readonly redis: Redis;
   private readonly queues = new Map<string, Queue<GenerateJob>>();
-  private readonly control: Queue<ControlCommand>;
 
-  constructor(@Inject(API_CONFIG) readonly config: ApiConfig) {
+  constructor(
+    @Inject(API_CONFIG) readonly config: ApiConfig,
+    @InjectQueue(CONTROL_QUEUE) private readonly control: Queue<ControlCommand>,
+  ) {
     this.names = new RedisNames(config.redisPrefix);
     this.redis = createRedis(config.redisUrl, 'switchyard-api', failFastOptions(config.redisUrl));
-    this.control = new Queue(this.names.controlQueue, {
-      connection: failFastOptions(config.redisUrl, QUEUE_TIMEOUT_MS),
-      prefix: this.names.controlPrefix,
-    });
   }
 
   /** A fresh connection on the same server, for blocking reads. */
@@ -48,6 +47,8 @@ export class RedisService implements OnApplicationShutdown {
     return createRedis(this.config.redisUrl, name);
   }
 
+  /** A model's generate queue, made at its first use: the model ids are known only at request time, so these queues
+   * cannot be registered with BullModule up front. */
   queue(model: string): Queue<GenerateJob> {
     let queue = this.queues.get(model);
     if (!queue) {
@@ -89,7 +90,8 @@ export class RedisService implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all([...this.queues.values(), this.control].map((q) => q.close()));
+    // the control queue is BullModule's, which closes it
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
     await this.redis.quit().catch(() => undefined);
   }
 }

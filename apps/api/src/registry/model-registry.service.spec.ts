@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { DataSource, FindOperator } from 'typeorm';
+import type { FindOperator, Repository } from 'typeorm';
 import type { ModelEntity } from './model.entity';
 import { modelDir } from '../../../../test/support/repo';
 import { readApiConfig } from '@switchyard/config';
@@ -15,21 +15,19 @@ class FakeModels {
   /** Holds the next refresh's answer until released. */
   hold: Promise<void> | null = null;
 
-  readonly dataSource = {
-    getRepository: () => ({
-      findOneBy: async ({ id }: { id: string }) => {
-        this.lookups++;
-        return this.copy(id);
-      },
-      findBy: async ({ id }: { id: FindOperator<string[]> }) => {
-        this.refreshes++;
-        const ids = id.value as unknown as string[];
-        const found = ids.map((i) => this.copy(i)).filter((r): r is ModelEntity => r !== null);
-        if (this.hold) await this.hold;
-        return found;
-      },
-    }),
-  } as unknown as DataSource;
+  readonly repository = {
+    findOneBy: async ({ id }: { id: string }) => {
+      this.lookups++;
+      return this.copy(id);
+    },
+    findBy: async ({ id }: { id: FindOperator<string[]> }) => {
+      this.refreshes++;
+      const ids = id.value as unknown as string[];
+      const found = ids.map((i) => this.copy(i)).filter((r): r is ModelEntity => r !== null);
+      if (this.hold) await this.hold;
+      return found;
+    },
+  } as unknown as Repository<ModelEntity>;
 
   private copy(id: string): ModelEntity | null {
     const row = this.rows.get(id);
@@ -53,7 +51,7 @@ class FakeModels {
 
 function registry(models: FakeModels): ModelRegistry {
   const config = readApiConfig(['--model-id', modelDir('demo-tiny')], {});
-  return new ModelRegistry(models.dataSource, config, new ApiMetrics());
+  return new ModelRegistry(models.repository, config, new ApiMetrics());
 }
 
 describe('ModelRegistry', () => {

@@ -4,14 +4,14 @@
  * and the spec that load commands carry.
  */
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { DataSource, In } from 'typeorm';
+import { InjectRepository } from '@nestjs/typeorm';
+import { DataSource, In, Repository } from 'typeorm';
 import { DEFAULT_VALIDATION_LIMITS, ValidationLimits } from '@switchyard/batching';
 import { ModelSpec } from '@switchyard/protocol';
 import { describeModel, ModelDescription } from '@switchyard/models';
 import { ModelEntity } from './model.entity';
-import { TtlCache } from '../common/ttl-cache';
+import { LastGoodCache } from '../common/last-good-cache';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
-import { DATA_SOURCE } from '../database/database.providers';
 import { dependencyState } from '../health/dependencies';
 import { ApiMetrics } from '../metrics/api-metrics';
 
@@ -26,7 +26,7 @@ export interface ResolvedModel {
 const CACHE_MS = 2000;
 /**
  * How long after that an enabled row is still answered at once while it is read again behind the request (see
- * `TtlCache`). An absent or disabled row is read before answering, so a model registered on another replica is
+ * `LastGoodCache`). An absent or disabled row is read before answering, so a model registered on another replica is
  * found within CACHE_MS; a change made on another replica (disabled, deleted, a new path) shows within
  * CACHE_MS + STALE_MS; one made on this replica, at once.
  */
@@ -39,7 +39,7 @@ const HOT_MS = 60_000;
 @Injectable()
 export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('ModelRegistry');
-  private readonly rows: TtlCache<ModelEntity | null>;
+  private readonly rows: LastGoodCache<ModelEntity | null>;
   private readonly descriptions = new Map<string, ModelDescription>();
   /** Enabled models served lately (bounded by the registry's size), and when. */
   private readonly hot = new Map<string, number>();
@@ -48,11 +48,12 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
-    @Inject(DATA_SOURCE) private readonly dataSource: DataSource,
+    @InjectRepository(ModelEntity) private readonly models: Repository<ModelEntity>,
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     metrics: ApiMetrics,
   ) {
-    this.rows = new TtlCache<ModelEntity | null>(CACHE_MS, {
+    this.rows = new LastGoodCache<ModelEntity | null>({
+      ttlMs: CACHE_MS,
       staleMs: STALE_MS,
       serveStale: (row) => row !== null && row.enabled,
       lastGoodMs: LAST_GOOD_MS,
@@ -84,7 +85,7 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
     const since = this.rows.version;
     const ids = [...this.hot.keys()];
     try {
-      const found = await this.dataSource.getRepository(ModelEntity).findBy({ id: In(ids) });
+      const found = await this.models.findBy({ id: In(ids) });
       for (const id of ids) this.rows.set(id, found.find((row) => row.id === id) ?? null, since);
       this.refreshFailing = false;
     } catch (err) {
@@ -151,11 +152,11 @@ export class ModelRegistry implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   async list(): Promise<ModelEntity[]> {
-    return this.dataSource.getRepository(ModelEntity).find({ where: { enabled: true }, order: { id: 'ASC' } });
+    return this.models.find({ where: { enabled: true }, order: { id: 'ASC' } });
   }
 
   private row(id: string): Promise<ModelEntity | null> {
-    return this.rows.get(id, () => this.dataSource.getRepository(ModelEntity).findOneBy({ id }));
+    return this.rows.get(id, () => this.models.findOneBy({ id }));
   }
 }
 

@@ -4,9 +4,9 @@
  * never counts twice). A Postgres outage keeps them buffered (bounded, and said in the logs) and retries; the
  * buffer is flushed on shutdown.
  */
-import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { DATA_SOURCE } from '../database/database.providers';
 
 export interface UsageRecord {
   requestId: string;
@@ -48,7 +48,7 @@ export class UsageService implements BeforeApplicationShutdown {
   private dropped = 0;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(@Inject(DATA_SOURCE) private readonly dataSource: DataSource) {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {
     this.timer = setInterval(() => void this.flush(), FLUSH_MS);
     this.timer.unref();
   }

@@ -74,6 +74,8 @@ export class ModelHost implements PooledModel {
   start(): void {
     if (this.deps.shuttingDown()) return;
     this.paused = false;
+    // BullMQ's Worker itself, not a @Processor: the queue is per model, opened and closed with the model, and it feeds
+    // up to a batch of jobs at once into the running engine, named `<worker id>/<incarnation>` for crash recovery
     const consumer = new Worker<GenerateJob>(this.spec.id, (job, token) => this.process(job, token), {
       connection: this.deps.connection,
       prefix: this.deps.names.generatePrefix,

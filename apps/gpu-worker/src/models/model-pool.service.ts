@@ -3,10 +3,15 @@
  * loaded model, cancellation through the `cancel` channel, and the pool's events and metrics.
  */
 import { performance } from 'node:perf_hooks';
+import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { COMMAND_JOB_OPTIONS, ControlCommand, EVENTS_MAX_LEN, ModelSpec, PoolEvent, RedisNames } from '@switchyard/protocol';
+import {
+  COMMAND_JOB_OPTIONS,
+  CONTROL_QUEUE,
+  ControlCommand,
+  EVENTS_MAX_LEN, ModelSpec, PoolEvent, RedisNames } from '@switchyard/protocol';
 import {
   CannotPlaceError,
   estimateModelMemory,
@@ -39,7 +44,6 @@ export class ModelPoolService implements OnApplicationShutdown {
   private readonly logger = new Logger('ModelPool');
   private readonly subscriber: Redis;
   private readonly writer: StreamWriter;
-  private readonly control: Queue<ControlCommand>;
   private readonly hostDeps: ModelHostDeps;
   /** When the running requests must have ended: set at the first step of SIGTERM, `pause`. */
   private drainDeadline: number | null = null;
@@ -50,12 +54,13 @@ export class ModelPoolService implements OnApplicationShutdown {
   constructor(
     @Inject(WORKER_CONFIG) readonly config: WorkerConfig,
     readonly metrics: WorkerMetrics,
+    // BullModule's: closed after this service's onApplicationShutdown (an imported module's hooks run later)
+    @InjectQueue(CONTROL_QUEUE) private readonly control: Queue<ControlCommand>,
   ) {
     this.names = new RedisNames(config.redisPrefix);
     this.redis = createRedis(config.redisUrl, `switchyard-worker-${config.workerId}`);
     this.subscriber = createRedis(config.redisUrl, `switchyard-worker-${config.workerId}-sub`);
     const connection = redisOptions(config.redisUrl);
-    this.control = new Queue(this.names.controlQueue, { connection, prefix: this.names.controlPrefix });
     this.writer = new StreamWriter(this.redis, this.names, (err) =>
       this.logger.error(`writing a token stream failed: ${err.message}`),
     );
@@ -214,7 +219,6 @@ export class ModelPoolService implements OnApplicationShutdown {
     await this.pool.close();
     await RemoteEngine.disposeSpare();
     await this.writer.settle();
-    await this.control.close();
     this.subscriber.disconnect();
     await this.redis.quit().catch(() => undefined);
   }

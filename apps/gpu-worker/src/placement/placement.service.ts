@@ -8,12 +8,14 @@
  * - replicas: a model whose oldest queued job waits past `--replica-queue-wait` asks for a load elsewhere;
  * - crash recovery: the jobs of a worker whose heartbeat lapsed run again at once (`orphan-recovery.ts`).
  */
-import { Inject, Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
+import { InjectQueue, OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
+import { Inject, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { hostname } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Job, Queue, Worker } from 'bullmq';
 import {
   COMMAND_JOB_OPTIONS,
+  CONTROL_QUEUE,
   ControlCommand,
   Heartbeat,
   HeartbeatModel,
@@ -30,13 +32,18 @@ import { redisOptions } from '@switchyard/protocol';
 import { INCARNATION } from './incarnation';
 import { OrphanRecovery } from './orphan-recovery';
 
-@Injectable()
-export class PlacementService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+/**
+ * The shared control queue's consumer is this class's `process` (a WorkerHost), one command at a time as before. It
+ * starts only once the model pool is up and this worker has published its first heartbeat (`autorun: false`, run in
+ * onApplicationBootstrap), and closes at the first step of shutdown, beside the drain (BullModule alone would close
+ * it only after every shutdown hook, taking commands meanwhile). This worker's own command queue is named by its id,
+ * known only at run time, so its consumer stays a BullMQ Worker made here.
+ */
+@Processor(CONTROL_QUEUE, { concurrency: 1, autorun: false })
+export class PlacementService extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Placement');
   private readonly startedAt = Date.now();
-  private controlConsumer: Worker<ControlCommand> | null = null;
   private commandConsumer: Worker<ControlCommand> | null = null;
-  private readonly control: Queue<ControlCommand>;
   private readonly commandQueues = new Map<string, Queue<ControlCommand>>();
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> = Promise.resolve();
@@ -53,11 +60,9 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     private readonly models: ModelPoolService,
+    @InjectQueue(CONTROL_QUEUE) private readonly control: Queue<ControlCommand>,
   ) {
-    this.control = new Queue(models.names.controlQueue, {
-      connection: redisOptions(config.redisUrl),
-      prefix: models.names.controlPrefix,
-    });
+    super();
     this.recovery = new OrphanRecovery(models.redis, models.names, config.workerId);
   }
 
@@ -75,17 +80,9 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
       prefix: names.workerCommandPrefix,
       concurrency: 4,
     });
-    this.controlConsumer = new Worker<ControlCommand>(names.controlQueue, (job) => this.place(job), {
-      connection,
-      prefix: names.controlPrefix,
-      concurrency: 1,
-    });
-    for (const consumer of [this.commandConsumer, this.controlConsumer]) {
-      consumer.on('error', (err) => this.logger.error(`control consumer: ${err.message}`));
-      consumer.on('failed', (job, err) =>
-        this.logger.error(`control command ${job?.name ?? ''} failed: ${err.message}`),
-      );
-    }
+    this.commandConsumer.on('error', (err) => this.onError(err));
+    this.commandConsumer.on('failed', (job, err) => this.onFailed(job, err));
+    this.worker.run().catch((err: Error) => this.logger.error(`control consumer stopped: ${err.message}`));
     for (const spec of this.config.preload) {
       void this.models.load(spec).catch(() => undefined); // logged and recorded by load()
     }
@@ -102,7 +99,7 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
     await this.beat();
     // the command consumers close while the models drain: a load command in flight (up to --place-timeout)
     // must not hold the drain, whose deadline counts from the signal
-    await Promise.all([this.controlConsumer?.close(), this.commandConsumer?.close(), this.models.drain()]);
+    await Promise.all([this.worker.close(), this.commandConsumer?.close(), this.models.drain()]);
     if (this.timer) clearInterval(this.timer);
     await this.beating;
     this.loopDelay.disable();
@@ -111,7 +108,23 @@ export class PlacementService implements OnApplicationBootstrap, BeforeApplicati
     // the models unloading after this must not write the heartbeat back
     this.left = true;
     await removeWorkerEntries(redis, names, this.config.workerId).catch(() => undefined);
-    await Promise.all([this.control.close(), ...[...this.commandQueues.values()].map((q) => q.close())]);
+    // the control queue is BullModule's, which closes it
+    await Promise.all([...this.commandQueues.values()].map((q) => q.close()));
+  }
+
+  /** A command on the shared control queue (the WorkerHost's consumer). */
+  process(job: Job<ControlCommand>): Promise<void> {
+    return this.place(job);
+  }
+
+  @OnWorkerEvent('error')
+  onError(err: Error): void {
+    this.logger.error(`control consumer: ${err.message}`);
+  }
+
+  @OnWorkerEvent('failed')
+  onFailed(job: Job<ControlCommand> | undefined, err: Error): void {
+    this.logger.error(`control command ${job?.name ?? ''} failed: ${err.message}`);
   }
 
   /** Queues a heartbeat behind the one being written (beats never overlap); none once the worker has left. */
