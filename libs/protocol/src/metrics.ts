@@ -3,6 +3,7 @@
  * into GET /metrics: prom-client's `registry.getMetricsAsJSON()`, the one parser that accepts it, and the bounds
  * both sides' histograms share.
  */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
 
 /** Upper bounds for durations in seconds, like TGI's; +Inf is implicit. */
@@ -60,4 +61,17 @@ export function labelSnapshot(snapshot: MetricsSnapshot, extra: Record<string, s
     ...family,
     values: family.values.map((v) => ({ ...v, labels: { ...v.labels, ...extra } })),
   }));
+}
+
+/** Metric constructors bound to one registry: each process keeps its own, never prom-client's global one. */
+export function metricsIn(registry: Registry) {
+  const registers = [registry];
+  return {
+    counter: <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+      new Counter<L>({ name, help, labelNames, registers }),
+    gauge: <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+      new Gauge<L>({ name, help, labelNames, registers }),
+    histogram: <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: readonly number[]) =>
+      new Histogram<L>({ name, help, labelNames, buckets: [...buckets], registers }),
+  };
 }

@@ -3,71 +3,83 @@
  * report is generation/admission.ts.
  */
 import { Injectable } from '@nestjs/common';
-import { DURATION_BUCKETS } from '@switchyard/protocol';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { DURATION_BUCKETS, metricsIn } from '@switchyard/protocol';
+import { Registry } from 'prom-client';
 
 const TOKEN_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
 
 @Injectable()
 export class ApiMetrics {
   readonly registry = new Registry();
-  readonly count = this.counter('tgi_request_count', 'Generation requests received', []);
-  readonly success = this.counter('tgi_request_success', 'Generation requests that succeeded', []);
-  readonly failure = this.counter('tgi_request_failure', 'Generation requests that failed, by error type', ['err']);
-  readonly duration = this.histogram('tgi_request_duration', 'Seconds per request, end to end', DURATION_BUCKETS);
-  readonly validationDuration = this.histogram(
+  private readonly metric = metricsIn(this.registry);
+  readonly count = this.metric.counter('tgi_request_count', 'Generation requests received', []);
+  readonly success = this.metric.counter('tgi_request_success', 'Generation requests that succeeded', []);
+  readonly failure = this.metric.counter('tgi_request_failure', 'Generation requests that failed, by error type', [
+    'err',
+  ]);
+  readonly duration = this.metric.histogram(
+    'tgi_request_duration',
+    'Seconds per request, end to end',
+    [],
+    DURATION_BUCKETS,
+  );
+  readonly validationDuration = this.metric.histogram(
     'tgi_request_validation_duration',
     'Seconds spent validating and tokenizing',
+    [],
     DURATION_BUCKETS,
   );
-  readonly queueDuration = this.histogram(
+  readonly queueDuration = this.metric.histogram(
     'tgi_request_queue_duration',
     'Seconds from queueing to the first forward call',
+    [],
     DURATION_BUCKETS,
   );
-  readonly inferenceDuration = this.histogram(
+  readonly inferenceDuration = this.metric.histogram(
     'tgi_request_inference_duration',
     'Seconds from the first forward call to the last token',
+    [],
     DURATION_BUCKETS,
   );
-  readonly timePerToken = this.histogram(
+  readonly timePerToken = this.metric.histogram(
     'tgi_request_mean_time_per_token_duration',
     'Mean seconds per generated token',
+    [],
     DURATION_BUCKETS,
   );
-  readonly generatedTokens = this.histogram(
+  readonly generatedTokens = this.metric.histogram(
     'tgi_request_generated_tokens',
     'Tokens generated per request',
+    [],
     TOKEN_BUCKETS,
   );
-  readonly inputLength = this.histogram('tgi_request_input_length', 'Prompt tokens per request', TOKEN_BUCKETS);
-  readonly maxNewTokens = this.histogram('tgi_request_max_new_tokens', 'max_new_tokens per request', TOKEN_BUCKETS);
-  readonly fallbacks = this.counter(
+  readonly inputLength = this.metric.histogram(
+    'tgi_request_input_length',
+    'Prompt tokens per request',
+    [],
+    TOKEN_BUCKETS,
+  );
+  readonly maxNewTokens = this.metric.histogram(
+    'tgi_request_max_new_tokens',
+    'max_new_tokens per request',
+    [],
+    TOKEN_BUCKETS,
+  );
+  readonly fallbacks = this.metric.counter(
     'switchyard_fallbacks_total',
     'Requests moved to a fallback model, by the model they left, the one they went to, and why',
     ['from', 'to', 'reason'],
   );
-  readonly inFlight = this.gauge('switchyard_requests_in_flight', 'Generation requests being served', []);
-  readonly openStreams = this.gauge('switchyard_open_streams', 'Token streams the API is reading', []);
-  readonly dependencyUp = this.gauge(
+  readonly inFlight = this.metric.gauge('switchyard_requests_in_flight', 'Generation requests being served', []);
+  readonly openStreams = this.metric.gauge('switchyard_open_streams', 'Token streams the API is reading', []);
+  readonly dependencyUp = this.metric.gauge(
     'switchyard_dependency_up',
     'Whether the API reaches each of its stores (postgres, redis): 1 or 0',
     ['dependency'],
   );
-  readonly lastGoodAnswers = this.counter(
+  readonly lastGoodAnswers = this.metric.counter(
     'switchyard_last_good_answers_total',
     'Lookups answered from their last good value because Postgres could not be read, by cache (api_keys, registry)',
     ['cache'],
   );
-  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
-    return new Counter({ name, help, labelNames, registers: [this.registry] });
-  }
-
-  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
-    return new Gauge({ name, help, labelNames, registers: [this.registry] });
-  }
-
-  private histogram(name: string, help: string, buckets: readonly number[]): Histogram {
-    return new Histogram({ name, help, buckets: [...buckets], registers: [this.registry] });
-  }
 }

@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { StepStats } from '@switchyard/batching';
-import { DURATION_BUCKETS } from '@switchyard/protocol';
+import { DURATION_BUCKETS, metricsIn } from '@switchyard/protocol';
 
 /** A model's step series, looked up once per model: `labels()` hashes and allocates on every call. */
 interface StepSeries {
@@ -30,65 +30,70 @@ export interface ModelInfo {
 
 export class WorkerMetrics {
   readonly registry = new Registry();
+  private readonly metric = metricsIn(this.registry);
 
-  readonly batchSize = this.gauge('tgi_batch_current_size', 'Rows in the running batch', ['model']);
-  readonly batchMaxTokens = this.gauge(
+  readonly batchSize = this.metric.gauge('tgi_batch_current_size', 'Rows in the running batch', ['model']);
+  readonly batchMaxTokens = this.metric.gauge(
     'tgi_batch_current_max_tokens',
     'Padded tokens the running batch may reach if no row leaves',
     ['model'],
   );
-  readonly inferenceDuration = this.histogram(
+  readonly inferenceDuration = this.metric.histogram(
     'tgi_batch_inference_duration',
     'Seconds per batch step: forward, sampling, stopping and events',
     ['model', 'method'],
     DURATION_BUCKETS,
   );
-  readonly forwardDuration = this.histogram(
+  readonly forwardDuration = this.metric.histogram(
     'tgi_batch_forward_duration',
     'Seconds per ONNX Runtime forward call',
     ['model', 'method'],
     DURATION_BUCKETS,
   );
-  readonly inferenceSuccess = this.counter('tgi_batch_inference_success', 'Batch steps that succeeded', [
+  readonly inferenceSuccess = this.metric.counter('tgi_batch_inference_success', 'Batch steps that succeeded', [
     'model',
     'method',
   ]);
-  readonly concat = this.counter('tgi_batch_concat', 'Prefills that joined a running batch', ['model']);
-  readonly queueSize = this.gauge('tgi_queue_size', 'Requests waiting: in the queue and in the engine', ['model']);
-  readonly loads = this.counter('switchyard_model_loads_total', 'Models loaded, by tier: from disk or parked', [
+  readonly concat = this.metric.counter('tgi_batch_concat', 'Prefills that joined a running batch', ['model']);
+  readonly queueSize = this.metric.gauge('tgi_queue_size', 'Requests waiting: in the queue and in the engine', [
+    'model',
+  ]);
+  readonly loads = this.metric.counter('switchyard_model_loads_total', 'Models loaded, by tier: from disk or parked', [
     'model',
     'tier',
   ]);
-  readonly parks = this.counter('switchyard_model_parks_total', 'Models moved to the parked tier, by reason', [
+  readonly parks = this.metric.counter('switchyard_model_parks_total', 'Models moved to the parked tier, by reason', [
     'model',
     'reason',
   ]);
-  readonly loadFailures = this.counter('switchyard_model_load_failures_total', 'Model loads that failed', [
+  readonly loadFailures = this.metric.counter('switchyard_model_load_failures_total', 'Model loads that failed', [
     'model',
     'reason',
   ]);
-  readonly evictions = this.counter('switchyard_model_evictions_total', 'Models unloaded, by reason', [
+  readonly evictions = this.metric.counter('switchyard_model_evictions_total', 'Models unloaded, by reason', [
     'model',
     'reason',
   ]);
-  readonly loadDuration = this.histogram(
+  readonly loadDuration = this.metric.histogram(
     'switchyard_model_load_duration_seconds',
     'Seconds to load a model, by phase (thread, read, rewrite, session, warmup, total) and tier (cold, page_cache, parked)',
     ['model', 'phase', 'tier'],
     [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
   );
-  readonly deviceMemory = this.gauge('switchyard_device_memory_bytes', 'Device memory of the model pool', ['kind']);
-  readonly eventLoopDelay = this.gauge(
+  readonly deviceMemory = this.metric.gauge('switchyard_device_memory_bytes', 'Device memory of the model pool', [
+    'kind',
+  ]);
+  readonly eventLoopDelay = this.metric.gauge(
     'switchyard_event_loop_delay_max_seconds',
     'Worst event-loop delay in the last heartbeat interval',
     [],
   );
-  readonly requests = this.counter('switchyard_worker_requests_total', 'Requests finished, by outcome', [
+  readonly requests = this.metric.counter('switchyard_worker_requests_total', 'Requests finished, by outcome', [
     'model',
     'outcome',
   ]);
   /** 1 per loaded model, labelled with its weights' precision, its quantization and its attention path. */
-  readonly modelInfo = this.gauge(
+  readonly modelInfo = this.metric.gauge(
     'switchyard_model_info',
     'A loaded model: dtype of its weights (fp32, fp16, q8, q4, ...), quantize (none, q8, q4), attention (fused or exported)',
     ['model', 'dtype', 'quantize', 'attention'],
@@ -141,22 +146,5 @@ export class WorkerMetrics {
     };
     this.stepSeries.set(model, series);
     return series;
-  }
-
-  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
-    return new Counter({ name, help, labelNames, registers: [this.registry] });
-  }
-
-  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
-    return new Gauge({ name, help, labelNames, registers: [this.registry] });
-  }
-
-  private histogram<L extends string>(
-    name: string,
-    help: string,
-    labelNames: readonly L[],
-    buckets: readonly number[],
-  ): Histogram<L> {
-    return new Histogram({ name, help, labelNames, buckets: [...buckets], registers: [this.registry] });
   }
 }
