@@ -2,23 +2,27 @@
  * One error type for every route. It carries TGI's status and `error_type`; the exception filter writes it in
  * the route family's shape: `{error, error_type}` on TGI routes, `{error: {message, type, code}}` under /v1.
  */
-export type ErrorType =
-  | 'validation'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'model_not_allowed'
-  | 'rate_limited'
-  | 'generation'
-  | 'overloaded'
-  | 'unhealthy'
-  | 'cancelled'
-  | 'not_found'
-  | 'model_not_found'
-  | 'cannot_place'
-  | 'bad_request'
-  | 'payload_too_large'
-  | 'service_unavailable'
-  | 'internal';
+/** TGI's `error_type`s, as clients see them. */
+export const ERROR_TYPES = [
+  'validation',
+  'unauthorized',
+  'forbidden',
+  'model_not_allowed',
+  'rate_limited',
+  'generation',
+  'overloaded',
+  'unhealthy',
+  'not_found',
+  'model_not_found',
+  'cannot_place',
+  'bad_request',
+  'payload_too_large',
+  'service_unavailable',
+  'internal',
+] as const;
+
+/** `cancelled` never reaches a client: nobody is listening any more. */
+export type ErrorType = (typeof ERROR_TYPES)[number] | 'cancelled';
 
 export class ApiError extends Error {
   override name = 'ApiError';

@@ -4,26 +4,8 @@
  * bodies are written by `error.filter.ts`; their schemas are here.
  */
 import { z } from 'zod';
-import { openAiType } from '../common/api-error';
+import { ERROR_TYPES, openAiType } from '../common/api-error';
 import { MAX_CANDIDATES } from '../common/schema';
-
-export const ERROR_TYPES = [
-  'validation',
-  'unauthorized',
-  'forbidden',
-  'model_not_allowed',
-  'rate_limited',
-  'generation',
-  'overloaded',
-  'unhealthy',
-  'not_found',
-  'model_not_found',
-  'cannot_place',
-  'bad_request',
-  'payload_too_large',
-  'service_unavailable',
-  'internal',
-] as const;
 
 export const TgiError = z
   .object({

@@ -1,18 +1,12 @@
-/** TGI's response bodies and stream events, built from the engine's events. */
+/** TGI's response bodies and stream events, built from the engine's events and typed by their schemas. */
 import type { FinalEvent, SequenceDetails, TokenEvent, TokenInfo } from '@switchyard/batching';
+import type { Details, GenerateResponse, StreamResponse, Token } from './tgi.schemas';
 
-export interface TgiToken {
-  id: number;
-  text: string;
-  logprob: number;
-  special: boolean;
-}
-
-function token(t: TokenInfo): TgiToken {
+function token(t: TokenInfo): Token {
   return { id: t.id, text: t.text, logprob: t.logprob, special: t.special };
 }
 
-function sequenceDetails(d: SequenceDetails, withTopTokens: boolean) {
+function sequenceDetails(d: SequenceDetails, withTopTokens: boolean): Details {
   return {
     finish_reason: d.finishReason,
     generated_tokens: d.generatedTokens,
@@ -33,8 +27,8 @@ export function generateResponse(
   final: FinalEvent,
   inputText: string,
   opts: { details: boolean; returnFullText: boolean; topNTokens: number },
-) {
-  const body: Record<string, unknown> = { generated_text: generatedText(final, inputText, opts.returnFullText) };
+): GenerateResponse {
+  const body: GenerateResponse = { generated_text: generatedText(final, inputText, opts.returnFullText) };
   if (opts.details) {
     const withTop = opts.topNTokens > 0;
     body.details = {
@@ -60,7 +54,7 @@ export function streamTokenEvent(event: TokenEvent): string {
     top_tokens: event.topTokens.map(token),
     generated_text: null,
     details: null,
-  })}\n\n`;
+  } satisfies StreamResponse)}\n\n`;
 }
 
 /** The last SSE event: the last token, the whole text, and the details when asked for. */
@@ -83,5 +77,5 @@ export function streamFinalEvent(
           input_length: final.inputTokens,
         }
       : null,
-  })}\n\n`;
+  } satisfies StreamResponse)}\n\n`;
 }

@@ -168,6 +168,7 @@ export const Token = z
     special: z.boolean().meta({ description: 'Whether it is a special token (eos, bos, ...).' }),
   })
   .meta({ id: 'Token' });
+export type Token = z.output<typeof Token>;
 
 export const PrefillToken = z
   .object({
@@ -204,6 +205,7 @@ export const Details = z
       .meta({ description: 'The other sequences, when `best_of` > 1.' }),
   })
   .meta({ id: 'Details' });
+export type Details = z.output<typeof Details>;
 
 export const GenerateResponse = z
   .object({
