@@ -25,6 +25,7 @@ export const CONVERT_FLAGS = {
     default: '',
     defaultHelp: '(required)',
     description: 'The model directory to convert: an Optimum-style ONNX export with its config and tokenizer.',
+    env: false,
     processes: ['convert'],
     parse: directory,
   }),
@@ -33,18 +34,21 @@ export const CONVERT_FLAGS = {
     defaultHelp: '(required)',
     description:
       'Where to write it (onnx-community layout); may be --model-id itself, to add the graph beside the others.',
+    env: false,
     processes: ['convert'],
     parse: directory,
   }),
   quantize: value({
     default: 'none',
     description: 'none, q8 or q4: int8 or int4 MatMul weights, in blocks with a zero point each.',
+    env: false,
     processes: ['convert'],
     parse: FLAGS.quantize.parse,
   }),
   dtype: value({
     default: 'fp32',
     description: 'fp32 or fp16: fp16 writes float16 weights, activations and KV cache.',
+    env: false,
     processes: ['convert'],
     parse: (raw, { name }): 'fp32' | 'fp16' => {
       if (raw !== 'fp32' && raw !== 'fp16') throw new ConfigError(`--${name} must be fp32 or fp16, got "${raw}"`);
@@ -55,6 +59,7 @@ export const CONVERT_FLAGS = {
     default: '',
     defaultHelp: FLAGS['quantize-block-size'].defaultHelp,
     description: FLAGS['quantize-block-size'].description,
+    env: false,
     processes: ['convert'],
     parse: FLAGS['quantize-block-size'].parse,
   }),

@@ -23,8 +23,8 @@ export interface FlagContext {
 }
 
 interface FlagBase {
-  /** The variable read when the flag is not given. */
-  env?: string;
+  /** false: no variable. Otherwise `SWITCHYARD_<NAME>` (see `envVariable`) is read when the flag is not given. */
+  env?: false;
   /** The raw default, parsed like a given value. */
   default: string;
   /** What --help shows for the default, where the raw one says little (an empty string). */
@@ -62,6 +62,11 @@ export interface FlagReader<Table extends Record<string, Flag>> {
   get<K extends keyof Table & string>(name: K): FlagValues<Table>[K];
   /** The raw value: the flag, else its variable, else its default ('' for an empty list). */
   raw(name: keyof Table & string): string;
+}
+
+/** The variable a flag is read from when it is not given: `--max-batch-size` is `SWITCHYARD_MAX_BATCH_SIZE`. */
+export function envVariable(name: string, flag: Flag): string | undefined {
+  return flag.env === false ? undefined : `SWITCHYARD_${name.toUpperCase().replace(/-/g, '_')}`;
 }
 
 /** The flags of `table` that `processName` takes, in table order. */
@@ -104,7 +109,10 @@ export function readFlags<Table extends Record<string, Flag>>(
   // the flag's own name wins over an alias
   for (const [alias, name] of aliasOf) if (values[alias] !== undefined) values[name] ??= values[alias];
 
-  const fromEnv = (f: Flag): string | undefined => (f.env ? env[f.env] : undefined);
+  const fromEnv = (name: string, f: Flag): string | undefined => {
+    const variable = envVariable(name, f);
+    return variable ? env[variable] : undefined;
+  };
   const spec = (name: string): Flag => {
     const f = taken.get(name);
     if (!f) throw new Error(`the ${processName} does not take --${name}`);
@@ -113,14 +121,14 @@ export function readFlags<Table extends Record<string, Flag>>(
   const items = (name: string): string[] => {
     const value = values[name];
     const f = spec(name);
-    const given = Array.isArray(value) ? value.map(String) : (fromEnv(f) ?? f.default).split(',');
+    const given = Array.isArray(value) ? value.map(String) : (fromEnv(name, f) ?? f.default).split(',');
     return given.map((s) => s.trim()).filter(Boolean);
   };
   const raw = (name: string): string => {
     const f = spec(name);
     if (f.type === 'list') return items(name).join(',');
     const value = values[name];
-    return value !== undefined ? String(value) : (fromEnv(f) ?? f.default);
+    return value !== undefined ? String(value) : (fromEnv(name, f) ?? f.default);
   };
   const parsed = new Map<string, unknown>();
   return {
@@ -142,13 +150,13 @@ export function usageOf(table: Record<string, Flag>, processName: ProcessName, u
   const lines = [
     usageLine,
     '',
-    flags.some(([, f]) => f.env)
+    flags.some(([name, f]) => envVariable(name, f))
       ? 'Flags (each also read from the SWITCHYARD_* variable in brackets; a flag given wins over its variable):'
       : 'Flags:',
   ];
   for (const [name, f] of flags) {
     const shown = f.type === 'boolean' ? `--${name}` : `--${name} <value>`;
-    const variable = f.env ? `  [${f.env}]` : '';
+    const variable = envVariable(name, f) ? `  [${envVariable(name, f)}]` : '';
     lines.push(`  ${shown}${variable}  default: ${f.defaultHelp ?? (f.default === '' ? '(none)' : f.default)}`);
     const aliases = f.aliases?.length ? ` Also accepted as ${f.aliases.map((a) => `--${a}`).join(', ')}.` : '';
     lines.push(...wrap(f.description + aliases, 110).map((l) => `      ${l}`));

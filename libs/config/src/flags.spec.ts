@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { API_USAGE, LAUNCHER_USAGE, readApiConfig } from './api-config';
 import { ConfigError } from './config-error';
 import { CONVERT_FLAGS, CONVERT_USAGE, readConvertConfig } from './convert-config';
-import { Flag, flagsOf, ProcessName } from './flag-table';
+import { envVariable, Flag, flagsOf, ProcessName } from './flag-table';
 import { FLAGS } from './flags';
 import { readWorkerConfig, WORKER_USAGE } from './worker-config';
 
@@ -32,7 +32,9 @@ describe('the flag table', () => {
       for (const [name, f] of flags) {
         const line = helpLine(usage, name);
         assert.ok(line, `${process} --help lacks --${name}`);
-        if (f.env) assert.ok(line.includes(`[${f.env}]`), `${process} --help: ${line}`);
+        const variable = envVariable(name, f);
+        if (variable) assert.ok(line.includes(`[${variable}]`), `${process} --help: ${line}`);
+        else assert.ok(!line.includes('[SWITCHYARD_'), `${process} --help: ${line}`);
         const shown = f.defaultHelp ?? (f.default === '' ? '(none)' : f.default);
         assert.ok(line.endsWith(`default: ${shown}`), `${process} --help: ${line}`);
       }
@@ -46,7 +48,7 @@ describe('the flag table', () => {
   it('gives every flag a description, and a SWITCHYARD_ variable', () => {
     for (const [name, f] of Object.entries(FLAGS)) {
       assert.ok(f.description.length > 10, name);
-      assert.equal(f.env, `SWITCHYARD_${name.toUpperCase().replace(/-/g, '_')}`, name);
+      assert.equal(envVariable(name, f), `SWITCHYARD_${name.toUpperCase().replace(/-/g, '_')}`, name);
     }
   });
 

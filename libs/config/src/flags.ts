@@ -99,28 +99,24 @@ function quantize(raw: string): Quantize {
 export const FLAGS = {
   // ---- the API (and the launcher) ----
   hostname: value({
-    env: 'SWITCHYARD_HOSTNAME',
     default: '127.0.0.1',
     description: 'The interface the API listens on.',
     processes: API,
     parse: text,
   }),
   port: value({
-    env: 'SWITCHYARD_PORT',
     default: '8080',
     description: 'The port the API listens on.',
     processes: API,
     parse: (raw, { name }) => parsePort(name, raw),
   }),
   'model-id': value({
-    env: 'SWITCHYARD_MODEL_ID',
     default: 'models/demo-small',
     description: 'The default model: a model directory (an ONNX export with its config and tokenizer).',
     processes: API,
     parse: (raw, { cwd }) => resolve(cwd, raw),
   }),
   'model-name': value({
-    env: 'SWITCHYARD_MODEL_NAME',
     default: '',
     defaultHelp: "(the --model-id directory's name)",
     description: 'The id clients use for the default model: 1-128 letters, digits or . _ -.',
@@ -134,7 +130,6 @@ export const FLAGS = {
     },
   }),
   'database-url': value({
-    env: 'SWITCHYARD_DATABASE_URL',
     default: 'postgres://postgres@127.0.0.1:5432/switchyard',
     description: 'Postgres: the model registry, API keys and usage (the database is created at first start).',
     processes: API,
@@ -145,14 +140,12 @@ export const FLAGS = {
     },
   }),
   'redis-url': value({
-    env: 'SWITCHYARD_REDIS_URL',
     default: 'redis://127.0.0.1:6379',
     description: 'Redis: the queues, token streams and heartbeats between the API and the workers.',
     processes: HANDED_ON,
     parse: redisUrl,
   }),
   'redis-prefix': value({
-    env: 'SWITCHYARD_REDIS_PREFIX',
     default: 'sy:',
     description:
       "The prefix of every Redis key, so that deployments can share a Redis: letters, digits, . _ - and ':'.",
@@ -165,35 +158,30 @@ export const FLAGS = {
     },
   }),
   'max-concurrent-requests': value({
-    env: 'SWITCHYARD_MAX_CONCURRENT_REQUESTS',
     default: '128',
     description: 'Requests in flight across all models before new ones are answered 429 at once.',
     processes: API,
     parse: integer(1),
   }),
   'max-stop-sequences': value({
-    env: 'SWITCHYARD_MAX_STOP_SEQUENCES',
     default: String(DEFAULT_VALIDATION_LIMITS.maxStopSequences),
     description: 'The most stop sequences a request may give.',
     processes: API,
     parse: integer(0),
   }),
   'max-best-of': value({
-    env: 'SWITCHYARD_MAX_BEST_OF',
     default: String(DEFAULT_VALIDATION_LIMITS.maxBestOf),
     description: 'The largest best_of a request may ask for.',
     processes: API,
     parse: integer(1),
   }),
   'max-top-n-tokens': value({
-    env: 'SWITCHYARD_MAX_TOP_N_TOKENS',
     default: String(DEFAULT_VALIDATION_LIMITS.maxTopNTokens),
     description: 'The largest top_n_tokens a request may ask for.',
     processes: API,
     parse: integer(0),
   }),
   'max-input-tokens': value({
-    env: 'SWITCHYARD_MAX_INPUT_TOKENS',
     default: '',
     defaultHelp: "(the model's positions - 1)",
     description: 'The most prompt tokens a request for the default model may have; less than --max-total-tokens.',
@@ -202,7 +190,6 @@ export const FLAGS = {
     parse: optionalInteger,
   }),
   'max-total-tokens': value({
-    env: 'SWITCHYARD_MAX_TOTAL_TOKENS',
     default: '',
     defaultHelp: "(the model's positions)",
     description: 'The most prompt plus generated tokens of a request for the default model.',
@@ -210,21 +197,18 @@ export const FLAGS = {
     parse: optionalInteger,
   }),
   'payload-limit': value({
-    env: 'SWITCHYARD_PAYLOAD_LIMIT',
     default: '2000000',
     description: 'The largest request body, in bytes (413 past it).',
     processes: API,
     parse: integer(1),
   }),
   'max-batch-prefill-tokens': value({
-    env: 'SWITCHYARD_MAX_BATCH_PREFILL_TOKENS',
     default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchPrefillTokens),
     description: 'The most prompt tokens prefilled in one step.',
     processes: HANDED_ON,
     parse: integer(1),
   }),
   'max-batch-total-tokens': value({
-    env: 'SWITCHYARD_MAX_BATCH_TOTAL_TOKENS',
     default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens),
     description:
       "A running batch's token budget: the padded batch with the tokens each row may still generate (its KV reservation).",
@@ -232,14 +216,12 @@ export const FLAGS = {
     parse: integer(1),
   }),
   'max-batch-size': value({
-    env: 'SWITCHYARD_MAX_BATCH_SIZE',
     default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchSize),
     description: 'The most rows in a running batch.',
     processes: HANDED_ON,
     parse: integer(1),
   }),
   'waiting-served-ratio': value({
-    env: 'SWITCHYARD_WAITING_SERVED_RATIO',
     default: String(DEFAULT_SCHEDULER_CONFIG.waitingServedRatio),
     description: 'Waiting requests per running one at which the running batch pauses to prefill them (a number >= 0).',
     processes: HANDED_ON,
@@ -250,14 +232,12 @@ export const FLAGS = {
     },
   }),
   'max-waiting-tokens': value({
-    env: 'SWITCHYARD_MAX_WAITING_TOKENS',
     default: String(DEFAULT_SCHEDULER_CONFIG.maxWaitingTokens),
     description: 'Decode steps after which waiting requests are prefilled whatever the ratio.',
     processes: HANDED_ON,
     parse: integer(0),
   }),
   quantize: value({
-    env: 'SWITCHYARD_QUANTIZE',
     default: 'none',
     description:
       "none, q8 or q4: quantizes each model's MatMuls at load (once: the result is kept in --cache-dir), for models " +
@@ -266,7 +246,6 @@ export const FLAGS = {
     parse: quantize,
   }),
   dtype: value({
-    env: 'SWITCHYARD_DTYPE',
     default: 'auto',
     description: `auto, ${GRAPH_DTYPES.join(', ')}: which graph file of a model directory to serve (auto: the most precise present).`,
     processes: HANDED_ON,
@@ -278,7 +257,6 @@ export const FLAGS = {
     },
   }),
   'quantize-block-size': value({
-    env: 'SWITCHYARD_QUANTIZE_BLOCK_SIZE',
     default: '',
     defaultHelp: '(q8 128, q4 32)',
     description: 'Weights per quantization block: 16, 32, 64, 128 or 256.',
@@ -293,7 +271,6 @@ export const FLAGS = {
     },
   }),
   'cache-dir': value({
-    env: 'SWITCHYARD_CACHE_DIR',
     default: '',
     defaultHelp: `(${defaultCacheDir()})`,
     description: 'Where prepared graphs (quantized weights, attention rewrite checks) are kept between loads.',
@@ -301,14 +278,12 @@ export const FLAGS = {
     parse: (raw, { cwd, env }) => (raw === '' ? defaultCacheDir(env) : resolve(cwd, raw)),
   }),
   'num-workers': value({
-    env: 'SWITCHYARD_NUM_WORKERS',
     default: '1',
     description: 'How many workers the launcher starts (each holds the default model, pinned).',
     processes: API,
     parse: integer(0),
   }),
   'device-memory': value({
-    env: 'SWITCHYARD_DEVICE_MEMORY',
     default: 'auto',
     description:
       `A worker's model pool budget: a byte count or KiB, MiB, GiB. auto is ${AUTO_MEMORY_SHARE * 100} % of the ` +
@@ -329,7 +304,6 @@ export const FLAGS = {
     },
   }),
   'host-memory': value({
-    env: 'SWITCHYARD_HOST_MEMORY',
     default: 'auto',
     description:
       `The parked tier's budget (models kept in host memory): a size, or 0 to turn parking off. auto is ` +
@@ -345,7 +319,6 @@ export const FLAGS = {
     },
   }),
   'keep-alive': value({
-    env: 'SWITCHYARD_KEEP_ALIVE',
     default: '5m',
     description:
       'How long an idle model stays loaded: a duration (ms, s, m or h; bare numbers are seconds), or -1 or never.',
@@ -359,28 +332,24 @@ export const FLAGS = {
     },
   }),
   'execution-provider': value({
-    env: 'SWITCHYARD_EXECUTION_PROVIDER',
     default: 'cpu',
     description: 'Where the workers run models: cpu or cuda.',
     processes: HANDED_ON,
     parse: oneOf('cpu', 'cuda'),
   }),
   'intra-op-threads': value({
-    env: 'SWITCHYARD_INTRA_OP_THREADS',
     default: '0',
     description: "ONNX Runtime's threads per session (0: its own choice).",
     processes: HANDED_ON,
     parse: integer(0),
   }),
   attention: value({
-    env: 'SWITCHYARD_ATTENTION',
     default: 'rewrite',
     description: "rewrite (each model's attention reads a KV cache the worker owns) or export (the graph as exported).",
     processes: HANDED_ON,
     parse: oneOf('rewrite', 'export'),
   }),
   'intra-op-spin': value({
-    env: 'SWITCHYARD_INTRA_OP_SPIN',
     default: 'auto',
     description:
       "Whether ONNX Runtime's threads spin between parallel sections: auto (models of 128 MiB of weights or more), " +
@@ -395,14 +364,12 @@ export const FLAGS = {
     },
   }),
   'lock-duration': value({
-    env: 'SWITCHYARD_LOCK_DURATION',
     default: '30s',
     description: "BullMQ's lock on a running job (at least 1s): a worker that dies loses it after this long.",
     processes: HANDED_ON,
     parse: duration(1000),
   }),
   'drain-timeout': value({
-    env: 'SWITCHYARD_DRAIN_TIMEOUT',
     default: '30s',
     description:
       'How long a stopping worker lets running requests finish; the launcher kills a child still running 10 s after it.',
@@ -411,7 +378,6 @@ export const FLAGS = {
   }),
   'disable-auth': value({
     type: 'boolean',
-    env: 'SWITCHYARD_DISABLE_AUTH',
     default: 'false',
     description:
       'Checks no API keys: every route, admin included, is open. Refused on a --hostname other than loopback.',
@@ -420,14 +386,12 @@ export const FLAGS = {
   }),
   'disable-auth-on-public-interface': value({
     type: 'boolean',
-    env: 'SWITCHYARD_DISABLE_AUTH_ON_PUBLIC_INTERFACE',
     default: 'false',
     description: 'Allows --disable-auth with a --hostname other than 127.0.0.1, ::1 or localhost.',
     processes: API,
     parse: bool,
   }),
   'fallback-queue-wait': value({
-    env: 'SWITCHYARD_FALLBACK_QUEUE_WAIT',
     default: '10000',
     description:
       "A request falls back to its model's next fallback when the oldest queued job has waited this long (ms).",
@@ -437,7 +401,6 @@ export const FLAGS = {
 
   // ---- a worker started on its own ----
   'worker-id': value({
-    env: 'SWITCHYARD_WORKER_ID',
     default: '',
     defaultHelp: '(<host name>-<pid>)',
     description: "The worker's id in heartbeats and placement: 1-128 letters, digits or . _ -.",
@@ -449,7 +412,6 @@ export const FLAGS = {
     },
   }),
   preload: list({
-    env: 'SWITCHYARD_PRELOAD',
     default: '',
     description:
       'A model to load at start: a model directory, or ID=DIR; repeatable (comma-separated in the variable).',
@@ -457,21 +419,18 @@ export const FLAGS = {
     parse: (items, { cwd, name }) => items.map((item) => modelSpecFromArg(item, false, cwd, name)),
   }),
   pin: list({
-    env: 'SWITCHYARD_PIN',
     default: '',
     description: 'A model to load at start and never evict, as --preload.',
     processes: WORKER,
     parse: (items, { cwd, name }) => items.map((item) => modelSpecFromArg(item, true, cwd, name)),
   }),
   'place-timeout': value({
-    env: 'SWITCHYARD_PLACE_TIMEOUT',
     default: '10s',
     description: 'How long a load that does not fit waits for a model to go idle.',
     processes: WORKER,
     parse: duration(0),
   }),
   'replica-queue-wait': value({
-    env: 'SWITCHYARD_REPLICA_QUEUE_WAIT',
     default: '5s',
     description:
       'A model whose oldest queued job waits longer than this (at least 100ms) gets a replica on another worker.',
@@ -479,7 +438,6 @@ export const FLAGS = {
     parse: duration(100),
   }),
   'heartbeat-interval': value({
-    env: 'SWITCHYARD_HEARTBEAT_INTERVAL',
     default: '1s',
     description: 'How often the worker writes its heartbeat (at least 100ms).',
     processes: WORKER,
