@@ -22,15 +22,20 @@ import {
   parseSpin,
 } from './flag-values';
 
-/** The API's flags (the launcher takes them too: it hands the API its own argv). */
 const API: readonly ProcessName[] = ['launcher', 'api'];
-/** Worker flags the launcher takes and hands to its workers (and so the API, given the launcher's argv, takes). */
 const HANDED_ON: readonly ProcessName[] = ['launcher', 'api', 'worker'];
-/** Flags only a worker started on its own takes (the launcher sets these itself, or leaves their defaults). */
 const WORKER: readonly ProcessName[] = ['worker'];
 
-const value = <T>(f: ValueFlag<T>): ValueFlag<T> => f;
-const list = <T>(f: Omit<ListFlag<T>, 'type'>): ListFlag<T> => ({ ...f, type: 'list' });
+type Unscoped<F> = Omit<F, 'processes'>;
+const value = <T>(f: Unscoped<ValueFlag<T>>) => f;
+const list = <T>(f: Unscoped<Omit<ListFlag<T>, 'type'>>): Unscoped<ListFlag<T>> => ({ ...f, type: 'list' });
+
+/** A section of the table: every flag in it is taken by `processes`. */
+function scoped<S extends Record<string, Unscoped<Flag>>>(processes: readonly ProcessName[], section: S) {
+  return Object.fromEntries(Object.entries(section).map(([name, f]) => [name, { ...f, processes }])) as {
+    [K in keyof S]: S[K] & { processes: readonly ProcessName[] };
+  };
+}
 
 function text(raw: string): string {
   return raw;
@@ -96,31 +101,27 @@ function quantize(raw: string): Quantize {
   }
 }
 
-export const FLAGS = {
-  // ---- the API (and the launcher) ----
+/** The API's own flags (the launcher takes them too, and hands them to the API). */
+const API_FLAGS = scoped(API, {
   hostname: value({
     default: '127.0.0.1',
     description: 'The interface the API listens on.',
-    processes: API,
     parse: text,
   }),
   port: value({
     default: '8080',
     description: 'The port the API listens on.',
-    processes: API,
     parse: (raw, { name }) => parsePort(name, raw),
   }),
   'model-id': value({
     default: 'models/demo-small',
     description: 'The default model: a model directory (an ONNX export with its config and tokenizer).',
-    processes: API,
     parse: (raw, { cwd }) => resolve(cwd, raw),
   }),
   'model-name': value({
     default: '',
     defaultHelp: "(the --model-id directory's name)",
     description: 'The id clients use for the default model: 1-128 letters, digits or . _ -.',
-    processes: API,
     parse: (raw, ctx) => {
       const name = raw || basename(resolve(ctx.cwd, ctx.raw('model-id')));
       if (!isValidId(name)) {
@@ -132,53 +133,30 @@ export const FLAGS = {
   'database-url': value({
     default: 'postgres://postgres@127.0.0.1:5432/switchyard',
     description: 'Postgres: the model registry, API keys and usage (the database is created at first start).',
-    processes: API,
     parse: (raw) => {
       if (!/^postgres(ql)?:\/\//.test(raw))
         throw new ConfigError(`--database-url must be a postgres:// URL, got "${raw}"`);
       return raw;
     },
   }),
-  'redis-url': value({
-    default: 'redis://127.0.0.1:6379',
-    description: 'Redis: the queues, token streams and heartbeats between the API and the workers.',
-    processes: HANDED_ON,
-    parse: redisUrl,
-  }),
-  'redis-prefix': value({
-    default: 'sy:',
-    description:
-      "The prefix of every Redis key, so that deployments can share a Redis: letters, digits, . _ - and ':'.",
-    processes: HANDED_ON,
-    parse: (raw) => {
-      if (!/^[A-Za-z0-9_.-]*:$/.test(raw)) {
-        throw new ConfigError(`--redis-prefix must be letters, digits, . _ - and end with ':', got "${raw}"`);
-      }
-      return raw;
-    },
-  }),
   'max-concurrent-requests': value({
     default: '128',
     description: 'Requests in flight across all models before new ones are answered 429 at once.',
-    processes: API,
     parse: integer(1),
   }),
   'max-stop-sequences': value({
     default: String(DEFAULT_VALIDATION_LIMITS.maxStopSequences),
     description: 'The most stop sequences a request may give.',
-    processes: API,
     parse: integer(0),
   }),
   'max-best-of': value({
     default: String(DEFAULT_VALIDATION_LIMITS.maxBestOf),
     description: 'The largest best_of a request may ask for.',
-    processes: API,
     parse: integer(1),
   }),
   'max-top-n-tokens': value({
     default: String(DEFAULT_VALIDATION_LIMITS.maxTopNTokens),
     description: 'The largest top_n_tokens a request may ask for.',
-    processes: API,
     parse: integer(0),
   }),
   'max-input-tokens': value({
@@ -186,45 +164,82 @@ export const FLAGS = {
     defaultHelp: "(the model's positions - 1)",
     description: 'The most prompt tokens a request for the default model may have; less than --max-total-tokens.',
     aliases: ['max-input-length'],
-    processes: API,
     parse: optionalInteger,
   }),
   'max-total-tokens': value({
     default: '',
     defaultHelp: "(the model's positions)",
     description: 'The most prompt plus generated tokens of a request for the default model.',
-    processes: API,
     parse: optionalInteger,
   }),
   'payload-limit': value({
     default: '2000000',
     description: 'The largest request body, in bytes (413 past it).',
-    processes: API,
     parse: integer(1),
+  }),
+  'num-workers': value({
+    default: '1',
+    description: 'How many workers the launcher starts (each holds the default model, pinned).',
+    parse: integer(0),
+  }),
+  'disable-auth': value({
+    type: 'boolean',
+    default: 'false',
+    description:
+      'Checks no API keys: every route, admin included, is open. Refused on a --hostname other than loopback.',
+    parse: bool,
+  }),
+  'disable-auth-on-public-interface': value({
+    type: 'boolean',
+    default: 'false',
+    description: 'Allows --disable-auth with a --hostname other than 127.0.0.1, ::1 or localhost.',
+    parse: bool,
+  }),
+  'fallback-queue-wait': value({
+    default: '10000',
+    description:
+      "A request falls back to its model's next fallback when the oldest queued job has waited this long (ms).",
+    parse: integer(0),
+  }),
+});
+
+/** Worker flags the launcher takes and hands to its workers (and so the API, given its argv, takes). */
+const SHARED_FLAGS = scoped(HANDED_ON, {
+  'redis-url': value({
+    default: 'redis://127.0.0.1:6379',
+    description: 'Redis: the queues, token streams and heartbeats between the API and the workers.',
+    parse: redisUrl,
+  }),
+  'redis-prefix': value({
+    default: 'sy:',
+    description:
+      "The prefix of every Redis key, so that deployments can share a Redis: letters, digits, . _ - and ':'.",
+    parse: (raw) => {
+      if (!/^[A-Za-z0-9_.-]*:$/.test(raw)) {
+        throw new ConfigError(`--redis-prefix must be letters, digits, . _ - and end with ':', got "${raw}"`);
+      }
+      return raw;
+    },
   }),
   'max-batch-prefill-tokens': value({
     default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchPrefillTokens),
     description: 'The most prompt tokens prefilled in one step.',
-    processes: HANDED_ON,
     parse: integer(1),
   }),
   'max-batch-total-tokens': value({
     default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchTotalTokens),
     description:
       "A running batch's token budget: the padded batch with the tokens each row may still generate (its KV reservation).",
-    processes: HANDED_ON,
     parse: integer(1),
   }),
   'max-batch-size': value({
     default: String(DEFAULT_SCHEDULER_CONFIG.maxBatchSize),
     description: 'The most rows in a running batch.',
-    processes: HANDED_ON,
     parse: integer(1),
   }),
   'waiting-served-ratio': value({
     default: String(DEFAULT_SCHEDULER_CONFIG.waitingServedRatio),
     description: 'Waiting requests per running one at which the running batch pauses to prefill them (a number >= 0).',
-    processes: HANDED_ON,
     parse: (raw, { name }) => {
       const ratio = Number(raw);
       if (!Number.isFinite(ratio) || ratio < 0) throw new ConfigError(`--${name} must be a number >= 0, got "${raw}"`);
@@ -234,7 +249,6 @@ export const FLAGS = {
   'max-waiting-tokens': value({
     default: String(DEFAULT_SCHEDULER_CONFIG.maxWaitingTokens),
     description: 'Decode steps after which waiting requests are prefilled whatever the ratio.',
-    processes: HANDED_ON,
     parse: integer(0),
   }),
   quantize: value({
@@ -242,13 +256,11 @@ export const FLAGS = {
     description:
       "none, q8 or q4: quantizes each model's MatMuls at load (once: the result is kept in --cache-dir), for models " +
       "whose registry entry does not say. TGI's GPU methods (gptq, awq, ...) are refused by name.",
-    processes: HANDED_ON,
     parse: quantize,
   }),
   dtype: value({
     default: 'auto',
     description: `auto, ${GRAPH_DTYPES.join(', ')}: which graph file of a model directory to serve (auto: the most precise present).`,
-    processes: HANDED_ON,
     parse: (raw): DtypeChoice => {
       if (raw !== 'auto' && !(GRAPH_DTYPES as readonly string[]).includes(raw)) {
         throw new ConfigError(`--dtype must be auto, ${GRAPH_DTYPES.join(', ')}; got "${raw}"`);
@@ -260,7 +272,6 @@ export const FLAGS = {
     default: '',
     defaultHelp: '(q8 128, q4 32)',
     description: 'Weights per quantization block: 16, 32, 64, 128 or 256.',
-    processes: HANDED_ON,
     parse: (raw): number | null => {
       const block = Number(raw);
       if (raw === '') return null;
@@ -274,14 +285,7 @@ export const FLAGS = {
     default: '',
     defaultHelp: `(${defaultCacheDir()})`,
     description: 'Where prepared graphs (quantized weights, attention rewrite checks) are kept between loads.',
-    processes: HANDED_ON,
     parse: (raw, { cwd, env }) => (raw === '' ? defaultCacheDir(env) : resolve(cwd, raw)),
-  }),
-  'num-workers': value({
-    default: '1',
-    description: 'How many workers the launcher starts (each holds the default model, pinned).',
-    processes: API,
-    parse: integer(0),
   }),
   'device-memory': value({
     default: 'auto',
@@ -289,7 +293,6 @@ export const FLAGS = {
       `A worker's model pool budget: a byte count or KiB, MiB, GiB. auto is ${AUTO_MEMORY_SHARE * 100} % of the ` +
       `host's available memory on a CPU (the launcher divides it among its workers), ${AUTO_CUDA_MEMORY} with ` +
       '--execution-provider cuda.',
-    processes: HANDED_ON,
     parse: (raw, ctx) => {
       const bytes =
         raw === 'auto'
@@ -308,7 +311,6 @@ export const FLAGS = {
     description:
       `The parked tier's budget (models kept in host memory): a size, or 0 to turn parking off. auto is ` +
       `${AUTO_HOST_SHARE * 100} % of the host's available memory (${AUTO_CUDA_HOST_SHARE * 100} % with CUDA).`,
-    processes: HANDED_ON,
     parse: (raw, ctx) => {
       const bytes =
         raw === 'auto' ? autoHostMemory(1, ctx.raw('execution-provider')) : raw.trim() === '0' ? 0 : parseBytes(raw);
@@ -322,7 +324,6 @@ export const FLAGS = {
     default: '5m',
     description:
       'How long an idle model stays loaded: a duration (ms, s, m or h; bare numbers are seconds), or -1 or never.',
-    processes: HANDED_ON,
     parse: (raw): number => {
       const ms = raw === 'never' ? -1 : parseDuration(raw);
       if (ms === null || (ms < 0 && ms !== -1000 && ms !== -1)) {
@@ -334,19 +335,16 @@ export const FLAGS = {
   'execution-provider': value({
     default: 'cpu',
     description: 'Where the workers run models: cpu or cuda.',
-    processes: HANDED_ON,
     parse: oneOf('cpu', 'cuda'),
   }),
   'intra-op-threads': value({
     default: '0',
     description: "ONNX Runtime's threads per session (0: its own choice).",
-    processes: HANDED_ON,
     parse: integer(0),
   }),
   attention: value({
     default: 'rewrite',
     description: "rewrite (each model's attention reads a KV cache the worker owns) or export (the graph as exported).",
-    processes: HANDED_ON,
     parse: oneOf('rewrite', 'export'),
   }),
   'intra-op-spin': value({
@@ -354,7 +352,6 @@ export const FLAGS = {
     description:
       "Whether ONNX Runtime's threads spin between parallel sections: auto (models of 128 MiB of weights or more), " +
       'true, false, or how long to spin before sleeping (50us, 1ms).',
-    processes: HANDED_ON,
     parse: (raw) => {
       const spin = parseSpin(raw);
       if (spin === undefined) {
@@ -366,45 +363,22 @@ export const FLAGS = {
   'lock-duration': value({
     default: '30s',
     description: "BullMQ's lock on a running job (at least 1s): a worker that dies loses it after this long.",
-    processes: HANDED_ON,
     parse: duration(1000),
   }),
   'drain-timeout': value({
     default: '30s',
     description:
       'How long a stopping worker lets running requests finish; the launcher kills a child still running 10 s after it.',
-    processes: HANDED_ON,
     parse: duration(0),
   }),
-  'disable-auth': value({
-    type: 'boolean',
-    default: 'false',
-    description:
-      'Checks no API keys: every route, admin included, is open. Refused on a --hostname other than loopback.',
-    processes: API,
-    parse: bool,
-  }),
-  'disable-auth-on-public-interface': value({
-    type: 'boolean',
-    default: 'false',
-    description: 'Allows --disable-auth with a --hostname other than 127.0.0.1, ::1 or localhost.',
-    processes: API,
-    parse: bool,
-  }),
-  'fallback-queue-wait': value({
-    default: '10000',
-    description:
-      "A request falls back to its model's next fallback when the oldest queued job has waited this long (ms).",
-    processes: API,
-    parse: integer(0),
-  }),
+});
 
-  // ---- a worker started on its own ----
+/** Flags only a worker started on its own takes (the launcher sets these itself, or leaves their defaults). */
+const WORKER_FLAGS = scoped(WORKER, {
   'worker-id': value({
     default: '',
     defaultHelp: '(<host name>-<pid>)',
     description: "The worker's id in heartbeats and placement: 1-128 letters, digits or . _ -.",
-    processes: WORKER,
     parse: (raw) => {
       const id = raw || `${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${process.pid}`;
       if (!isValidId(id)) throw new ConfigError(`--worker-id must be 1-128 letters, digits or . _ -, got "${id}"`);
@@ -415,34 +389,31 @@ export const FLAGS = {
     default: '',
     description:
       'A model to load at start: a model directory, or ID=DIR; repeatable (comma-separated in the variable).',
-    processes: WORKER,
     parse: (items, { cwd, name }) => items.map((item) => modelSpecFromArg(item, false, cwd, name)),
   }),
   pin: list({
     default: '',
     description: 'A model to load at start and never evict, as --preload.',
-    processes: WORKER,
     parse: (items, { cwd, name }) => items.map((item) => modelSpecFromArg(item, true, cwd, name)),
   }),
   'place-timeout': value({
     default: '10s',
     description: 'How long a load that does not fit waits for a model to go idle.',
-    processes: WORKER,
     parse: duration(0),
   }),
   'replica-queue-wait': value({
     default: '5s',
     description:
       'A model whose oldest queued job waits longer than this (at least 100ms) gets a replica on another worker.',
-    processes: WORKER,
     parse: duration(100),
   }),
   'heartbeat-interval': value({
     default: '1s',
     description: 'How often the worker writes its heartbeat (at least 100ms).',
-    processes: WORKER,
     parse: duration(100),
   }),
-} satisfies Record<string, Flag>;
+});
+
+export const FLAGS = { ...API_FLAGS, ...SHARED_FLAGS, ...WORKER_FLAGS } satisfies Record<string, Flag>;
 
 export type FlagName = keyof typeof FLAGS;
