@@ -34,6 +34,18 @@ export async function rawLoop(model: LoadedModel, prompts: number[][], newTokens
     : paddedRawLoop(model, prompts, newTokens);
 }
 
+/** The prefill's inputs in either layout: every row's prompt from position 0. */
+function prefillInputs(prompts: number[][]) {
+  const length = prompts[0].length;
+  return {
+    batchSize: prompts.length,
+    seqLen: length,
+    pastLen: 0,
+    inputIds: BigInt64Array.from(prompts.flat().map(BigInt)),
+    positionIds: BigInt64Array.from({ length: prompts.length * length }, (_, i) => BigInt(i % length)),
+  };
+}
+
 function result(
   batch: number,
   length: number,
@@ -60,11 +72,7 @@ async function raggedRawLoop(model: LoadedModel, prompts: number[][], newTokens:
   const session = model.session;
   const started = performance.now();
   const out = await session.forward({
-    batchSize: batch,
-    seqLen: length,
-    pastLen: 0,
-    inputIds: BigInt64Array.from(prompts.flat().map(BigInt)),
-    positionIds: BigInt64Array.from({ length: batch * length }, (_, i) => BigInt(i % length)),
+    ...prefillInputs(prompts),
     cacheLengths: new BigInt64Array(batch),
     logitsIndex: BigInt64Array.from({ length: batch }, (_, r) => BigInt(r * length + length - 1)),
     logitsPerRow: 1,
@@ -155,12 +163,8 @@ async function paddedRawLoop(model: LoadedModel, prompts: number[][], newTokens:
   const session = model.session;
   const started = performance.now();
   let out = await session.forward({
-    batchSize: batch,
-    seqLen: length,
-    pastLen: 0,
-    inputIds: BigInt64Array.from(prompts.flat().map(BigInt)),
+    ...prefillInputs(prompts),
     attentionMask: new BigInt64Array(batch * length).fill(1n),
-    positionIds: BigInt64Array.from({ length: batch * length }, (_, i) => BigInt(i % length)),
     past: null,
   });
   const next = new BigInt64Array(batch);

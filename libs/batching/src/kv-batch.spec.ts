@@ -1,47 +1,29 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { loadModel, LoadedModel } from '@switchyard/models';
-import { modelDir } from '../../../test/support/repo';
+import { describe, it } from 'node:test';
+import type { LoadedModel } from '@switchyard/models';
+import { demoTinyInBothLayouts, maxDiff } from '../../../test/support/kv-layouts';
 import { prefillCache } from './kv-batch';
 import { PaddedKvBatch } from './padded-kv-batch';
 import { RaggedKvBatch } from './ragged-kv-batch';
 import { StepBuffers } from './step-buffers';
 
-/** The export as it is (padded layout): the reference both layouts are held to. */
-let exported: LoadedModel;
-/** The same model with its attention fused (ragged layout). */
-let fused: LoadedModel;
-
 /** The last-position logits of one prompt run alone on the export, then one step with `next`. */
-async function alone(prompt: number[], next: number): Promise<Float32Array> {
+async function alone(exported: LoadedModel, prompt: number[], next: number): Promise<Float32Array> {
   const { batch } = await PaddedKvBatch.prefill(exported.session, new StepBuffers(), [prompt]);
   return Float32Array.from((await batch.step([next])).logits!);
 }
 
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
-
 describe('KV batch', () => {
-  before(async () => {
-    exported = await loadModel(modelDir('demo-tiny'), { fuseAttention: false });
-    fused = await loadModel(modelDir('demo-tiny'));
-  });
-  after(async () => {
-    await exported.release();
-    await fused.release();
-  });
+  const models = demoTinyInBothLayouts();
 
   it('fuses the demo model (and only when asked)', () => {
-    assert.equal(exported.session.signature.layout, 'padded');
-    assert.equal(fused.session.signature.layout, 'ragged', fused.info.fusionSkipped ?? '');
+    assert.equal(models.exported.session.signature.layout, 'padded');
+    assert.equal(models.fused.session.signature.layout, 'ragged', models.fused.info.fusionSkipped ?? '');
   });
 
   for (const layout of ['padded', 'ragged'] as const) {
     it(`gives each row its own logits after prefill, concat, step and filter (${layout})`, async () => {
-      const model = layout === 'padded' ? exported : fused;
+      const model = layout === 'padded' ? models.exported : models.fused;
       const vocab = model.config.vocabSize;
       const prompts = [
         [10, 11, 12, 13, 14, 15],
@@ -49,7 +31,7 @@ describe('KV batch', () => {
         [30, 31, 32, 33],
       ];
       const next = [100, 200, 300];
-      const expected = await Promise.all(prompts.map((p, i) => alone(p, next[i])));
+      const expected = await Promise.all(prompts.map((p, i) => alone(models.exported, p, next[i])));
 
       const buffers = new StepBuffers();
       const first = await prefillCache(model.session, buffers, prompts.slice(0, 2));
@@ -76,7 +58,7 @@ describe('KV batch', () => {
       assert.equal(batch.size, 2);
       assert.equal(batch.width, 5);
       const afterFilter = (await batch.step([7, 8])).logits!;
-      const { batch: ref } = await PaddedKvBatch.prefill(exported.session, new StepBuffers(), [[20, 21]]);
+      const { batch: ref } = await PaddedKvBatch.prefill(models.exported.session, new StepBuffers(), [[20, 21]]);
       await ref.step([200]);
       const refLogits = (await ref.step([7])).logits!;
       assert.ok(maxDiff(afterFilter.subarray(0, vocab), refLogits) < 1e-4);

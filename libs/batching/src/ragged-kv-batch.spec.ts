@@ -1,41 +1,22 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { loadModel, LoadedModel } from '@switchyard/models';
-import { modelDir } from '../../../test/support/repo';
+import { describe, it } from 'node:test';
+import { demoTinyInBothLayouts, maxDiff } from '../../../test/support/kv-layouts';
 import { prefillCache } from './kv-batch';
 import { PaddedKvBatch } from './padded-kv-batch';
 import { RaggedKvBatch } from './ragged-kv-batch';
 import { StepBuffers } from './step-buffers';
 
-/** The export as it is (padded layout): the reference the ragged rows are held to. */
-let exported: LoadedModel;
-/** The same model with its attention fused (ragged layout). */
-let fused: LoadedModel;
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
-
 describe('ragged KV batch', () => {
-  before(async () => {
-    exported = await loadModel(modelDir('demo-tiny'), { fuseAttention: false });
-    fused = await loadModel(modelDir('demo-tiny'));
-  });
-  after(async () => {
-    await exported.release();
-    await fused.release();
-  });
+  const models = demoTinyInBothLayouts();
 
   it('keeps rows intact across column growth', async () => {
-    const vocab = fused.config.vocabSize;
+    const vocab = models.fused.config.vocabSize;
     const buffers = new StepBuffers();
-    const { batch } = await prefillCache(fused.session, buffers, [[5, 6, 7], [8]]);
+    const { batch } = await prefillCache(models.fused.session, buffers, [[5, 6, 7], [8]]);
     const cache = batch as RaggedKvBatch;
     const start = cache.capacity;
-    const refA = await PaddedKvBatch.prefill(exported.session, new StepBuffers(), [[5, 6, 7]]);
-    const refB = await PaddedKvBatch.prefill(exported.session, new StepBuffers(), [[8]]);
+    const refA = await PaddedKvBatch.prefill(models.exported.session, new StepBuffers(), [[5, 6, 7]]);
+    const refB = await PaddedKvBatch.prefill(models.exported.session, new StepBuffers(), [[8]]);
     // Step past the first capacity, so the cache reallocates its columns at least once.
     let last: Float32Array = new Float32Array(0);
     let lastA: Float32Array = new Float32Array(0);
@@ -51,22 +32,22 @@ describe('ragged KV batch', () => {
   });
 
   it('moves rows in place when the columns shrink and grow again, keeping its buffers', async () => {
-    const vocab = fused.config.vocabSize;
+    const vocab = models.fused.config.vocabSize;
     const buffers = new StepBuffers();
-    const { batch } = await prefillCache(fused.session, buffers, [[5, 6, 7], [8]]);
+    const { batch } = await prefillCache(models.fused.session, buffers, [[5, 6, 7], [8]]);
     const cache = batch as RaggedKvBatch;
     const start = cache.capacity;
     for (let t = 0; t < start; t++) await batch.step([40 + t, 60 + t]);
     assert.ok(cache.capacity > start, 'the cache grew');
     const wide = cache.capacity;
     // Two short rows join, and the long ones leave: the columns shrink to what the short rows need.
-    const joined = await prefillCache(fused.session, buffers, [[11], [12, 13]]);
+    const joined = await prefillCache(models.fused.session, buffers, [[11], [12, 13]]);
     batch.concat(joined.batch);
     const kept = (cache as unknown as { backing: Float32Array[] }).backing[0];
     batch.filter([2, 3]);
     assert.ok(cache.capacity < wide, 'the cache shrank');
-    const refD = await PaddedKvBatch.prefill(exported.session, new StepBuffers(), [[11]]);
-    const refE = await PaddedKvBatch.prefill(exported.session, new StepBuffers(), [[12, 13]]);
+    const refD = await PaddedKvBatch.prefill(models.exported.session, new StepBuffers(), [[11]]);
+    const refE = await PaddedKvBatch.prefill(models.exported.session, new StepBuffers(), [[12, 13]]);
     // ... and grow back past the narrower stride, each step checked against the rows run alone.
     for (let t = 0; t < wide - start; t++) {
       const both = (await batch.step([70 + t, 90 + t])).logits!;
@@ -80,13 +61,13 @@ describe('ragged KV batch', () => {
   });
 
   it('computes every prompt position on request, and reduces each logits row in the graph', async () => {
-    const vocab = fused.config.vocabSize;
+    const vocab = models.fused.config.vocabSize;
     const prompts = [
       [10, 11, 12, 13, 14, 15],
       [20, 21],
     ];
-    const all = await prefillCache(fused.session, new StepBuffers(), prompts, { allPositions: true });
-    const ref = await prefillCache(exported.session, new StepBuffers(), prompts);
+    const all = await prefillCache(models.fused.session, new StepBuffers(), prompts, { allPositions: true });
+    const ref = await prefillCache(models.exported.session, new StepBuffers(), prompts);
     for (const [r, prompt] of prompts.entries()) {
       for (let t = 0; t < prompt.length; t++) {
         const a = all.logits!.subarray(all.logitsRow(r, t) * vocab, (all.logitsRow(r, t) + 1) * vocab);
@@ -97,7 +78,7 @@ describe('ragged KV batch', () => {
     const step = await all.batch.step([7, 8]);
     // The same prefill and step asked for the reductions only: no logits cross the binding, and the reductions are
     // the same.
-    const twin = await prefillCache(fused.session, new StepBuffers(), prompts, { wantLogits: false });
+    const twin = await prefillCache(models.fused.session, new StepBuffers(), prompts, { wantLogits: false });
     assert.equal(twin.logits, null);
     for (const [r, prompt] of prompts.entries()) {
       const last = ref.logits!.subarray(

@@ -59,52 +59,51 @@ export const WORKER_USAGE = usageOf(
 
 export function readWorkerConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = process.cwd()): WorkerConfig {
   const flags = readFlags(FLAGS, 'worker', WORKER_USAGE, argv, env, cwd);
-  const redisUrl = flags.get('redis-url');
-  const redisPrefix = flags.get('redis-prefix');
-  const workerId = flags.get('worker-id');
-  const deviceMemory = flags.get('device-memory');
-  const hostMemory = flags.get('host-memory');
-  const quantize = flags.get('quantize');
-  const dtype = flags.get('dtype');
-  const quantizeBlockSize = flags.get('quantize-block-size');
-  const keepAliveMs = flags.get('keep-alive');
-  const executionProvider = flags.get('execution-provider');
-  const attention = flags.get('attention');
-  const spin = flags.get('intra-op-spin');
-  const scheduler: SchedulerConfig = {
-    maxBatchTotalTokens: flags.get('max-batch-total-tokens'),
-    maxBatchPrefillTokens: flags.get('max-batch-prefill-tokens'),
-    maxBatchSize: flags.get('max-batch-size'),
-    waitingServedRatio: flags.get('waiting-served-ratio'),
-    maxWaitingTokens: flags.get('max-waiting-tokens'),
-  };
-  // a model both preloaded and pinned is pinned
-  const specs = new Map<string, ModelSpec>();
-  for (const spec of [...flags.get('preload'), ...flags.get('pin')]) {
-    specs.set(spec.id, { ...spec, pinned: spec.pinned || (specs.get(spec.id)?.pinned ?? false) });
-  }
+  // each flag is parsed, and refused, when it is read: this order decides which of two bad flags is named
   return {
-    redisUrl,
-    redisPrefix,
-    workerId,
-    deviceMemory,
-    hostMemory,
-    quantize,
-    dtype,
-    quantizeBlockSize,
+    redisUrl: flags.get('redis-url'),
+    redisPrefix: flags.get('redis-prefix'),
+    workerId: flags.get('worker-id'),
+    deviceMemory: flags.get('device-memory'),
+    hostMemory: flags.get('host-memory'),
+    quantize: flags.get('quantize'),
+    dtype: flags.get('dtype'),
+    quantizeBlockSize: flags.get('quantize-block-size'),
+    keepAliveMs: flags.get('keep-alive'),
+    executionProvider: flags.get('execution-provider'),
+    fuseAttention: flags.get('attention') === 'rewrite',
+    ...intraOpSpin(flags.get('intra-op-spin')),
+    scheduler: {
+      maxBatchTotalTokens: flags.get('max-batch-total-tokens'),
+      maxBatchPrefillTokens: flags.get('max-batch-prefill-tokens'),
+      maxBatchSize: flags.get('max-batch-size'),
+      waitingServedRatio: flags.get('waiting-served-ratio'),
+      maxWaitingTokens: flags.get('max-waiting-tokens'),
+    },
+    preload: preloadSpecs([...flags.get('preload'), ...flags.get('pin')]),
     cacheDir: flags.get('cache-dir'),
-    keepAliveMs,
-    executionProvider,
     intraOpThreads: flags.get('intra-op-threads'),
-    fuseAttention: attention === 'rewrite',
-    intraOpSpin: spin === 'auto' ? 'auto' : spin !== false,
-    intraOpSpinUs: typeof spin === 'number' ? spin : null,
-    scheduler,
-    preload: [...specs.values()],
     drainTimeoutMs: flags.get('drain-timeout'),
     lockDurationMs: flags.get('lock-duration'),
     placeTimeoutMs: flags.get('place-timeout'),
     replicaQueueWaitMs: flags.get('replica-queue-wait'),
     heartbeatIntervalMs: flags.get('heartbeat-interval'),
   };
+}
+
+/** `--intra-op-spin`: auto, on, off, or on for a time in microseconds. */
+function intraOpSpin(spin: boolean | 'auto' | number): Pick<WorkerConfig, 'intraOpSpin' | 'intraOpSpinUs'> {
+  return {
+    intraOpSpin: spin === 'auto' ? 'auto' : spin !== false,
+    intraOpSpinUs: typeof spin === 'number' ? spin : null,
+  };
+}
+
+/** `--preload` then `--pin`, one spec a model: a model both preloaded and pinned is pinned. */
+function preloadSpecs(listed: ModelSpec[]): ModelSpec[] {
+  const specs = new Map<string, ModelSpec>();
+  for (const spec of listed) {
+    specs.set(spec.id, { ...spec, pinned: spec.pinned || (specs.get(spec.id)?.pinned ?? false) });
+  }
+  return [...specs.values()];
 }

@@ -39,24 +39,19 @@ export async function checkRewrite(
     }
   };
 
-  // The export: a plain growing cache.
-  const ids = BigInt64Array.from(prompt);
-  let ref = await exported.forward({
+  // The same tokens through both, each with its layout's inputs.
+  const prefill = {
     batchSize: 1,
     seqLen: n,
     pastLen: 0,
-    inputIds: ids,
+    inputIds: BigInt64Array.from(prompt),
     positionIds: BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
-    attentionMask: new BigInt64Array(n).fill(1n),
-    past: null,
-  });
+  };
+  // The export: a plain growing cache.
+  let ref = await exported.forward({ ...prefill, attentionMask: new BigInt64Array(n).fill(1n), past: null });
   // The rewrite: the caller's cache, keys transposed.
   let mine = await fused.forward({
-    batchSize: 1,
-    seqLen: n,
-    pastLen: 0,
-    inputIds: ids,
-    positionIds: BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
+    ...prefill,
     cacheLengths: BigInt64Array.of(0n),
     logitsIndex: BigInt64Array.of(BigInt(n - 1)),
     logitsPerRow: 1,
@@ -67,12 +62,15 @@ export async function checkRewrite(
   let length = n;
   for (let step = 0; step < DECODE_STEPS; step++) {
     const next = BigInt(argmax(lastRow(ref.logits!, vocabSize)));
-    ref = await exported.forward({
+    const decode = {
       batchSize: 1,
       seqLen: 1,
       pastLen: length,
       inputIds: BigInt64Array.of(next),
       positionIds: BigInt64Array.of(BigInt(length)),
+    };
+    ref = await exported.forward({
+      ...decode,
       attentionMask: new BigInt64Array(length + 1).fill(1n),
       past: ref.presents,
     });
@@ -84,11 +82,7 @@ export async function checkRewrite(
       return new ort.Tensor(t.type, data, dims);
     });
     mine = await fused.forward({
-      batchSize: 1,
-      seqLen: 1,
-      pastLen: length,
-      inputIds: BigInt64Array.of(next),
-      positionIds: BigInt64Array.of(BigInt(length)),
+      ...decode,
       cacheLengths: BigInt64Array.of(BigInt(length)),
       logitsIndex: BigInt64Array.of(0n),
       logitsPerRow: 1,

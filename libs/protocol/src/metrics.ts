@@ -1,7 +1,7 @@
 /**
  * The metrics snapshot a worker publishes to Redis (`metrics:<id>`, beside its heartbeat) and the API aggregates
- * into GET /metrics: prom-client's `registry.getMetricsAsJSON()`, the one parser that accepts it, and the bounds
- * both sides' histograms share.
+ * into GET /metrics: prom-client's `registry.getMetricsAsJSON()`, the one parser that accepts it, the bounds
+ * both sides' histograms share, and the table form in which both declare their metrics.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
@@ -63,15 +63,58 @@ export function labelSnapshot(snapshot: MetricsSnapshot, extra: Record<string, s
   }));
 }
 
-/** Metric constructors bound to one registry: each process keeps its own, never prom-client's global one. */
-export function metricsIn(registry: Registry) {
-  const registers = [registry];
-  return {
-    counter: <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-      new Counter<L>({ name, help, labelNames, registers }),
-    gauge: <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-      new Gauge<L>({ name, help, labelNames, registers }),
-    histogram: <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: readonly number[]) =>
-      new Histogram<L>({ name, help, labelNames, buckets: [...buckets], registers }),
-  };
+/** One metric's declaration: an entry of a process's table of metrics (see `MetricFamilies`). */
+export interface MetricSpec<
+  T extends 'counter' | 'gauge' | 'histogram' = 'counter' | 'gauge' | 'histogram',
+  L extends string = string,
+> {
+  type: T;
+  name: string;
+  help: string;
+  labelNames: readonly L[];
+  buckets?: readonly number[];
+}
+
+export const counter = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
+  ({ type: 'counter', name, help, labelNames }) as MetricSpec<'counter', L>;
+export const gauge = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
+  ({ type: 'gauge', name, help, labelNames }) as MetricSpec<'gauge', L>;
+export const histogram = <L extends string = never>(
+  name: string,
+  help: string,
+  buckets: readonly number[],
+  labelNames: readonly L[] = [],
+) => ({ type: 'histogram', name, help, labelNames, buckets }) as MetricSpec<'histogram', L>;
+
+/** The prom-client metric each entry of a table declares. */
+export type MetricsOf<T extends Record<string, MetricSpec>> = {
+  readonly [K in keyof T]: T[K] extends MetricSpec<'counter', infer L>
+    ? Counter<L>
+    : T[K] extends MetricSpec<'gauge', infer L>
+      ? Gauge<L>
+      : T[K] extends MetricSpec<'histogram', infer L>
+        ? Histogram<L>
+        : never;
+};
+
+/**
+ * A base class whose instances hold a registry of their own (never prom-client's global one: each process keeps
+ * its own) and, as fields of the same names, the metrics that `table` declares, registered in it.
+ */
+export function MetricFamilies<T extends Record<string, MetricSpec>>(table: T) {
+  class Families {
+    readonly registry = new Registry();
+
+    constructor() {
+      for (const [field, spec] of Object.entries(table)) Object.assign(this, { [field]: create(spec, this.registry) });
+    }
+  }
+  return Families as new () => Families & MetricsOf<T>;
+}
+
+function create({ type, name, help, labelNames, buckets }: MetricSpec, registry: Registry) {
+  const config = { name, help, labelNames, registers: [registry] };
+  if (type === 'counter') return new Counter(config);
+  if (type === 'gauge') return new Gauge(config);
+  return new Histogram({ ...config, buckets: [...buckets!] });
 }

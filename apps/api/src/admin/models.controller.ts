@@ -26,7 +26,7 @@ import { RequireScope } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
 import { parseWith } from '../common/schema';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
-import { ApiRoute } from '../docs/api-route';
+import { ApiRoute, ApiRouteSpec } from '../docs/api-route';
 import { validateDefaultParameters } from '../generation/validate-request';
 import { RedisService } from '../redis/redis.service';
 import { ModelRegistry, tokenLimits } from '../registry/model-registry.service';
@@ -50,6 +50,15 @@ type Limits = Pick<UpdateModelRequest, 'max_input_tokens' | 'max_total_tokens' |
 const absolute = (path: string) => (isAbsolute(path) ? path : resolve(path));
 
 const json = <S extends z.ZodType>(schema: S) => ({ 'application/json': { schema } });
+
+/** Load's and unload's spec: a control command to the workers, answered 202 before any worker acts on it. */
+const commandRoute = (spec: Pick<ApiRouteSpec, 'summary' | 'description' | 'operationId'>): ApiRouteSpec => ({
+  tag: 'admin',
+  ...spec,
+  params: ModelParams,
+  responses: { 202: { description: 'Asked.', content: json(ModelCommand) } },
+  errors: adminErrors('ModelNotFound', 'Validation'),
+});
 
 function view(row: ModelEntity): Model {
   return {
@@ -226,18 +235,16 @@ export class ModelsAdminController {
 
   @Post(':id/load')
   @HttpCode(202)
-  @ApiRoute({
-    tag: 'admin',
-    summary: 'Load a model',
-    description:
-      'Asks the workers to load the model: the live worker with the most free memory loads it, unless one holds ' +
-      'it already. The answer does not wait: `GET /admin/workers` shows it loading, then loaded. 422 for an ' +
-      'invalid id, a disabled model, or one whose directory cannot be read.',
-    operationId: 'loadModel',
-    params: ModelParams,
-    responses: { 202: { description: 'Asked.', content: json(ModelCommand) } },
-    errors: adminErrors('ModelNotFound', 'Validation'),
-  })
+  @ApiRoute(
+    commandRoute({
+      summary: 'Load a model',
+      description:
+        'Asks the workers to load the model: the live worker with the most free memory loads it, unless one holds ' +
+        'it already. The answer does not wait: `GET /admin/workers` shows it loading, then loaded. 422 for an ' +
+        'invalid id, a disabled model, or one whose directory cannot be read.',
+      operationId: 'loadModel',
+    }),
+  )
   async load(@Param() params: unknown): Promise<ModelCommand> {
     const row = await this.find(params);
     const model = await this.registry.resolve(row.id).catch((err: Error) => {
@@ -250,17 +257,15 @@ export class ModelsAdminController {
 
   @Post(':id/unload')
   @HttpCode(202)
-  @ApiRoute({
-    tag: 'admin',
-    summary: 'Unload a model',
-    description:
-      'Tells every live worker that holds the model to unload it. A later request loads it again. 422 when the ' +
-      'id is not a model id.',
-    operationId: 'unloadModel',
-    params: ModelParams,
-    responses: { 202: { description: 'Asked.', content: json(ModelCommand) } },
-    errors: adminErrors('ModelNotFound', 'Validation'),
-  })
+  @ApiRoute(
+    commandRoute({
+      summary: 'Unload a model',
+      description:
+        'Tells every live worker that holds the model to unload it. A later request loads it again. 422 when the ' +
+        'id is not a model id.',
+      operationId: 'unloadModel',
+    }),
+  )
   async unload(@Param() params: unknown): Promise<ModelCommand> {
     const row = await this.find(params);
     await this.redis.sendControl({ type: 'unload', model: row.id });

@@ -55,7 +55,7 @@ export function modelField(header = false) {
   });
 }
 
-export function fallbacksField(servedIn: string) {
+function fallbacksField(servedIn: string) {
   const message = `\`fallbacks\` must be a list of at most ${MAX_CANDIDATES} model ids`;
   return optional(
     z
@@ -86,6 +86,18 @@ export function keepAliveField(description: string) {
     });
 }
 
-export const REQUEST_KEEP_ALIVE =
+const REQUEST_KEEP_ALIVE =
   "Ollama's `keep_alive`: how long the model stays resident once this request leaves it idle (the last request's " +
   'value wins).';
+
+/**
+ * The fields with which a generation request chooses what serves it: the model (`header`: the route takes the
+ * `x-model` header too), its fallbacks (the one that served is named in `servedIn`) and its `keep_alive`.
+ */
+export function servingFields(servedIn: string, header = false) {
+  return {
+    model: modelField(header),
+    fallbacks: fallbacksField(servedIn),
+    keep_alive: keepAliveField(REQUEST_KEEP_ALIVE),
+  };
+}

@@ -220,6 +220,11 @@ export const GENERATION_ERRORS: RouteErrorName[] = [
   'Unavailable',
 ];
 
+/** The errors of a route that resolves a model but generates nothing (`/tokenize`): no worker, no in-flight cap. */
+export const MODEL_ERRORS: RouteErrorName[] = GENERATION_ERRORS.filter(
+  (name) => name !== 'Generation' && name !== 'TooManyRequests',
+);
+
 export function errorCatalog(family: Family): Record<string, ErrorSpec> {
   return family === 'Admin' ? ADMIN_ERRORS : ROUTE_ERRORS;
 }

@@ -3,83 +3,56 @@
  * report is generation/admission.ts.
  */
 import { Injectable } from '@nestjs/common';
-import { DURATION_BUCKETS, metricsIn } from '@switchyard/protocol';
-import { Registry } from 'prom-client';
+import { counter, DURATION_BUCKETS, gauge, histogram, MetricFamilies } from '@switchyard/protocol';
 
 const TOKEN_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
 
-@Injectable()
-export class ApiMetrics {
-  readonly registry = new Registry();
-  private readonly metric = metricsIn(this.registry);
-  readonly count = this.metric.counter('tgi_request_count', 'Generation requests received', []);
-  readonly success = this.metric.counter('tgi_request_success', 'Generation requests that succeeded', []);
-  readonly failure = this.metric.counter('tgi_request_failure', 'Generation requests that failed, by error type', [
-    'err',
-  ]);
-  readonly duration = this.metric.histogram(
-    'tgi_request_duration',
-    'Seconds per request, end to end',
-    [],
-    DURATION_BUCKETS,
-  );
-  readonly validationDuration = this.metric.histogram(
+const API_METRICS = {
+  count: counter('tgi_request_count', 'Generation requests received'),
+  success: counter('tgi_request_success', 'Generation requests that succeeded'),
+  failure: counter('tgi_request_failure', 'Generation requests that failed, by error type', ['err']),
+  duration: histogram('tgi_request_duration', 'Seconds per request, end to end', DURATION_BUCKETS),
+  validationDuration: histogram(
     'tgi_request_validation_duration',
     'Seconds spent validating and tokenizing',
-    [],
     DURATION_BUCKETS,
-  );
-  readonly queueDuration = this.metric.histogram(
+  ),
+  queueDuration: histogram(
     'tgi_request_queue_duration',
     'Seconds from queueing to the first forward call',
-    [],
     DURATION_BUCKETS,
-  );
-  readonly inferenceDuration = this.metric.histogram(
+  ),
+  inferenceDuration: histogram(
     'tgi_request_inference_duration',
     'Seconds from the first forward call to the last token',
-    [],
     DURATION_BUCKETS,
-  );
-  readonly timePerToken = this.metric.histogram(
+  ),
+  timePerToken: histogram(
     'tgi_request_mean_time_per_token_duration',
     'Mean seconds per generated token',
-    [],
     DURATION_BUCKETS,
-  );
-  readonly generatedTokens = this.metric.histogram(
-    'tgi_request_generated_tokens',
-    'Tokens generated per request',
-    [],
-    TOKEN_BUCKETS,
-  );
-  readonly inputLength = this.metric.histogram(
-    'tgi_request_input_length',
-    'Prompt tokens per request',
-    [],
-    TOKEN_BUCKETS,
-  );
-  readonly maxNewTokens = this.metric.histogram(
-    'tgi_request_max_new_tokens',
-    'max_new_tokens per request',
-    [],
-    TOKEN_BUCKETS,
-  );
-  readonly fallbacks = this.metric.counter(
+  ),
+  generatedTokens: histogram('tgi_request_generated_tokens', 'Tokens generated per request', TOKEN_BUCKETS),
+  inputLength: histogram('tgi_request_input_length', 'Prompt tokens per request', TOKEN_BUCKETS),
+  maxNewTokens: histogram('tgi_request_max_new_tokens', 'max_new_tokens per request', TOKEN_BUCKETS),
+  fallbacks: counter(
     'switchyard_fallbacks_total',
     'Requests moved to a fallback model, by the model they left, the one they went to, and why',
     ['from', 'to', 'reason'],
-  );
-  readonly inFlight = this.metric.gauge('switchyard_requests_in_flight', 'Generation requests being served', []);
-  readonly openStreams = this.metric.gauge('switchyard_open_streams', 'Token streams the API is reading', []);
-  readonly dependencyUp = this.metric.gauge(
+  ),
+  inFlight: gauge('switchyard_requests_in_flight', 'Generation requests being served'),
+  openStreams: gauge('switchyard_open_streams', 'Token streams the API is reading'),
+  dependencyUp: gauge(
     'switchyard_dependency_up',
     'Whether the API reaches each of its stores (postgres, redis): 1 or 0',
     ['dependency'],
-  );
-  readonly lastGoodAnswers = this.metric.counter(
+  ),
+  lastGoodAnswers: counter(
     'switchyard_last_good_answers_total',
     'Lookups answered from their last good value because Postgres could not be read, by cache (api_keys, registry)',
     ['cache'],
-  );
-}
+  ),
+};
+
+@Injectable()
+export class ApiMetrics extends MetricFamilies(API_METRICS) {}

@@ -5,11 +5,12 @@
  */
 import { Body, Controller, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import type { z } from 'zod';
 import type { TokenEvent, TokenInfo } from '@switchyard/batching';
 import { ChatTemplateError } from '@switchyard/models';
 import { ApiError } from '../common/api-error';
 import { sendError } from '../common/error.filter';
-import { ApiRoute, TIMING_HEADERS } from '../docs/api-route';
+import { ApiRoute, ApiRouteSpec, TIMING_HEADERS } from '../docs/api-route';
 import { GENERATION_ERRORS } from '../docs/error-responses';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { InferenceService, PreparedRequest, timingHeaders } from '../generation/inference.service';
@@ -43,6 +44,32 @@ const STREAM_NOTE =
 
 type Body = ChatCompletionRequest | CompletionRequest;
 
+/**
+ * Both routes' spec: OpenAI's, answering the completion as JSON or, with `stream: true`, its chunks as server-sent
+ * events, with the generation routes' errors.
+ */
+function completionRoute(
+  spec: Pick<ApiRouteSpec, 'summary' | 'description' | 'operationId'> & {
+    body: z.ZodType;
+    completion: z.ZodType;
+    chunk: z.ZodType;
+  },
+): ApiRouteSpec {
+  const { completion, chunk, ...route } = spec;
+  return {
+    tag: 'openai',
+    ...route,
+    responses: {
+      200: {
+        description: 'The completion, or a stream of chunks (whose headers carry no timings).',
+        headers: TIMING_HEADERS,
+        content: { 'application/json': { schema: completion }, 'text/event-stream': { schema: chunk } },
+      },
+    },
+    errors: GENERATION_ERRORS,
+  };
+}
+
 @Controller('v1')
 export class CompletionsController {
   constructor(
@@ -52,34 +79,25 @@ export class CompletionsController {
 
   @Post('chat/completions')
   @HttpCode(200)
-  @ApiRoute({
-    tag: 'openai',
-    summary: 'Chat completion',
-    description:
-      "OpenAI's chat completions: `messages` go through the model's chat template (422 if it has none). " + STREAM_NOTE,
-    operationId: 'createChatCompletion',
-    body: ChatCompletionRequest,
-    responses: {
-      200: {
-        description: 'The completion, or a stream of chunks (whose headers carry no timings).',
-        headers: TIMING_HEADERS,
-        content: {
-          'application/json': { schema: ChatCompletion },
-          'text/event-stream': { schema: ChatCompletionChunk },
-        },
-      },
-    },
-    errors: GENERATION_ERRORS,
-  })
+  @ApiRoute(
+    completionRoute({
+      summary: 'Chat completion',
+      description:
+        "OpenAI's chat completions: `messages` go through the model's chat template (422 if it has none). " +
+        STREAM_NOTE,
+      operationId: 'createChatCompletion',
+      body: ChatCompletionRequest,
+      completion: ChatCompletion,
+      chunk: ChatCompletionChunk,
+    }),
+  )
   async chat(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const body = this.inference.parse(req, '/v1/chat/completions', ChatCompletionRequest, raw);
     const messages = body.messages.map((m) => ({
       role: m.role === 'developer' ? 'system' : m.role,
       content: typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join(''),
     }));
-    const logprobs = requestedLogprobs(body, 'chat');
-    const parameters = toTgiParameters(body, null);
-    this.askAlternatives(parameters, logprobs, 'top_logprobs');
+    const { logprobs, parameters } = this.parameters('chat', body);
     const stream = body.stream === true;
     await this.respond('chat', body, logprobs, req, res, (model) => {
       const template = model.description.chatTemplate;
@@ -97,30 +115,20 @@ export class CompletionsController {
 
   @Post('completions')
   @HttpCode(200)
-  @ApiRoute({
-    tag: 'openai',
-    summary: 'Text completion',
-    description: "OpenAI's (legacy) completions: the prompt as it is. `max_tokens` defaults to 16. " + STREAM_NOTE,
-    operationId: 'createCompletion',
-    body: CompletionRequest,
-    responses: {
-      200: {
-        description: 'The completion, or a stream of chunks (whose headers carry no timings).',
-        headers: TIMING_HEADERS,
-        content: {
-          'application/json': { schema: Completion },
-          'text/event-stream': { schema: CompletionChunk },
-        },
-      },
-    },
-    errors: GENERATION_ERRORS,
-  })
+  @ApiRoute(
+    completionRoute({
+      summary: 'Text completion',
+      description: "OpenAI's (legacy) completions: the prompt as it is. `max_tokens` defaults to 16. " + STREAM_NOTE,
+      operationId: 'createCompletion',
+      body: CompletionRequest,
+      completion: Completion,
+      chunk: CompletionChunk,
+    }),
+  )
   async completions(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const body = this.inference.parse(req, '/v1/completions', CompletionRequest, raw);
     const { prompt } = body;
-    const logprobs = requestedLogprobs(body, 'completion');
-    const parameters = toTgiParameters(body, COMPLETIONS_DEFAULT_MAX_TOKENS);
-    this.askAlternatives(parameters, logprobs, 'logprobs');
+    const { logprobs, parameters } = this.parameters('completion', body);
     if (body.echo === true) parameters.return_full_text = true;
     const stream = body.stream === true;
     await this.respond('completion', body, logprobs, req, res, (model) =>
@@ -128,12 +136,22 @@ export class CompletionsController {
     );
   }
 
-  /** Asks the engine for `n` alternatives per token (TGI's `top_n_tokens`), within `--max-top-n-tokens`. */
-  private askAlternatives(parameters: Record<string, unknown>, n: number | null, field: string): void {
-    if (n === null || n === 0) return;
-    const max = this.config.maxTopNTokens;
-    if (n > max) throw ApiError.validation(`\`${field}\` must be at most ${max} on this server (--max-top-n-tokens)`);
-    parameters.top_n_tokens = n;
+  /**
+   * The request's TGI parameters, and the alternatives per token its `logprobs` asks for (`requestedLogprobs`),
+   * which the engine is asked for as TGI's `top_n_tokens`, within `--max-top-n-tokens`.
+   */
+  private parameters(kind: Kind, body: Body): { logprobs: number | null; parameters: Record<string, unknown> } {
+    const logprobs = requestedLogprobs(body, kind);
+    const parameters = toTgiParameters(body, kind === 'chat' ? null : COMPLETIONS_DEFAULT_MAX_TOKENS);
+    if (logprobs !== null && logprobs !== 0) {
+      const max = this.config.maxTopNTokens;
+      const field = kind === 'chat' ? 'top_logprobs' : 'logprobs';
+      if (logprobs > max) {
+        throw ApiError.validation(`\`${field}\` must be at most ${max} on this server (--max-top-n-tokens)`);
+      }
+      parameters.top_n_tokens = logprobs;
+    }
+    return { logprobs, parameters };
   }
 
   /**

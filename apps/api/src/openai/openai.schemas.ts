@@ -4,16 +4,7 @@
  * implement are refused by name, never ignored. Field order is check order.
  */
 import { z } from 'zod';
-import {
-  boolean,
-  fallbacksField,
-  integer,
-  keepAliveField,
-  modelField,
-  number,
-  optional,
-  REQUEST_KEEP_ALIVE,
-} from '../common/schema';
+import { boolean, integer, number, optional, servingFields } from '../common/schema';
 
 const isSet = (v: unknown) => v !== undefined && v !== null;
 const isEmpty = (v: unknown) =>
@@ -120,11 +111,7 @@ const logitBias = neutralOnly(z.record(z.string(), z.unknown()), isEmpty, '`logi
   description: 'Not supported: anything but an empty object is refused.',
 });
 
-const common = () => ({
-  model: modelField(),
-  fallbacks: fallbacksField("`x-served-model` and in the answer's `model`"),
-  keep_alive: keepAliveField(REQUEST_KEEP_ALIVE),
-});
+const common = () => servingFields("`x-served-model` and in the answer's `model`");
 
 const toolsRefused = (list: string, choice: string) =>
   [

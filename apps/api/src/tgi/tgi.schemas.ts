@@ -5,16 +5,7 @@
  */
 import { z } from 'zod';
 import { MIN_REPETITION_PENALTY, MIN_TEMPERATURE } from '@switchyard/batching';
-import {
-  boolean,
-  fallbacksField,
-  integer,
-  keepAliveField,
-  modelField,
-  number,
-  optional,
-  REQUEST_KEEP_ALIVE,
-} from '../common/schema';
+import { boolean, integer, modelField, number, optional, servingFields } from '../common/schema';
 
 const unsupported = (name: string, description: string) =>
   z
@@ -135,9 +126,7 @@ export const GenerateRequest = z
     {
       inputs,
       parameters: parametersField,
-      model: modelField(true),
-      fallbacks: fallbacksField('`x-served-model`'),
-      keep_alive: keepAliveField(REQUEST_KEEP_ALIVE),
+      ...servingFields('`x-served-model`', true),
     },
     { error: 'the request body must be a JSON object with `inputs`' },
   )

@@ -6,6 +6,7 @@ import { principalOf } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
 import { parseWith } from '../common/schema';
 import { ApiRoute } from '../docs/api-route';
+import { MODEL_ERRORS } from '../docs/error-responses';
 import { InferenceService } from '../generation/inference.service';
 import { TokenizeRequest, TokenizeResponse } from './tgi.schemas';
 
@@ -23,16 +24,7 @@ export class TokenizeController {
     modelHeader: true,
     body: TokenizeRequest,
     responses: { 200: { description: 'The tokens.', content: { 'application/json': { schema: TokenizeResponse } } } },
-    errors: [
-      'BadRequest',
-      'Unauthorized',
-      'ModelForbidden',
-      'ModelNotFound',
-      'PayloadTooLarge',
-      'Validation',
-      'Internal',
-      'Unavailable',
-    ],
+    errors: MODEL_ERRORS,
   })
   async tokenize(
     @Body() raw: unknown,

@@ -3,9 +3,9 @@
  * names. The heartbeat publishes `registry.getMetricsAsJSON()` to Redis (`metrics:<worker id>`) and the API's
  * `/metrics` aggregates every live worker's, tagged `worker`.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Counter, Gauge, Histogram } from 'prom-client';
 import type { StepStats } from '@switchyard/batching';
-import { DURATION_BUCKETS, metricsIn } from '@switchyard/protocol';
+import { counter, DURATION_BUCKETS, gauge, histogram, MetricFamilies } from '@switchyard/protocol';
 
 /** A model's step series, looked up once per model: `labels()` hashes and allocates on every call. */
 interface StepSeries {
@@ -28,77 +28,49 @@ export interface ModelInfo {
   attention: string;
 }
 
-export class WorkerMetrics {
-  readonly registry = new Registry();
-  private readonly metric = metricsIn(this.registry);
-
-  readonly batchSize = this.metric.gauge('tgi_batch_current_size', 'Rows in the running batch', ['model']);
-  readonly batchMaxTokens = this.metric.gauge(
-    'tgi_batch_current_max_tokens',
-    'Padded tokens the running batch may reach if no row leaves',
-    ['model'],
-  );
-  readonly inferenceDuration = this.metric.histogram(
+const WORKER_METRICS = {
+  batchSize: gauge('tgi_batch_current_size', 'Rows in the running batch', ['model']),
+  batchMaxTokens: gauge('tgi_batch_current_max_tokens', 'Padded tokens the running batch may reach if no row leaves', [
+    'model',
+  ]),
+  inferenceDuration: histogram(
     'tgi_batch_inference_duration',
     'Seconds per batch step: forward, sampling, stopping and events',
-    ['model', 'method'],
     DURATION_BUCKETS,
-  );
-  readonly forwardDuration = this.metric.histogram(
-    'tgi_batch_forward_duration',
-    'Seconds per ONNX Runtime forward call',
     ['model', 'method'],
-    DURATION_BUCKETS,
-  );
-  readonly inferenceSuccess = this.metric.counter('tgi_batch_inference_success', 'Batch steps that succeeded', [
+  ),
+  forwardDuration: histogram('tgi_batch_forward_duration', 'Seconds per ONNX Runtime forward call', DURATION_BUCKETS, [
     'model',
     'method',
-  ]);
-  readonly concat = this.metric.counter('tgi_batch_concat', 'Prefills that joined a running batch', ['model']);
-  readonly queueSize = this.metric.gauge('tgi_queue_size', 'Requests waiting: in the queue and in the engine', [
-    'model',
-  ]);
-  readonly loads = this.metric.counter('switchyard_model_loads_total', 'Models loaded, by tier: from disk or parked', [
-    'model',
-    'tier',
-  ]);
-  readonly parks = this.metric.counter('switchyard_model_parks_total', 'Models moved to the parked tier, by reason', [
-    'model',
-    'reason',
-  ]);
-  readonly loadFailures = this.metric.counter('switchyard_model_load_failures_total', 'Model loads that failed', [
-    'model',
-    'reason',
-  ]);
-  readonly evictions = this.metric.counter('switchyard_model_evictions_total', 'Models unloaded, by reason', [
-    'model',
-    'reason',
-  ]);
-  readonly loadDuration = this.metric.histogram(
+  ]),
+  inferenceSuccess: counter('tgi_batch_inference_success', 'Batch steps that succeeded', ['model', 'method']),
+  concat: counter('tgi_batch_concat', 'Prefills that joined a running batch', ['model']),
+  queueSize: gauge('tgi_queue_size', 'Requests waiting: in the queue and in the engine', ['model']),
+  loads: counter('switchyard_model_loads_total', 'Models loaded, by tier: from disk or parked', ['model', 'tier']),
+  parks: counter('switchyard_model_parks_total', 'Models moved to the parked tier, by reason', ['model', 'reason']),
+  loadFailures: counter('switchyard_model_load_failures_total', 'Model loads that failed', ['model', 'reason']),
+  evictions: counter('switchyard_model_evictions_total', 'Models unloaded, by reason', ['model', 'reason']),
+  loadDuration: histogram(
     'switchyard_model_load_duration_seconds',
     'Seconds to load a model, by phase (thread, read, rewrite, session, warmup, total) and tier (cold, page_cache, parked)',
-    ['model', 'phase', 'tier'],
     [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
-  );
-  readonly deviceMemory = this.metric.gauge('switchyard_device_memory_bytes', 'Device memory of the model pool', [
-    'kind',
-  ]);
-  readonly eventLoopDelay = this.metric.gauge(
+    ['model', 'phase', 'tier'],
+  ),
+  deviceMemory: gauge('switchyard_device_memory_bytes', 'Device memory of the model pool', ['kind']),
+  eventLoopDelay: gauge(
     'switchyard_event_loop_delay_max_seconds',
     'Worst event-loop delay in the last heartbeat interval',
-    [],
-  );
-  readonly requests = this.metric.counter('switchyard_worker_requests_total', 'Requests finished, by outcome', [
-    'model',
-    'outcome',
-  ]);
+  ),
+  requests: counter('switchyard_worker_requests_total', 'Requests finished, by outcome', ['model', 'outcome']),
   /** 1 per loaded model, labelled with its weights' precision, its quantization and its attention path. */
-  readonly modelInfo = this.metric.gauge(
+  modelInfo: gauge(
     'switchyard_model_info',
     'A loaded model: dtype of its weights (fp32, fp16, q8, q4, ...), quantize (none, q8, q4), attention (fused or exported)',
     ['model', 'dtype', 'quantize', 'attention'],
-  );
+  ),
+};
 
+export class WorkerMetrics extends MetricFamilies(WORKER_METRICS) {
   private readonly stepSeries = new Map<string, StepSeries>();
   /** The info labels each loaded model was set with, to remove its series when it goes. */
   private readonly infoLabels = new Map<string, ModelInfo & { model: string }>();
