@@ -1,4 +1,4 @@
-// ESLint flat config: typescript-eslint's recommended rules, with formatting left to Prettier.
+// ESLint flat config: typescript-eslint's type-checked recommended rules, with formatting left to Prettier.
 import js from '@eslint/js';
 import globals from 'globals';
 import prettier from 'eslint-config-prettier';
@@ -7,14 +7,37 @@ import tseslint from 'typescript-eslint';
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'models/', 'bench/results/'] },
   js.configs.recommended,
-  ...tseslint.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
   prettier,
   {
-    languageOptions: { globals: globals.node },
+    languageOptions: {
+      globals: globals.node,
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-non-null-assertion': 'off',
       'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  // plain JavaScript (the launcher's bin, the test runner, CI scripts) is outside the TypeScript project
+  { files: ['**/*.mjs', '**/*.js', '**/*.cjs'], ...tseslint.configs.disableTypeChecked },
+  // node:test's describe/it/hooks return promises that the runner itself awaits
+  {
+    files: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          allowForKnownSafeCalls: [
+            {
+              from: 'package',
+              package: 'node:test',
+              name: ['describe', 'it', 'test', 'suite', 'before', 'after', 'beforeEach', 'afterEach'],
+            },
+          ],
+        },
+      ],
     },
   },
   // Boundaries: an app never imports another app's source, and a lib never imports an app. What two processes

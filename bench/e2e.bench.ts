@@ -33,13 +33,13 @@ const { values: args } = parseArgs({
     spread: { type: 'boolean', default: false },
   },
 });
-const quick = args.quick!;
+const quick = args.quick;
 const CLIENTS = Number(args.clients ?? (quick ? 8 : 64));
 const ROUNDS = Number(args.rounds ?? (quick ? 1 : 3));
 const MAX_NEW_TOKENS = Number(args['max-new-tokens'] ?? (quick ? 16 : 128));
 const PAIRS = Number(args.pairs ?? (quick ? 1 : 6));
 const LAUNCHES = Number(args.launches ?? (quick ? 1 : 2));
-const SPREAD = args.spread!;
+const SPREAD = args.spread;
 for (const [name, value] of Object.entries({
   clients: CLIENTS,
   rounds: ROUNDS,

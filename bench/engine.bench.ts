@@ -27,7 +27,7 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '2' },
   },
 });
-const quick = args.quick!;
+const quick = args.quick;
 
 function log(line: string): void {
   console.log(line);
@@ -35,7 +35,7 @@ function log(line: string): void {
 
 async function main(): Promise<void> {
   const threads = Number(args.threads);
-  const model = await loadModel(modelDir(args.model!), { intraOpThreads: threads });
+  const model = await loadModel(modelDir(args.model), { intraOpThreads: threads });
   const prompts = new PromptSource(model.tokenizer);
   const rng = new Rng(2026);
   log(

@@ -35,7 +35,7 @@ const { values: args } = parseArgs({
     'skip-720m': { type: 'boolean', default: false },
   },
 });
-const quick = args.quick!;
+const quick = args.quick;
 const MODELS_DIR = resolve(args['models-dir'] ?? join(REPO_ROOT, 'bench', 'models'));
 const TOOL = resolve(REPO_ROOT, '..', 'shared', 'tools', 'make-synthetic-llama.py');
 const SIZES = {

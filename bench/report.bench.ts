@@ -39,7 +39,7 @@ import { cdfChartSpec, lineChartSpec, renderSvg } from './support/plots';
 const { values: args } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, 'plots-only': { type: 'string' } },
 });
-const quick = args.quick!;
+const quick = args.quick;
 const MODEL = 'demo-small';
 const NEW_TOKENS = quick ? 16 : 128;
 /** End to end: engine and platform runs, in pairs of alternating order (as `npm run bench:e2e`). */

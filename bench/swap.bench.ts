@@ -34,7 +34,7 @@ const { values: args } = parseArgs({
     'models-dir': { type: 'string' },
   },
 });
-const quick = args.quick!;
+const quick = args.quick;
 const REQUESTS = Number(args.requests ?? (quick ? 24 : 240));
 const RATE = Number(args.rate ?? 4);
 const PROMPT_TOKENS = 24;
@@ -274,7 +274,7 @@ async function loadInterference(): Promise<{ quiet: number[]; loading: number[];
       await background;
       return out;
     };
-    const quiet = await ttfts(async () => undefined);
+    const quiet = await ttfts(() => Promise.resolve());
     let loadsDuring = 0;
     const loading = await ttfts(async () => {
       for (let round = 0; round < (quick ? 1 : 4); round++) {

@@ -46,7 +46,7 @@ describe('API recovery: a worker killed mid-request', () => {
       headers,
       body: JSON.stringify({ inputs: LONG_PROMPT, parameters: { max_new_tokens: 1500 } }),
     });
-    const reader = stream.body!.getReader();
+    const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
     const decoder = new TextDecoder();
     let text = '';
     while ((text.match(/data:/g) ?? []).length < 3) text += decoder.decode((await reader.read()).value);

@@ -91,7 +91,7 @@ describe('TGI routes with @huggingface/inference', () => {
         inputs: c.prompt,
         parameters: { max_new_tokens: goldens.max_new_tokens, details: true },
       });
-      const tokens = (json.details as unknown as { tokens: { id: number }[] }).tokens;
+      const tokens = (json.details as { tokens: { id: number }[] }).tokens;
       assert.deepEqual(
         tokens.map((t) => t.id),
         c.greedy_ids,
@@ -466,7 +466,7 @@ describe('disconnects', () => {
       body: JSON.stringify({ inputs: LONG_PROMPT, parameters: { max_new_tokens: 1500 } }),
       signal: controller.signal,
     });
-    const reader = res.body!.getReader();
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     let events = 0;
     while (events < 3) {
       const { value } = await reader.read();

@@ -37,7 +37,10 @@ describe('GET /metrics', () => {
       assert.equal(got.type, expected.type, expected.name);
       const sets = new Set(got.labels.map((s) => s.join(',')));
       for (const labels of expected.labels) {
-        assert.ok(sets.has(labels.join(',')), `${expected.name}{${labels.join(',')}} is missing: has ${[...sets]}`);
+        assert.ok(
+          sets.has(labels.join(',')),
+          `${expected.name}{${labels.join(',')}} is missing: has ${[...sets].join(',')}`,
+        );
       }
     }
   });

@@ -31,7 +31,8 @@ describe('worker recovery: SIGKILL mid-batch', () => {
       cases.map((c) => platform.enqueue('demo-tiny', c.prompt_ids, { maxNewTokens: goldens.max_new_tokens })),
     );
     const startedOn = new Map<string, string[]>();
-    let killed: Promise<unknown> | null = null;
+    // a cast, not a type: TypeScript does not see the assignment in the callback, and would narrow it to null
+    let killed = null as Promise<unknown> | null;
     const streams = await Promise.all(
       ids.map((id) =>
         platform.readStream(id, 120_000, (event: StreamEvent) => {

@@ -124,12 +124,12 @@ export async function startTransformersServer(opts: TransformersServerOptions): 
 
   const started = performance.now();
   // `onnx/model.onnx` (dtype fp32 means no file-name suffix) with its external weights in `onnx/model.onnx_data`.
-  const generator = (await pipeline('text-generation', path.basename(modelDir), {
+  const generator: TextGenerationPipeline = await pipeline('text-generation', path.basename(modelDir), {
     dtype: 'fp32',
     device: 'cpu',
     use_external_data_format: true,
     local_files_only: true,
-  })) as TextGenerationPipeline;
+  });
   const loadMs = performance.now() - started;
   const defaultMaxNewTokens = generator.model.generation_config?.max_new_tokens ?? FALLBACK_MAX_NEW_TOKENS;
 
@@ -225,7 +225,7 @@ async function main(): Promise<void> {
     },
   });
   const server = await startTransformersServer({
-    modelDir: values['model-dir']!,
+    modelDir: values['model-dir'],
     port: Number(values.port),
     host: values.host,
   });

@@ -60,7 +60,11 @@ function watchHealth(platform: LaunchedPlatform): { stop: () => Promise<{ at: nu
   };
 }
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+async function until<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => T | undefined | Promise<T | undefined>,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -137,11 +141,11 @@ describe('faults: Postgres down for 15 s under keyed traffic', () => {
     assert.ok(inference.length > 20, `only ${inference.length} requests in 15 s`);
     assert.deepEqual(statuses(inference), [200], 'a known key is served throughout the outage');
     assert.deepEqual(statuses(admin), [503], 'admin routes answer 503 while Postgres is down');
-    assert.ok(admin.every((r) => JSON.parse(r.body).error_type === 'service_unavailable'));
+    assert.ok(admin.every((r) => (JSON.parse(r.body) as { error_type?: string }).error_type === 'service_unavailable'));
     assert.deepEqual(statuses(unknown), [503], 'a key never seen cannot be checked: 503, not 401 or 500');
 
     const answered = 1 + inference.filter((r) => r.status === 200).length;
-    const rows = await until('every answered request has its usage row', 20_000, async () => {
+    const rows = await until('every answered request has its usage row', 20_000, () => {
       try {
         const n = Number(pg.query(`SELECT count(*) FROM usage_records WHERE key_id = '${id}'`));
         return n >= answered ? n : undefined;
@@ -246,7 +250,9 @@ describe('faults: a worker SIGKILLed with requests in flight', () => {
       timed(`${platform.url}/generate`, post(platform, { inputs: prompt, parameters }), 60_000);
     // the undisturbed run: greedy, so each prompt's text is fixed
     const expected = await Promise.all(
-      prompts.slice(0, 12).map(async (p) => JSON.parse((await json(p)).body).generated_text as string),
+      prompts
+        .slice(0, 12)
+        .map(async (p) => (JSON.parse((await json(p)).body) as { generated_text: string }).generated_text),
     );
 
     // the JSON requests first: each worker's two rows start with them, so the worker killed holds some
@@ -289,7 +295,11 @@ describe('faults: a worker SIGKILLed with requests in flight', () => {
     );
     results.forEach((r, i) => {
       assert.equal(r.status, 200, `request ${i}: ${r.body}`);
-      assert.equal(JSON.parse(r.body).generated_text, expected[i], `request ${i}'s text`);
+      assert.equal(
+        (JSON.parse(r.body) as { generated_text?: string }).generated_text,
+        expected[i],
+        `request ${i}'s text`,
+      );
     });
     assert.ok(doneMs < 15_000, `the JSON requests ended ${doneMs} ms after the kill`);
     const rerun = results.filter((r) => Number(r.headers?.get('x-attempts')) > 1).length;
@@ -340,7 +350,10 @@ describe('faults: huge prompts', () => {
       results.map((r) => r.status),
       [413, 413, 422, 422, 422, 422],
     );
-    assert.match(JSON.parse(results[2].body).error, /characters long: .* takes at most \d+ input tokens/);
+    assert.match(
+      (JSON.parse(results[2].body) as { error: string }).error,
+      /characters long: .* takes at most \d+ input tokens/,
+    );
     assert.ok(polls.length > 0);
     const slowest = Math.max(...polls.map(({ r }) => r.ms));
     assert.ok(slowest < 1000, `/health took ${Math.round(slowest)} ms`);

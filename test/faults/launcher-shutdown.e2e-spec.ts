@@ -97,15 +97,15 @@ async function startPlatform(command: string, args: string[]): Promise<Started> 
   });
   starters.push(child);
   let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const pipesClosed = new Promise<void>((resolve) => child.stdout!.on('close', resolve));
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const pipesClosed = new Promise<void>((resolve) => child.stdout.on('close', resolve));
   const exited = new Promise<number | string>((resolve) =>
     child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
   );
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the platform did not start:\n${output}`)), 120_000);
-    child.stdout!.on('data', () => {
+    child.stdout.on('data', () => {
       if (!output.includes('switchyard: ready:')) return;
       clearTimeout(timer);
       resolve();
@@ -197,7 +197,7 @@ describe('launcher shutdown', () => {
     });
     assert.equal(stream.statusCode, 200);
     stream.setEncoding('utf8');
-    const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<string>;
+    const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<string, undefined>;
     let text = '';
     while ((text.match(/data:/g) ?? []).length < 3) text += (await chunks.next()).value as string;
     const tree = platformTree(platform.child.pid!);

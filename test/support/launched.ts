@@ -64,8 +64,8 @@ export class LaunchedPlatform {
       env: { ...process.env, NO_COLOR: '1', SWITCHYARD_ADMIN_KEY: this.adminKey },
     });
     this.child = child;
-    child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (this.log += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (this.log += d.toString()));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the platform did not start:\n${this.log}`)), 120_000);
       const check = (d: Buffer) => {
@@ -74,7 +74,7 @@ export class LaunchedPlatform {
           resolve();
         }
       };
-      child.stdout!.on('data', check);
+      child.stdout.on('data', check);
       child.on('exit', (code) => {
         clearTimeout(timer);
         reject(new Error(`the launcher exited (${code}) during start-up:\n${this.log}`));

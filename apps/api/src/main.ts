@@ -54,7 +54,7 @@ async function bootstrap(): Promise<void> {
   // Keep idle client connections for 65 s (Node's default is 5 s): longer than the usual load balancer's idle
   // timeout (60 s), so a balancer never reuses a connection this side has just closed, and a client that pauses
   // between requests does not pay a new connection on its next one. The header timeout must exceed it.
-  const server = app.getHttpServer() as import('node:http').Server;
+  const server = app.getHttpServer();
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   // Connections, and whether a response is under way on each: once stopping, one with none is closed (Node's own

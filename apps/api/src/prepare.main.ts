@@ -54,10 +54,10 @@ async function prepare(): Promise<void> {
 
 /** With no SWITCHYARD_ADMIN_KEY and no admin key in the database yet, makes one and prints it, once. */
 async function ensureAdminKey(dataSource: DataSource): Promise<void> {
-  const found = (await dataSource.query(
+  const found = await dataSource.query<unknown[]>(
     `SELECT 1 FROM api_keys WHERE 'admin' = ANY(scopes) AND revoked_at IS NULL
        AND (expires_at IS NULL OR expires_at > now()) LIMIT 1`,
-  )) as unknown[];
+  );
   if (found.length > 0) return;
   const key = generateKey();
   await dataSource.query(`INSERT INTO api_keys (id, name, key_hash, prefix, scopes) VALUES ($1, $2, $3, $4, $5)`, [
@@ -74,6 +74,6 @@ async function ensureAdminKey(dataSource: DataSource): Promise<void> {
 
 prepare().catch((err: unknown) => {
   const known = err instanceof ConfigError || err instanceof ModelError;
-  console.error(`switchyard: ${known ? (err as Error).message : String((err as Error)?.stack ?? err)}`);
+  console.error(`switchyard: ${known ? err.message : String((err as Error)?.stack ?? err)}`);
   process.exit(1);
 });

@@ -109,7 +109,8 @@ function workerArgv(config: ApiConfig, index: number): string[] {
  */
 async function prepare(argv: string[]): Promise<void> {
   const step = spawnChild('preparation step', [PREPARE_MAIN, ...argv]);
-  let received: NodeJS.Signals | null = null;
+  // a cast, not a type: TypeScript does not see the assignment in the handler, and would narrow it to null
+  let received = null as NodeJS.Signals | null;
   const forward = (signal: NodeJS.Signals) => {
     received ??= signal;
     if (isRunning(step)) step.process.kill(signal);
@@ -199,6 +200,6 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   const known = err instanceof ConfigError;
-  console.error(`switchyard: ${known ? (err as Error).message : String((err as Error)?.stack ?? err)}`);
+  console.error(`switchyard: ${known ? err.message : String((err as Error)?.stack ?? err)}`);
   process.exit(1);
 });

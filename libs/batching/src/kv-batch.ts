@@ -43,7 +43,7 @@ export interface PrefilledCache extends StepLogits {
    * The logits row of prompt position `position` of row r, or -1 where it was not computed (a ragged prefill
    * computes only each row's last position unless asked for all).
    */
-  logitsRow(r: number, position: number): number;
+  logitsRow: (r: number, position: number) => number;
 }
 
 export interface PrefillOptions {

@@ -187,13 +187,13 @@ export class RaggedKvBatch implements KvCache {
             const s = (srcRow * headDim + d) * srcColumns;
             const t = (destRow * headDim + d) * columns;
             if (src === dest) dest.copyWithin(t, s, s + length);
-            else (dest as Float32Array).set(src.subarray(s, s + length) as Float32Array, t);
+            else (dest as Float32Array).set(src.subarray(s, s + length), t);
           }
         } else {
           const s = srcRow * srcColumns * headDim;
           const t = destRow * columns * headDim;
           if (src === dest) dest.copyWithin(t, s, s + length * headDim);
-          else (dest as Float32Array).set(src.subarray(s, s + length * headDim) as Float32Array, t);
+          else (dest as Float32Array).set(src.subarray(s, s + length * headDim), t);
         }
       }
     }

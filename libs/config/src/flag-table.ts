@@ -40,13 +40,13 @@ interface FlagBase {
 export interface ValueFlag<T> extends FlagBase {
   type?: 'string' | 'boolean';
   /** Raw to typed; throws a ConfigError that names the flag. */
-  parse(raw: string, ctx: FlagContext): T;
+  parse: (raw: string, ctx: FlagContext) => T;
 }
 
 /** A repeatable flag; its variable is comma-separated. */
 export interface ListFlag<T> extends FlagBase {
   type: 'list';
-  parse(items: string[], ctx: FlagContext): T;
+  parse: (items: string[], ctx: FlagContext) => T;
 }
 
 export type Flag<T = unknown> = ValueFlag<T> | ListFlag<T>;

@@ -328,12 +328,12 @@ export class DecoderSession {
     }
     const skipLogits = input.skipLogits === true && sig.hasLogitsMax;
     const out = skipLogits ? await this.session.run(feeds, this.withoutLogits) : await this.session.run(feeds);
-    const presents: ort.Tensor[] = new Array(sig.numLayers * 2);
+    const presents = new Array<ort.Tensor>(sig.numLayers * 2);
     for (let i = 0; i < sig.numLayers; i++) {
-      presents[2 * i] = out[sig.presentKeyNames[i]] as ort.Tensor;
-      presents[2 * i + 1] = out[sig.presentValueNames[i]] as ort.Tensor;
+      presents[2 * i] = out[sig.presentKeyNames[i]];
+      presents[2 * i + 1] = out[sig.presentValueNames[i]];
     }
-    let logits = skipLogits ? null : (out.logits as ort.Tensor);
+    let logits = skipLogits ? null : out.logits;
     if (logits && logits.type === 'float16') {
       // an fp16 export served as it is: the sampler reads float32 (the rewritten graph casts in the graph)
       logits = new ort.Tensor('float32', halfsToFloats(logits.data as Uint16Array), logits.dims);
@@ -344,9 +344,9 @@ export class DecoderSession {
     return {
       logits,
       presents,
-      logSumExp: ragged ? ((out[LOGSUMEXP_OUTPUT] as ort.Tensor).data as Float32Array) : null,
-      argmax: ragged ? ((out[ARGMAX_OUTPUT] as ort.Tensor).data as BigInt64Array) : null,
-      logitsMax: sig.hasLogitsMax ? ((out[LOGITS_MAX_OUTPUT] as ort.Tensor).data as Float32Array) : null,
+      logSumExp: ragged ? (out[LOGSUMEXP_OUTPUT].data as Float32Array) : null,
+      argmax: ragged ? (out[ARGMAX_OUTPUT].data as BigInt64Array) : null,
+      logitsMax: sig.hasLogitsMax ? (out[LOGITS_MAX_OUTPUT].data as Float32Array) : null,
     };
   }
 

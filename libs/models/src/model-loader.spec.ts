@@ -49,7 +49,10 @@ for (const name of DEMO_MODELS) {
 
     it('loads the config, tokenizer, session and memory estimate', async () => {
       model = await loadModel(modelDir(name), { intraOpThreads: 2, fuseAttention: false });
-      const raw = JSON.parse(readFileSync(join(modelDir(name), 'config.json'), 'utf8'));
+      const raw = JSON.parse(readFileSync(join(modelDir(name), 'config.json'), 'utf8')) as Record<
+        'num_hidden_layers' | 'num_key_value_heads' | 'head_dim' | 'vocab_size' | 'max_position_embeddings',
+        number
+      >;
       assert.equal(model.config.numLayers, raw.num_hidden_layers);
       assert.equal(model.config.numKvHeads, raw.num_key_value_heads);
       assert.equal(model.config.headDim, raw.head_dim);
@@ -128,7 +131,7 @@ describe('broken model directories', () => {
 
   it('names a config with no layer count', async () => {
     const dir = copyOfDemoTiny('no-layers');
-    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     delete config.num_hidden_layers;
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
     const err = await loadError(dir);

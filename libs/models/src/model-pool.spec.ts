@@ -12,15 +12,18 @@ class FakeModel {
   isIdle(): boolean {
     return this.busy === 0;
   }
-  async unload(): Promise<void> {
+  unload(): Promise<void> {
     this.unloaded = true;
+    return Promise.resolve();
   }
-  async park(): Promise<void> {
+  park(): Promise<void> {
     this.parked = true;
+    return Promise.resolve();
   }
-  async resume(): Promise<void> {
+  resume(): Promise<void> {
     this.parked = false;
     this.resumes++;
+    return Promise.resolve();
   }
 }
 
@@ -152,10 +155,7 @@ describe('ModelPool', () => {
       keepAliveMs: -1,
       placeTimeoutMs: 10,
       cost: (s) => s.bytes,
-      load: async (s) => {
-        if (fail) throw new Error('broken graph');
-        return new FakeModel(s.id);
-      },
+      load: (s) => (fail ? Promise.reject(new Error('broken graph')) : Promise.resolve(new FakeModel(s.id))),
     });
     await assert.rejects(pool.ensure(spec('a', 30)), /broken graph/);
     assert.equal(pool.usedBytes, 0);

@@ -258,7 +258,7 @@ export class ModelPool<S extends PoolSpec, M extends PooledModel> {
     clearInterval(this.sweeper);
     this.notifyIdle();
     const all = [...this.entries.values()];
-    await Promise.all(all.map((e) => e.loading?.catch(() => undefined)));
+    await Promise.all(all.map((e) => Promise.resolve(e.loading).catch(() => undefined)));
     for (const entry of [...this.entries.values()]) {
       if (entry.state === 'loaded' || entry.state === 'parked') await this.remove(entry, 'shutdown');
     }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { inspect } from 'node:util';
 import { MAX_KEEP_ALIVE_MS, parseKeepAlive } from './protocol';
 
 describe("keep_alive (Ollama's)", () => {
@@ -20,7 +21,7 @@ describe("keep_alive (Ollama's)", () => {
 
   it('refuses what is not a duration, and more than a week', () => {
     for (const bad of ['soon', '5 minutes', true, {}, [], Number.NaN, Infinity]) {
-      assert.throws(() => parseKeepAlive(bad), /`keep_alive` must be a duration/, String(bad));
+      assert.throws(() => parseKeepAlive(bad), /`keep_alive` must be a duration/, inspect(bad));
     }
     assert.equal(parseKeepAlive(MAX_KEEP_ALIVE_MS / 1000), MAX_KEEP_ALIVE_MS);
     assert.throws(() => parseKeepAlive('8d'), /must be a duration/);

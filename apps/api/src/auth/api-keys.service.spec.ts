@@ -16,12 +16,16 @@ class FakeKeys {
   reads = 0;
 
   readonly repository = {
-    findOneBy: async ({ keyHash }: { keyHash: string }) => {
+    findOneBy: ({ keyHash }: { keyHash: string }) => {
       this.reads++;
-      if (this.down) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
-      return this.rows.find((r) => r.keyHash === keyHash) ?? null;
+      if (this.down) {
+        return Promise.reject(
+          Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+        );
+      }
+      return Promise.resolve(this.rows.find((r) => r.keyHash === keyHash) ?? null);
     },
-    query: async () => [],
+    query: () => Promise.resolve([]),
   } as unknown as Repository<ApiKeyEntity>;
 
   add(key: string): void {

@@ -35,6 +35,7 @@ function guard(disableAuth: boolean, principal: Principal = KEY): AuthGuard {
 
 function context(route: keyof Routes, req: Partial<Request>): ExecutionContext {
   return {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- as Nest does: the Reflector reads its metadata, never calls it
     getHandler: () => Routes.prototype[route],
     getClass: () => Routes,
     switchToHttp: () => ({ getRequest: () => req }),

@@ -10,7 +10,7 @@ describe('LastGoodCache', () => {
   it('shares one load between lookups that miss together, and reloads once the entry has expired', async () => {
     let clock = T0;
     let loads = 0;
-    const load = async () => ++loads;
+    const load = () => Promise.resolve(++loads);
     const cache = new LastGoodCache<number>({ ttlMs: 1000, now: () => clock });
     const [a, b] = await Promise.all([cache.get('k', load), cache.get('k', load)]);
     assert.deepEqual([a, b, loads], [1, 1, 1]);
@@ -27,20 +27,20 @@ describe('LastGoodCache', () => {
       cache.get('k', () => Promise.reject(new Error('down'))),
       /down/,
     );
-    assert.equal(await cache.get('k', async () => 'up'), 'up');
+    assert.equal(await cache.get('k', () => Promise.resolve('up')), 'up');
   });
 
   it('keeps null answers (an absent row is an answer)', async () => {
     let loads = 0;
     const cache = new LastGoodCache<string | null>({ ttlMs: 60_000 });
-    assert.equal(await cache.get('absent', async () => (loads++, null)), null);
-    assert.equal(await cache.get('absent', async () => (loads++, null)), null);
+    assert.equal(await cache.get('absent', () => (loads++, Promise.resolve(null))), null);
+    assert.equal(await cache.get('absent', () => (loads++, Promise.resolve(null))), null);
     assert.equal(loads, 1);
   });
 
   it('forgets on delete and clear, and past its size drops the least recently used', async () => {
     let loads = 0;
-    const load = async () => ++loads;
+    const load = () => Promise.resolve(++loads);
     const cache = new LastGoodCache<number>({ ttlMs: 60_000, max: 2 });
     await cache.get('a', load);
     cache.delete('a');
@@ -61,7 +61,7 @@ describe('LastGoodCache', () => {
     await tick();
     cache.delete('k'); // an admin change: the read in flight may predate it
     release('before');
-    assert.equal(await cache.get('k', async () => 'after'), 'after');
+    assert.equal(await cache.get('k', () => Promise.resolve('after')), 'after');
     assert.equal(await waiting, 'after', 'the waiting caller got the read made after the change');
   });
 
@@ -94,7 +94,7 @@ describe('LastGoodCache', () => {
   it('with staleMs, keeps serving the stale entry when its reload fails, until it expires', async () => {
     let clock = T0;
     const cache = new LastGoodCache<string>({ ttlMs: 1000, staleMs: 5000, now: () => clock });
-    await cache.get('k', async () => 'old');
+    await cache.get('k', () => Promise.resolve('old'));
     clock = T0 + 2000;
     let failed = 0;
     const failing = () => {
@@ -119,9 +119,9 @@ describe('LastGoodCache', () => {
       now: () => clock,
       serveStale: (v) => v !== null,
     });
-    assert.equal(await cache.get('absent', async () => (loads++, null)), null);
+    assert.equal(await cache.get('absent', () => (loads++, Promise.resolve(null))), null);
     clock = T0 + 1500;
-    assert.equal(await cache.get('absent', async () => (loads++, 7)), 7, 'a stale null is not served');
+    assert.equal(await cache.get('absent', () => (loads++, Promise.resolve(7))), 7, 'a stale null is not served');
     assert.equal(loads, 2);
   });
 
@@ -129,15 +129,15 @@ describe('LastGoodCache', () => {
     let clock = T0;
     let release!: () => void;
     const cache = new LastGoodCache<string>({ ttlMs: 1000, staleMs: 5000, now: () => clock });
-    await cache.get('k', async () => 'old');
+    await cache.get('k', () => Promise.resolve('old'));
     clock = T0 + 1500;
     const slow = () => new Promise<string>((resolve) => (release = () => resolve('reloaded')));
     assert.equal(await cache.get('k', slow), 'old');
     cache.delete('k'); // an admin change on this replica
-    assert.equal(await cache.get('k', async () => 'new'), 'new');
+    assert.equal(await cache.get('k', () => Promise.resolve('new')), 'new');
     release();
     await tick();
-    assert.equal(await cache.get('k', async () => 'other'), 'new', 'the late reload did not replace it');
+    assert.equal(await cache.get('k', () => Promise.resolve('other')), 'new', 'the late reload did not replace it');
 
     clock = T0 + 3000;
     const throwing = (): Promise<string> => {
@@ -145,20 +145,20 @@ describe('LastGoodCache', () => {
     };
     assert.equal(await cache.get('k', throwing), 'new', 'the caller still gets the stale value');
     await tick();
-    assert.equal(await cache.get('k', async () => 'fresh'), 'new');
+    assert.equal(await cache.get('k', () => Promise.resolve('fresh')), 'new');
     await tick();
-    assert.equal(await cache.get('k', async () => 'later'), 'fresh', 'a reload was tried again, and landed');
+    assert.equal(await cache.get('k', () => Promise.resolve('later')), 'fresh', 'a reload was tried again, and landed');
   });
 
   it('set puts a value read elsewhere, unless a delete or clear came after that read was sent', async () => {
     const cache = new LastGoodCache<string>({ ttlMs: 60_000 });
-    await cache.get('k', async () => 'old');
+    await cache.get('k', () => Promise.resolve('old'));
     cache.set('k', 'refreshed', cache.version);
-    assert.equal(await cache.get('k', async () => 'read'), 'refreshed');
+    assert.equal(await cache.get('k', () => Promise.resolve('read')), 'refreshed');
     const since = cache.version;
     cache.delete('k');
     cache.set('k', 'too late', since);
-    assert.equal(await cache.get('k', async () => 'read'), 'read');
+    assert.equal(await cache.get('k', () => Promise.resolve('read')), 'read');
   });
 
   it('answers the last good value when a read fails, within lastGoodMs, and then reads again', async () => {

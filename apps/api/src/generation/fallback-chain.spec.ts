@@ -18,20 +18,20 @@ function chain(models: Record<string, FakeModel>) {
   const attempted: string[] = [];
   let sent = 0;
   const steps: ChainSteps<string> = {
-    lookup: async (id) => {
+    lookup: (id) => {
       const state = models[id]?.lookup ?? 'ready';
       if (state === 'broken')
-        throw new ModelError(ModelErrorKind.MissingFile, `/models/${id}`, 'config.json is missing');
-      if (state === 'ready') return { state, model: { spec: { id } } as unknown as ResolvedModel };
-      return { state };
+        return Promise.reject(new ModelError(ModelErrorKind.MissingFile, `/models/${id}`, 'config.json is missing'));
+      if (state === 'ready') return Promise.resolve({ state, model: { spec: { id } } as unknown as ResolvedModel });
+      return Promise.resolve({ state });
     },
-    overloaded: async (id) => models[id]?.overloaded ?? false,
-    attempt: async (model) => {
+    overloaded: (id) => Promise.resolve(models[id]?.overloaded ?? false),
+    attempt: (model) => {
       const id = model.spec.id;
       attempted.push(id);
       sent = models[id]?.fails?.tokens ?? 0;
-      if (models[id]?.fails) throw models[id].fails!.error;
-      return `served by ${id}`;
+      if (models[id]?.fails) return Promise.reject(models[id].fails.error);
+      return Promise.resolve(`served by ${id}`);
     },
     tokensSent: () => sent > 0,
     onFallback: (from, to, reason) => moves.push([from, to, reason]),

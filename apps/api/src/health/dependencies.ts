@@ -30,7 +30,9 @@ export function unreachable(err: unknown): Dependency | null {
   const e = err as { code?: unknown; message?: unknown; name?: unknown; driverError?: unknown };
   const driver = (e.driverError ?? e) as { code?: unknown; message?: unknown };
   const code = typeof driver.code === 'string' ? driver.code : typeof e.code === 'string' ? e.code : '';
-  const message = String(driver.message ?? e.message ?? '');
+  const raw = driver.message ?? e.message;
+  // only a driver's own text can match the patterns below
+  const message = typeof raw === 'string' ? raw : '';
   if (
     e.name === 'MaxRetriesPerRequestError' ||
     /Command timed out|Connection is closed|Stream isn't writeable/.test(message)

@@ -20,9 +20,6 @@ export function clusterRegistry(own: Registry, workers: MetricsSnapshot[]): Regi
       return type === undefined || type === family.type;
     }),
   );
-  // the snapshot is getMetricsAsJSON()'s output, which prom-client's typings declare with a numeric type enum
-  const aggregated = AggregatorRegistry.aggregate(
-    usable as unknown as Parameters<typeof AggregatorRegistry.aggregate>[0],
-  );
+  const aggregated = AggregatorRegistry.aggregate(usable);
   return Registry.merge([own, aggregated as Registry]);
 }

@@ -172,7 +172,7 @@ export const ChatCompletionRequest = z
       }
     }
     const format = body.response_format;
-    if (isSet(format) && format!.type !== 'text') ctx.addIssue('`response_format` other than text is not supported');
+    if (isSet(format) && format.type !== 'text') ctx.addIssue('`response_format` other than text is not supported');
   })
   .meta({
     id: 'ChatCompletionRequest',

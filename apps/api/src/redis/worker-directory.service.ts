@@ -54,7 +54,9 @@ export class WorkerDirectory implements OnApplicationBootstrap, OnModuleDestroy 
    */
   keepFresh(intervalMs: number): void {
     this.onModuleDestroy();
-    this.poll = setInterval(() => this.read().catch(() => undefined), intervalMs);
+    this.poll = setInterval(() => {
+      this.read().catch(() => undefined);
+    }, intervalMs);
     this.poll.unref();
   }
 

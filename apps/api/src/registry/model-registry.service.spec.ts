@@ -16,13 +16,13 @@ class FakeModels {
   hold: Promise<void> | null = null;
 
   readonly repository = {
-    findOneBy: async ({ id }: { id: string }) => {
+    findOneBy: ({ id }: { id: string }) => {
       this.lookups++;
-      return this.copy(id);
+      return Promise.resolve(this.copy(id));
     },
     findBy: async ({ id }: { id: FindOperator<string[]> }) => {
       this.refreshes++;
-      const ids = id.value as unknown as string[];
+      const ids = id.value;
       const found = ids.map((i) => this.copy(i)).filter((r): r is ModelEntity => r !== null);
       if (this.hold) await this.hold;
       return found;

@@ -8,12 +8,12 @@ class FakeDataSource {
   down = false;
   rows: unknown[][] = [];
   statements = 0;
-  async query(sql: string, values: unknown[]): Promise<unknown[]> {
+  query(sql: string, values: unknown[]): Promise<unknown[]> {
     this.statements++;
-    if (this.down) throw new Error('connection refused');
+    if (this.down) return Promise.reject(new Error('connection refused'));
     assert.match(sql, /ON CONFLICT \(request_id\) DO NOTHING/);
     for (let i = 0; i < values.length; i += 14) this.rows.push(values.slice(i, i + 14));
-    return [];
+    return Promise.resolve([]);
   }
 }
 

@@ -90,7 +90,9 @@ export class UsageService implements BeforeApplicationShutdown {
           ? `COALESCE(key_id::text, '')`
           : `to_char(date_trunc('day', created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD')`;
     // `group` is one of three fixed expressions above; the user's values travel as parameters
-    const rows = (await this.dataSource.query(
+    const rows = await this.dataSource.query<
+      { group: string; requests: number; prompt_tokens: string; generated_tokens: string; errors: number }[]
+    >(
       `SELECT ${group} AS "group", count(*)::int AS requests,
               COALESCE(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
               COALESCE(sum(generated_tokens), 0)::bigint AS generated_tokens,
@@ -99,7 +101,7 @@ export class UsageService implements BeforeApplicationShutdown {
         WHERE created_at >= $1 AND created_at < $2
         GROUP BY 1 ORDER BY 1`,
       [from, to],
-    )) as { group: string; requests: number; prompt_tokens: string; generated_tokens: string; errors: number }[];
+    );
     return rows.map((r) => ({
       group: r.group,
       requests: r.requests,

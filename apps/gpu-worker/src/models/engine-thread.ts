@@ -40,7 +40,7 @@ export interface LoadRequest {
  * How a request ended: 'success', the error type, `SHUTDOWN` (ended by the drain deadline with an error entry), or
  * `REQUEUE` (withdrawn by the drain deadline before any token was written: its job goes back to the queue).
  */
-export type Outcome = 'success' | string;
+export type Outcome = string;
 export const SHUTDOWN: Outcome = 'shutdown';
 export const REQUEUE: Outcome = 'requeue';
 

@@ -181,8 +181,9 @@ export class ModelHost implements PooledModel {
   }
 
   /** Back from the parked tier: the session is there, so only the queue's consumer starts. */
-  async resume(): Promise<void> {
+  resume(): Promise<void> {
     this.start();
+    return Promise.resolve();
   }
 
   private async requeueLeft(why: string): Promise<void> {

@@ -141,7 +141,7 @@ export interface HeadMatch {
   /** The MatMul (or MatMulNBits) that computes the logits. */
   head: OnnxNode;
   /** The element type it computes in. */
-  type: TensorType.Float | TensorType.Float16;
+  type: typeof TensorType.Float | typeof TensorType.Float16;
   /** The nodes the rewrite replaces: the head, and the Cast to float32 after it where there is one. */
   removed: OnnxNode[];
 }

@@ -98,7 +98,7 @@ class Additions {
   }
 
   /** A float scalar of `type` (float32 or float16). */
-  float(value: number, type: TensorType.Float | TensorType.Float16 = TensorType.Float): string {
+  float(value: number, type: typeof TensorType.Float | typeof TensorType.Float16 = TensorType.Float): string {
     const suffix = type === TensorType.Float16 ? 'f16' : 'f32';
     const name = `/fused_attention/const_${suffix}_${String(value).replace(/[^0-9a-z]/gi, '_')}`;
     if (!this.initializers.has(name)) {
@@ -116,7 +116,7 @@ class Additions {
   }
 }
 
-type FloatType = TensorType.Float | TensorType.Float16;
+type FloatType = typeof TensorType.Float | typeof TensorType.Float16;
 
 /**
  * The additive masks every layer shares, float32: [batch, 1, 1, cache] (0 over each row's cached columns, -inf

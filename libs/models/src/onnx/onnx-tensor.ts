@@ -19,18 +19,22 @@ const TENSOR_EXTERNAL = 13;
 const TENSOR_LOCATION = 14;
 const LOCATION_EXTERNAL = 1;
 
-/** TensorProto.DataType values this code reads or writes. */
-export enum TensorType {
-  Float = 1,
-  Uint8 = 2,
-  Int8 = 3,
-  Int32 = 6,
-  Int64 = 7,
-  Bool = 9,
-  Float16 = 10,
-  Double = 11,
-  BFloat16 = 16,
-}
+/**
+ * TensorProto.DataType values this code reads or writes. Named numbers rather than an enum: a type read from a
+ * file is any number, and is compared with these as one.
+ */
+export const TensorType = {
+  Float: 1,
+  Uint8: 2,
+  Int8: 3,
+  Int32: 6,
+  Int64: 7,
+  Bool: 9,
+  Float16: 10,
+  Double: 11,
+  BFloat16: 16,
+} as const;
+export type TensorType = (typeof TensorType)[keyof typeof TensorType];
 
 const ELEMENT_BYTES: Record<number, number> = {
   [TensorType.Float]: 4,

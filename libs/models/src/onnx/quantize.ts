@@ -210,7 +210,7 @@ function readFloats(tensor: OnnxTensor): Float32Array {
  * [N, kBlocks, blockSize × bits / 8] packed low bits first, scales [N × kBlocks], and zero points packed the same
  * way as the codes ([N × ceil(kBlocks × bits / 8)]). A block's rows are read together, so W is read in order.
  */
-export function quantizeWeight(w: Float32Array, K: number, N: number, options: QuantizeOptions, scaleType = TensorType.Float): Quantized {
+export function quantizeWeight(w: Float32Array, K: number, N: number, options: QuantizeOptions, scaleType: number = TensorType.Float): Quantized {
   const { bits, blockSize, symmetric } = options;
   const kBlocks = Math.ceil(K / blockSize);
   const blob = (blockSize * bits) / 8;
@@ -292,7 +292,7 @@ function roundToHalf(value: number): number {
 }
 
 /** Decodes MatMulNBits' codes back to W [K, N] (row-major): the reference for tests and error measurements. */
-export function dequantizeWeight(q: Quantized, K: number, N: number, options: QuantizeOptions, scaleType = TensorType.Float): Float32Array {
+export function dequantizeWeight(q: Quantized, K: number, N: number, options: QuantizeOptions, scaleType: number = TensorType.Float): Float32Array {
   const { bits, blockSize } = options;
   const kBlocks = Math.ceil(K / blockSize);
   const blob = (blockSize * bits) / 8;
