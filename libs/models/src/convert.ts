@@ -60,7 +60,11 @@ export function convertModel(sourceDir: string, outDir: string, options: Convert
   if (options.quantize === 'none') target = options.dtype === 'fp16' ? 'fp16' : source.dtype;
   else if (options.quantize === 'q4') target = options.dtype === 'fp16' || source.dtype === 'fp16' ? 'q4f16' : 'q4';
   else if (options.dtype === 'fp16' || source.dtype === 'fp16') {
-    throw new ModelError(ModelErrorKind.InvalidFile, source.path, 'q8 over float16 has no onnx-community file name: convert the fp32 graph');
+    throw new ModelError(
+      ModelErrorKind.InvalidFile,
+      source.path,
+      'q8 over float16 has no onnx-community file name: convert the fp32 graph',
+    );
   } else target = 'q8';
   if (target === source.dtype) {
     throw new ModelError(ModelErrorKind.InvalidFile, source.path, `the graph is already ${target}: nothing to convert`);
@@ -75,7 +79,12 @@ export function convertModel(sourceDir: string, outDir: string, options: Convert
   if (options.quantize !== 'none') {
     const settings = quantizeOptions(options.quantize, options.quantizeBlockSize);
     const result = quantizeMatMuls(model, settings);
-    if (result.quantized === 0) throw new ModelError(ModelErrorKind.InvalidFile, source.path, 'no MatMul with a constant float weight to quantize');
+    if (result.quantized === 0)
+      throw new ModelError(
+        ModelErrorKind.InvalidFile,
+        source.path,
+        'no MatMul with a constant float weight to quantize',
+      );
     progress(`quantizing ${result.quantized} MatMuls to ${options.quantize} (block ${settings.blockSize})`);
     model = result.model;
   }
@@ -83,7 +92,8 @@ export function convertModel(sourceDir: string, outDir: string, options: Convert
   mkdirSync(join(outDir, 'onnx'), { recursive: true });
   if (resolve(outDir) !== resolve(sourceDir)) {
     for (const entry of readdirSync(sourceDir, { withFileTypes: true })) {
-      if (entry.isFile() && !SKIPPED.test(entry.name)) copyFileSync(join(sourceDir, entry.name), join(outDir, entry.name));
+      if (entry.isFile() && !SKIPPED.test(entry.name))
+        copyFileSync(join(sourceDir, entry.name), join(outDir, entry.name));
     }
   }
   const graphFile = join(outDir, 'onnx', OUTPUT_NAMES[target]);

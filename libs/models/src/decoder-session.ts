@@ -152,18 +152,24 @@ export function readDecoderSignature(
   const requiredInputs = layout === 'ragged' ? [...RAGGED_INPUTS] : ['input_ids', 'attention_mask'];
   for (const required of requiredInputs) {
     if (!inputNames.includes(required)) {
-      fail(`the graph has no "${required}" input (inputs: ${inputNames.join(', ') || 'none'}); it is not a decoder export`);
+      fail(
+        `the graph has no "${required}" input (inputs: ${inputNames.join(', ') || 'none'}); it is not a decoder export`,
+      );
     }
   }
   if (!outputNames.includes('logits')) fail(`the graph has no "logits" output (outputs: ${outputNames.join(', ')})`);
   const past = layerNames(inputNames, PAST_RE);
   const present = layerNames(outputNames, layout === 'ragged' ? NEW_KV_RE : PRESENT_RE);
   if (past.keys.length === 0) {
-    fail('the graph has no past_key_values.N.key/value inputs; export it with a KV cache (task text-generation-with-past)');
+    fail(
+      'the graph has no past_key_values.N.key/value inputs; export it with a KV cache (task text-generation-with-past)',
+    );
   }
   for (let i = 0; i < expectedLayers; i++) {
-    if (!past.keys[i] || !past.values[i]) fail(`missing input past_key_values.${i}.key/value (config.json says ${expectedLayers} layers)`);
-    if (!present.keys[i] || !present.values[i]) fail(`missing output present.${i}.key/value (config.json says ${expectedLayers} layers)`);
+    if (!past.keys[i] || !past.values[i])
+      fail(`missing input past_key_values.${i}.key/value (config.json says ${expectedLayers} layers)`);
+    if (!present.keys[i] || !present.values[i])
+      fail(`missing output present.${i}.key/value (config.json says ${expectedLayers} layers)`);
   }
   if (past.keys.length !== expectedLayers) {
     fail(`the graph has ${past.keys.length} layers of past_key_values but config.json says ${expectedLayers}`);
@@ -173,7 +179,8 @@ export function readDecoderSignature(
   if (unknown.length > 0) fail(`unsupported graph inputs: ${unknown.join(', ')}`);
   let kvDtype: KvDtype = 'float32';
   if (pastType === 'float16') kvDtype = 'float16';
-  else if (pastType !== undefined && pastType !== 'float32') fail(`past_key_values have type ${pastType}; only float32 and float16 are supported`);
+  else if (pastType !== undefined && pastType !== 'float32')
+    fail(`past_key_values have type ${pastType}; only float32 and float16 are supported`);
   return {
     layout,
     numLayers: expectedLayers,
@@ -268,12 +275,15 @@ export class DecoderSession {
   ): Promise<DecoderSession> {
     let session: ort.InferenceSession;
     try {
-      session = typeof graph === 'string'
-        ? await ort.InferenceSession.create(graph, sessionOptions)
-        : await ort.InferenceSession.create(graph, sessionOptions);
+      session =
+        typeof graph === 'string'
+          ? await ort.InferenceSession.create(graph, sessionOptions)
+          : await ort.InferenceSession.create(graph, sessionOptions);
     } catch (err) {
       const message = (err as Error).message ?? String(err);
-      const kind = /protobuf|parse|load model|invalid/i.test(message) ? ModelErrorKind.InvalidFile : ModelErrorKind.SessionFailed;
+      const kind = /protobuf|parse|load model|invalid/i.test(message)
+        ? ModelErrorKind.InvalidFile
+        : ModelErrorKind.SessionFailed;
       throw new ModelError(kind, file, `ONNX Runtime cannot open it (${options.executionProvider}): ${message}`);
     }
     try {
@@ -338,7 +348,11 @@ export class DecoderSession {
       // an fp16 export served as it is: the sampler reads float32 (the rewritten graph casts in the graph)
       logits = new ort.Tensor('float32', halfsToFloats(logits.data as Uint16Array), logits.dims);
     } else if (logits && logits.type !== 'float32') {
-      throw new ModelError(ModelErrorKind.NotADecoder, 'logits', `logits have type ${logits.type}; only float32 and float16 logits are supported`);
+      throw new ModelError(
+        ModelErrorKind.NotADecoder,
+        'logits',
+        `logits have type ${logits.type}; only float32 and float16 logits are supported`,
+      );
     }
     const ragged = sig.layout === 'ragged';
     return {

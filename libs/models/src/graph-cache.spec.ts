@@ -73,7 +73,12 @@ describe('graph cache', () => {
     assert.equal(await built(dir, cacheDir, { fuseAttention: false }), true);
     assert.equal(await built(dir, cacheDir, { runtimeVersion: '0.0.0-test' }), true);
     // and each of them is there the second time
-    for (const options of [{}, { quantize: 'q4' as const }, { quantizeBlockSize: 64 }, { runtimeVersion: '0.0.0-test' }]) {
+    for (const options of [
+      {},
+      { quantize: 'q4' as const },
+      { quantizeBlockSize: 64 },
+      { runtimeVersion: '0.0.0-test' },
+    ]) {
       assert.equal(await built(dir, cacheDir, options), false, JSON.stringify(options));
     }
   });
@@ -124,7 +129,9 @@ describe('graph cache', () => {
       assert.equal(await optimized({ runtimeVersion: '0.0.0-test' }), 'none');
       assert.equal(await optimized({ runtimeVersion: '0.0.0-test' }), 'written');
       // a damaged copy is not served: it is built again, and read after
-      const files = (readdirSync(cacheDir, { recursive: true }) as string[]).filter((f) => f.endsWith('optimized.onnx'));
+      const files = (readdirSync(cacheDir, { recursive: true }) as string[]).filter((f) =>
+        f.endsWith('optimized.onnx'),
+      );
       assert.equal(files.length, 2);
       for (const file of files) truncateSync(join(cacheDir, file), Math.floor(statSync(join(cacheDir, file)).size / 2));
       assert.equal(await optimized(), 'written');

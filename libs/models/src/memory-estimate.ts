@@ -78,7 +78,11 @@ export function poolBytes(memory: MemoryEstimate, budgets: PoolBudgets): number 
  */
 const SESSION_BYTES = 4 * 2 ** 20;
 
-export function estimateMemory(config: ModelConfig, residentWeightBytes: number, kvDtype: 'float32' | 'float16'): MemoryEstimate {
+export function estimateMemory(
+  config: ModelConfig,
+  residentWeightBytes: number,
+  kvDtype: 'float32' | 'float16',
+): MemoryEstimate {
   const { hiddenSize, intermediateSize, numAttentionHeads, numKvHeads, headDim } = config;
   return {
     weightBytes: residentWeightBytes,
@@ -121,7 +125,10 @@ const FLOAT16_ON_CPU_FACTOR = 2.15;
 export function residentWeightBytes(model: OnnxModel, executionProvider: ExecutionProvider): number {
   let bytes = 0;
   for (const t of model.initializers.values()) {
-    bytes += t.type === TensorType.Float16 && executionProvider === 'cpu' ? FLOAT16_ON_CPU_FACTOR * t.byteLength : t.byteLength;
+    bytes +=
+      t.type === TensorType.Float16 && executionProvider === 'cpu'
+        ? FLOAT16_ON_CPU_FACTOR * t.byteLength
+        : t.byteLength;
   }
   if (executionProvider === 'cpu') {
     for (const node of model.nodes) {

@@ -62,10 +62,18 @@ function positiveInt(config: Json, file: string, names: string[], fallback?: num
   const value = pick(config, names);
   if (value === undefined) {
     if (fallback !== undefined) return fallback;
-    throw new ModelError(ModelErrorKind.InvalidConfig, file, `missing "${names[0]}" (also looked for ${names.slice(1).join(', ') || 'no alias'})`);
+    throw new ModelError(
+      ModelErrorKind.InvalidConfig,
+      file,
+      `missing "${names[0]}" (also looked for ${names.slice(1).join(', ') || 'no alias'})`,
+    );
   }
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new ModelError(ModelErrorKind.InvalidConfig, file, `"${names.find((n) => config[n] !== undefined)}" must be a positive integer, got ${JSON.stringify(value)}`);
+    throw new ModelError(
+      ModelErrorKind.InvalidConfig,
+      file,
+      `"${names.find((n) => config[n] !== undefined)}" must be a positive integer, got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
@@ -92,19 +100,37 @@ export function loadModelConfig(dir: string): ModelConfig {
   const numKvHeads = positiveInt(config, file, ['num_key_value_heads', 'n_head_kv', 'num_kv_heads'], numAttentionHeads);
   const hiddenSize = positiveInt(config, file, ['hidden_size', 'n_embd', 'd_model']);
   const vocabSize = positiveInt(config, file, ['vocab_size']);
-  const maxPositions = positiveInt(config, file, ['max_position_embeddings', 'n_positions', 'n_ctx', 'max_sequence_length', 'seq_length']);
+  const maxPositions = positiveInt(config, file, [
+    'max_position_embeddings',
+    'n_positions',
+    'n_ctx',
+    'max_sequence_length',
+    'seq_length',
+  ]);
   if (hiddenSize % numAttentionHeads !== 0 && pick(config, ['head_dim']) === undefined) {
-    throw new ModelError(ModelErrorKind.InvalidConfig, file, `hidden size ${hiddenSize} is not divisible by ${numAttentionHeads} heads and no "head_dim" is given`);
+    throw new ModelError(
+      ModelErrorKind.InvalidConfig,
+      file,
+      `hidden size ${hiddenSize} is not divisible by ${numAttentionHeads} heads and no "head_dim" is given`,
+    );
   }
   const headDim = positiveInt(config, file, ['head_dim'], hiddenSize / numAttentionHeads);
   const intermediateSize = positiveInt(config, file, ['intermediate_size', 'n_inner', 'ffn_dim'], 4 * hiddenSize);
   if (numAttentionHeads % numKvHeads !== 0) {
-    throw new ModelError(ModelErrorKind.InvalidConfig, file, `${numAttentionHeads} attention heads are not a multiple of ${numKvHeads} key/value heads`);
+    throw new ModelError(
+      ModelErrorKind.InvalidConfig,
+      file,
+      `${numAttentionHeads} attention heads are not a multiple of ${numKvHeads} key/value heads`,
+    );
   }
 
   const eosTokenIds = idList(generation?.eos_token_id) ?? idList(config.eos_token_id) ?? [];
   if (eosTokenIds.length === 0) {
-    throw new ModelError(ModelErrorKind.InvalidConfig, file, 'no "eos_token_id" in generation_config.json or config.json');
+    throw new ModelError(
+      ModelErrorKind.InvalidConfig,
+      file,
+      'no "eos_token_id" in generation_config.json or config.json',
+    );
   }
   const modelType = typeof config.model_type === 'string' ? config.model_type : 'unknown';
   return {

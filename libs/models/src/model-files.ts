@@ -17,7 +17,13 @@ export const GRAPH_DTYPES: readonly GraphDtype[] = ['fp32', 'fp16', 'q8', 'q4', 
 const GRAPH_NAMES: Record<GraphDtype, string[]> = {
   fp32: ['model.onnx', 'decoder_model_merged.onnx'],
   fp16: ['model_fp16.onnx', 'decoder_model_merged_fp16.onnx'],
-  q8: ['model_q8.onnx', 'model_int8.onnx', 'model_quantized.onnx', 'model_uint8.onnx', 'decoder_model_merged_quantized.onnx'],
+  q8: [
+    'model_q8.onnx',
+    'model_int8.onnx',
+    'model_quantized.onnx',
+    'model_uint8.onnx',
+    'decoder_model_merged_quantized.onnx',
+  ],
   q4: ['model_q4.onnx'],
   q4f16: ['model_q4f16.onnx'],
 };
@@ -58,9 +64,15 @@ export function findGraph(dir: string, dtype: DtypeChoice = 'auto'): GraphFile {
     }
   }
   const looked = wanted.flatMap((d) => GRAPH_NAMES[d].map((n) => `onnx/${n}`)).join(', ');
-  const present = GRAPH_DTYPES.filter((d) => d !== dtype && GRAPH_NAMES[d].some((n) => GRAPH_DIRS.some((s) => isFile(join(dir, s, n)))));
+  const present = GRAPH_DTYPES.filter(
+    (d) => d !== dtype && GRAPH_NAMES[d].some((n) => GRAPH_DIRS.some((s) => isFile(join(dir, s, n)))),
+  );
   const hint = present.length > 0 ? `; the directory has ${present.join(', ')}` : '';
-  throw new ModelError(ModelErrorKind.MissingFile, join(dir, 'onnx', GRAPH_NAMES[wanted[0]][0]), `no ${dtype === 'auto' ? '' : `${dtype} `}ONNX graph (looked for ${looked})${hint}`);
+  throw new ModelError(
+    ModelErrorKind.MissingFile,
+    join(dir, 'onnx', GRAPH_NAMES[wanted[0]][0]),
+    `no ${dtype === 'auto' ? '' : `${dtype} `}ONNX graph (looked for ${looked})${hint}`,
+  );
 }
 
 /** The graph file a directory serves by default. */

@@ -21,7 +21,18 @@ export type Quantize = 'none' | 'q8' | 'q4';
 export const QUANTIZE_CHOICES: readonly Quantize[] = ['none', 'q8', 'q4'];
 
 /** Quantization methods of TGI's `--quantize` that need GPU kernels for weights quantized ahead of time. */
-const TGI_METHODS = ['awq', 'compressed-tensors', 'eetq', 'exl2', 'gptq', 'marlin', 'bitsandbytes', 'bitsandbytes-nf4', 'bitsandbytes-fp4', 'fp8'];
+const TGI_METHODS = [
+  'awq',
+  'compressed-tensors',
+  'eetq',
+  'exl2',
+  'gptq',
+  'marlin',
+  'bitsandbytes',
+  'bitsandbytes-nf4',
+  'bitsandbytes-fp4',
+  'fp8',
+];
 
 /** Parses a `--quantize` value or a registry's `quantize` field; throws an error whose message says what is accepted. */
 export function parseQuantize(raw: string): Quantize {
@@ -132,7 +143,8 @@ export const ORT_VERSION = readOrtVersion();
 
 function readOrtVersion(): string {
   try {
-    return (JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')) as { version: string })
+      .version;
   } catch {
     return 'unknown';
   }
@@ -220,7 +232,15 @@ export function prepareGraph(dir: string, shape: FuseOptions, options: GraphOpti
       fused: true,
       fusionSkipped: null,
       recordVerdict: (verdict) =>
-        cache.update<EntryMeta>(key, { source: source.path, quantize, fused: true, fusionSkipped: null, quantized: 0, verdict, buildMs: 0 }),
+        cache.update<EntryMeta>(key, {
+          source: source.path,
+          quantize,
+          fused: true,
+          fusionSkipped: null,
+          quantized: 0,
+          verdict,
+          buildMs: 0,
+        }),
     };
   }
 
@@ -240,7 +260,9 @@ export function prepareGraph(dir: string, shape: FuseOptions, options: GraphOpti
   if (meta) progress(`quantized graph read from the cache (${entry})`);
   else {
     meta = time('quantize', () =>
-      cache.create<EntryMeta>(key, (staging) => buildQuantized(model, source, quantize, options, shape, staging, progress)),
+      cache.create<EntryMeta>(key, (staging) =>
+        buildQuantized(model, source, quantize, options, shape, staging, progress),
+      ),
     );
   }
   const entryModel = time('read', () => readModel(join(entry, meta.fused ? 'model.onnx' : 'reference.onnx')));
@@ -248,7 +270,14 @@ export function prepareGraph(dir: string, shape: FuseOptions, options: GraphOpti
   const base = { source, quantize, dtype, kvType: kvTypeOf(entryModel), timings, model: entryModel, contentKey: key };
   if (!meta.fused || (meta.verdict && !meta.verdict.ok)) {
     const skipped = meta.verdict && !meta.verdict.ok ? failedCheck(meta.verdict) : meta.fusionSkipped;
-    return { ...base, graph: graphFile('reference.onnx'), reference: null, fused: false, fusionSkipped: skipped, recordVerdict: () => undefined };
+    return {
+      ...base,
+      graph: graphFile('reference.onnx'),
+      reference: null,
+      fused: false,
+      fusionSkipped: skipped,
+      recordVerdict: () => undefined,
+    };
   }
   const built = meta;
   return {
@@ -283,7 +312,11 @@ function buildQuantized(
   const settings = quantizeOptions(quantize, options.quantizeBlockSize);
   const result = quantizeMatMuls(model, settings);
   if (result.quantized === 0) {
-    throw new ModelError(ModelErrorKind.InvalidFile, source.path, `no MatMul with a constant float weight to quantize to ${quantize}`);
+    throw new ModelError(
+      ModelErrorKind.InvalidFile,
+      source.path,
+      `no MatMul with a constant float weight to quantize to ${quantize}`,
+    );
   }
   progress(
     `quantizing ${result.quantized} MatMuls of ${source.path} to ${quantize} (block ${settings.blockSize}): ` +
@@ -298,7 +331,9 @@ function buildQuantized(
     onTensor: (written, total) => {
       if (performance.now() - lastReport < 2000 && written < total) return;
       lastReport = performance.now();
-      progress(`quantizing: ${written} of ${total} weights written (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+      progress(
+        `quantizing: ${written} of ${total} weights written (${((performance.now() - started) / 1000).toFixed(1)} s)`,
+      );
     },
   });
   let fused = false;

@@ -9,7 +9,12 @@ import { LoadedModel, loadModel } from './model-loader';
 import { ModelError, ModelErrorKind } from './model-error';
 
 /** Plain greedy decoding at batch 1 straight on the forward call: the reference the engine is held to. */
-async function greedy(model: LoadedModel, promptIds: number[], maxNewTokens: number, stopIds: number[]): Promise<number[]> {
+async function greedy(
+  model: LoadedModel,
+  promptIds: number[],
+  maxNewTokens: number,
+  stopIds: number[],
+): Promise<number[]> {
   const vocab = model.config.vocabSize;
   const ids = [...promptIds];
   let past = null;
@@ -63,8 +68,14 @@ for (const name of DEMO_MODELS) {
       const dataBytes = readFileSync(join(modelDir(name), 'onnx/model.onnx_data')).length;
       const graphBytes = readFileSync(join(modelDir(name), 'onnx/model.onnx')).length;
       // every initializer, in the data file or inline in the graph
-      assert.ok(model.memory.weightBytes >= dataBytes && model.memory.weightBytes < dataBytes + graphBytes, String(model.memory.weightBytes));
-      assert.equal(model.memory.kvBytesPerToken, 2 * raw.num_hidden_layers * raw.num_key_value_heads * raw.head_dim * 4);
+      assert.ok(
+        model.memory.weightBytes >= dataBytes && model.memory.weightBytes < dataBytes + graphBytes,
+        String(model.memory.weightBytes),
+      );
+      assert.equal(
+        model.memory.kvBytesPerToken,
+        2 * raw.num_hidden_layers * raw.num_key_value_heads * raw.head_dim * 4,
+      );
     });
 
     it('tokenizes every golden prompt to its ids', () => {

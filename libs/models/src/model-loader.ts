@@ -86,7 +86,12 @@ export interface EstimateOptions {
   executionProvider: ExecutionProvider;
 }
 
-const DEFAULT_ESTIMATE: EstimateOptions = { dtype: 'auto', quantize: 'none', quantizeBlockSize: null, executionProvider: 'cpu' };
+const DEFAULT_ESTIMATE: EstimateOptions = {
+  dtype: 'auto',
+  quantize: 'none',
+  quantizeBlockSize: null,
+  executionProvider: 'cpu',
+};
 
 export function describeModel(dir: string, options: Partial<EstimateOptions> = {}): ModelDescription {
   assertDirectory(dir);
@@ -163,9 +168,16 @@ export async function loadModel(dir: string, options: Partial<LoadOptions> = {})
     } catch (err) {
       verdict = { ok: false, maxDiff: Infinity, tolerance: 0, error: (err as Error).message };
     }
-    prepared.recordVerdict({ ok: verdict.ok, maxDiff: verdict.maxDiff, tolerance: verdict.tolerance, checkedAt: new Date().toISOString() });
+    prepared.recordVerdict({
+      ok: verdict.ok,
+      maxDiff: verdict.maxDiff,
+      tolerance: verdict.tolerance,
+      checkedAt: new Date().toISOString(),
+    });
     if (verdict.ok) {
-      o.onProgress?.(`attention rewrite checked against the export: logits within ${verdict.maxDiff.toPrecision(2)} (bound ${verdict.tolerance.toPrecision(2)})`);
+      o.onProgress?.(
+        `attention rewrite checked against the export: logits within ${verdict.maxDiff.toPrecision(2)} (bound ${verdict.tolerance.toPrecision(2)})`,
+      );
       await reference.release();
     } else {
       fusionSkipped = `the rewritten graph disagreed with the export (logits differed by ${verdict.maxDiff.toPrecision(3)}, more than ${verdict.tolerance.toPrecision(3)}); serving the export`;
@@ -259,13 +271,18 @@ async function openSession(
     try {
       return { session: await DecoderSession.createOptimized(graphFile, file, shape, o), optimized: 'read' };
     } catch (err) {
-      o.onProgress?.(`the cached optimised graph ${graphFile} cannot be read (${(err as Error).message}): building it again`);
+      o.onProgress?.(
+        `the cached optimised graph ${graphFile} cannot be read (${(err as Error).message}): building it again`,
+      );
       cache.remove(key);
     }
   }
   const staging = cache.stage<{ source: string; createdAt: string }>(key);
   try {
-    const session = await DecoderSession.create(prepared.graph, file, shape, o, { file: join(staging.dir, 'optimized.onnx'), prepacked });
+    const session = await DecoderSession.create(prepared.graph, file, shape, o, {
+      file: join(staging.dir, 'optimized.onnx'),
+      prepacked,
+    });
     staging.commit({ source: file, createdAt: new Date().toISOString() });
     return { session, optimized: 'written' };
   } catch (err) {

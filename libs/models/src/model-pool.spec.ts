@@ -143,7 +143,13 @@ describe('ModelPool', () => {
     await new Promise((r) => setTimeout(r, 40));
     await pool.sweep();
     assert.deepEqual(evictions, [['idle', 'keep_alive']]);
-    assert.deepEqual(pool.list().map((e) => e.id).sort(), ['busy', 'pinned']);
+    assert.deepEqual(
+      pool
+        .list()
+        .map((e) => e.id)
+        .sort(),
+      ['busy', 'pinned'],
+    );
     busy.busy = 0;
     await pool.close();
   });
@@ -206,7 +212,10 @@ describe('ModelPool tiers and keep-alives', () => {
     await pool.ensure(spec('a', 60));
     await pool.ensure(spec('b', 60)); // parks a (15 of 20)
     await pool.ensure(spec('c', 60)); // parks b, unloading a to make host room
-    assert.deepEqual(parks.map((p) => p[0]), ['a', 'b']);
+    assert.deepEqual(
+      parks.map((p) => p[0]),
+      ['a', 'b'],
+    );
     assert.deepEqual(evictions, [['a', 'lru']]);
     assert.equal(pool.parkedBytes, 15);
     await pool.close();

@@ -98,7 +98,10 @@ export class ModelPool<S extends PoolSpec, M extends PooledModel> {
   constructor(private readonly options: ModelPoolOptions<S, M>) {
     const { keepAliveMs } = options;
     // per-model keep-alives may be short: sweep at least every second
-    this.sweeper = setInterval(() => void this.sweep(), keepAliveMs > 0 ? Math.min(1000, Math.max(50, keepAliveMs / 4)) : 1000);
+    this.sweeper = setInterval(
+      () => void this.sweep(),
+      keepAliveMs > 0 ? Math.min(1000, Math.max(50, keepAliveMs / 4)) : 1000,
+    );
     this.sweeper.unref();
   }
 
@@ -367,7 +370,9 @@ export class ModelPool<S extends PoolSpec, M extends PooledModel> {
     const host = this.hostBudgetBytes;
     if (!entry.model!.park || entry.hostBytes > host) return this.remove(entry, reason);
     // room in the parked tier: unload the least recently used parked models
-    const parked = [...this.entries.values()].filter((e) => e.state === 'parked').sort((a, b) => a.lastUsed - b.lastUsed);
+    const parked = [...this.entries.values()]
+      .filter((e) => e.state === 'parked')
+      .sort((a, b) => a.lastUsed - b.lastUsed);
     while (this.parkedBytes + entry.hostBytes > host && parked.length > 0) await this.remove(parked.shift()!, 'lru');
     if (this.parkedBytes + entry.hostBytes > host) return this.remove(entry, reason);
     entry.state = 'parking';

@@ -86,7 +86,7 @@ describe('model variants', () => {
     }
   });
 
-  it('quantized q8 keeps demo-small\'s goldens over 16 tokens on at least 8 of 10 prompts', async () => {
+  it("quantized q8 keeps demo-small's goldens over 16 tokens on at least 8 of 10 prompts", async () => {
     const small = loadGoldens('demo-small');
     const model = await load(modelDir('demo-small'), { quantize: 'q8' });
     try {
@@ -112,7 +112,10 @@ describe('model variants', () => {
       const consumer = model.nodes.find((n) => n.inputs.includes(node.outputs[0]));
       if (consumer?.opType !== 'Softmax') return [node];
       const unmasked = `${node.inputs[1]}_times_zero_${changed++}`;
-      return [OnnxNode.make('Mul', [node.inputs[1], 'zero'], [unmasked], unmasked), node.rewired([node.inputs[0], unmasked], node.outputs)];
+      return [
+        OnnxNode.make('Mul', [node.inputs[1], 'zero'], [unmasked], unmasked),
+        node.rewired([node.inputs[0], unmasked], node.outputs),
+      ];
     });
     assert.equal(changed, 4, 'one Add per layer');
     const { cpSync, mkdirSync } = await import('node:fs');
@@ -124,7 +127,10 @@ describe('model variants', () => {
     await first.release();
     assert.equal(first.info.attention, 'exported');
     assert.match(first.info.fusionSkipped ?? '', /disagreed with the export/);
-    assert.ok(progress.some((m) => /^WARNING: .*disagreed/.test(m)), progress.join('\n'));
+    assert.ok(
+      progress.some((m) => /^WARNING: .*disagreed/.test(m)),
+      progress.join('\n'),
+    );
     const second = await load(dir);
     await second.release();
     assert.equal(second.info.attention, 'exported');

@@ -57,7 +57,11 @@ export async function checkRewrite(
     logitsPerRow: 1,
     past: null,
   });
-  let cache = mine.presents.map((t) => ({ type: t.type as 'float32' | 'float16', dims: t.dims, data: t.data as Float32Array | Uint16Array }));
+  let cache = mine.presents.map((t) => ({
+    type: t.type as 'float32' | 'float16',
+    dims: t.dims,
+    data: t.data as Float32Array | Uint16Array,
+  }));
   compare(lastRow(mine.logits!, vocabSize), lastRow(ref.logits!, vocabSize));
   let length = n;
   for (let step = 0; step < DECODE_STEPS; step++) {
@@ -92,7 +96,11 @@ export async function checkRewrite(
     cache = cache.map((t, i) => {
       const added = mine.presents[i].data as Float32Array | Uint16Array;
       const [, heads, columns, headDim] = t.dims;
-      return { type: t.type, dims: [1, heads, columns + 1, headDim], data: appendColumn(t.data, added, heads, columns, headDim) };
+      return {
+        type: t.type,
+        dims: [1, heads, columns + 1, headDim],
+        data: appendColumn(t.data, added, heads, columns, headDim),
+      };
     });
     length++;
   }
@@ -123,7 +131,13 @@ function transpose<T extends Float32Array | Uint16Array>(src: T, heads: number, 
 }
 
 /** Appends one column per head: [heads, columns, headDim] + [heads, 1, headDim]. */
-function appendColumn<T extends Float32Array | Uint16Array>(src: T, added: T, heads: number, columns: number, headDim: number): T {
+function appendColumn<T extends Float32Array | Uint16Array>(
+  src: T,
+  added: T,
+  heads: number,
+  columns: number,
+  headDim: number,
+): T {
   const out = new (src.constructor as new (n: number) => T)(heads * (columns + 1) * headDim);
   for (let h = 0; h < heads; h++) {
     out.set(src.subarray(h * columns * headDim, (h + 1) * columns * headDim), h * (columns + 1) * headDim);

@@ -46,7 +46,10 @@ export class ModelTokenizer {
 
   decode(ids: readonly number[], skipSpecialTokens = false): string {
     if (ids.length === 0) return '';
-    return this.tokenizer.decode(ids as number[], { skip_special_tokens: skipSpecialTokens, clean_up_tokenization_spaces: false });
+    return this.tokenizer.decode(ids as number[], {
+      skip_special_tokens: skipSpecialTokens,
+      clean_up_tokenization_spaces: false,
+    });
   }
 
   /** The vocabulary entry for one id (`Ġthe`), or undefined past the vocabulary. */

@@ -15,7 +15,10 @@ export class Graph {
   consumers = new Map<string, OnnxNode[]>();
   constants = new Map<string, number>();
 
-  constructor(readonly nodes: OnnxNode[], initializers: Iterable<OnnxTensor>) {
+  constructor(
+    readonly nodes: OnnxNode[],
+    initializers: Iterable<OnnxTensor>,
+  ) {
     for (const node of nodes) {
       for (const o of node.outputs) this.producer.set(o, node);
       for (const i of node.inputs) {
@@ -91,7 +94,8 @@ export function matchLayer(graph: Graph, layer: number, presentKey: string, pres
     const axis = n.intAttribute('axis');
     return axis === 2 || axis === -2;
   };
-  if (!isPastConcat(ck, pastKey) || !isPastConcat(cv, pastValue)) return 'the cache is not a Concat of past and new on axis 2';
+  if (!isPastConcat(ck, pastKey) || !isPastConcat(cv, pastValue))
+    return 'the cache is not a Concat of past and new on axis 2';
   const qk = followToMatMul(graph, presentKey, 1);
   if (!qk) return 'keys do not reach a MatMul through shape operations only';
   let scale = 1;
@@ -120,7 +124,8 @@ export function matchLayer(graph: Graph, layer: number, presentKey: string, pres
   if (!softmax) return 'no Softmax after the scores';
   const av = skipCasts(graph, softmax.outputs[0]);
   if (!av || av.opType !== 'MatMul') return 'probabilities do not reach one MatMul';
-  if (followToMatMul(graph, presentValue, 1) !== av) return 'values do not reach the second MatMul through shape operations only';
+  if (followToMatMul(graph, presentValue, 1) !== av)
+    return 'values do not reach the second MatMul through shape operations only';
   const merge = graph.dataConsumers(av.outputs[0]);
   if (merge.length !== 1 || merge[0].opType !== 'Transpose') return 'heads are not merged by a Transpose';
   const perm = merge[0].intsAttribute('perm');

@@ -77,4 +77,3 @@ export function writeAll(fd: number, bytes: Uint8Array, position: number): void 
   let done = 0;
   while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
 }
-

@@ -34,7 +34,10 @@ describe('attention rewrite', () => {
       assert.ok(bytes.length < 200_000, `the rewritten graph is ${bytes.length} bytes`);
       const rewritten = OnnxModel.read('rewritten.onnx', bytes, modelDir(name) + '/onnx');
       const external = [...rewritten.initializers.values()].filter((t) => t.source.kind === 'external');
-      assert.ok(external.length > 0 && external.every((t) => t.source.kind === 'external' && t.source.file.endsWith('model.onnx_data')));
+      assert.ok(
+        external.length > 0 &&
+          external.every((t) => t.source.kind === 'external' && t.source.file.endsWith('model.onnx_data')),
+      );
       const inputs = rewritten.inputs.map((i) => i.name);
       assert.ok(inputs.includes(CACHE_LENGTHS_INPUT) && inputs.includes(LOGITS_INDEX_INPUT));
       assert.ok(!inputs.includes('attention_mask'), 'the mask is computed from the cache lengths');
@@ -47,7 +50,13 @@ describe('attention rewrite', () => {
   it('leaves a graph that does not match as it is, and says why', () => {
     const file = join(root, 'identity.onnx');
     writeFileSync(file, identityModelBytes());
-    const result = fuseAttention(readGraph(file), { numLayers: 1, numHeads: 1, numKvHeads: 1, headDim: 1, hiddenSize: 1 });
+    const result = fuseAttention(readGraph(file), {
+      numLayers: 1,
+      numHeads: 1,
+      numKvHeads: 1,
+      headDim: 1,
+      hiddenSize: 1,
+    });
     assert.equal(result.fused, false);
     assert.match(result.fused ? '' : result.reason, /present/);
   });

@@ -92,7 +92,10 @@ class Additions {
   scalar(value: number): string {
     const name = `/fused_attention/const_i64_scalar_${value}`;
     if (!this.initializers.has(name)) {
-      this.initializers.set(name, OnnxTensor.inline(name, TensorType.Int64, [], new Uint8Array(BigInt64Array.of(BigInt(value)).buffer)));
+      this.initializers.set(
+        name,
+        OnnxTensor.inline(name, TensorType.Int64, [], new Uint8Array(BigInt64Array.of(BigInt(value)).buffer)),
+      );
     }
     return name;
   }
@@ -128,7 +131,11 @@ function sharedMasks(add: Additions, groups: number): { past: string; fresh: str
   const minusInf = add.float(-Infinity);
   const cacheShape = add.node('Shape', ['past_key_values.0.value']);
   const cacheColumns = add.node('Gather', [cacheShape, add.ints([2])], [intAttr('axis', 0)]);
-  const columns = add.node('Range', [add.scalar(0), add.node('Gather', [cacheShape, add.scalar(2)], [intAttr('axis', 0)]), add.scalar(1)]);
+  const columns = add.node('Range', [
+    add.scalar(0),
+    add.node('Gather', [cacheShape, add.scalar(2)], [intAttr('axis', 0)]),
+    add.scalar(1),
+  ]);
   const valid = add.node('Less', [
     add.node('Unsqueeze', [columns, add.ints([0])]),
     add.node('Unsqueeze', [CACHE_LENGTHS_INPUT, add.ints([1])]),
@@ -160,11 +167,18 @@ function attentionLayer(
 ): void {
   const groups = o.numHeads / o.numKvHeads;
   const toFloat = (t: string) => (type === TensorType.Float ? t : add.cast(t, TensorType.Float));
-  const q = add.node('Mul', [add.node('Reshape', [match.q, add.ints([0, o.numKvHeads, -1, o.headDim])]), add.float(match.scale, type)]);
+  const q = add.node('Mul', [
+    add.node('Reshape', [match.q, add.ints([0, o.numKvHeads, -1, o.headDim])]),
+    add.float(match.scale, type),
+  ]);
   const pastScores = add.node('Add', [toFloat(add.node('MatMul', [q, `past_key_values.${layer}.key`])), masks.past]);
   const newKeysT = add.node('Transpose', [match.kNew], [intsAttr('perm', [0, 1, 3, 2])]);
   const newScores = add.node('Add', [toFloat(add.node('MatMul', [q, newKeysT])), masks.fresh]);
-  let probs = add.node('Softmax', [add.node('Concat', [pastScores, newScores], [intAttr('axis', -1)])], [intAttr('axis', -1)]);
+  let probs = add.node(
+    'Softmax',
+    [add.node('Concat', [pastScores, newScores], [intAttr('axis', -1)])],
+    [intAttr('axis', -1)],
+  );
   if (type !== TensorType.Float) probs = add.cast(probs, type);
   const pastProbs = add.node('Slice', [probs, add.ints([0]), masks.cacheColumns, add.ints([-1])]);
   const newProbs = add.node('Slice', [probs, masks.cacheColumns, add.ints([Number.MAX_SAFE_INTEGER]), add.ints([-1])]);
@@ -184,7 +198,8 @@ function attentionLayer(
 export function fuseAttention(source: OnnxModel, options: FuseOptions): FuseResult {
   const opsetVersion = source.opsetVersion();
   if (opsetVersion < 13) return { fused: false, reason: `opset ${opsetVersion} is older than 13` };
-  if (options.numHeads % options.numKvHeads !== 0) return { fused: false, reason: 'heads are not a multiple of key/value heads' };
+  if (options.numHeads % options.numKvHeads !== 0)
+    return { fused: false, reason: 'heads are not a multiple of key/value heads' };
   const { nodes, initializers, inputs, outputs } = source;
   const graph = new Graph(nodes, initializers.values());
 
@@ -197,17 +212,23 @@ export function fuseAttention(source: OnnxModel, options: FuseOptions): FuseResu
   let kvType: FloatType | null = null;
   for (let layer = 0; layer < options.numLayers; layer++) {
     const presentKey = outputNames.find((n) => n === `present.${layer}.key` || n === `present_key_values.${layer}.key`);
-    const presentValue = outputNames.find((n) => n === `present.${layer}.value` || n === `present_key_values.${layer}.value`);
+    const presentValue = outputNames.find(
+      (n) => n === `present.${layer}.value` || n === `present_key_values.${layer}.value`,
+    );
     if (!presentKey || !presentValue) return { fused: false, reason: `no present outputs for layer ${layer}` };
     const type = outputs[outputNames.indexOf(presentKey)].type;
-    if (type !== TensorType.Float && type !== TensorType.Float16) return { fused: false, reason: `the cache has element type ${type}` };
+    if (type !== TensorType.Float && type !== TensorType.Float16)
+      return { fused: false, reason: `the cache has element type ${type}` };
     if (kvType !== null && type !== kvType) return { fused: false, reason: 'the layers cache different types' };
     kvType = type;
     const match = matchLayer(graph, layer, presentKey, presentValue);
     if (typeof match === 'string') return { fused: false, reason: `layer ${layer}: ${match}` };
     for (const node of match.removed) removed.add(node);
     attentionLayer(add, layer, match, masks, options, type);
-    for (const [kind, tensor] of [['key', match.kNew], ['value', match.vNew]] as const) {
+    for (const [kind, tensor] of [
+      ['key', match.kNew],
+      ['value', match.vNew],
+    ] as const) {
       const name = `${NEW_KV_PREFIX}.${layer}.${kind}`;
       add.node('Identity', [tensor], [], name);
       newOutputs.push({ name, type, dims: ['batch_size', numKvHeads, 'sequence_length', headDim] });
@@ -225,10 +246,12 @@ export function fuseAttention(source: OnnxModel, options: FuseOptions): FuseResu
   const headOut = headType === TensorType.Float ? 'logits' : '/fused_attention/logits_before_cast';
   add.nodes.push(head.rewired([wanted, ...head.inputs.slice(1)], [headOut]));
   if (headOut !== 'logits') add.node('Cast', [headOut], [intAttr('to', TensorType.Float)], 'logits');
-  if (opsetVersion >= 18) add.node('ReduceLogSumExp', ['logits', add.ints([-1])], [intAttr('keepdims', 0)], LOGSUMEXP_OUTPUT);
+  if (opsetVersion >= 18)
+    add.node('ReduceLogSumExp', ['logits', add.ints([-1])], [intAttr('keepdims', 0)], LOGSUMEXP_OUTPUT);
   else add.node('ReduceLogSumExp', ['logits'], [intsAttr('axes', [-1]), intAttr('keepdims', 0)], LOGSUMEXP_OUTPUT);
   add.node('ArgMax', ['logits'], [intAttr('axis', -1), intAttr('keepdims', 0)], ARGMAX_OUTPUT);
-  if (opsetVersion >= 18) add.node('ReduceMax', ['logits', add.ints([-1])], [intAttr('keepdims', 0)], LOGITS_MAX_OUTPUT);
+  if (opsetVersion >= 18)
+    add.node('ReduceMax', ['logits', add.ints([-1])], [intAttr('keepdims', 0)], LOGITS_MAX_OUTPUT);
   else add.node('ReduceMax', ['logits'], [intsAttr('axes', [-1]), intAttr('keepdims', 0)], LOGITS_MAX_OUTPUT);
 
   // Keep what the outputs need; everything else (masks, repeat_kv, the old concats, the full-width head) goes.

@@ -44,7 +44,11 @@ describe('ONNX model', () => {
     assert.equal(add.intAttribute('axis'), -1);
     assert.deepEqual(add.intsAttribute('perm'), [0, 2, 1]);
     assert.equal(add.intAttribute('missing'), undefined);
-    assert.deepEqual([...floatsView(back.initializers.get('w')!.read())], [1, 2, 3, 4], 'computed, then written inline');
+    assert.deepEqual(
+      [...floatsView(back.initializers.get('w')!.read())],
+      [1, 2, 3, 4],
+      'computed, then written inline',
+    );
     assert.deepEqual(back.initializers.get('b')!.dims, [2]);
     assert.deepEqual(back.inputs, [{ name: 'x', type: TensorType.Float, dims: ['batch', 2] }]);
     assert.equal(back.opsetVersion(), 17);

@@ -12,7 +12,17 @@ import { closeSync, openSync } from 'node:fs';
 import { DataLocation, writeAll, writeExternalData } from './external-data';
 import { OnnxNode } from './onnx-node';
 import { OnnxTensor, tensorFromProto } from './onnx-tensor';
-import { asMessage, bytesField, decode, encode, first, firstString, Message, messageField, varintField } from './protobuf';
+import {
+  asMessage,
+  bytesField,
+  decode,
+  encode,
+  first,
+  firstString,
+  Message,
+  messageField,
+  varintField,
+} from './protobuf';
 import { readValueInfo, ValueInfo, valueInfoMessage } from './value-info';
 
 // ModelProto
@@ -154,7 +164,12 @@ export class OnnxModel {
   save(target: SaveTarget): void {
     const move = target.moveToData ?? ((t: OnnxTensor) => t.source.kind !== 'inline');
     const placement = target.dataFile
-      ? writeExternalData([...this.initializers.values()].filter(move), target.graphFile, target.dataFile, target.onTensor)
+      ? writeExternalData(
+          [...this.initializers.values()].filter(move),
+          target.graphFile,
+          target.dataFile,
+          target.onTensor,
+        )
       : new Map<string, DataLocation>();
     const bytes = encode(this.message((t) => (placement.has(t.name) ? placement.get(t.name)! : this.keptLocation(t))));
     const fd = openSync(target.graphFile, 'w');
@@ -169,7 +184,8 @@ export class OnnxModel {
   private keptLocation(tensor: OnnxTensor): DataLocation | null {
     if (tensor.source.kind !== 'external') return null;
     const { file, offset, length } = tensor.source;
-    if (!file.startsWith(this.dir + '/')) throw new Error(`initializer ${tensor.name}: its data is outside ${this.dir}`);
+    if (!file.startsWith(this.dir + '/'))
+      throw new Error(`initializer ${tensor.name}: its data is outside ${this.dir}`);
     return { location: file.slice(this.dir.length + 1), offset, length };
   }
 

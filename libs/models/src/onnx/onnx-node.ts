@@ -2,7 +2,19 @@
  * One NodeProto of an ONNX graph, decoded once for a rewrite's lookups, and the AttributeProto fields a rewrite
  * builds. Field numbers are those of onnx.proto; fields this code does not touch are re-encoded byte for byte.
  */
-import { asMessage, bytesField, Field, first, firstString, Message, messageField, packedVarints, strings, varintField, WireType } from './protobuf';
+import {
+  asMessage,
+  bytesField,
+  Field,
+  first,
+  firstString,
+  Message,
+  messageField,
+  packedVarints,
+  strings,
+  varintField,
+  WireType,
+} from './protobuf';
 
 // NodeProto
 const NODE_INPUT = 1;

@@ -20,9 +20,20 @@ function proto(name: string, type: TensorType, dims: number[], data: Message): M
 
 describe('ONNX tensor', () => {
   it('reads inline data from the typed repeated fields as raw little-endian bytes', () => {
-    const f = tensorFromProto(proto('f', TensorType.Float, [2], [bytesField(FLOAT_DATA, new Uint8Array(Float32Array.of(1.5, -2).buffer))]), '.');
+    const f = tensorFromProto(
+      proto('f', TensorType.Float, [2], [bytesField(FLOAT_DATA, new Uint8Array(Float32Array.of(1.5, -2).buffer))]),
+      '.',
+    );
     assert.deepEqual([...floatsView(f.read())], [1.5, -2]);
-    const i64 = tensorFromProto(proto('i', TensorType.Int64, [3], [varintField(INT64_DATA, 7), varintField(INT64_DATA, -1), varintField(INT64_DATA, 2 ** 40)]), '.');
+    const i64 = tensorFromProto(
+      proto(
+        'i',
+        TensorType.Int64,
+        [3],
+        [varintField(INT64_DATA, 7), varintField(INT64_DATA, -1), varintField(INT64_DATA, 2 ** 40)],
+      ),
+      '.',
+    );
     assert.deepEqual([...new BigInt64Array(i64.read().slice().buffer)], [7n, -1n, 2n ** 40n]);
     const half = tensorFromProto(proto('h', TensorType.Float16, [1], [varintField(INT32_DATA, floatToHalf(0.5))]), '.');
     assert.deepEqual([...halfsView(half.read())], [floatToHalf(0.5)]);
@@ -32,10 +43,18 @@ describe('ONNX tensor', () => {
 
   it('finds external data relative to the model directory, and refuses a location outside it', () => {
     const external = (location: string) =>
-      proto('w', TensorType.Float, [4, 2], [
-        ...[['location', location], ['offset', '128']].map(([k, v]) => messageField(EXTERNAL, [bytesField(1, k), bytesField(2, v)])),
-        varintField(LOCATION, 1),
-      ]);
+      proto(
+        'w',
+        TensorType.Float,
+        [4, 2],
+        [
+          ...[
+            ['location', location],
+            ['offset', '128'],
+          ].map(([k, v]) => messageField(EXTERNAL, [bytesField(1, k), bytesField(2, v)])),
+          varintField(LOCATION, 1),
+        ],
+      );
     const w = tensorFromProto(external('model.onnx_data'), '/models/m/onnx');
     assert.deepEqual(w.source, { kind: 'external', file: '/models/m/onnx/model.onnx_data', offset: 128, length: 32 });
     assert.throws(() => tensorFromProto(external('../other'), '/models/m/onnx'), /outside the model directory/);
@@ -45,7 +64,12 @@ describe('ONNX tensor', () => {
   it('reads float scalars (float32, or float16 raw or in int32_data), and nothing else', () => {
     const raw32 = OnnxTensor.inline('s', TensorType.Float, [], new Uint8Array(Float32Array.of(0.25).buffer)).proto!;
     assert.equal(scalarOfTensor(raw32), 0.25);
-    const raw16 = OnnxTensor.inline('s', TensorType.Float16, [1], new Uint8Array(Uint16Array.of(floatToHalf(-3)).buffer)).proto!;
+    const raw16 = OnnxTensor.inline(
+      's',
+      TensorType.Float16,
+      [1],
+      new Uint8Array(Uint16Array.of(floatToHalf(-3)).buffer),
+    ).proto!;
     assert.equal(scalarOfTensor(raw16), -3);
     assert.equal(scalarOfTensor(proto('s', TensorType.Float16, [], [varintField(INT32_DATA, floatToHalf(2))])), 2);
     const vector = OnnxTensor.inline('v', TensorType.Float, [2], new Uint8Array(8)).proto!;

@@ -5,7 +5,17 @@
 import { join } from 'node:path';
 import { halfToFloat } from './float16';
 import { readRange, type DataLocation } from './external-data';
-import { asMessage, bytesField, first, firstString, Message, messageField, packedVarints, varintField, WireType } from './protobuf';
+import {
+  asMessage,
+  bytesField,
+  first,
+  firstString,
+  Message,
+  messageField,
+  packedVarints,
+  varintField,
+  WireType,
+} from './protobuf';
 
 // TensorProto
 const TENSOR_DIMS = 1;
@@ -53,7 +63,6 @@ export function elementBytes(type: number): number {
   if (bytes === undefined) throw new Error(`tensor element type ${type} is not supported`);
   return bytes;
 }
-
 
 /** Where an initializer's bytes are: in the protobuf, in an external file, or made by a rewrite on demand. */
 export type TensorSource =
@@ -176,7 +185,8 @@ function inlineBytes(proto: Message, type: number, elements: number): Uint8Array
     else values.push(...packedVarints(f.value as Uint8Array));
   }
   if (type === TensorType.Int64) return new Uint8Array(BigInt64Array.from(values, (v) => BigInt.asIntN(64, v)).buffer);
-  if (type === TensorType.Int32) return new Uint8Array(Int32Array.from(values, (v) => Number(BigInt.asIntN(32, v))).buffer);
+  if (type === TensorType.Int32)
+    return new Uint8Array(Int32Array.from(values, (v) => Number(BigInt.asIntN(32, v))).buffer);
   // int32_data also carries float16, bool, int8 and uint8, one element per varint
   const bytes = elementBytes(type);
   if (bytes === 1) return Uint8Array.from(values, (v) => Number(v));
@@ -206,7 +216,9 @@ export function tensorFromProto(proto: Message, dir: string): OnnxTensor {
   const location = entries.get('location');
   // ONNX Runtime refuses data outside the model's directory; so does this reader.
   if (!location || location.includes('..') || location.startsWith('/')) {
-    throw new Error(`initializer ${name}: external data location ${JSON.stringify(location)} is outside the model directory`);
+    throw new Error(
+      `initializer ${name}: external data location ${JSON.stringify(location)} is outside the model directory`,
+    );
   }
   const elements = dims.reduce((n, d) => n * d, 1);
   const offset = Number(entries.get('offset') ?? 0);

@@ -3,7 +3,17 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { modelDir } from '../../../../test/support/repo';
-import { bytesField, decode, encode, first, firstString, Message, messageField, strings, varintField } from './protobuf';
+import {
+  bytesField,
+  decode,
+  encode,
+  first,
+  firstString,
+  Message,
+  messageField,
+  strings,
+  varintField,
+} from './protobuf';
 
 describe('protobuf wire codec', () => {
   it('round-trips varints (negative ones as 10 bytes), strings, bytes and nested messages', () => {

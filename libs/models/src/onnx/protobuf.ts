@@ -38,7 +38,7 @@ function readVarint(buf: Uint8Array, pos: number): [bigint, number] {
 /** The values of a packed repeated varint field. */
 export function packedVarints(buf: Uint8Array): bigint[] {
   const values: bigint[] = [];
-  for (let pos = 0; pos < buf.length; ) {
+  for (let pos = 0; pos < buf.length;) {
     const [value, next] = readVarint(buf, pos);
     values.push(value);
     pos = next;

@@ -86,7 +86,10 @@ describe('weight-only quantization', () => {
       await session.release();
       const expected = matmul(a, dequantizeWeight(quantizeWeight(w, K, N, options), K, N, options), M, K, N);
       for (let i = 0; i < expected.length; i++) {
-        assert.ok(Math.abs(out[i] - expected[i]) < 1e-4 * (1 + Math.abs(expected[i])), `y[${i}]: ${out[i]} != ${expected[i]}`);
+        assert.ok(
+          Math.abs(out[i] - expected[i]) < 1e-4 * (1 + Math.abs(expected[i])),
+          `y[${i}]: ${out[i]} != ${expected[i]}`,
+        );
       }
     });
   }
@@ -97,7 +100,9 @@ describe('weight-only quantization', () => {
     const ws = widths.map((N, i) => weights(K, N, 20 + i));
     const model = OnnxModel.create({
       nodes: widths.map((_, i) => OnnxNode.make('MatMul', ['a', `W${i}`], [`y${i}`], `mm${i}`)),
-      initializers: widths.map((N, i) => OnnxTensor.inline(`W${i}`, TensorType.Float, [K, N], new Uint8Array(ws[i].buffer))),
+      initializers: widths.map((N, i) =>
+        OnnxTensor.inline(`W${i}`, TensorType.Float, [K, N], new Uint8Array(ws[i].buffer)),
+      ),
       inputs: [{ name: 'a', type: TensorType.Float, dims: [2, K] }],
       outputs: widths.map((N, i) => ({ name: `y${i}`, type: TensorType.Float, dims: [2, N] })),
       opsets: { '': 17 },
@@ -123,7 +128,10 @@ describe('weight-only quantization', () => {
   it('gives the language-model head its own bits and block', () => {
     const K = 64;
     const model = OnnxModel.create({
-      nodes: [OnnxNode.make('MatMul', ['a', 'W'], ['h'], 'proj'), OnnxNode.make('MatMul', ['h', 'H'], ['logits'], 'head')],
+      nodes: [
+        OnnxNode.make('MatMul', ['a', 'W'], ['h'], 'proj'),
+        OnnxNode.make('MatMul', ['h', 'H'], ['logits'], 'head'),
+      ],
       initializers: [
         OnnxTensor.inline('W', TensorType.Float, [K, K], new Uint8Array(weights(K, K, 1).buffer)),
         OnnxTensor.inline('H', TensorType.Float, [K, 96], new Uint8Array(weights(K, 96, 2).buffer)),
@@ -149,7 +157,10 @@ describe('weight-only quantization', () => {
   it('refuses block sizes MatMulNBits cannot take', () => {
     const model = matmulModel(weights(32, 8, 1), 32, 8);
     for (const blockSize of [24, 8, 512]) {
-      assert.throws(() => quantizeMatMuls(model, { bits: 4, blockSize, symmetric: false, accuracyLevel: 4 }), /not 16, 32, 64, 128 or 256/);
+      assert.throws(
+        () => quantizeMatMuls(model, { bits: 4, blockSize, symmetric: false, accuracyLevel: 4 }),
+        /not 16, 32, 64, 128 or 256/,
+      );
     }
   });
 });

@@ -88,7 +88,8 @@ export function quantizeMatMuls(source: OnnxModel, options: QuantizeOptions): Qu
       continue;
     }
     if (group[0] !== node) continue; // emitted with the group's first member
-    const settings = options.head && group.length === 1 && node.outputs[0] === headOutput ? { ...options, ...options.head } : options;
+    const settings =
+      options.head && group.length === 1 && node.outputs[0] === headOutput ? { ...options, ...options.head } : options;
     const { bits, blockSize } = settings;
     const weights = group.map((n) => weightOf(n)!);
     const K = weights[0].dims[0];
@@ -99,16 +100,34 @@ export function quantizeMatMuls(source: OnnxModel, options: QuantizeOptions): Qu
     const scaleType = weights[0].type;
     const base = group.length === 1 ? weights[0].name : `${weights[0].name}_merged${group.length}`;
     const block = new BlockQuantizer(weights, settings);
-    const codes = OnnxTensor.computed(`${base}_Q${bits}`, TensorType.Uint8, [N, kBlocks, blob], N * kBlocks * blob, () => block.result().codes);
+    const codes = OnnxTensor.computed(
+      `${base}_Q${bits}`,
+      TensorType.Uint8,
+      [N, kBlocks, blob],
+      N * kBlocks * blob,
+      () => block.result().codes,
+    );
     const scaleBytes = N * kBlocks * (scaleType === TensorType.Float ? 4 : 2);
-    const scales = OnnxTensor.computed(`${base}_scales`, scaleType, [N * kBlocks], scaleBytes, () => block.result().scales);
+    const scales = OnnxTensor.computed(
+      `${base}_scales`,
+      scaleType,
+      [N * kBlocks],
+      scaleBytes,
+      () => block.result().scales,
+    );
     const inputs = [node.inputs[0], codes.name, scales.name];
     model.initializers.set(codes.name, codes);
     model.initializers.set(scales.name, scales);
     bytesAfter += codes.byteLength + scales.byteLength;
     if (!settings.symmetric) {
       const zpLength = N * Math.ceil((kBlocks * bits) / 8);
-      const zeroPoints = OnnxTensor.computed(`${base}_zp`, TensorType.Uint8, [zpLength], zpLength, () => block.result().zeroPoints!);
+      const zeroPoints = OnnxTensor.computed(
+        `${base}_zp`,
+        TensorType.Uint8,
+        [zpLength],
+        zpLength,
+        () => block.result().zeroPoints!,
+      );
       model.initializers.set(zeroPoints.name, zeroPoints);
       inputs.push(zeroPoints.name);
       bytesAfter += zpLength;
@@ -139,11 +158,18 @@ export function quantizeMatMuls(source: OnnxModel, options: QuantizeOptions): Qu
     if (group.length > 1) {
       const outputs = group.map((n) => n.outputs[0]);
       if (splitAsInput) {
-        const sizes = OnnxTensor.inline(`${name}_split`, TensorType.Int64, [widths.length], new Uint8Array(BigInt64Array.from(widths.map(BigInt)).buffer));
+        const sizes = OnnxTensor.inline(
+          `${name}_split`,
+          TensorType.Int64,
+          [widths.length],
+          new Uint8Array(BigInt64Array.from(widths.map(BigInt)).buffer),
+        );
         model.initializers.set(sizes.name, sizes);
         nodes.push(OnnxNode.make('Split', [output, sizes.name], outputs, `${name}_split`, [intAttr('axis', -1)]));
       } else {
-        nodes.push(OnnxNode.make('Split', [output], outputs, `${name}_split`, [intAttr('axis', -1), intsAttr('split', widths)]));
+        nodes.push(
+          OnnxNode.make('Split', [output], outputs, `${name}_split`, [intAttr('axis', -1), intsAttr('split', widths)]),
+        );
       }
     }
   }
@@ -210,7 +236,13 @@ function readFloats(tensor: OnnxTensor): Float32Array {
  * [N, kBlocks, blockSize × bits / 8] packed low bits first, scales [N × kBlocks], and zero points packed the same
  * way as the codes ([N × ceil(kBlocks × bits / 8)]). A block's rows are read together, so W is read in order.
  */
-export function quantizeWeight(w: Float32Array, K: number, N: number, options: QuantizeOptions, scaleType: number = TensorType.Float): Quantized {
+export function quantizeWeight(
+  w: Float32Array,
+  K: number,
+  N: number,
+  options: QuantizeOptions,
+  scaleType: number = TensorType.Float,
+): Quantized {
   const { bits, blockSize, symmetric } = options;
   const kBlocks = Math.ceil(K / blockSize);
   const blob = (blockSize * bits) / 8;
@@ -292,7 +324,13 @@ function roundToHalf(value: number): number {
 }
 
 /** Decodes MatMulNBits' codes back to W [K, N] (row-major): the reference for tests and error measurements. */
-export function dequantizeWeight(q: Quantized, K: number, N: number, options: QuantizeOptions, scaleType: number = TensorType.Float): Float32Array {
+export function dequantizeWeight(
+  q: Quantized,
+  K: number,
+  N: number,
+  options: QuantizeOptions,
+  scaleType: number = TensorType.Float,
+): Float32Array {
   const { bits, blockSize } = options;
   const kBlocks = Math.ceil(K / blockSize);
   const blob = (blockSize * bits) / 8;

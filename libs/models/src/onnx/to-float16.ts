@@ -138,7 +138,9 @@ export function toFloat16(source: OnnxModel): OnnxModel {
       if (!inKept && keep.has(i)) {
         const cast = `${i}_to_fp16`;
         if (!nodes.some((n) => n.outputs[0] === cast)) {
-          nodes.push(OnnxNode.make('Cast', [i], [cast], `/to_float16/Cast_${casts++}`, [intAttr('to', TensorType.Float16)]));
+          nodes.push(
+            OnnxNode.make('Cast', [i], [cast], `/to_float16/Cast_${casts++}`, [intAttr('to', TensorType.Float16)]),
+          );
         }
         return cast;
       }
@@ -146,13 +148,17 @@ export function toFloat16(source: OnnxModel): OnnxModel {
     });
     let out = inputs.some((v, k) => v !== node.inputs[k]) ? node.rewired(inputs, node.outputs) : node;
     if (!inKept) {
-      if (node.opType === 'Cast' && node.intAttribute('to') === TensorType.Float) out = out.withIntAttribute('to', TensorType.Float16);
+      if (node.opType === 'Cast' && node.intAttribute('to') === TensorType.Float)
+        out = out.withIntAttribute('to', TensorType.Float16);
       if ((node.opType === 'Constant' || node.opType === 'ConstantOfShape') && node.outputs.some(converted)) {
         // ConstantOfShape's default value is a float32 zero
         const value = node.tensorAttribute('value') ?? [varintField(TENSOR_DIMS, 1)];
         const raw = first(value, TENSOR_RAW)?.value as Uint8Array | undefined;
         const floats = raw ? floatsView(raw) : floatsFromFields(value);
-        out = out.withAttribute('value', tensorAttr('value', halfTensor(value, floats.length > 0 ? floats : Float32Array.of(0))));
+        out = out.withAttribute(
+          'value',
+          tensorAttr('value', halfTensor(value, floats.length > 0 ? floats : Float32Array.of(0))),
+        );
       }
     }
     nodes.push(out);
