@@ -6,7 +6,7 @@
  * against, the fallback graph) is checked by the controller after parsing.
  */
 import { z } from 'zod';
-import { ID_PATTERN, parseKeepAlive } from '@switchyard/protocol';
+import { ID_PATTERN } from '@switchyard/protocol';
 import { parseQuantize, QUANTIZE_CHOICES } from '@switchyard/models';
 import { SCOPES } from '../auth/api-key.entity';
 import { boolean, keepAliveField } from '../common/schema';
@@ -98,46 +98,16 @@ function positiveInt(name: string, max: number | undefined, bound = String(max))
   return (max === undefined ? int : int.max(max, { error })).nullish();
 }
 
-const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-](\d{2}):?(\d{2}))?)?$/;
-
-function leap(year: number): boolean {
-  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-}
-
 /**
- * An ISO 8601 timestamp with a four-digit year from 0001 to 9999 and a real calendar day, as a Date. JavaScript's
- * parser is laxer: it rolls 2024-02-30 over to March and takes years Postgres cannot store (before 4713 BC).
+ * An ISO 8601 date or timestamp (zod's checks: real calendar days, hours 00-23) with a year from 0001, as a Date.
+ * JavaScript's own parser is laxer: it rolls 2024-02-30 over to March and takes years Postgres cannot store.
  */
 export function isoDate(name: string) {
   const error = `\`${name}\` must be an ISO 8601 date from year 0001 to 9999, like 2026-01-31T00:00:00Z`;
   return z
-    .string({ error })
-    .max(64, { error })
-    .transform((value, ctx) => {
-      const m = ISO_DATE.exec(value);
-      const [year, month, day, hour, minute, second, offsetHour, offsetMinute] = [1, 2, 3, 4, 5, 6, 8, 9].map((i) =>
-        Number(m?.[i] ?? 0),
-      );
-      const days = new Date(Date.UTC(2000, month, 0)).getUTCDate() - (month === 2 && !leap(year) ? 1 : 0);
-      const valid =
-        m !== null &&
-        year >= 1 &&
-        month >= 1 &&
-        month <= 12 &&
-        day >= 1 &&
-        day <= days &&
-        hour <= 23 &&
-        minute <= 59 &&
-        second <= 59 &&
-        offsetHour <= 23 &&
-        offsetMinute <= 59;
-      const d = valid ? new Date(value) : null;
-      if (!d || Number.isNaN(d.getTime())) {
-        ctx.addIssue({ code: 'custom', message: error });
-        return z.NEVER;
-      }
-      return d;
-    })
+    .union([z.iso.datetime({ offset: true, local: true }), z.iso.date()], { error })
+    .refine((value) => !value.startsWith('0000'), { error })
+    .transform((value) => new Date(value))
     .meta({ format: 'date-time' });
 }
 
@@ -358,25 +328,9 @@ function modelFields(update: boolean) {
           'or to make room for another.',
         ...(update ? {} : { default: false }),
       }),
-    keep_alive: z
-      .union([z.string(), z.number()], {
-        error: '`keep_alive` must be a duration like "5m", "30s" or "-1", or a number of seconds',
-      })
-      .nullish()
-      .transform((raw, ctx) => {
-        if (raw === null || raw === undefined) return raw;
-        try {
-          return parseKeepAlive(raw)!;
-        } catch (err) {
-          ctx.addIssue({ code: 'custom', message: (err as Error).message });
-          return z.NEVER;
-        }
-      })
-      .meta({
-        ...keepAliveField(
-          "How long it stays resident once idle, before workers park it; null: the workers' `--keep-alive`.",
-        ).meta(),
-      }),
+    keep_alive: keepAliveField(
+      "How long it stays resident once idle, before workers park it; null: the workers' `--keep-alive`.",
+    ),
     max_input_tokens: tokenLimit('max_input_tokens', MAX_INPUT_DESCRIPTION),
     max_total_tokens: tokenLimit('max_total_tokens', MAX_TOTAL_DESCRIPTION),
     default_parameters: boundedObject(

@@ -4,7 +4,7 @@
  * positive"); zod's default messages are prefixed with the field's path.
  */
 import { z } from 'zod';
-import { ID_PATTERN, MAX_KEEP_ALIVE_MS } from '@switchyard/protocol';
+import { ID_PATTERN, MAX_KEEP_ALIVE_MS, parseKeepAlive } from '@switchyard/protocol';
 import { ApiError } from './api-error';
 
 /** How many models a generation request may try: the one it names and its fallbacks. */
@@ -75,8 +75,19 @@ function fallbacksField(servedIn: string) {
 /** Ollama's `keep_alive`, as a request or a registered model gives it; `parseKeepAlive` reads it. */
 export function keepAliveField(description: string) {
   return z
-    .union([z.string(), z.number()], { error: '`keep_alive` must be a duration ("5m", "1h"), seconds, 0 or -1' })
+    .union([z.string(), z.number()], {
+      error: '`keep_alive` must be a duration like "5m", "30s" or "-1", or a number of seconds',
+    })
     .nullish()
+    .transform((raw, ctx) => {
+      if (raw === null || raw === undefined) return raw;
+      try {
+        return parseKeepAlive(raw)!;
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
     .meta({
       description:
         `${description} A duration ("30s", "5m", "1h") or a number of seconds, at most ${MAX_KEEP_ALIVE_MS / 86_400_000} ` +

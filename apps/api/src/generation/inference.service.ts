@@ -15,7 +15,6 @@ import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { GenerationParameters, TokenEvent, ValidationError } from '@switchyard/batching';
 import type { z } from 'zod';
-import { parseKeepAlive } from '@switchyard/protocol';
 import type { Principal } from '../auth/api-keys.service';
 import { principalOf } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
@@ -55,9 +54,9 @@ export interface ServeRequest {
   /** The model the client named (undefined: the default). */
   model: unknown;
   /** The client's own fallback list, replacing the model's. */
-  fallbacks?: unknown;
-  /** Ollama's `keep_alive`: how long the model stays resident once idle ("5m", seconds, -1, 0). */
-  keepAlive?: unknown;
+  fallbacks?: readonly string[] | null;
+  /** Ollama's `keep_alive`, parsed: milliseconds the model stays resident once idle (-1: always, 0: none). */
+  keepAlive?: number | null;
   stream: boolean;
   /** Builds the validated request for one candidate model (prompt, template, parameters); throws ApiError. */
   build(model: ResolvedModel): PreparedRequest | Promise<PreparedRequest>;
@@ -218,12 +217,7 @@ export class InferenceService {
     let admitted = false;
     try {
       requested = this.routes.modelId(request.model);
-      let keepAliveMs: number | undefined;
-      try {
-        keepAliveMs = parseKeepAlive(request.keepAlive);
-      } catch (err) {
-        throw ApiError.validation((err as Error).message);
-      }
+      const keepAliveMs = request.keepAlive ?? undefined;
       this.routes.checkAllowed(principal, requested);
       this.admission.admit();
       admitted = true;

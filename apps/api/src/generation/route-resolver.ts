@@ -58,26 +58,15 @@ export class RouteResolver {
    * Fallbacks the key may not use are left out, so they are never tried, logged or metered: the last usable
    * model's error stands.
    */
-  async candidates(requested: string, own: unknown, principal: Principal): Promise<string[]> {
-    let first: string[] | null = null;
-    if (own !== undefined && own !== null) {
-      if (
-        !Array.isArray(own) ||
-        own.length > MAX_CANDIDATES ||
-        !own.every((m) => typeof m === 'string' && isValidId(m))
-      ) {
-        throw ApiError.validation(`\`fallbacks\` must be a list of at most ${MAX_CANDIDATES} model ids`);
-      }
-      first = own as string[];
-    }
+  async candidates(requested: string, own: readonly string[] | null | undefined, principal: Principal) {
     const out: string[] = [];
-    const visit = async (id: string, list: string[] | null) => {
+    const visit = async (id: string, list: readonly string[] | null) => {
       if (out.includes(id) || out.length >= MAX_CANDIDATES) return;
       out.push(id);
       const fallbacks = list ?? (await this.registry.record(id))?.fallbacks ?? [];
       for (const f of fallbacks) await visit(f, null);
     };
-    await visit(requested, first);
+    await visit(requested, own ?? null); // the request's schema bounds its own list
     return out.filter((id, i) => i === 0 || this.allowed(principal, id));
   }
 
