@@ -116,7 +116,10 @@ async function main(): Promise<void> {
   let tier: 'page_cache' | 'cold' | 'unknown';
   try {
     tier = pageCacheTier(load.dir, load.session.dtype);
-    model = await loadModel(load.dir, { ...load.session, onProgress: (message) => post({ type: 'progress', message }) });
+    model = await loadModel(load.dir, {
+      ...load.session,
+      onProgress: (message) => post({ type: 'progress', message }),
+    });
   } catch (err) {
     post({ type: 'failed', message: (err as Error).message, modelError: err instanceof ModelError });
     await redis.quit().catch(() => undefined);

@@ -11,7 +11,11 @@ import {
   COMMAND_JOB_OPTIONS,
   CONTROL_QUEUE,
   ControlCommand,
-  EVENTS_MAX_LEN, ModelSpec, PoolEvent, RedisNames } from '@switchyard/protocol';
+  EVENTS_MAX_LEN,
+  ModelSpec,
+  PoolEvent,
+  RedisNames,
+} from '@switchyard/protocol';
 import {
   CannotPlaceError,
   estimateModelMemory,
@@ -131,10 +135,18 @@ export class ModelPoolService implements OnApplicationShutdown {
       const message = (err as Error).message;
       const kind = err instanceof CannotPlaceError ? 'cannot place' : 'load failed';
       this.logger.error(`${kind}: ${spec.id}: ${message}`);
-      this.metrics.loadFailures.inc({ model: spec.id, reason: err instanceof CannotPlaceError ? 'cannot_place' : 'error' });
+      this.metrics.loadFailures.inc({
+        model: spec.id,
+        reason: err instanceof CannotPlaceError ? 'cannot_place' : 'error',
+      });
       this.recordEvent({ type: 'load_failed', model: spec.id, error: message });
       await this.redis
-        .set(this.names.loadError(spec.id), JSON.stringify({ worker: this.config.workerId, error: message, kind, at: Date.now() }), 'EX', 30)
+        .set(
+          this.names.loadError(spec.id),
+          JSON.stringify({ worker: this.config.workerId, error: message, kind, at: Date.now() }),
+          'EX',
+          30,
+        )
         .catch(() => undefined);
       throw err;
     }
@@ -299,7 +311,9 @@ export class ModelPoolService implements OnApplicationShutdown {
       `loaded ${spec.id} in ${totalMs.toFixed(0)} ms (${tier === 'page_cache' ? 'from the page cache' : tier === 'cold' ? 'from disk' : 'page cache unknown'}; ` +
         `thread ${phases.thread.toFixed(0)}, ${steps} ms): ${info.dtype} weights, ` +
         `${formatBytes(engine.memory.weightBytes)} resident, ${info.kvDtype} cache; ${attention}` +
-        (info.optimizedGraph === 'none' ? '' : `; optimised graph ${info.optimizedGraph === 'read' ? 'read from' : 'written to'} the cache`),
+        (info.optimizedGraph === 'none'
+          ? ''
+          : `; optimised graph ${info.optimizedGraph === 'read' ? 'read from' : 'written to'} the cache`),
     );
     this.metrics.modelLoaded(spec.id, info);
     const host = new ModelHost(spec, engine, this.hostDeps);
