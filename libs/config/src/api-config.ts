@@ -5,48 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Quantize } from '@switchyard/models';
 import { ConfigError } from './config-error';
 import { flagsOf, readFlags, usageOf } from './flag-table';
 import { FLAGS } from './flags';
 import { autoDeviceMemory, autoHostMemory, isLoopback } from './flag-values';
 
-export interface ApiConfig {
-  hostname: string;
-  port: number;
-  /** The directory of the default model. */
-  modelDir: string;
-  /** The id clients use for the default model: the directory's name unless --model-name says otherwise. */
-  modelName: string;
-  databaseUrl: string;
-  redisUrl: string;
-  redisPrefix: string;
-  /** Requests in flight across all models before new ones get 429. */
-  maxConcurrentRequests: number;
-  maxStopSequences: number;
-  maxBestOf: number;
-  maxTopNTokens: number;
-  /** Limits of the default model; null takes the model's own (max positions - 1, max positions). */
-  maxInputTokens: number | null;
-  maxTotalTokens: number | null;
-  /** The largest request body, in bytes (TGI's --payload-limit). */
-  payloadLimit: number;
-  /** How many workers the launcher starts. */
-  numWorkers: number;
-  /** Quantization at load of the default model (and of models whose registry entry does not say). */
-  quantize: Quantize;
-  disableAuth: boolean;
-  /** Flags handed to every worker the launcher starts (batch budgets, memory, keep-alive, provider). */
-  workerArgs: string[];
-  /** The admin key from SWITCHYARD_ADMIN_KEY (never a flag, so it stays out of process listings). */
-  adminKey: string | null;
-  /** A request falls back to the next model when its model's oldest queued job has waited longer than this. */
-  fallbackQueueWaitMs: number;
-  /** Where the workers run models (cpu or cuda), for `x-compute-type` and `/info`. */
-  executionProvider: string;
-  /** Switchyard's version, from package.json, for `/info`. */
-  version: string;
-}
+/** The API's typed configuration: what `readApiConfig` returns (each field's meaning is its flag's, in flags.ts). */
+export type ApiConfig = ReturnType<typeof readApiConfig>;
 
 export const LAUNCHER_USAGE = usageOf(
   FLAGS,
@@ -61,7 +26,7 @@ export const API_USAGE = usageOf(
   'Usage: node dist/apps/api/src/main.js [flags]   (the launcher starts it with its own flags)',
 );
 
-export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = process.cwd()): ApiConfig {
+export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = process.cwd()) {
   const flags = readFlags(FLAGS, 'api', API_USAGE, argv, env, cwd);
   const modelDir = flags.get('model-id');
   const modelName = flags.get('model-name');

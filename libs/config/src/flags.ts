@@ -415,5 +415,3 @@ const WORKER_FLAGS = scoped(WORKER, {
 });
 
 export const FLAGS = { ...API_FLAGS, ...SHARED_FLAGS, ...WORKER_FLAGS } satisfies Record<string, Flag>;
-
-export type FlagName = keyof typeof FLAGS;

@@ -75,11 +75,6 @@ export function findGraph(dir: string, dtype: DtypeChoice = 'auto'): GraphFile {
   );
 }
 
-/** The graph file a directory serves by default. */
-export function findGraphFile(dir: string): string {
-  return findGraph(dir).path;
-}
-
 /**
  * Bytes of the graph file and its external data (`model.onnx_data`, `model.onnx.data`, `model.onnx_data_1`,
  * ...): what the weights occupy on disk.

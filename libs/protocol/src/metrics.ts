@@ -38,7 +38,6 @@ const snapshotSchema = z.array(
 
 /** One process's metrics, as prom-client's `Registry.getMetricsAsJSON()` gives them (less exemplars). */
 export type MetricsSnapshot = z.output<typeof snapshotSchema>;
-export type MetricsSnapshotFamily = MetricsSnapshot[number];
 
 /**
  * A snapshot as read from Redis, or null for a value that is not one (not JSON, or another shape: a half-written

@@ -158,23 +158,13 @@ export class InferenceService {
   async prepare(
     req: Request,
     model: ResolvedModel,
-    inputs: unknown,
-    rawParameters: unknown,
+    inputs: string,
+    own: Record<string, unknown> | null | undefined,
     options: { stream: boolean },
   ): Promise<PreparedRequest> {
     const arrived = performance.now();
-    const defaults = model.record.defaultParameters ?? {};
-    const merged =
-      rawParameters && typeof rawParameters === 'object' && !Array.isArray(rawParameters)
-        ? { ...defaults, ...(rawParameters as Record<string, unknown>) }
-        : rawParameters === undefined || rawParameters === null
-          ? { ...defaults }
-          : rawParameters;
-    let ids: number[] | null = null;
-    if (typeof inputs === 'string' && inputs.length > 0) {
-      const truncate = (merged as Record<string, unknown> | null)?.truncate;
-      ids = await this.promptIds(model, inputs, truncate !== undefined && truncate !== null);
-    }
+    const merged: Record<string, unknown> = { ...model.record.defaultParameters, ...own };
+    const ids = inputs.length > 0 ? await this.promptIds(model, inputs, merged.truncate != null) : null;
     try {
       const { inputIds, parameters } = validateRequest(
         inputs,
@@ -187,9 +177,9 @@ export class InferenceService {
         requestId: this.requestId(req),
         model,
         inputIds,
-        inputText: inputs as string,
+        inputText: inputs,
         parameters,
-        wantDetails: (merged as Record<string, unknown>).details === true,
+        wantDetails: merged.details === true,
         computeType: this.config.executionProvider,
         arrived,
         validationMs: performance.now() - arrived,
