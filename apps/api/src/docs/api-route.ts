@@ -22,37 +22,38 @@ export const TAGS = {
 
 export type Tag = keyof typeof TAGS;
 
-/** Response headers by component name (see `openapi.ts`); every response has `x-request-id` as well. */
-export type HeaderName =
-  | 'XServedModel'
-  | 'XComputeType'
-  | 'XComputeTime'
-  | 'XComputeCharacters'
-  | 'XTotalTime'
-  | 'XValidationTime'
-  | 'XQueueTime'
-  | 'XInferenceTime'
-  | 'XTimePerToken'
-  | 'XPromptTokens'
-  | 'XGeneratedTokens'
-  | 'XAttempts'
-  | 'RetryAfter';
+const header = (description: string, type: 'string' | 'integer' | 'number' = 'string') => ({
+  description,
+  schema: { type },
+});
+
+/** The response headers, by component name (`XRequestId` is `x-request-id`); every response has `x-request-id`. */
+export const HEADERS = {
+  XRequestId: header("The client's `x-request-id` when it was safe, otherwise the request's own UUID."),
+  XServedModel: header('The model that served the request: the one it named, or a fallback.'),
+  XComputeType: header('Where it ran: `cpu`.'),
+  XComputeTime: header('The total time, in seconds.', 'number'),
+  XComputeCharacters: header('The length of the prompt, in characters.', 'integer'),
+  XTotalTime: header('The total time, in milliseconds.', 'integer'),
+  XValidationTime: header('The validation time, in milliseconds.', 'integer'),
+  XQueueTime: header('The time waiting for a worker and a batch slot, in milliseconds.', 'integer'),
+  XInferenceTime: header('The time generating, in milliseconds.', 'integer'),
+  XTimePerToken: header('The inference time per generated token, in milliseconds.', 'integer'),
+  XPromptTokens: header('How many prompt tokens.', 'integer'),
+  XGeneratedTokens: header('How many generated tokens.', 'integer'),
+  XAttempts: header('How many times the request ran (more than 1 after a worker failed).', 'integer'),
+  RetryAfter: header(
+    'With `rate_limited` or `service_unavailable`: the seconds until the client may try again.',
+    'integer',
+  ),
+};
+
+export type HeaderName = Exclude<keyof typeof HEADERS, 'XRequestId'>;
 
 /** The headers of a JSON generation response: TGI's timings and the served model. */
-export const TIMING_HEADERS: HeaderName[] = [
-  'XServedModel',
-  'XComputeType',
-  'XComputeTime',
-  'XComputeCharacters',
-  'XTotalTime',
-  'XValidationTime',
-  'XQueueTime',
-  'XInferenceTime',
-  'XTimePerToken',
-  'XPromptTokens',
-  'XGeneratedTokens',
-  'XAttempts',
-];
+export const TIMING_HEADERS = (Object.keys(HEADERS) as (keyof typeof HEADERS)[]).filter(
+  (h): h is HeaderName => h !== 'XRequestId' && h !== 'RetryAfter',
+);
 
 /** The headers of an SSE response: they go out with the first token, before any timing is known. */
 export const STREAM_HEADERS: HeaderName[] = ['XServedModel', 'XComputeType'];

@@ -9,7 +9,7 @@ import { OpenAPIRegistry, OpenApiGeneratorV31, RouteConfig } from '@asteasolutio
 import { z } from 'zod';
 import { ID_PATTERN } from '@switchyard/protocol';
 import { Public, RequireScope } from '../auth/auth.guard';
-import { API_ROUTE, ApiRouteSpec, HeaderName, TAGS } from './api-route';
+import { API_ROUTE, ApiRouteSpec, HEADERS, TAGS } from './api-route';
 import { errorCatalog, errorResponse, errorSchemas, Family } from './error-responses';
 
 /** What the auth guard asks of a route: no key, or a key with this scope. */
@@ -68,31 +68,6 @@ export function declaredRoutes(controllers: Type[]): DocumentedRoute[] {
   }
   return routes;
 }
-
-const header = (description: string, type: 'string' | 'integer' | 'number' = 'string') => ({
-  description,
-  schema: { type },
-});
-
-const HEADERS: Record<HeaderName | 'XRequestId', ReturnType<typeof header>> = {
-  XRequestId: header("The client's `x-request-id` when it was safe, otherwise the request's own UUID."),
-  XServedModel: header('The model that served the request: the one it named, or a fallback.'),
-  XComputeType: header('Where it ran: `cpu`.'),
-  XComputeTime: header('The total time, in seconds.', 'number'),
-  XComputeCharacters: header('The length of the prompt, in characters.', 'integer'),
-  XTotalTime: header('The total time, in milliseconds.', 'integer'),
-  XValidationTime: header('The validation time, in milliseconds.', 'integer'),
-  XQueueTime: header('The time waiting for a worker and a batch slot, in milliseconds.', 'integer'),
-  XInferenceTime: header('The time generating, in milliseconds.', 'integer'),
-  XTimePerToken: header('The inference time per generated token, in milliseconds.', 'integer'),
-  XPromptTokens: header('How many prompt tokens.', 'integer'),
-  XGeneratedTokens: header('How many generated tokens.', 'integer'),
-  XAttempts: header('How many times the request ran (more than 1 after a worker failed).', 'integer'),
-  RetryAfter: header(
-    'With `rate_limited` or `service_unavailable`: the seconds until the client may try again.',
-    'integer',
-  ),
-};
 
 /** `XRequestId` is the header `x-request-id`. */
 const headerName = (component: string) =>
