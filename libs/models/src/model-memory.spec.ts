@@ -48,7 +48,9 @@ describe('memory estimate', () => {
     it(`is within 15 % of the resident growth of a load: ${name}`, () => {
       measure(dir, quantize); // the rewritten (or quantized) graph
       measure(dir, quantize); // ONNX Runtime's optimised graph
-      const { growth, estimate, dtype: served, attention } = measure(dir, quantize);
+      // the median of three loads: one process's resident growth moves by a few percent with what else runs
+      const runs = [measure(dir, quantize), measure(dir, quantize), measure(dir, quantize)];
+      const { growth, estimate, dtype: served, attention } = runs.sort((a, b) => a.growth - b.growth)[1];
       assert.equal(served, dtype);
       assert.equal(attention, 'fused');
       const ratio = estimate / growth;
