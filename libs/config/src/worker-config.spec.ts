@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { availableMemoryBytes, defaultCacheDir } from '@switchyard/models';
 import { describe, it } from 'node:test';
 import { ConfigError } from './config-error';
-import { parseDuration, spinsFor } from './flag-values';
+import { parseDuration } from '@switchyard/protocol';
+import { spinsFor } from './flag-values';
 import { readWorkerConfig } from './worker-config';
 
 describe('readWorkerConfig', () => {

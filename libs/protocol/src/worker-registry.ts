@@ -7,7 +7,7 @@
  * `INDEX_GRACE_MS` old: the set stays the size of the fleet, and a clock that is off by less than that loses no one.
  */
 import type { ChainableCommander, Redis } from 'ioredis';
-import type { Heartbeat, RedisNames } from './protocol';
+import { heartbeatSchema, type Heartbeat, type RedisNames } from './protocol';
 
 /** How long after its keys expired a dead worker's id stays in the set. */
 export const INDEX_GRACE_MS = 60_000;
@@ -68,16 +68,6 @@ export function parseHeartbeat(raw: string): Heartbeat | null {
   } catch {
     return null;
   }
-  const beat = value as Partial<Heartbeat> | null;
-  if (
-    !beat ||
-    typeof beat !== 'object' ||
-    typeof beat.id !== 'string' ||
-    !Array.isArray(beat.models) ||
-    typeof beat.memory !== 'object' ||
-    beat.memory === null
-  ) {
-    return null;
-  }
-  return beat as Heartbeat;
+  const parsed = heartbeatSchema.safeParse(value);
+  return parsed.success ? parsed.data : null;
 }
