@@ -37,7 +37,8 @@ const tokenInfoSchema = z.object({ id: z.int(), text: z.string(), logprob: z.num
 
 export const tokenEventSchema = z.object({
   type: z.literal('token'),
-  index: z.int().meta({ description: '0-based index of the generated token' }),
+  /** 0-based index of the generated token. */
+  index: z.int(),
   token: tokenInfoSchema,
   topTokens: z.array(tokenInfoSchema),
 });

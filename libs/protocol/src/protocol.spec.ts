@@ -10,10 +10,11 @@ import {
   GenerateJob,
   parseControlCommand,
   parseGenerateJob,
-  ProtocolError,
+  parseLoadError,
   StreamEvent,
   STREAM_FIELD,
 } from './protocol';
+import { ProtocolError } from './parse';
 
 const job: GenerateJob = {
   requestId: 'r1',
@@ -130,5 +131,21 @@ describe('decodeStreamEntry and decodeInboxEntry', () => {
       ['r1', token],
       ['r3', final],
     ]);
+  });
+});
+
+describe('parseLoadError', () => {
+  it('reads what a worker writes, and null for anything else', () => {
+    const failure = { worker: 'w1', error: 'no room', kind: 'cannot place', at: 5 };
+    assert.deepEqual(parseLoadError(JSON.stringify(failure)), failure);
+    for (const bad of [
+      '{',
+      'null',
+      '{}',
+      JSON.stringify({ ...failure, kind: 'oops' }),
+      JSON.stringify({ ...failure, at: '5' }),
+    ]) {
+      assert.equal(parseLoadError(bad), null, bad);
+    }
   });
 });

@@ -4,6 +4,7 @@
  * these; neither builds a key or parses an entry any other way.
  */
 import { z } from 'zod';
+import { parseJson, parseOrThrow } from './parse';
 import { errorEventSchema, finalEventSchema, generationParametersSchema, tokenEventSchema } from './engine.schema';
 
 /** A model or worker id: safe inside Redis keys and BullMQ queue names (which refuse ':'). */
@@ -92,21 +93,16 @@ export class RedisNames {
 /** What a worker needs to load a model: the API resolves it from the registry, so workers never read Postgres. */
 export const modelSpecSchema = z.object({
   id: z.string().regex(ID_PATTERN),
-  path: z.string().meta({ description: 'An absolute directory holding an Optimum-style ONNX decoder export.' }),
+  /** An absolute directory holding an Optimum-style ONNX decoder export. */
+  path: z.string(),
   pinned: z.boolean(),
-  maxInputTokens: z.int().nullable().meta({ description: "Limit on prompt tokens; null takes the model's own." }),
-  maxTotalTokens: z
-    .int()
-    .nullable()
-    .meta({ description: "Limit on prompt + generated tokens; null takes the model's own." }),
-  quantization: z
-    .string()
-    .nullable()
-    .meta({ description: "Quantization at load: `none`, `q8` or `q4`; null leaves it to the worker's --quantize." }),
-  keepAliveMs: z.number().nullable().optional().meta({
-    description:
-      "The model's own keep-alive in milliseconds (-1: held resident, 0: unloaded once idle); null: the worker's.",
-  }),
+  /** Limits on prompt tokens and prompt + generated tokens; null takes the model's own. */
+  maxInputTokens: z.int().nullable(),
+  maxTotalTokens: z.int().nullable(),
+  /** Quantization at load: `none`, `q8` or `q4`; null leaves it to the worker's --quantize. */
+  quantization: z.string().nullable(),
+  /** The model's own keep-alive in milliseconds (-1: held resident, 0: unloaded once idle); null: the worker's. */
+  keepAliveMs: z.number().nullable().optional(),
 });
 export type ModelSpec = z.output<typeof modelSpecSchema>;
 
@@ -193,18 +189,6 @@ export const streamEventSchema = z.discriminatedUnion('type', [
   streamErrorSchema,
 ]);
 export type StreamEvent = z.output<typeof streamEventSchema>;
-
-/** A payload that is not the shape the protocol says: a bad job or command fails with it, naming what is wrong. */
-export class ProtocolError extends Error {
-  override name = 'ProtocolError';
-}
-
-function parseOrThrow<S extends z.ZodType>(schema: S, what: string, value: unknown): z.output<S> {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`);
-  throw new ProtocolError(`malformed ${what}: ${issues.join('; ')}`);
-}
 
 /** A generate job's payload as the worker takes it; throws a `ProtocolError` naming the bad fields. */
 export function parseGenerateJob(value: unknown): GenerateJob {
@@ -294,6 +278,21 @@ export const poolEventSchema = z.object({
 export type PoolEvent = z.output<typeof poolEventSchema>;
 
 export const EVENTS_MAX_LEN = 1000;
+
+/** `load-error:<model>`: why a worker's last load of the model failed, kept briefly (`RedisNames.loadError`). */
+export const loadErrorSchema = z.object({
+  worker: z.string(),
+  error: z.string(),
+  kind: z.enum(['cannot place', 'load failed']),
+  /** Epoch milliseconds of the failure: a reader ignores one older than its own request. */
+  at: z.number(),
+});
+export type LoadError = z.output<typeof loadErrorSchema>;
+
+/** A load error as read from Redis, or null for a value that is not one. */
+export function parseLoadError(raw: string): LoadError | null {
+  return parseJson(loadErrorSchema, raw);
+}
 
 export const heartbeatModelSchema = z.object({
   id: z.string(),

@@ -7,6 +7,7 @@
  * `INDEX_GRACE_MS` old: the set stays the size of the fleet, and a clock that is off by less than that loses no one.
  */
 import type { ChainableCommander, Redis } from 'ioredis';
+import { parseJson } from './parse';
 import { heartbeatSchema, type Heartbeat, type RedisNames } from './protocol';
 
 /** How long after its keys expired a dead worker's id stays in the set. */
@@ -62,12 +63,5 @@ export async function readWorkerEntries(
  * that wrote another shape): the one parser every reader uses, so a bad value never reaches placement or routing.
  */
 export function parseHeartbeat(raw: string): Heartbeat | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return null;
-  }
-  const parsed = heartbeatSchema.safeParse(value);
-  return parsed.success ? parsed.data : null;
+  return parseJson(heartbeatSchema, raw);
 }
