@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_SCHEDULER_CONFIG } from '@switchyard/batching';
-import { MetricsSnapshot, PoolEvent } from '@switchyard/protocol';
+import { randomUUID } from 'node:crypto';
+import { ControlCommand, GENERATE_JOB_OPTIONS, GenerateJob, MetricsSnapshot, PoolEvent } from '@switchyard/protocol';
 import { estimateModelMemory, poolBytes } from '@switchyard/models';
 import { generatedIds, modelSpec, Platform, waitFor } from './support/platform';
 import { loadGoldens, modelDir } from './support/repo';
@@ -156,6 +157,34 @@ describe('worker pool: eviction, pinning and placement', () => {
     assert.match(error, /cannot place/);
     for (const id of holdIds) assert.equal((await platform.readStream(id)).at(-1)?.type, 'final');
     assert.ok(!(await platform.events()).some((e) => e.model === 'too-big' && e.type === 'loaded'));
+  });
+
+  it('fails a malformed job (a validation error in its stream) and a malformed command, logs both, and goes on', async () => {
+    const id = randomUUID();
+    const bad = { requestId: id, model: 'demo-tiny', inputIds: ['x'], parameters: {}, queuedAt: Date.now() };
+    const queue = platform.queue('demo-tiny');
+    await queue.add('generate', bad as unknown as GenerateJob, { ...GENERATE_JOB_OPTIONS, jobId: id });
+    const [error] = await platform.readStream(id, 30_000);
+    assert.equal(error.type === 'error' && error.errorType, 'validation');
+    assert.match(
+      error.type === 'error' ? error.message : '',
+      /malformed generate job: inputIds\.0: .*parameters\.doSample/,
+    );
+    const failed = await waitFor('the failed job', async () => (await queue.getJob(id))?.failedReason || undefined);
+    assert.match(failed, /malformed generate job/);
+    await platform.sendCommand('w1', {
+      type: 'load',
+      spec: { id: 'demo-tiny' },
+      reason: 'request',
+    } as unknown as ControlCommand);
+    const { goldens } = models['demo-tiny'];
+    const c = goldens.cases[0];
+    const next = await platform.enqueue('demo-tiny', c.prompt_ids, { maxNewTokens: goldens.max_new_tokens });
+    assert.deepEqual(generatedIds(await platform.readStream(next)), c.greedy_ids);
+    const w1 = platform.workers.find((w) => w.id === 'w1')!;
+    assert.equal(w1.child.exitCode, null, 'w1 is still running');
+    assert.match(w1.output(), new RegExp(`job ${id}: malformed generate job`));
+    assert.match(w1.output(), /control command load failed: malformed control command: spec\.path/);
   });
 });
 

@@ -1,6 +1,7 @@
 /**
- * The value kinds the flag table's parsers share: durations, spin settings, model specs given on the command
- * line, and the `auto` memory budgets. Plain functions: each flag's parser in flags.ts calls them.
+ * The value kinds the flag table's parsers share: spin settings, model specs given on the command line, and the
+ * `auto` memory budgets (durations are @switchyard/protocol's `parseDuration`, shared with `keep_alive`). Plain
+ * functions: each flag's parser in flags.ts calls them.
  */
 import { basename, resolve } from 'node:path';
 import { isValidId, ModelSpec } from '@switchyard/protocol';
@@ -55,14 +56,6 @@ export const SPIN_FROM_WEIGHT_BYTES = 128 * 2 ** 20;
 /** Whether a model's ONNX Runtime threads spin, for `--intra-op-spin` and the model's resident weights. */
 export function spinsFor(setting: boolean | 'auto', weightBytes: number): boolean {
   return setting === 'auto' ? weightBytes >= SPIN_FROM_WEIGHT_BYTES : setting;
-}
-
-/** Parses a duration to milliseconds: "500ms", "30s", "5m", "1h", or a bare number of seconds. */
-export function parseDuration(raw: string): number | null {
-  const m = /^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(raw);
-  if (!m) return null;
-  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-  return Math.round(Number(m[1]) * scale);
 }
 
 /** `DIR` or `ID=DIR` → a spec with the model's own limits. */

@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { DEFAULT_SCHEDULER_CONFIG, DEFAULT_VALIDATION_LIMITS } from '@switchyard/batching';
-import { isValidId } from '@switchyard/protocol';
+import { isValidId, parseDuration } from '@switchyard/protocol';
 import { defaultCacheDir, DtypeChoice, GRAPH_DTYPES, parseBytes, parseQuantize, Quantize } from '@switchyard/models';
 import { ConfigError } from './config-error';
 import { Flag, FlagContext, ListFlag, ProcessName, ValueFlag } from './flag-table';
@@ -18,7 +18,6 @@ import {
   autoDeviceMemory,
   autoHostMemory,
   modelSpecFromArg,
-  parseDuration,
   parseSpin,
 } from './flag-values';
 

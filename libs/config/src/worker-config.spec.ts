@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { availableMemoryBytes, defaultCacheDir } from '@switchyard/models';
 import { describe, it } from 'node:test';
 import { ConfigError } from './config-error';
-import { parseDuration, spinsFor } from './flag-values';
+import { spinsFor } from './flag-values';
 import { readWorkerConfig } from './worker-config';
 
 describe('readWorkerConfig', () => {
@@ -110,16 +110,5 @@ describe('readWorkerConfig', () => {
         },
       );
     }
-  });
-});
-
-describe('parseDuration', () => {
-  it('reads ms, s, m and h, and bare seconds', () => {
-    assert.equal(parseDuration('500ms'), 500);
-    assert.equal(parseDuration('30s'), 30_000);
-    assert.equal(parseDuration('5m'), 300_000);
-    assert.equal(parseDuration('1h'), 3_600_000);
-    assert.equal(parseDuration('2'), 2000);
-    assert.equal(parseDuration('5 minutes'), null);
   });
 });

@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
+import { parseJson } from './parse';
 
 /** Upper bounds for durations in seconds, like TGI's; +Inf is implicit. */
 export const DURATION_BUCKETS: readonly number[] = Object.freeze([
@@ -44,14 +45,7 @@ export type MetricsSnapshot = z.output<typeof snapshotSchema>;
  * key, a foreign one, another version's), so that a bad worker never breaks GET /metrics.
  */
 export function parseMetricsSnapshot(raw: string): MetricsSnapshot | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return null;
-  }
-  const parsed = snapshotSchema.safeParse(value);
-  return parsed.success ? parsed.data : null;
+  return parseJson(snapshotSchema, raw);
 }
 
 /** The snapshot with `extra` labels on every value (a worker's, tagged `worker="w1"`); new objects. */

@@ -103,6 +103,18 @@ describe('worker registry', () => {
       models: [],
     };
     assert.deepEqual(parseHeartbeat(JSON.stringify(beat)), beat);
+    const model = {
+      id: 'm',
+      state: 'parked',
+      bytes: 1,
+      pinned: true,
+      running: 0,
+      waiting: 0,
+      queued: 2,
+      oldestQueuedMs: 5,
+    };
+    const full = { ...beat, incarnation: 'i1', models: [{ ...model, dtype: 'q8', attention: 'fused' }] };
+    assert.deepEqual(parseHeartbeat(JSON.stringify(full)), full);
     for (const bad of [
       '{"id": "w1", "models": [',
       'null',
@@ -110,6 +122,9 @@ describe('worker registry', () => {
       '{"id": 7, "models": [], "memory": {}}',
       '{"id": "w1", "memory": {}}',
       '{"id": "w1", "models": []}',
+      JSON.stringify({ ...beat, memory: { used: 0 } }),
+      JSON.stringify({ ...beat, draining: 'no' }),
+      JSON.stringify({ ...beat, models: [{ id: 'm', state: 'sleeping' }] }),
     ]) {
       assert.equal(parseHeartbeat(bad), null, bad);
     }

@@ -7,7 +7,8 @@
  * `INDEX_GRACE_MS` old: the set stays the size of the fleet, and a clock that is off by less than that loses no one.
  */
 import type { ChainableCommander, Redis } from 'ioredis';
-import type { Heartbeat, RedisNames } from './protocol';
+import { parseJson } from './parse';
+import { heartbeatSchema, type Heartbeat, type RedisNames } from './protocol';
 
 /** How long after its keys expired a dead worker's id stays in the set. */
 export const INDEX_GRACE_MS = 60_000;
@@ -62,22 +63,5 @@ export async function readWorkerEntries(
  * that wrote another shape): the one parser every reader uses, so a bad value never reaches placement or routing.
  */
 export function parseHeartbeat(raw: string): Heartbeat | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return null;
-  }
-  const beat = value as Partial<Heartbeat> | null;
-  if (
-    !beat ||
-    typeof beat !== 'object' ||
-    typeof beat.id !== 'string' ||
-    !Array.isArray(beat.models) ||
-    typeof beat.memory !== 'object' ||
-    beat.memory === null
-  ) {
-    return null;
-  }
-  return beat as Heartbeat;
+  return parseJson(heartbeatSchema, raw);
 }

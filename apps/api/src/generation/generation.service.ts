@@ -6,7 +6,7 @@
  */
 import { Injectable, Logger } from '@nestjs/common';
 import type { FinalEvent, GenerationParameters, TokenEvent } from '@switchyard/batching';
-import type { StreamEvent } from '@switchyard/protocol';
+import { parseLoadError, type StreamEvent } from '@switchyard/protocol';
 import { ApiError } from '../common/api-error';
 import type { ResolvedModel } from '../registry/model-registry.service';
 import { RedisService } from '../redis/redis.service';
@@ -183,9 +183,9 @@ export class GenerationService {
   /** An error for a request still waiting to start, or null while it may still run. */
   private async checkPlacement(model: ResolvedModel, since: number): Promise<ApiError | null> {
     const raw = await this.loadError(model.spec.id);
-    if (raw) {
-      const failure = JSON.parse(raw) as { at?: number; error?: string; kind?: string };
-      if ((failure.at ?? 0) >= since - LOAD_RESEND_MS) {
+    const failure = raw === null ? null : parseLoadError(raw);
+    if (failure) {
+      if (failure.at >= since - LOAD_RESEND_MS) {
         return ApiError.unavailable(`model ${model.spec.id} cannot be served: ${failure.error}`, 'cannot_place');
       }
     }

@@ -8,7 +8,7 @@ import { Logger } from '@nestjs/common';
 import { Job, Queue, WaitingError, Worker } from 'bullmq';
 import type { ConnectionOptions } from 'bullmq';
 import { EngineEvent, SchedulerConfig } from '@switchyard/batching';
-import { GenerateJob, isValidId, ModelSpec, RedisNames } from '@switchyard/protocol';
+import { GenerateJob, isValidId, ModelSpec, parseGenerateJob, RedisNames } from '@switchyard/protocol';
 import type { PooledModel } from '@switchyard/models';
 import type { StreamWriter } from '../streams/stream-writer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
@@ -193,6 +193,29 @@ export class ModelHost implements PooledModel {
     await this.deps.requeue(this.spec).catch((err: Error) => this.logger.error(`requeue failed: ${err.message}`));
   }
 
+  /**
+   * The job's payload, parsed. A malformed one fails the job (BullMQ records the error) after a log line and, where
+   * the job says where its client listens, a validation error in the request's stream, so no client waits on it.
+   */
+  private async payload(job: Job<GenerateJob>): Promise<GenerateJob> {
+    try {
+      return parseGenerateJob(job.data);
+    } catch (err) {
+      const message = (err as Error).message;
+      this.logger.error(`job ${job.id}: ${message}`);
+      const raw = job.data as Partial<Record<keyof GenerateJob, unknown>> | null;
+      const requestId = typeof raw?.requestId === 'string' ? raw.requestId : job.id;
+      const notify = typeof raw?.notify === 'string' && isValidId(raw.notify) ? raw.notify : null;
+      if (requestId) {
+        const { writer, names } = this.deps;
+        const event = { type: 'error', errorType: 'validation', message } as const;
+        writer.push(requestId, { attempt: job.attemptsStarted, ...event }, notify && names.inbox(notify));
+        await writer.settle();
+      }
+      throw err;
+    }
+  }
+
   /** Runs one job: its promise settles when the request ends, so the job holds its lock while it runs. */
   private async process(job: Job<GenerateJob>, token?: string): Promise<void> {
     if (this.paused) {
@@ -200,15 +223,15 @@ export class ModelHost implements PooledModel {
       await job.moveToWait(token);
       throw new WaitingError();
     }
-    const data = job.data;
-    const requestId = data.requestId ?? job.id!;
+    const data = await this.payload(job);
+    const requestId = data.requestId;
     const attempt = job.attemptsStarted;
     const { writer, metrics, names } = this.deps;
-    const inbox = typeof data.notify === 'string' && isValidId(data.notify) ? names.inbox(data.notify) : null;
+    const inbox = data.notify === undefined ? null : names.inbox(data.notify);
     const controller = new AbortController();
     this.active.set(requestId, controller);
     this.deps.touch(this.spec.id);
-    if (typeof data.keepAliveMs === 'number') this.deps.keepAlive(this.spec.id, data.keepAliveMs);
+    if (data.keepAliveMs !== undefined) this.deps.keepAlive(this.spec.id, data.keepAliveMs);
     try {
       // The engine thread writes the stream (start, tokens, the last entry); the job ends once that is written.
       // A cancel reaches the thread, which drops the row at its next step and writes the cancelled entry; one sent

@@ -11,6 +11,7 @@ import {
   COMMAND_JOB_OPTIONS,
   CONTROL_QUEUE,
   ControlCommand,
+  LoadError,
   EVENTS_MAX_LEN,
   ModelSpec,
   PoolEvent,
@@ -143,7 +144,7 @@ export class ModelPoolService implements OnApplicationShutdown {
       await this.redis
         .set(
           this.names.loadError(spec.id),
-          JSON.stringify({ worker: this.config.workerId, error: message, kind, at: Date.now() }),
+          JSON.stringify({ worker: this.config.workerId, error: message, kind, at: Date.now() } satisfies LoadError),
           'EX',
           30,
         )

@@ -20,6 +20,7 @@ import {
   Heartbeat,
   HeartbeatModel,
   ModelSpec,
+  parseControlCommand,
   parseHeartbeat,
   readWorkerEntries,
   removeWorkerEntries,
@@ -75,11 +76,15 @@ export class PlacementService extends WorkerHost implements OnApplicationBootstr
     this.timer = setInterval(() => this.beatSoon(), this.config.heartbeatIntervalMs);
     // a model that changes tier is published at once: the API routes by what the heartbeats say
     this.models.onChange = () => this.beatSoon();
-    this.commandConsumer = new Worker<ControlCommand>(this.config.workerId, (job) => this.execute(job.data), {
-      connection,
-      prefix: names.workerCommandPrefix,
-      concurrency: 4,
-    });
+    this.commandConsumer = new Worker<ControlCommand>(
+      this.config.workerId,
+      (job) => this.execute(parseControlCommand(job.data)),
+      {
+        connection,
+        prefix: names.workerCommandPrefix,
+        concurrency: 4,
+      },
+    );
     this.commandConsumer.on('error', (err) => this.onError(err));
     this.commandConsumer.on('failed', (job, err) => this.onFailed(job, err));
     this.worker.run().catch((err: Error) => this.logger.error(`control consumer stopped: ${err.message}`));
@@ -135,7 +140,7 @@ export class PlacementService extends WorkerHost implements OnApplicationBootstr
 
   /** A command on the shared control queue: decide which worker runs it. */
   private async place(job: Job<ControlCommand>): Promise<void> {
-    const command = job.data;
+    const command = parseControlCommand(job.data); // a malformed command fails its job (logged by onFailed)
     const beats = await this.liveWorkers();
     if (command.type === 'unload') {
       for (const beat of beats) {

@@ -21,14 +21,15 @@ const token = (index: number, text: string): StreamEvent => ({
   topTokens: [],
 });
 
-const final = (text: string): StreamEvent =>
-  ({
-    type: 'final',
-    attempt: 1,
-    generatedText: text,
-    inputTokens: 3,
-    details: { finishReason: 'length', generatedTokens: 2, seed: null, tokens: [], topTokens: [], prefill: [] },
-  }) as unknown as StreamEvent;
+const final = (text: string): StreamEvent => ({
+  type: 'final',
+  attempt: 1,
+  generatedText: text,
+  inputTokens: 3,
+  queueMs: 0,
+  inferenceMs: 1,
+  details: { finishReason: 'length', generatedTokens: 2, seed: null, tokens: [], topTokens: [], prefill: [] },
+});
 
 describe('StreamWriter', () => {
   after(async () => {
@@ -64,25 +65,15 @@ describe('StreamWriter', () => {
     const id = randomUUID();
     writer.push(id, token(0, 'a'), null);
     writer.push(id, token(1, 'b'), null);
-    writer.push(
-      id,
-      {
-        type: 'final',
-        attempt: 1,
-        generatedText: 'ab',
-        inputTokens: 3,
-        details: { finishReason: 'length', generatedTokens: 2, seed: null, tokens: [], topTokens: [], prefill: [] },
-      } as unknown as StreamEvent,
-      null,
-    );
+    writer.push(id, final('ab'), null);
     await writer.settle();
     const events = await entries(id);
     assert.deepEqual(
       events.map((e) => e.type),
       ['token', 'final'],
     );
-    const final = events[1];
-    assert.equal(final.type === 'final' && final.lastToken?.token.text, 'b');
+    const last = events[1];
+    assert.equal(last.type === 'final' && last.lastToken?.token.text, 'b');
   });
 
   it('reports an entry that cannot be written and still writes the others', async () => {
