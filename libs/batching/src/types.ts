@@ -1,91 +1,93 @@
 /**
- * The engine's contract: what a validated request carries and what it emits. The API and the worker share
- * these types, so one definition serves the queue payload and the stream events.
+ * The engine's contract: what a validated request carries and what it emits. Each shape is a zod schema, and its
+ * type is derived from it: the worker's job payload and the API's stream events (libs/protocol) parse with the
+ * same schemas, so one declaration serves the engine, the queue and the stream.
  */
+import { z } from 'zod';
 
 /** Why a sequence ended, with TGI's names. */
-export type FinishReason = 'length' | 'eos_token' | 'stop_sequence';
+export const finishReasonSchema = z.enum(['length', 'eos_token', 'stop_sequence']);
+export type FinishReason = z.output<typeof finishReasonSchema>;
 
 /** TGI's `parameters`, after validation: every field has its final value. */
-export interface GenerationParameters {
-  doSample: boolean;
+export const generationParametersSchema = z.object({
+  doSample: z.boolean(),
   /** 1 when absent; applies only when sampling. */
-  temperature: number;
-  topK: number | null;
-  topP: number | null;
-  typicalP: number | null;
+  temperature: z.number(),
+  topK: z.int().nullable(),
+  topP: z.number().nullable(),
+  typicalP: z.number().nullable(),
   /** Hugging Face's multiplicative penalty over prompt and generated tokens; 1 is none. */
-  repetitionPenalty: number;
+  repetitionPenalty: z.number(),
   /** OpenAI's additive penalty, times the count of each token generated so far; 0 is none. */
-  frequencyPenalty: number;
+  frequencyPenalty: z.number(),
   /** The seed of the row's own generator; always set when sampling, so a result can be reproduced. */
-  seed: number | null;
-  maxNewTokens: number;
-  stop: string[];
-  details: boolean;
-  decoderInputDetails: boolean;
-  topNTokens: number;
-  bestOf: number;
-  returnFullText: boolean;
-  truncate: number | null;
+  seed: z.number().nullable(),
+  maxNewTokens: z.int(),
+  stop: z.array(z.string()),
+  details: z.boolean(),
+  decoderInputDetails: z.boolean(),
+  topNTokens: z.int(),
+  bestOf: z.int(),
+  returnFullText: z.boolean(),
+  truncate: z.int().nullable(),
   /** Generate past the model's eos tokens (vLLM's `ignore_eos`): fixed-length outputs for benchmarks. */
-  ignoreEos: boolean;
-}
+  ignoreEos: z.boolean(),
+});
+export type GenerationParameters = z.output<typeof generationParametersSchema>;
 
-export interface TokenInfo {
-  id: number;
-  text: string;
-  logprob: number;
-  special: boolean;
-}
+const tokenInfoSchema = z.object({ id: z.int(), text: z.string(), logprob: z.number(), special: z.boolean() });
+export type TokenInfo = z.output<typeof tokenInfoSchema>;
 
 /** A prompt token with its logprob under the model (null for the first one), for `decoder_input_details`. */
-export interface PrefillToken {
-  id: number;
-  text: string;
-  logprob: number | null;
-}
+const prefillTokenSchema = z.object({ id: z.int(), text: z.string(), logprob: z.number().nullable() });
+export type PrefillToken = z.output<typeof prefillTokenSchema>;
 
-export interface TokenEvent {
-  type: 'token';
+export const tokenEventSchema = z.object({
+  type: z.literal('token'),
   /** 0-based index of the generated token. */
-  index: number;
-  token: TokenInfo;
+  index: z.int(),
+  token: tokenInfoSchema,
   /** The `top_n_tokens` most likely tokens at this step, when asked for. */
-  topTokens: TokenInfo[];
-}
+  topTokens: z.array(tokenInfoSchema),
+});
+export type TokenEvent = z.output<typeof tokenEventSchema>;
 
-export interface SequenceDetails {
-  finishReason: FinishReason;
-  generatedTokens: number;
-  seed: number | null;
-  prefill: PrefillToken[];
-  tokens: TokenInfo[];
-  topTokens: TokenInfo[][];
-}
+const sequenceDetailsSchema = z.object({
+  finishReason: finishReasonSchema,
+  generatedTokens: z.int(),
+  seed: z.number().nullable(),
+  prefill: z.array(prefillTokenSchema),
+  tokens: z.array(tokenInfoSchema),
+  topTokens: z.array(z.array(tokenInfoSchema)),
+});
+export type SequenceDetails = z.output<typeof sequenceDetailsSchema>;
 
-export interface GenerationDetails extends SequenceDetails {
+const generationDetailsSchema = sequenceDetailsSchema.extend({
   /** With `best_of` > 1: the sequences that were not chosen. */
-  bestOfSequences?: (SequenceDetails & { generatedText: string })[];
-}
+  bestOfSequences: z.array(sequenceDetailsSchema.extend({ generatedText: z.string() })).optional(),
+});
+export type GenerationDetails = z.output<typeof generationDetailsSchema>;
 
-export interface FinalEvent {
-  type: 'final';
-  generatedText: string;
-  details: GenerationDetails;
+export const finalEventSchema = z.object({
+  type: z.literal('final'),
+  generatedText: z.string(),
+  details: generationDetailsSchema,
   /** Milliseconds waiting for admission, then from admission to the last token. */
-  queueMs: number;
-  inferenceMs: number;
+  queueMs: z.number(),
+  inferenceMs: z.number(),
   /** Prompt tokens after truncation. */
-  inputTokens: number;
-}
+  inputTokens: z.int(),
+});
+export type FinalEvent = z.output<typeof finalEventSchema>;
 
-export interface ErrorEvent {
-  type: 'error';
+export const errorEventSchema = z.object({
+  type: z.literal('error'),
   /** TGI's error types: `cancelled` when the client went away, `generation` when the model failed. */
-  errorType: 'cancelled' | 'generation' | 'overloaded' | 'validation';
-  message: string;
-}
+  errorType: z.enum(['cancelled', 'generation', 'overloaded', 'validation']),
+  message: z.string(),
+});
+export type ErrorEvent = z.output<typeof errorEventSchema>;
 
 export type EngineEvent = TokenEvent | FinalEvent | ErrorEvent;
 

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { parseJson, parseOrThrow } from './parse';
-import { errorEventSchema, finalEventSchema, generationParametersSchema, tokenEventSchema } from './engine.schema';
+import { errorEventSchema, finalEventSchema, generationParametersSchema, tokenEventSchema } from '@switchyard/batching';
 
 /** A model or worker id: safe inside Redis keys and BullMQ queue names (which refuse ':'). */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
