@@ -312,13 +312,44 @@ describe('OpenAI routes with the openai package', () => {
     assert.deepEqual(offsets, lp.text_offset);
   });
 
+  it('honours logit_bias: tokens biased by -100 never appear, greedy or seeded, on TGI and OpenAI routes', async () => {
+    const prompt = goldens.cases[0].prompt;
+    type Details = { tokens: { id: number }[] };
+    const base = await post('/generate', { inputs: prompt, parameters: { max_new_tokens: 12, details: true } });
+    const banned = [...new Set((base.json.details as Details).tokens.map((t) => t.id))];
+    const logit_bias = Object.fromEntries(banned.map((id) => [String(id), -100]));
+    for (const extra of [{}, { do_sample: true, temperature: 1, seed: 7 }]) {
+      const parameters = { max_new_tokens: 12, details: true, logit_bias, presence_penalty: 0.5, ...extra };
+      const r = await post('/generate', { inputs: prompt, parameters });
+      assert.equal(r.res.status, 200, r.text);
+      const ids = (r.json.details as Details).tokens.map((t) => t.id);
+      assert.ok(ids.length > 0);
+      assert.deepEqual(
+        ids.filter((id) => banned.includes(id)),
+        [],
+        `banned ${banned.join(',')}, got ${ids.join(',')}`,
+      );
+    }
+    const openai = await post('/v1/completions', {
+      model: 'demo-small',
+      prompt,
+      max_tokens: 12,
+      temperature: 0,
+      logit_bias,
+    });
+    assert.equal(openai.res.status, 200, openai.text);
+    const text = (openai.json.choices as { text: string }[])[0].text;
+    assert.notEqual(text, base.json.generated_text, 'the greedy text is not reachable with its tokens banned');
+  });
+
   it('refuses what it does not implement, by name, and takes those fields’ neutral values', async () => {
     const chat = { model: 'demo-small', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 };
     const refused: [string, Record<string, unknown>, RegExp][] = [
       ['/v1/chat/completions', { ...chat, tools: [{ type: 'function', function: { name: 'f' } }] }, /`tools`/],
       ['/v1/chat/completions', { ...chat, tool_choice: 'required' }, /`tool_choice`/],
       ['/v1/chat/completions', { ...chat, response_format: { type: 'json_object' } }, /`response_format`/],
-      ['/v1/chat/completions', { ...chat, logit_bias: { '1': 5 } }, /`logit_bias`/],
+      ['/v1/chat/completions', { ...chat, logit_bias: { '99999': -100 } }, /past the model's vocabulary of 8192/],
+      ['/v1/chat/completions', { ...chat, presence_penalty: 3 }, /`presence_penalty` must be >= -2.0 and <= 2.0/],
       ['/v1/chat/completions', { ...chat, top_logprobs: 2 }, /`top_logprobs` needs `logprobs: true`/],
       ['/v1/chat/completions', { ...chat, logprobs: true, top_logprobs: 6 }, /`top_logprobs` must be at most 5/],
       ['/v1/chat/completions', { ...chat, logprobs: 'yes' }, /`logprobs` must be a boolean/],

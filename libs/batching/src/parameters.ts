@@ -44,6 +44,8 @@ export function defaultParameters(overrides: Partial<GenerationParameters> = {})
     typicalP: null,
     repetitionPenalty: 1,
     frequencyPenalty: 0,
+    presencePenalty: 0,
+    logitBias: [],
     seed: null,
     maxNewTokens: 20,
     stop: [],

@@ -88,6 +88,29 @@ describe('sampler', () => {
     assert.equal(values2[0], 0, 'two occurrences subtract 2');
   });
 
+  it('lowers every token already generated once by presence_penalty, however often it came', () => {
+    const p = defaultParameters({ presencePenalty: 0.5 });
+    const state = createSamplerState(p, [1]);
+    observeToken(state, 0);
+    observeToken(state, 0);
+    observeToken(state, 2);
+    const values = Float32Array.from([2, 1.5, -1, -3]);
+    new Sampler(4).sample(values, p, state);
+    assert.deepEqual([...values], [1.5, 1.5, -1.5, -3], 'tokens 0 and 2 lose 0.5 once; the prompt token 1 does not');
+  });
+
+  it('adds logit_bias, bans a token at -100 and forces one at 100, greedy or sampled', () => {
+    const sampler = new Sampler(4);
+    const greedy = defaultParameters({ logitBias: [[0, -100]] });
+    assert.equal(sampler.sample(logits(), greedy, createSamplerState(greedy, [])).id, 1, 'the argmax is banned');
+    const shifted = defaultParameters({ logitBias: [[3, 5]] });
+    assert.equal(sampler.sample(logits(), shifted, createSamplerState(shifted, [])).id, 3, '+5 lifts token 3 first');
+    const banned = frequencies({ logitBias: [[0, -100]] });
+    assert.equal(banned[0], 0, 'a banned token is never drawn');
+    assertClose(banned, [0, 0.6, 0.3, 0.1]);
+    assert.deepEqual(frequencies({ logitBias: [[2, 100]] }, 2000), [0, 0, 1, 0], 'a forced token is always drawn');
+  });
+
   it('draws the same tokens for the same seed', () => {
     const draw = (seed: number) => {
       const p = defaultParameters({ doSample: true, seed });

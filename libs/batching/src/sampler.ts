@@ -33,13 +33,19 @@ export function createSamplerState(params: GenerationParameters, promptIds: read
   return {
     rng: params.doSample ? new Rng(params.seed ?? 0) : null,
     seen: params.repetitionPenalty !== 1 ? new Set(promptIds) : null,
-    counts: params.frequencyPenalty !== 0 ? new Map() : null,
+    counts: params.frequencyPenalty !== 0 || params.presencePenalty !== 0 ? new Map() : null,
   };
 }
 
 /** A greedy row with no penalty and no top tokens: its token is the logits' argmax, as it stands. */
 export function isPlainGreedy(params: GenerationParameters, state: SamplerState): boolean {
-  return state.rng === null && state.seen === null && state.counts === null && params.topNTokens === 0;
+  return (
+    state.rng === null &&
+    state.seen === null &&
+    state.counts === null &&
+    params.logitBias.length === 0 &&
+    params.topNTokens === 0
+  );
 }
 
 /** Records a chosen token in the row's penalty state. */
@@ -150,7 +156,12 @@ function applyPenalties(logits: Float32Array, params: GenerationParameters, stat
     }
   }
   if (state.counts) {
-    for (const [id, count] of state.counts) logits[id] -= params.frequencyPenalty * count;
+    const { frequencyPenalty, presencePenalty } = params;
+    for (const [id, count] of state.counts) logits[id] -= frequencyPenalty * count + presencePenalty;
+  }
+  // OpenAI's ends of the range are a ban and a forced choice, whatever the logits' scale
+  for (const [id, bias] of params.logitBias) {
+    logits[id] = bias <= -100 ? -F32_MAX : bias >= 100 ? F32_MAX : logits[id] + bias;
   }
 }
 

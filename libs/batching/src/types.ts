@@ -21,6 +21,10 @@ export const generationParametersSchema = z.object({
   repetitionPenalty: z.number(),
   /** OpenAI's additive penalty, times the count of each token generated so far; 0 is none. */
   frequencyPenalty: z.number(),
+  /** OpenAI's additive penalty on every token generated at least once; 0 is none. */
+  presencePenalty: z.number(),
+  /** OpenAI's `logit_bias` as [token id, bias] pairs, added to the logits; -100 bans a token, 100 forces it. */
+  logitBias: z.array(z.tuple([z.int(), z.number()])),
   /** The seed of the row's own generator; always set when sampling, so a result can be reproduced. */
   seed: z.number().nullable(),
   maxNewTokens: z.int(),

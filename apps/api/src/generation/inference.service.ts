@@ -173,6 +173,11 @@ export class InferenceService {
         model.limits,
         options,
       );
+      const vocab = model.description.config.vocabSize;
+      const outside = parameters.logitBias.find(([id]) => id >= vocab);
+      if (outside) {
+        throw ApiError.validation(`\`logit_bias\` names token ${outside[0]}, past the model's vocabulary of ${vocab}`);
+      }
       return {
         requestId: this.requestId(req),
         model,

@@ -96,6 +96,8 @@ export function validateRequest(
       typicalP,
       repetitionPenalty: p.repetition_penalty ?? 1,
       frequencyPenalty: p.frequency_penalty ?? 0,
+      presencePenalty: p.presence_penalty ?? 0,
+      logitBias: Object.entries(p.logit_bias ?? {}).map(([id, bias]): [number, number] => [Number(id), bias]),
       seed: doSample ? (p.seed ?? randomSeed()) : null,
       maxNewTokens,
       stop: stops.filter((s) => s.length > 0),

@@ -70,8 +70,9 @@ describe('OpenAI requests: logprobs and unsupported fields', () => {
       [{ function_call: { name: 'f' } }, /`function_call`/],
       [{ response_format: { type: 'json_object' } }, /`response_format`/],
       [{ response_format: 'text' }, /`response_format`/],
-      [{ logit_bias: { 5: 1 } }, /`logit_bias`/],
-      [{ presence_penalty: 0.5 }, /`presence_penalty`/],
+      [{ logit_bias: { 5: 101 } }, /`logit_bias` must be an object of token ids to biases from -100 to 100/],
+      [{ logit_bias: { x: 1 } }, /`logit_bias` must be an object of token ids/],
+      [{ presence_penalty: 2.5 }, /`presence_penalty` must be >= -2.0 and <= 2.0/],
       [{ n: 2 }, /`n` must be 1/],
     ] as const) {
       assert.match(

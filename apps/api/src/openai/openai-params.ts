@@ -18,7 +18,16 @@ export function toTgiParameters(body: Body, defaultMaxTokens: number | null): Re
   else if (defaultMaxTokens !== null) p.max_new_tokens = defaultMaxTokens;
   const t = body.temperature;
   // TGI's own parameters, as @huggingface/inference sends them to /v1/completions: do_sample: false is greedy
-  for (const key of ['top_k', 'typical_p', 'repetition_penalty', 'truncate', 'seed', 'frequency_penalty'] as const) {
+  for (const key of [
+    'top_k',
+    'typical_p',
+    'repetition_penalty',
+    'truncate',
+    'seed',
+    'frequency_penalty',
+    'presence_penalty',
+    'logit_bias',
+  ] as const) {
     if (body[key] != null) p[key] = body[key];
   }
   if (body.do_sample === false) {

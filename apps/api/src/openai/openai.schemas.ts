@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { boolean, integer, number, optional, servingFields } from '../common/schema';
+import { logitBiasField, presencePenaltyField } from '../tgi/tgi.schemas';
 
 const isSet = (v: unknown) => v !== undefined && v !== null;
 const isEmpty = (v: unknown) =>
@@ -70,9 +71,7 @@ const sampling = {
     minimum: -2,
     maximum: 2,
   }),
-  presence_penalty: neutralOnly(number('presence_penalty'), (v) => v === 0, '`presence_penalty` is not supported').meta(
-    { description: 'Not supported: any value but 0 is refused.' },
-  ),
+  presence_penalty: presencePenaltyField,
   n: neutralOnly(integer('n'), (v) => v === 1, '`n` must be 1: several choices are not supported').meta({
     description: 'How many choices: only 1 is supported.',
   }),
@@ -107,9 +106,7 @@ const sampling = {
   }),
 };
 
-const logitBias = neutralOnly(z.record(z.string(), z.unknown()), isEmpty, '`logit_bias` is not supported').meta({
-  description: 'Not supported: anything but an empty object is refused.',
-});
+const logitBias = logitBiasField;
 
 const common = () => servingFields("`x-served-model` and in the answer's `model`");
 
