@@ -4,6 +4,13 @@ import globals from 'globals';
 import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
+/** How an import may name each app's source. */
+const APP_SOURCES = {
+  api: ['**/apps/api/**', '**/api/src/**'],
+  'gpu-worker': ['**/apps/gpu-worker/**', '**/gpu-worker/src/**'],
+  launcher: ['**/apps/launcher/**', '**/launcher/src/**'],
+};
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'models/', 'bench/results/'] },
   js.configs.recommended,
@@ -40,29 +47,17 @@ export default tseslint.config(
       ],
     },
   },
-  // Boundaries: an app never imports another app's source, and a lib never imports an app. What two processes
-  // share lives in a lib (@switchyard/config, @switchyard/protocol, ...). Tests and benchmarks may drive apps.
-  boundary(
-    'apps/api/**/*.ts',
-    ['**/gpu-worker/**', '**/launcher/src/**', '**/apps/launcher/**'],
-    'the API may not import another app: share through a lib',
+  // Boundaries: an app never imports another app's source (the launcher runs the others as processes, by their
+  // compiled paths), and a lib never imports an app. What two processes share lives in a lib. Tests and benchmarks
+  // may drive apps.
+  ...Object.keys(APP_SOURCES).map((app) =>
+    boundary(
+      `apps/${app}/**/*.ts`,
+      Object.entries(APP_SOURCES).flatMap(([other, patterns]) => (other === app ? [] : patterns)),
+      `the ${app} app may not import another app: share through a lib`,
+    ),
   ),
-  boundary(
-    'apps/gpu-worker/**/*.ts',
-    ['**/api/src/**', '**/apps/api/**', '**/launcher/src/**', '**/apps/launcher/**'],
-    'the worker may not import another app: share through a lib',
-  ),
-  // the launcher runs the other apps as processes (by their compiled paths), never by importing them
-  boundary(
-    'apps/launcher/**/*.ts',
-    ['**/api/src/**', '**/apps/api/**', '**/gpu-worker/**'],
-    'the launcher may not import another app: spawn it, and share through a lib',
-  ),
-  boundary(
-    'libs/**/*.ts',
-    ['**/apps/**', '**/api/src/**', '**/gpu-worker/src/**', '**/launcher/src/**'],
-    'a lib may not import an app',
-  ),
+  boundary('libs/**/*.ts', Object.values(APP_SOURCES).flat(), 'a lib may not import an app'),
 );
 
 function boundary(files, patterns, message) {

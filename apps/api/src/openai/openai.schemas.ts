@@ -5,7 +5,9 @@
  */
 import { z } from 'zod';
 import { boolean, integer, number, optional, servingFields } from '../common/schema';
-import { logitBiasField, presencePenaltyField } from '../tgi/tgi.schemas';
+import { GenerateParameters } from '../tgi/tgi.schemas';
+
+const TGI_FIELDS = GenerateParameters.shape;
 
 const isSet = (v: unknown) => v !== undefined && v !== null;
 const isEmpty = (v: unknown) =>
@@ -62,16 +64,10 @@ const sampling = {
   stop: optional(
     z.union([z.string(), z.array(z.string())], { error: '`stop` must be a string or a list of strings' }),
   ).meta({ description: 'Stop sequences: generation ends before any of them (at most `--max-stop-sequences`).' }),
-  seed: optional(integer('seed').min(0, { error: '`seed` must be a non-negative integer' })).meta({
-    description: 'The sampling seed, for reproducible output.',
-  }),
-  frequency_penalty: optional(number('frequency_penalty')).meta({
-    description: 'Lowers a token by this times the count of its uses so far (from -2 to 2).',
-    default: 0,
-    minimum: -2,
-    maximum: 2,
-  }),
-  presence_penalty: presencePenaltyField,
+  // forwarded to TGI's parameters as they are: TGI's own field schemas, so both routes check them alike
+  seed: TGI_FIELDS.seed,
+  frequency_penalty: TGI_FIELDS.frequency_penalty,
+  presence_penalty: TGI_FIELDS.presence_penalty,
   n: neutralOnly(integer('n'), (v) => v === 1, '`n` must be 1: several choices are not supported').meta({
     description: 'How many choices: only 1 is supported.',
   }),
@@ -87,26 +83,13 @@ const sampling = {
       { error: '`stream_options` must be an object' },
     ),
   ),
-  top_k: optional(integer('top_k')).meta({ description: 'TGI: sample among the k likeliest.', exclusiveMinimum: 0 }),
-  typical_p: optional(number('typical_p')).meta({
-    description: 'TGI: typical decoding mass, in (0, 1).',
-    exclusiveMinimum: 0,
-    exclusiveMaximum: 1,
-  }),
-  repetition_penalty: optional(number('repetition_penalty')).meta({
-    description: 'TGI: multiplicative penalty on tokens already seen; 1 is none.',
-    minimum: 0.0001,
-  }),
-  truncate: optional(integer('truncate')).meta({
-    description: 'TGI: keep only the last `truncate` prompt tokens.',
-    exclusiveMinimum: 0,
-  }),
-  do_sample: optional(boolean('do_sample')).meta({
-    description: 'TGI: false is greedy (and takes no `temperature` other than 0).',
-  }),
+  // TGI's own sampling fields, as @huggingface/inference sends them to /v1/completions
+  top_k: TGI_FIELDS.top_k,
+  typical_p: TGI_FIELDS.typical_p,
+  repetition_penalty: TGI_FIELDS.repetition_penalty,
+  truncate: TGI_FIELDS.truncate,
+  do_sample: TGI_FIELDS.do_sample,
 };
-
-const logitBias = logitBiasField;
 
 const common = () => servingFields("`x-served-model` and in the answer's `model`");
 
@@ -136,7 +119,7 @@ export const ChatCompletionRequest = z
       response_format: optional(z.object({ type: z.string() }).passthrough()).meta({
         description: 'Only `{"type": "text"}`: JSON mode and schemas are refused.',
       }),
-      logit_bias: logitBias,
+      logit_bias: TGI_FIELDS.logit_bias,
       logprobs: optional(boolean('logprobs')).meta({
         description: "Give each generated token's logprob in the choice's `logprobs.content`.",
         default: false,
@@ -194,7 +177,7 @@ export const CompletionRequest = z
         description: 'Only 1 is supported.',
       }),
       echo: optional(boolean('echo')).meta({ description: 'Put the prompt before the completion.', default: false }),
-      logit_bias: logitBias,
+      logit_bias: TGI_FIELDS.logit_bias,
       logprobs: optional(
         integer('logprobs')
           .min(0, { error: '`logprobs` must be an integer from 0 to 5' })
