@@ -10,3 +10,4 @@ export * from './scheduler';
 export * from './step-buffers';
 export * from './stopping';
 export * from './types';
+export * from './constraints';
