@@ -56,6 +56,7 @@ export function defaultParameters(overrides: Partial<GenerationParameters> = {})
     returnFullText: false,
     truncate: null,
     ignoreEos: false,
+    grammar: null,
     ...overrides,
   };
 }

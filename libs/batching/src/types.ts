@@ -37,6 +37,11 @@ export const generationParametersSchema = z.object({
   truncate: z.int().nullable(),
   /** Generate past the model's eos tokens (vLLM's `ignore_eos`): fixed-length outputs for benchmarks. */
   ignoreEos: z.boolean(),
+  /**
+   * Constrained decoding: a regular expression (JavaScript syntax, `u` flag) that the generated text must match in
+   * full, or null. JSON Schemas, JSON mode and tool calls reach the engine compiled to one (see `constraints`).
+   */
+  grammar: z.string().nullable(),
 });
 export type GenerationParameters = z.output<typeof generationParametersSchema>;
 

@@ -108,6 +108,7 @@ export function validateRequest(
       returnFullText: p.return_full_text ?? false,
       truncate,
       ignoreEos: false,
+      grammar: null,
     },
   };
 }
