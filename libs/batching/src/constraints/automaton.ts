@@ -158,7 +158,7 @@ function build(source: string): Automaton {
       { assertions: 'throw' },
       new NFA.LimitedNodeFactory(MAX_GRAMMAR_STATES * 10),
     );
-    dfa = DFA.fromFA(nfa, new DFA.LimitedNodeFactory(MAX_GRAMMAR_STATES * 4));
+    dfa = DFA.fromFA(nfa, new DFA.LimitedNodeFactory(MAX_GRAMMAR_STATES * 2));
     dfa.minimize();
   } catch (err) {
     if (err instanceof TooManyNodesError) {
