@@ -13,8 +13,8 @@ const vocabulary = new TokenVocabulary(source, PIECES.length);
 const id = (piece: string) => PIECES.indexOf(piece);
 
 /** The ids `apply` leaves unbanned, given a cursor moved along `path`. */
-function allowed(pattern: string, path: string[], budget = Infinity): string[] {
-  const cursor = new GrammarMasks(pattern, vocabulary).cursor([EOS]);
+function allowed(pattern: string, path: string[], budget = Infinity, eos = [EOS]): string[] {
+  const cursor = new GrammarMasks(pattern, vocabulary).cursor(eos);
   for (const piece of path) assert.ok(cursor.advance(id(piece)), `cannot take ${piece}`);
   cursor.budget = budget;
   const logits = new Float32Array(PIECES.length).fill(1);
@@ -42,6 +42,9 @@ describe('token masks', () => {
     assert.deepEqual(allowed('ab*c', ['a'], 1), ['c']);
     // where nothing fits, nothing is filtered: the row ends at its length
     assert.deepEqual(allowed('abbbbc', ['a'], 1), ['b']);
+    // a whole match may end with eos; with no eos (ignore_eos) the text must go on, whatever the budget
+    assert.deepEqual(allowed('a(?:bbbc)*', ['a'], 1), ['<eos>']);
+    assert.deepEqual(allowed('a(?:bbbc)*', ['a'], 1, []), ['b']);
   });
 
   it('says when the text is complete and nothing may follow', () => {
