@@ -4,7 +4,7 @@
  * what is wrong, checked here so that the API refuses it before it is queued.
  */
 import { z } from 'zod';
-import { checkGrammar, GrammarError, jsonSchemaRegex, MAX_GRAMMAR_LENGTH } from '@switchyard/batching';
+import { compileGrammarOffThread, GrammarError, jsonSchemaRegex, MAX_GRAMMAR_LENGTH } from '@switchyard/batching';
 import { ApiError } from './api-error';
 
 const GRAMMAR_ERROR =
@@ -35,7 +35,10 @@ export const Grammar = z
   });
 export type Grammar = z.output<typeof Grammar>;
 
-/** Runs a grammar compiler; a GrammarError becomes the route's 422. */
+/**
+ * Runs a grammar's translation to a regex; a GrammarError becomes the route's 422. The regex's syntax is checked
+ * here; its automaton is built off the event loop when the request is prepared (`checkGrammarOffThread`).
+ */
 export function compileOrRefuse(compile: () => string): string {
   try {
     const pattern = compile();
@@ -44,7 +47,11 @@ export function compileOrRefuse(compile: () => string): string {
         `the grammar is too large: it compiles to ${pattern.length} characters, over the limit of ${MAX_GRAMMAR_LENGTH}`,
       );
     }
-    checkGrammar(pattern);
+    try {
+      RegExp(pattern, 'u');
+    } catch (err) {
+      throw new GrammarError(`the regex does not compile: ${(err as Error).message}`);
+    }
     return pattern;
   } catch (err) {
     if (err instanceof GrammarError) throw ApiError.validation(`\`grammar\`: ${err.message}`);
@@ -70,4 +77,17 @@ export function grammarPattern(grammar: Grammar): string {
     }
   }
   return compileOrRefuse(() => jsonSchemaRegex(schema));
+}
+
+/**
+ * Builds the grammar's automaton on the compile thread (once per process and pattern), so that one the engine
+ * cannot serve (too complex, lookarounds, backreferences) is a 422 before the request is queued.
+ */
+export async function checkGrammarOffThread(pattern: string): Promise<void> {
+  try {
+    await compileGrammarOffThread(pattern);
+  } catch (err) {
+    if (err instanceof GrammarError) throw ApiError.validation(`\`grammar\`: ${err.message}`);
+    throw err;
+  }
 }

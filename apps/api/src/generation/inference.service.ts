@@ -18,6 +18,7 @@ import type { z } from 'zod';
 import type { Principal } from '../auth/api-keys.service';
 import { principalOf } from '../auth/auth.guard';
 import { ApiError } from '../common/api-error';
+import { checkGrammarOffThread } from '../common/grammar';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { RateLimiter, Reservation } from '../limits/rate-limiter.service';
 import { ApiMetrics } from '../metrics/api-metrics';
@@ -173,6 +174,7 @@ export class InferenceService {
         model.limits,
         options,
       );
+      if (parameters.grammar !== null) await checkGrammarOffThread(parameters.grammar);
       const vocab = model.description.config.vocabSize;
       const outside = parameters.logitBias.find(([id]) => id >= vocab);
       if (outside) {

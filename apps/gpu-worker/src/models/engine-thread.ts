@@ -6,7 +6,14 @@
  * requests that ended (once their last entry is written) and, a few times a second, of the steps run.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Engine, EngineConfig, EngineEvent, EngineRequest, StepStats } from '@switchyard/batching';
+import {
+  compileGrammarOffThread,
+  Engine,
+  EngineConfig,
+  EngineEvent,
+  EngineRequest,
+  StepStats,
+} from '@switchyard/batching';
 import { RedisNames } from '@switchyard/protocol';
 import {
   CacheLayout,
@@ -191,12 +198,23 @@ async function main(): Promise<void> {
           end(id, sent ? SHUTDOWN : REQUEUE);
         };
         open.set(id, { controller, abandon });
-        try {
-          engine.submit({ ...request, signal: controller.signal }, sink);
-        } catch (err) {
-          const validation = (err as { errorType?: string }).errorType === 'validation';
-          sink({ type: 'error', errorType: validation ? 'validation' : 'generation', message: (err as Error).message });
-        }
+        const run = () => {
+          try {
+            engine.submit({ ...request, signal: controller.signal }, sink);
+          } catch (err) {
+            const validation = (err as { errorType?: string }).errorType === 'validation';
+            sink({
+              type: 'error',
+              errorType: validation ? 'validation' : 'generation',
+              message: (err as Error).message,
+            });
+          }
+        };
+        // a grammar new to this process compiles on its own thread, not in the decode loop; `submit` then finds
+        // it (or the reason it cannot serve) in the cache
+        const { grammar } = request.parameters;
+        if (grammar === null) run();
+        else compileGrammarOffThread(grammar).then(run, run);
         break;
       }
       case 'cancel':

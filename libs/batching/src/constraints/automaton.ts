@@ -31,6 +31,11 @@ export class Automaton {
     this.ranges = ranges;
   }
 
+  /** states × 128: the next state for each ASCII character, or -1. */
+  get asciiTable(): Int32Array {
+    return this.ascii;
+  }
+
   get states(): number {
     return this.accepting.length;
   }
@@ -114,23 +119,60 @@ function distances(
   return distance;
 }
 
+/** An automaton as plain typed arrays, to cross a thread boundary. */
+export interface AutomatonParts {
+  initial: number;
+  accepting: Uint8Array;
+  ascii: Int32Array;
+  ranges: Int32Array[];
+  distance: Int32Array;
+}
+
+export function automatonParts(a: Automaton): AutomatonParts {
+  const states = Array.from({ length: a.states }, (_, s) => a.out(s));
+  return { initial: a.initial, accepting: a.accepting, ascii: a.asciiTable, ranges: states, distance: a.distance };
+}
+
+export function automatonFromParts(p: AutomatonParts): Automaton {
+  return new Automaton(p.initial, p.accepting, p.ascii, p.ranges, p.distance);
+}
+
 /** Patterns compiled in this process; a grammar sent again (a tool set, a schema) costs nothing. */
 const cache = new LRUCache<string, Automaton | GrammarError>({ max: 256 });
 
-/** The grammar's automaton, compiled once per process; throws GrammarError when it cannot serve. */
+/** The outcome of compiling `pattern` in this process, if it is known: an automaton, or the error. */
+export function knownGrammar(pattern: string): Automaton | GrammarError | undefined {
+  return cache.get(pattern);
+}
+
+/** Records the outcome of compiling `pattern` elsewhere (on a compile thread). */
+export function rememberGrammar(pattern: string, outcome: Automaton | GrammarError): void {
+  cache.set(pattern, outcome);
+}
+
+/**
+ * The grammar's automaton, compiled once per process; throws GrammarError when it cannot serve. A large grammar
+ * takes a few hundred milliseconds: callers on an event loop that serves others compile it first with
+ * `compileGrammarOffThread`, and this then finds it in the cache.
+ */
 export function compileGrammar(pattern: string): Automaton {
   let compiled = cache.get(pattern);
   if (compiled === undefined) {
-    try {
-      compiled = build(pattern);
-    } catch (err) {
-      if (!(err instanceof GrammarError)) throw err;
-      compiled = err;
-    }
+    compiled = buildOutcome(pattern);
     cache.set(pattern, compiled);
   }
   if (compiled instanceof GrammarError) throw compiled;
   return compiled;
+}
+
+/** Compiles without the cache: the automaton, or the GrammarError saying why not. */
+export function buildOutcome(pattern: string): Automaton | GrammarError {
+  try {
+    return build(pattern);
+  } catch (err) {
+    if (!(err instanceof GrammarError)) throw err;
+    return err;
+  }
 }
 
 /** Compiles `pattern` (or takes it from the cache); throws GrammarError when it cannot serve. */

@@ -9,3 +9,4 @@ export * from './errors';
 export * from './json-schema';
 export * from './automaton';
 export * from './token-mask';
+export * from './compile-thread';
