@@ -58,6 +58,11 @@ export interface ServeRequest {
   /** Ollama's `keep_alive`, parsed: milliseconds the model stays resident once idle (-1: always, 0: none). */
   keepAlive?: number | null;
   stream: boolean;
+  /**
+   * The id of this generation's job and usage row, when the request runs several (OpenAI's `n`): each its own.
+   * Default: the request's id. `build` gives its PreparedRequest the same.
+   */
+  requestId?: string;
   /** Builds the validated request for one candidate model (prompt, template, parameters); throws ApiError. */
   build(model: ResolvedModel): PreparedRequest | Promise<PreparedRequest>;
   /** Streaming only: each token, with the request it belongs to. */
@@ -202,7 +207,7 @@ export class InferenceService {
   async serve(req: Request, res: Response, request: ServeRequest): Promise<Served> {
     const started = performance.now();
     const principal = principalOf(req);
-    const requestId = this.requestId(req);
+    const requestId = request.requestId ?? this.requestId(req);
     let requested: string | null = null;
     let prepared = null as PreparedRequest | null;
     let outcome: GenerationOutcome | null = null;
