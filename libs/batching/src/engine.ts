@@ -7,6 +7,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import type { LoadedModel } from '@switchyard/models';
+import { GrammarCursor, GrammarError, ModelGrammars } from './constraints';
 import { IncrementalDetokenizer } from './detokenizer';
 import { KvCache, PrefilledCache, prefillCache, StepLogits } from './kv-batch';
 import { StepBuffers } from './step-buffers';
@@ -84,6 +85,8 @@ interface Row {
   /** Greedy with no penalty and no top tokens (fixed by its parameters): it takes the graph's argmax. */
   plainGreedy: boolean;
   detokenizer: IncrementalDetokenizer;
+  /** The row's place in its grammar, when its output is constrained. */
+  grammar: GrammarCursor | null;
   criteria: StopCriteria;
   tokens: TokenInfo[];
   topTokens: TokenInfo[][];
@@ -121,6 +124,7 @@ export class Engine {
   onStep: ((stats: StepStats) => void) | null = null;
 
   private readonly sampler: Sampler;
+  private readonly grammars: ModelGrammars;
   private readonly buffers = new StepBuffers();
   private batch: KvCache | null = null;
   private rows: Row[] = [];
@@ -136,6 +140,7 @@ export class Engine {
     this.maxTotalTokens = Math.min(maxTotalTokens ?? model.config.maxPositions, model.config.maxPositions);
     this.scheduler = new Scheduler({ ...DEFAULT_SCHEDULER_CONFIG, ...scheduler });
     this.sampler = new Sampler(model.config.vocabSize);
+    this.grammars = new ModelGrammars(model.tokenizer, model.config.vocabSize);
   }
 
   /** Rows in the running batch. */
@@ -175,6 +180,8 @@ export class Engine {
     }
     const unfit = this.scheduler.fitsAlone({ inputLength: inputIds.length, maxNewTokens: parameters.maxNewTokens });
     if (unfit) throw new ValidationError(unfit);
+    // compiled here, so that a grammar this model cannot serve is refused before it is queued
+    if (parameters.grammar !== null) this.grammarCursor(parameters.grammar, parameters.ignoreEos);
 
     if (parameters.bestOf > 1) {
       this.submitBestOf(request, sink);
@@ -202,6 +209,15 @@ export class Engine {
     while (this.loop) await this.loop;
   }
 
+  private grammarCursor(pattern: string, ignoreEos: boolean): GrammarCursor {
+    try {
+      return this.grammars.cursor(pattern, ignoreEos ? [] : this.model.config.eosTokenIds);
+    } catch (err) {
+      if (err instanceof GrammarError) throw new ValidationError(`grammar: ${err.message}`);
+      throw err;
+    }
+  }
+
   private newRow(request: EngineRequest, sink: EventSink): Row {
     const { parameters } = request;
     const sampler = createSamplerState(parameters, request.inputIds);
@@ -213,6 +229,7 @@ export class Engine {
       sampler,
       plainGreedy: isPlainGreedy(parameters, sampler),
       detokenizer: new IncrementalDetokenizer(this.model.tokenizer),
+      grammar: parameters.grammar === null ? null : this.grammarCursor(parameters.grammar, parameters.ignoreEos),
       criteria: {
         eosTokenIds: parameters.ignoreEos ? [] : this.model.config.eosTokenIds,
         stop: parameters.stop,
@@ -394,7 +411,13 @@ export class Engine {
       return { id, logprob: chosen - step.logSumExp[index], top: [] };
     }
     // the step fetched the logits: `decode` asks for them whenever a row is not plain greedy
-    return this.sampler.sample(step.logits!.subarray(index * vocab, (index + 1) * vocab), params, row.sampler);
+    if (row.grammar) row.grammar.budget = remaining(row);
+    return this.sampler.sample(
+      step.logits!.subarray(index * vocab, (index + 1) * vocab),
+      params,
+      row.sampler,
+      row.grammar,
+    );
   }
 
   private report(
@@ -431,7 +454,7 @@ export class Engine {
     const special = this.model.tokenizer.specialIds.has(id);
     const previousTextLength = row.detokenizer.text.length;
     let text = special ? (this.model.tokenizer.idToToken(id) ?? '') : row.detokenizer.push(id);
-    const finish = checkStop(
+    let finish = checkStop(
       {
         tokenId: id,
         generatedTokens: row.generated.length,
@@ -441,6 +464,19 @@ export class Engine {
       },
       row.criteria,
     );
+    if (row.grammar && !row.criteria.eosTokenIds.includes(id)) {
+      if (!row.grammar.advance(id)) {
+        row.finished = true;
+        row.sink({
+          type: 'error',
+          errorType: 'generation',
+          message: 'no token of the vocabulary can continue the grammar',
+        });
+        return;
+      }
+      // a complete output that nothing may follow ends as an eos token would end it
+      if (row.grammar.complete && finish !== 'stop_sequence') finish = 'eos_token';
+    }
     if (finish) text += row.detokenizer.flush();
     const token: TokenInfo = { id, text, logprob: choice.logprob, special };
     const topTokens = choice.top.map((t) => this.tokenInfo(t));

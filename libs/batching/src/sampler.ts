@@ -19,6 +19,11 @@ export interface SamplerState {
   counts: Map<number, number> | null;
 }
 
+/** Bans tokens in a row's logits (a grammar's cursor). */
+export interface LogitsMask {
+  apply(logits: Float32Array): void;
+}
+
 export interface TokenChoice {
   id: number;
   logprob: number;
@@ -44,7 +49,8 @@ export function isPlainGreedy(params: GenerationParameters, state: SamplerState)
     state.seen === null &&
     state.counts === null &&
     params.logitBias.length === 0 &&
-    params.topNTokens === 0
+    params.topNTokens === 0 &&
+    params.grammar === null
   );
 }
 
@@ -63,9 +69,18 @@ export class Sampler {
     this.sorted = new Float32Array(vocabSize);
   }
 
-  /** `logits` is one row's slice of the output (length vocabSize); it is modified in place. */
-  sample(logits: Float32Array, params: GenerationParameters, state: SamplerState): SampleResult {
+  /**
+   * `logits` is one row's slice of the output (length vocabSize); it is modified in place. `mask`, when given,
+   * bans the tokens a grammar does not allow, after the penalties and biases.
+   */
+  sample(
+    logits: Float32Array,
+    params: GenerationParameters,
+    state: SamplerState,
+    mask: LogitsMask | null = null,
+  ): SampleResult {
     applyPenalties(logits, params, state);
+    mask?.apply(logits);
     return state.rng ? this.draw(logits, params, state.rng) : greedy(logits, params.topNTokens);
   }
 

@@ -1,3 +1,4 @@
+import { ApiError } from '../common/api-error';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MIN_REPETITION_PENALTY, MIN_TEMPERATURE, ValidationError, ValidationLimits } from '@switchyard/batching';
@@ -74,10 +75,33 @@ describe('request validation', () => {
     rejects('nope', /`parameters` must be an object/);
   });
 
-  it('refuses watermark, grammar and adapters as not supported', () => {
+  it('refuses watermark and adapters as not supported', () => {
     rejects({ watermark: true }, /`watermark` is not supported/);
-    rejects({ grammar: { type: 'json', value: {} } }, /`grammar` is not supported/);
     rejects({ adapter_id: 'x' }, /`adapter_id` is not supported/);
+  });
+
+  it('turns a grammar into the regex the engine constrains with, and refuses one it cannot serve', () => {
+    const grammar = (g: unknown) => validateRequest('abc', { grammar: g }, encode, limits).parameters.grammar;
+    assert.equal(grammar({ type: 'regex', value: '[0-9]{3}' }), '[0-9]{3}');
+    const json = grammar({ type: 'json', value: { type: 'object', properties: { a: { type: 'boolean' } } } });
+    assert.ok(new RegExp(`^(?:${json})$`, 'u').test('{"a":true}'));
+    assert.equal(grammar(null), null);
+    const refused = (g: unknown, message: RegExp) =>
+      assert.throws(
+        () => grammar(g),
+        (err: unknown) => {
+          assert.ok(err instanceof ApiError);
+          assert.equal(err.status, 422);
+          assert.match(err.message, message);
+          return true;
+        },
+      );
+    refused({ type: 'regex', value: '(' }, /`grammar`: the regex does not compile/);
+    refused({ type: 'regex', value: '(a+)\\1' }, /backreferences/);
+    refused({ type: 'regex', value: 'a\\bc' }, /word boundaries/);
+    refused({ type: 'json', value: { type: 'string', pattern: 'a+' } }, /`pattern` at # is not supported/);
+    refused({ type: 'json', value: '{' }, /is a string that is not JSON/);
+    refused({ type: 'json', value: 'x'.repeat(70_000) }, /`grammar` is too large/);
   });
 
   it('refuses a temperature or repetition_penalty too small for the sampler’s arithmetic', () => {

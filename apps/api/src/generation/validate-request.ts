@@ -4,6 +4,7 @@
  * stream), then TGI's derived values (sampling implied by the warpers, a seed whenever sampling).
  */
 import { GenerationParameters, randomSeed, ValidationError, ValidationLimits } from '@switchyard/batching';
+import { grammarPattern } from '../common/grammar';
 import { issueMessage } from '../common/schema';
 import { GenerateParameters } from '../tgi/tgi.schemas';
 
@@ -108,7 +109,7 @@ export function validateRequest(
       returnFullText: p.return_full_text ?? false,
       truncate,
       ignoreEos: false,
-      grammar: null,
+      grammar: p.grammar ? grammarPattern(p.grammar) : null,
     },
   };
 }

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { MIN_REPETITION_PENALTY, MIN_TEMPERATURE } from '@switchyard/batching';
+import { Grammar } from '../common/grammar';
 import { boolean, integer, modelField, number, optional, servingFields } from '../common/schema';
 
 const unsupported = (name: string, description: string) =>
@@ -46,7 +47,7 @@ export const GenerateParameters = z
   .object(
     {
       watermark: unsupported('watermark', 'Not supported: `true` is refused.'),
-      grammar: unsupported('grammar', 'Not supported: any other value is refused.'),
+      grammar: optional(Grammar),
       adapter_id: unsupported('adapter_id', 'Not supported: any other value is refused.'),
       temperature: optional(
         number('temperature')
@@ -135,8 +136,9 @@ export const GenerateParameters = z
   .meta({
     id: 'GenerateParameters',
     description:
-      "TGI's generation parameters. The model's registry defaults apply under them. `watermark`, `grammar` and " +
-      '`adapter_id` are not supported and are refused with 422 when set.',
+      "TGI's generation parameters. The model's registry defaults apply under them. `grammar` constrains the " +
+      'output to a JSON Schema or a regex; `watermark` and `adapter_id` are not supported and are refused with 422 ' +
+      'when set.',
   });
 export type GenerateParameters = z.output<typeof GenerateParameters>;
 

@@ -8,3 +8,4 @@
 export * from './errors';
 export * from './json-schema';
 export * from './automaton';
+export * from './token-mask';
