@@ -221,7 +221,7 @@ export class CompletionsController {
             stream,
           });
           prepared.requestId = id;
-          prepared.parameters.grammar = plan.grammar;
+          prepared.parameters.grammar = plan.grammar ?? prepared.parameters.grammar;
           return prepared;
         },
         onToken,
@@ -241,7 +241,6 @@ export class CompletionsController {
     const samples = served.map((s) => ({
       served: s,
       final: s.outcome.final,
-      inputText: s.prepared.inputText,
       echo: s.prepared.parameters.returnFullText,
     }));
     const chosen = plan.samples > plan.choices ? bestOf(samples, plan.choices) : samples;

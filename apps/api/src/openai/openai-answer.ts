@@ -11,9 +11,8 @@ export type Kind = 'chat' | 'completion';
 
 /** One generation as the answer needs it. */
 export interface Sample {
+  /** With `echo` (TGI's `return_full_text`), its `generatedText` starts with the prompt: the engine puts it there. */
   final: FinalEvent;
-  /** The prompt's text, put before the completion with `echo`. */
-  inputText: string;
   echo: boolean;
 }
 
@@ -75,7 +74,7 @@ export function echoedLogprobs(final: FinalEvent, alternatives: number) {
 /** One choice of a non-streamed answer. */
 export function answerChoice(sample: Sample, index: number, opts: AnswerOptions) {
   const { final } = sample;
-  const text = sample.echo ? sample.inputText + final.generatedText : final.generatedText;
+  const text = final.generatedText;
   let logprobs: unknown = null;
   if (opts.logprobs !== null) {
     if (sample.echo && final.details.prefill.length > 0) logprobs = echoedLogprobs(final, opts.logprobs);

@@ -379,7 +379,7 @@ export const CompletionRequest = body({
 })
   .superRefine((body, ctx) => {
     const n = body.n ?? 1;
-    if (isSet(body.best_of) && body.best_of! < n) ctx.addIssue('`best_of` must be at least `n`');
+    if (isSet(body.best_of) && body.best_of < n) ctx.addIssue('`best_of` must be at least `n`');
     if (body.stream === true && (body.best_of ?? 1) > 1) ctx.addIssue('`best_of` is not supported with `stream`');
     if (body.stream === true && body.echo === true && isSet(body.logprobs)) {
       ctx.addIssue('`echo` with `logprobs` is not supported with `stream`');
