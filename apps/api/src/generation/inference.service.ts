@@ -12,7 +12,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
-import type { Request, Response } from 'express';
+import type { Request } from 'express';
 import { GenerationParameters, TokenEvent, ValidationError } from '@switchyard/batching';
 import type { z } from 'zod';
 import type { Principal } from '../auth/api-keys.service';
@@ -28,7 +28,7 @@ import { Admission } from './admission';
 import { runChain } from './fallback-chain';
 import { GenerationOutcome, GenerationService } from './generation.service';
 import { RouteResolver } from './route-resolver';
-import { observeServed, requestTimings, StreamRelay, Timings, usageRecord } from './stream-relay';
+import { ClientResponse, observeServed, requestTimings, StreamRelay, Timings, usageRecord } from './stream-relay';
 import { TokenizerThread } from './tokenizer-thread';
 import { validateRequest } from './validate-request';
 import { parseWith } from '../common/schema';
@@ -204,7 +204,7 @@ export class InferenceService {
    * Serves a generation request on its model or a fallback. The client's disconnect (the response closing
    * before it ended) cancels it. Always leaves a usage record.
    */
-  async serve(req: Request, res: Response, request: ServeRequest): Promise<Served> {
+  async serve(req: Request, res: ClientResponse, request: ServeRequest): Promise<Served> {
     const started = performance.now();
     const principal = principalOf(req);
     const requestId = request.requestId ?? this.requestId(req);

@@ -4,6 +4,7 @@
  * `usage`, honour `stream_options.include_usage`, and name the served model.
  */
 import { Body, Controller, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
+import { EventEmitter } from 'node:events';
 import type { Request, Response } from 'express';
 import type { z } from 'zod';
 import type { TokenEvent } from '@switchyard/batching';
@@ -14,6 +15,7 @@ import { ApiRoute, ApiRouteSpec, TIMING_HEADERS } from '../docs/api-route';
 import { GENERATION_ERRORS } from '../docs/error-responses';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import { InferenceService, PreparedRequest, Served, timingHeaders } from '../generation/inference.service';
+import type { ClientResponse } from '../generation/stream-relay';
 import type { ResolvedModel } from '../registry/model-registry.service';
 import { answerChoice, bestOf, Kind } from './openai-answer';
 import { chatPattern, completionPattern, toolUse } from './openai-grammar';
@@ -197,18 +199,17 @@ export class CompletionsController {
 
   /**
    * Runs the plan's generations side by side, each its own job (its id: the request's, then `.1`, `.2`, ...) and
-   * usage row, and answers as OpenAI does: JSON, or chunks. A generation that fails fails the answer; the others
-   * run on to their end.
+   * usage row, and answers as OpenAI does: JSON, or chunks. A generation that fails fails the answer and cancels
+   * the others.
    */
   private async respond(plan: Plan, req: Request, res: Response): Promise<void> {
     const requestId = this.inference.requestId(req);
     const stream = plan.body.stream === true;
     const route = plan.kind === 'chat' ? '/v1/chat/completions' : '/v1/completions';
-    // each generation follows the client's disconnect
-    if (plan.samples > 1) res.setMaxListeners(res.getMaxListeners() + plan.samples);
+    const client = new SharedClient(res, plan.samples);
     const serve = (i: number, onToken?: (event: TokenEvent, prepared: PreparedRequest) => void) => {
       const id = i === 0 ? requestId : `${requestId}.${i}`;
-      return this.inference.serve(req, res, {
+      const served = this.inference.serve(req, client, {
         route,
         model: plan.body.model,
         fallbacks: plan.body.fallbacks,
@@ -225,6 +226,10 @@ export class CompletionsController {
           return prepared;
         },
         onToken,
+      });
+      return served.catch((err: unknown) => {
+        client.fail();
+        throw err;
       });
     };
     const header = {
@@ -307,6 +312,33 @@ export class CompletionsController {
       }
       sendError(req, res, err);
     }
+  }
+}
+
+/**
+ * The response as each of a request's generations follows it: the client's disconnect cancels them all, and so
+ * does one generation's failure, since the answer has failed.
+ */
+class SharedClient extends EventEmitter implements ClientResponse {
+  private failed = false;
+
+  constructor(
+    private readonly res: Response,
+    generations: number,
+  ) {
+    super();
+    this.setMaxListeners(generations + 1);
+    res.once('close', () => this.emit('close'));
+  }
+
+  get writableFinished(): boolean {
+    return !this.failed && this.res.writableFinished;
+  }
+
+  fail(): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.emit('close');
   }
 }
 
