@@ -449,6 +449,28 @@ describe('tool calls through the openai SDK', () => {
     }
   });
 
+  it('calls cut short by max_tokens come back as text with finish_reason length, whole and streamed', async () => {
+    const body = {
+      model: 'demo-small',
+      messages: ask,
+      tools: TOOLS,
+      tool_choice: 'required',
+      parallel_tool_calls: false,
+      max_tokens: 3,
+    };
+    const whole = await post('/v1/chat/completions', body);
+    assert.equal(whole.res.status, 200, whole.text);
+    const [choice] = whole.json.choices as {
+      message: { content: string; tool_calls?: unknown };
+      finish_reason: string;
+    }[];
+    assert.equal(choice.finish_reason, 'length');
+    assert.equal(choice.message.tool_calls, undefined);
+    assert.match(choice.message.content, /^\{/);
+    const streamed = await post('/v1/chat/completions', { ...body, stream: true });
+    assert.equal(assemble(streamed.text)[0].finish, 'length');
+  });
+
   it('the streamed deltas have OpenAI’s shape: id, type and name first, then argument fragments', async () => {
     const { res, text } = await post('/v1/chat/completions', {
       model: 'demo-small',
@@ -479,6 +501,8 @@ describe('tool calls through the openai SDK', () => {
 });
 
 describe('n choices, best_of and echo', () => {
+  /** demo-small's eos tokens, banned where a test counts tokens: every generation runs to `max_tokens`. */
+  const noEos = { '0': -100, '2': -100 };
   type Choice = {
     index: number;
     text: string;
@@ -492,8 +516,9 @@ describe('n choices, best_of and echo', () => {
       messages: [{ role: 'user', content: 'Tell me a story.' }],
       max_tokens: 10,
       n: 3,
+      logit_bias: noEos,
     };
-    const completion = { model: 'demo-small', prompt: 'Once upon a time', max_tokens: 10, n: 3 };
+    const completion = { model: 'demo-small', prompt: 'Once upon a time', max_tokens: 10, n: 3, logit_bias: noEos };
     for (const [path, body] of [
       ['/v1/chat/completions', chat],
       ['/v1/completions', completion],
@@ -554,6 +579,7 @@ describe('n choices, best_of and echo', () => {
       n: 2,
       best_of: 4,
       logprobs: 0,
+      logit_bias: noEos,
     });
     assert.equal(res.status, 200, text);
     const choices = json.choices as Choice[];

@@ -1,7 +1,8 @@
 /**
  * OpenAI's request and response shapes, declared once. The routes parse bodies with these schemas; fields that
- * map onto TGI's parameters (`openai-params.ts`) then meet TGI's checks too. Fields Switchyard does not
- * implement are refused by name, never ignored. Field order is check order.
+ * map onto TGI's parameters (`openai-params.ts`) then meet TGI's checks too. Bodies are strict: a field a route
+ * does not declare is refused by name, never ignored, and so is a declared one at a value Switchyard does not
+ * implement; the only fields taken without effect are the documented `IGNORED` ones. Field order is check order.
  */
 import { z } from 'zod';
 import { boolean, integer, number, optional, servingFields } from '../common/schema';
