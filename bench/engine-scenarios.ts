@@ -1,10 +1,18 @@
 /**
  * The engine's benchmark scenarios, shared by `npm run bench:engine` and the full report (`npm run bench`): the raw
- * loop at fixed batch sizes, the engine at a full batch, and a mixed workload replayed on continuous, static and
- * one-at-a-time batching.
+ * loop at fixed batch sizes, the engine at a full batch, a full batch with half its rows constrained by a grammar,
+ * and a mixed workload replayed on continuous, static and one-at-a-time batching.
  */
 import { performance } from 'node:perf_hooks';
-import { defaultParameters, Engine, EngineConfig, EngineRequest, Rng } from '@switchyard/batching';
+import {
+  defaultParameters,
+  Engine,
+  EngineConfig,
+  EngineRequest,
+  GenerationParameters,
+  jsonSchemaRegex,
+  Rng,
+} from '@switchyard/batching';
 import type { LoadedModel } from '@switchyard/models';
 import { closedLoop, LoadResult, RequestSpec, Sample, streamedSample } from './loadgen';
 import { rawLoop, RawLoopResult } from './raw-loop';
@@ -28,7 +36,12 @@ export async function limitTable(
 }
 
 /** The engine with every prompt submitted at once, each generating exactly `newTokens`. */
-export async function engineRun(model: LoadedModel, prompts: number[][], newTokens: number) {
+export async function engineRun(
+  model: LoadedModel,
+  prompts: number[][],
+  newTokens: number,
+  rowParameters: (row: number) => Partial<GenerationParameters> = () => ({}),
+) {
   // The scenario is every prompt in one batch, as the raw loop runs them: the token budget must hold them all.
   const budget = prompts.length * (Math.max(...prompts.map((p) => p.length)) + newTokens);
   const engine = new Engine(model, { maxBatchSize: prompts.length, maxBatchTotalTokens: Math.max(budget, 8192) });
@@ -38,12 +51,60 @@ export async function engineRun(model: LoadedModel, prompts: number[][], newToke
       engine.generate({
         id: `eff-${i}`,
         inputIds,
-        parameters: defaultParameters({ maxNewTokens: newTokens, ignoreEos: true }),
+        parameters: defaultParameters({ maxNewTokens: newTokens, ignoreEos: true, ...rowParameters(i) }),
       }),
     ),
   );
   const seconds = (performance.now() - started) / 1000;
   return { seconds, tokensPerSecond: (prompts.length * newTokens) / seconds };
+}
+
+const BENCH_RECORD = jsonSchemaRegex({
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    score: { type: 'number' },
+    level: { enum: ['low', 'mid', 'high'] },
+    tags: { type: 'array', items: { type: 'string', maxLength: 12 }, maxItems: 4 },
+  },
+  required: ['name', 'score', 'level', 'tags'],
+});
+/**
+ * The grammar of the constrained scenario: a JSON list of records left open (no closing bracket), so that a
+ * constrained row runs as long as a free one and walks keys, strings, numbers and enums all the way.
+ */
+export const BENCH_GRAMMAR = String.raw`\[${BENCH_RECORD}(?:,${BENCH_RECORD})*`;
+
+export interface ConstrainedRound {
+  mode: 'sampled' | 'greedy';
+  free: number;
+  halfConstrained: number;
+}
+
+/**
+ * A batch with half its rows under `BENCH_GRAMMAR` against the same batch with none, in alternating rounds after a
+ * warm-up that fills the grammar's mask cache (as a server does with a schema it has seen). Every row generates
+ * exactly `newTokens`; tokens/s include the prefill.
+ */
+export async function constrainedRounds(
+  model: LoadedModel,
+  prompts: number[][],
+  newTokens: number,
+  count: number,
+): Promise<ConstrainedRound[]> {
+  const rounds: ConstrainedRound[] = [];
+  for (const mode of ['sampled', 'greedy'] as const) {
+    const base = (i: number): Partial<GenerationParameters> =>
+      mode === 'sampled' ? { doSample: true, temperature: 1, seed: i } : {};
+    const half = (i: number) => ({ ...base(i), grammar: i % 2 === 0 ? BENCH_GRAMMAR : null });
+    await engineRun(model, prompts, newTokens, half); // warm-up
+    for (let round = 0; round < count; round++) {
+      const free = await engineRun(model, prompts, newTokens, base);
+      const constrained = await engineRun(model, prompts, newTokens, half);
+      rounds.push({ mode, free: free.tokensPerSecond, halfConstrained: constrained.tokensPerSecond });
+    }
+  }
+  return rounds;
 }
 
 export interface EfficiencyRounds {

@@ -8,6 +8,8 @@ import { Rng } from '@switchyard/batching';
 import { loadModel } from '@switchyard/models';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
 import {
+  BENCH_GRAMMAR,
+  constrainedRounds,
   efficiencyRounds,
   limitTable,
   MIXED_SWEEP,
@@ -69,16 +71,34 @@ async function main(): Promise<void> {
     ),
   );
 
+  log(
+    `\n3. Constrained decoding: the same ${batch} requests with half the rows under a JSON Schema grammar, against ` +
+      'none (mask cache warm; every row generates the full budget)',
+  );
+  const constrained = await constrainedRounds(model, effPrompts, newTokens, quick ? 1 : 2);
+  log(
+    table(
+      ['decoding', 'free tokens/s', 'half constrained tokens/s', 'ratio'],
+      constrained.map((r) => [r.mode, r.free, r.halfConstrained, r.halfConstrained / r.free]),
+    ),
+  );
+  const constrainedRatio = (mode: string) => {
+    const rows = constrained.filter((r) => r.mode === mode);
+    return rows.reduce((a, r) => a + r.halfConstrained / r.free, 0) / rows.length;
+  };
+
   const sweep = quick ? MIXED_SWEEP_QUICK : MIXED_SWEEP;
   const { capacity, points } = await mixedSweep(model, prompts, rng, sweep);
   log(
-    `\n3. Mixed workload: ${sweep.count} requests per load, Poisson arrivals at ${sweep.loads.join(', ')}× one at a ` +
+    `\n4. Mixed workload: ${sweep.count} requests per load, Poisson arrivals at ${sweep.loads.join(', ')}× one at a ` +
       `time's capacity (${capacity.toFixed(0)} requested tokens/s, measured first): ${points.map((p) => p.ratePerSecond).join(', ')} requests/s; ` +
       'prompts 8-256 tokens, max_new_tokens 16-256',
   );
   log(table(SWEEP_HEADERS, sweepRows(points)));
   const summary = {
     efficiencyRatio: engMean / rawMean,
+    constrainedRatioSampled: constrainedRatio('sampled'),
+    constrainedRatioGreedy: constrainedRatio('greedy'),
     oneAtATimeCapacity: capacity,
     perRate: points.map((p) => ({
       load: p.load,
@@ -90,6 +110,8 @@ async function main(): Promise<void> {
   };
   log(
     `\nengine/limit at batch ${batch}: ${summary.efficiencyRatio.toFixed(3)} (target >= 0.85)` +
+      `\nhalf constrained/free at batch ${batch}: sampled ${summary.constrainedRatioSampled.toFixed(3)}, greedy ` +
+      `${summary.constrainedRatioGreedy.toFixed(3)} (target >= 0.8)` +
       summary.perRate
         .map(
           (r) =>
@@ -106,6 +128,7 @@ async function main(): Promise<void> {
     intraOpThreads: threads,
     limit,
     efficiency: { batch, newTokens, promptLength: 64, rounds },
+    constrained: { batch, newTokens, grammar: BENCH_GRAMMAR.length, rounds: constrained },
     mixed: { count: sweep.count, oneAtATimeCapacity: capacity, points },
     summary,
   });

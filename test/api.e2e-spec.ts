@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { InferenceClient } from '@huggingface/inference';
+import Ajv from 'ajv';
 import OpenAI from 'openai';
 import { Redis } from 'ioredis';
 import { decodeInboxEntry, RedisNames } from '@switchyard/protocol';
@@ -179,6 +180,88 @@ describe('TGI routes with @huggingface/inference', () => {
     const body = JSON.parse(stdout) as { generated_text: string };
     assert.equal(typeof body.generated_text, 'string');
     assert.ok(body.generated_text.length > 0);
+  });
+});
+
+describe('TGI grammars: outputs valid by construction', () => {
+  const CHAT = '<|im_start|>user\nDescribe a person as JSON.<|im_end|>\n<|im_start|>assistant\n';
+  const PERSON = {
+    type: 'object',
+    properties: {
+      name: { type: 'string', maxLength: 20 },
+      age: { type: 'integer', minimum: 0, maximum: 120 },
+      pets: { type: 'array', items: { enum: ['cat', 'dog', 'fish'] }, minItems: 1, maxItems: 3 },
+    },
+    required: ['name', 'age', 'pets'],
+  };
+  const sampledWith = (grammar: unknown, seed: number) => ({
+    inputs: CHAT,
+    parameters: { grammar, do_sample: true, temperature: 1, seed, max_new_tokens: 80 },
+  });
+  /** The text of a /generate_stream answer, token by token, and its final generated_text. */
+  const streamedText = (sse: string) => {
+    const events = sse
+      .split('\n\n')
+      .filter(Boolean)
+      .map((e) => JSON.parse(e.slice('data:'.length)) as { token: { text: string }; generated_text: string | null });
+    return { joined: events.map((e) => e.token.text).join(''), final: events.at(-1)!.generated_text };
+  };
+
+  it('a regex grammar on /generate: every sampled output matches it in full, streamed or not', async () => {
+    const date = String.raw`(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])`;
+    const full = new RegExp(`^${date}$`, 'u');
+    for (let seed = 0; seed < 6; seed++) {
+      const body = sampledWith({ type: 'regex', value: date }, seed);
+      const { res, json } = await post('/generate', body);
+      assert.equal(res.status, 200, JSON.stringify(json));
+      assert.match(json.generated_text as string, full);
+      const streamed = streamedText((await post('/generate_stream', body)).text);
+      assert.equal(streamed.joined, streamed.final);
+      assert.match(streamed.final!, full);
+    }
+  });
+
+  it('a JSON Schema grammar: every sampled output parses and validates with ajv, streamed or not', async () => {
+    const validate = new Ajv().compile(PERSON);
+    for (let seed = 0; seed < 6; seed++) {
+      const body = sampledWith({ type: 'json', value: PERSON }, seed);
+      const { res, json } = await post('/generate', body);
+      assert.equal(res.status, 200, JSON.stringify(json));
+      assert.ok(validate(JSON.parse(json.generated_text as string)), json.generated_text as string);
+      const streamed = streamedText((await post('/generate_stream', body)).text);
+      assert.ok(validate(JSON.parse(streamed.joined)), streamed.joined);
+    }
+  });
+
+  it('@huggingface/inference sends grammar to /v1/completions beside the OpenAI fields, and it is honoured', async () => {
+    const client = new InferenceClient(platform.adminKey, { endpointUrl: platform.url });
+    const validate = new Ajv().compile(PERSON);
+    const out = await client.textGeneration({
+      inputs: CHAT,
+      parameters: { grammar: { type: 'json', value: PERSON }, max_new_tokens: 80, do_sample: true, seed: 5 },
+    });
+    assert.ok(validate(JSON.parse(out.generated_text)), out.generated_text);
+  });
+
+  it('refuses a grammar it cannot honour with a 422 naming why', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{ type: 'json', value: { type: 'string', pattern: '^a' } }, /`pattern` at # is not supported/],
+      [
+        { type: 'json', value: { $defs: { n: { type: 'array', items: { $ref: '#/$defs/n' } } }, $ref: '#/$defs/n' } },
+        /recursive/,
+      ],
+      [{ type: 'regex', value: '[a-' }, /the regex does not compile/],
+      [{ type: 'regex', value: '(a+)\\1' }, /backreferences/],
+      [{ type: 'regex', value: 'x'.repeat(70_000) }, /`grammar` is too large/],
+      [{ type: 'regex', value: '(?:a|b)*a(?:a|b){20}' }, /the grammar is too complex/],
+      [{ type: 'xml', value: '<a/>' }, /`grammar` must be/],
+    ];
+    for (const [grammar, message] of cases) {
+      const { res, json } = await post('/generate', { inputs: CHAT, parameters: { grammar, max_new_tokens: 8 } });
+      assert.equal(res.status, 422, JSON.stringify(grammar).slice(0, 80));
+      assert.equal(json.error_type, 'validation');
+      assert.match(json.error as string, message);
+    }
   });
 });
 
@@ -421,7 +504,7 @@ describe('validation, limits and malformed input', () => {
     ['max_new_tokens', { max_new_tokens: 0 }, /max_new_tokens/],
     ['total tokens', { max_new_tokens: 100_000 }, /max_new_tokens/],
     ['watermark', { watermark: true }, /watermark/],
-    ['grammar', { grammar: { type: 'json', value: {} } }, /grammar/],
+    ['grammar', { grammar: { type: 'json', value: { not: {} } } }, /`not` at # is not supported/],
     ['a wrong type', { max_new_tokens: 'ten' }, /max_new_tokens/],
   ];
   for (const [name, parameters, message] of rules) {

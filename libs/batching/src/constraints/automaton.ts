@@ -50,6 +50,11 @@ export class Automaton {
     return DEAD;
   }
 
+  /** The transitions out of `state`: [lo, hi, target] triples over code points, sorted. */
+  out(state: number): Int32Array {
+    return this.ranges[state];
+  }
+
   /** Whether no character leads on from `state` (its output is complete). */
   isFinal(state: number): boolean {
     return this.accepting[state] === 1 && this.ranges[state].length === 0;
@@ -153,7 +158,7 @@ function build(source: string): Automaton {
       { assertions: 'throw' },
       new NFA.LimitedNodeFactory(MAX_GRAMMAR_STATES * 10),
     );
-    dfa = DFA.fromFA(nfa, new DFA.LimitedNodeFactory(MAX_GRAMMAR_STATES * 4));
+    dfa = DFA.fromFA(nfa, new DFA.LimitedNodeFactory(MAX_GRAMMAR_STATES * 2));
     dfa.minimize();
   } catch (err) {
     if (err instanceof TooManyNodesError) {

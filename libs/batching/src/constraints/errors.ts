@@ -7,4 +7,4 @@ export class GrammarError extends Error {
 /** The largest grammar a request may carry, in UTF-16 code units of its source (JSON Schema text or regex). */
 export const MAX_GRAMMAR_LENGTH = 64 * 1024;
 /** The most DFA states a grammar may compile to: bounds compile time and the mask cache. */
-export const MAX_GRAMMAR_STATES = 20_000;
+export const MAX_GRAMMAR_STATES = 10_000;

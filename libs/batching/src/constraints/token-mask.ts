@@ -214,7 +214,8 @@ export class GrammarCursor implements LogitsMask {
     logits.fill(-F32_MAX);
     const within = budget - 1;
     // where nothing fits the budget the output cannot close in time: any allowed token, and it ends at `length`
-    const filter = farthest > within && (accepting || this.reachable(ids, next, within));
+    // (an eos token is a way to finish where the text so far is a whole match)
+    const filter = farthest > within && ((accepting && eos.length > 0) || this.reachable(ids, next, within));
     for (let i = 0; i < ids.length; i++) {
       if (filter && distance[next[i]] > within) continue;
       logits[ids[i]] = saved[i];
