@@ -243,11 +243,7 @@ export class CompletionsController {
 
   private async answer(plan: Plan, header: Header, serve: ServeSample, res: Response): Promise<void> {
     const served = await Promise.all(Array.from({ length: plan.samples }, (_, i) => serve(i)));
-    const samples = served.map((s) => ({
-      served: s,
-      final: s.outcome.final,
-      echo: s.prepared.parameters.returnFullText,
-    }));
+    const samples = served.map((s) => ({ final: s.outcome.final, echo: s.prepared.parameters.returnFullText }));
     const chosen = plan.samples > plan.choices ? bestOf(samples, plan.choices) : samples;
     const [first] = served;
     res.set(timingHeaders(first));
