@@ -428,16 +428,18 @@ describe('OpenAI routes with the openai package', () => {
   it('refuses what it does not implement, by name, and takes those fields’ neutral values', async () => {
     const chat = { model: 'demo-small', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 };
     const refused: [string, Record<string, unknown>, RegExp][] = [
-      ['/v1/chat/completions', { ...chat, tools: [{ type: 'function', function: { name: 'f' } }] }, /`tools`/],
+      ['/v1/chat/completions', { ...chat, tools: [{ type: 'retrieval' }] }, /`tools\[\]\.type` must be "function"/],
       ['/v1/chat/completions', { ...chat, tool_choice: 'required' }, /`tool_choice`/],
-      ['/v1/chat/completions', { ...chat, response_format: { type: 'json_object' } }, /`response_format`/],
+      ['/v1/chat/completions', { ...chat, response_format: { type: 'yaml' } }, /`response_format`/],
+      ['/v1/chat/completions', { ...chat, n: 9 }, /`n`/],
+      ['/v1/chat/completions', { ...chat, unknown_field: 1 }, /`unknown_field` is not a field/],
       ['/v1/chat/completions', { ...chat, logit_bias: { '99999': -100 } }, /past the model's vocabulary of 8192/],
       ['/v1/chat/completions', { ...chat, presence_penalty: 3 }, /`presence_penalty` must be >= -2.0 and <= 2.0/],
       ['/v1/chat/completions', { ...chat, top_logprobs: 2 }, /`top_logprobs` needs `logprobs: true`/],
       ['/v1/chat/completions', { ...chat, logprobs: true, top_logprobs: 6 }, /`top_logprobs` must be at most 5/],
       ['/v1/chat/completions', { ...chat, logprobs: 'yes' }, /`logprobs` must be a boolean/],
-      ['/v1/completions', { model: 'demo-small', prompt: 'hi', best_of: 2 }, /`best_of`/],
-      ['/v1/completions', { model: 'demo-small', prompt: 'hi', logprobs: 1, echo: true }, /`echo`/],
+      ['/v1/completions', { model: 'demo-small', prompt: 'hi', best_of: 3 }, /`best_of`/],
+      ['/v1/completions', { model: 'demo-small', prompt: 'hi', logprobs: 1, echo: true, stream: true }, /`echo`/],
       [
         '/v1/completions',
         { model: 'demo-small', prompt: 'hi', logprobs: 9 },

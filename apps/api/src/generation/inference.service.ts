@@ -12,7 +12,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
-import type { Request, Response } from 'express';
+import type { Request } from 'express';
 import { GenerationParameters, TokenEvent, ValidationError } from '@switchyard/batching';
 import type { z } from 'zod';
 import type { Principal } from '../auth/api-keys.service';
@@ -29,7 +29,7 @@ import { Admission } from './admission';
 import { runChain } from './fallback-chain';
 import { GenerationOutcome, GenerationService } from './generation.service';
 import { RouteResolver } from './route-resolver';
-import { observeServed, requestTimings, StreamRelay, Timings, usageRecord } from './stream-relay';
+import { ClientResponse, observeServed, requestTimings, StreamRelay, Timings, usageRecord } from './stream-relay';
 import { TokenizerThread } from './tokenizer-thread';
 import { validateRequest } from './validate-request';
 import { parseWith } from '../common/schema';
@@ -59,6 +59,11 @@ export interface ServeRequest {
   /** Ollama's `keep_alive`, parsed: milliseconds the model stays resident once idle (-1: always, 0: none). */
   keepAlive?: number | null;
   stream: boolean;
+  /**
+   * The id of this generation's job and usage row, when the request runs several (OpenAI's `n`): each its own.
+   * Default: the request's id. `build` gives its PreparedRequest the same.
+   */
+  requestId?: string;
   /** Builds the validated request for one candidate model (prompt, template, parameters); throws ApiError. */
   build(model: ResolvedModel): PreparedRequest | Promise<PreparedRequest>;
   /** Streaming only: each token, with the request it belongs to. */
@@ -201,10 +206,10 @@ export class InferenceService {
    * Serves a generation request on its model or a fallback. The client's disconnect (the response closing
    * before it ended) cancels it. Always leaves a usage record.
    */
-  async serve(req: Request, res: Response, request: ServeRequest): Promise<Served> {
+  async serve(req: Request, res: ClientResponse, request: ServeRequest): Promise<Served> {
     const started = performance.now();
     const principal = principalOf(req);
-    const requestId = this.requestId(req);
+    const requestId = request.requestId ?? this.requestId(req);
     let requested: string | null = null;
     let prepared = null as PreparedRequest | null;
     let outcome: GenerationOutcome | null = null;

@@ -4,26 +4,24 @@
  * `usage`, honour `stream_options.include_usage`, and name the served model.
  */
 import { Body, Controller, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
+import { EventEmitter } from 'node:events';
 import type { Request, Response } from 'express';
 import type { z } from 'zod';
-import type { TokenEvent, TokenInfo } from '@switchyard/batching';
+import type { TokenEvent } from '@switchyard/batching';
 import { ChatTemplateError } from '@switchyard/models';
 import { ApiError } from '../common/api-error';
 import { sendError } from '../common/error.filter';
 import { ApiRoute, ApiRouteSpec, TIMING_HEADERS } from '../docs/api-route';
 import { GENERATION_ERRORS } from '../docs/error-responses';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
-import { InferenceService, PreparedRequest, timingHeaders } from '../generation/inference.service';
+import { InferenceService, PreparedRequest, Served, timingHeaders } from '../generation/inference.service';
+import type { ClientResponse } from '../generation/stream-relay';
 import type { ResolvedModel } from '../registry/model-registry.service';
-import {
-  choiceLogprobs,
-  includeUsage,
-  openAiFinishReason,
-  requestedLogprobs,
-  sse,
-  toTgiParameters,
-  usage,
-} from './openai-params';
+import { answerChoice, bestOf, Kind } from './openai-answer';
+import { chatPattern, completionPattern, toolUse } from './openai-grammar';
+import { includeUsage, requestedLogprobs, toTgiParameters, usage } from './openai-params';
+import { ChunkStream } from './openai-stream';
+import { templateMessages } from './tool-calls';
 import {
   ChatCompletion,
   ChatCompletionChunk,
@@ -32,8 +30,6 @@ import {
   CompletionChunk,
   CompletionRequest,
 } from './openai.schemas';
-
-type Kind = 'chat' | 'completion';
 
 /** OpenAI's default `max_tokens` for completions; chat has none (the rest of the model's context). */
 const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
@@ -70,6 +66,31 @@ function completionRoute(
   };
 }
 
+/** What a route asks `respond` to run. */
+interface Plan {
+  kind: Kind;
+  body: Body;
+  /** Alternatives per token (`requestedLogprobs`), or null for no logprobs. */
+  logprobs: number | null;
+  /** TGI parameters, before each generation's own seed. */
+  parameters: Record<string, unknown>;
+  /** The engine's regex for every generation, or null. */
+  grammar: string | null;
+  /** Whether the answer may be tool calls. */
+  toolCalls: boolean;
+  /** The generations to run, and the choices they answer with (`best_of` ranks the first among the second). */
+  samples: number;
+  choices: number;
+  /** The prompt for a candidate model (chat: its template over the messages); throws ApiError. */
+  prompt(model: ResolvedModel): string;
+}
+
+/** Generation `i`'s parameters: with a seed, `seed + i`, so that every choice is reproducible and they differ. */
+function sampleParameters(parameters: Record<string, unknown>, i: number): Record<string, unknown> {
+  if (i === 0 || typeof parameters.seed !== 'number') return parameters;
+  return { ...parameters, seed: (parameters.seed + i) % Number.MAX_SAFE_INTEGER };
+}
+
 @Controller('v1')
 export class CompletionsController {
   constructor(
@@ -84,6 +105,7 @@ export class CompletionsController {
       summary: 'Chat completion',
       description:
         "OpenAI's chat completions: `messages` go through the model's chat template (422 if it has none). " +
+        '`response_format` and tool calls constrain the decoding (compact JSON). ' +
         STREAM_NOTE,
       operationId: 'createChatCompletion',
       body: ChatCompletionRequest,
@@ -93,24 +115,33 @@ export class CompletionsController {
   )
   async chat(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const body = this.inference.parse(req, '/v1/chat/completions', ChatCompletionRequest, raw);
-    const messages = body.messages.map((m) => ({
-      role: m.role === 'developer' ? 'system' : m.role,
-      content: typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join(''),
-    }));
-    const { logprobs, parameters } = this.parameters('chat', body);
-    const stream = body.stream === true;
-    await this.respond('chat', body, logprobs, req, res, (model) => {
-      const template = model.description.chatTemplate;
-      if (!template) throw ApiError.validation(`model ${model.spec.id} has no chat template: use /v1/completions`);
-      let prompt: string;
-      try {
-        prompt = template.render(messages, { addGenerationPrompt: true });
-      } catch (err) {
-        if (err instanceof ChatTemplateError) throw ApiError.validation(err.message);
-        throw err;
-      }
-      return this.inference.prepare(req, model, prompt, parameters, { stream });
-    });
+    const use = toolUse(body);
+    const grammar = chatPattern(body, use);
+    const n = body.n ?? 1;
+    await this.respond(
+      {
+        ...this.parameters('chat', body),
+        kind: 'chat',
+        body,
+        grammar,
+        toolCalls: use !== null,
+        samples: n,
+        choices: n,
+        prompt: (model) => {
+          const template = model.description.chatTemplate;
+          if (!template) throw ApiError.validation(`model ${model.spec.id} has no chat template: use /v1/completions`);
+          const { messages, extra } = templateMessages(template, body.messages, use);
+          try {
+            return template.render(messages, { addGenerationPrompt: true, extra });
+          } catch (err) {
+            if (err instanceof ChatTemplateError) throw ApiError.validation(err.message);
+            throw err;
+          }
+        },
+      },
+      req,
+      res,
+    );
   }
 
   @Post('completions')
@@ -118,7 +149,10 @@ export class CompletionsController {
   @ApiRoute(
     completionRoute({
       summary: 'Text completion',
-      description: "OpenAI's (legacy) completions: the prompt as it is. `max_tokens` defaults to 16. " + STREAM_NOTE,
+      description:
+        "OpenAI's (legacy) completions: the prompt as it is. `max_tokens` defaults to 16. TGI's `grammar` " +
+        'constrains the decoding. ' +
+        STREAM_NOTE,
       operationId: 'createCompletion',
       body: CompletionRequest,
       completion: Completion,
@@ -127,12 +161,21 @@ export class CompletionsController {
   )
   async completions(@Body() raw: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const body = this.inference.parse(req, '/v1/completions', CompletionRequest, raw);
-    const { prompt } = body;
-    const { logprobs, parameters } = this.parameters('completion', body);
-    if (body.echo === true) parameters.return_full_text = true;
-    const stream = body.stream === true;
-    await this.respond('completion', body, logprobs, req, res, (model) =>
-      this.inference.prepare(req, model, prompt, parameters, { stream }),
+    const grammar = completionPattern(body);
+    const n = body.n ?? 1;
+    const bestOf = body.best_of ?? n;
+    if (bestOf > 1 && bestOf > this.config.maxBestOf && bestOf > n) {
+      throw ApiError.validation(`\`best_of\` must be at most ${this.config.maxBestOf} on this server (--max-best-of)`);
+    }
+    const plan = { ...this.parameters('completion', body), kind: 'completion' as const };
+    if (body.echo === true) {
+      plan.parameters.return_full_text = true;
+      if (plan.logprobs !== null) plan.parameters.decoder_input_details = true;
+    }
+    await this.respond(
+      { ...plan, body, grammar, toolCalls: false, samples: bestOf, choices: n, prompt: () => body.prompt },
+      req,
+      res,
     );
   }
 
@@ -155,131 +198,107 @@ export class CompletionsController {
   }
 
   /**
-   * Streams or answers the request as OpenAI does. `logprobs` (from `requestedLogprobs`): null, or the choice
-   * carries each generated token's logprob with that many alternatives; special tokens are left out, as they are
-   * of the text.
+   * Runs the plan's generations side by side, each its own job (its id: the request's, then `.1`, `.2`, ...) and
+   * usage row, and answers as OpenAI does: JSON, or chunks. A generation that fails fails the answer and cancels
+   * the others.
    */
-  private async respond(
-    kind: Kind,
-    body: Body,
-    logprobs: number | null,
-    req: Request,
-    res: Response,
-    build: (model: ResolvedModel) => PreparedRequest | Promise<PreparedRequest>,
-  ): Promise<void> {
+  private async respond(plan: Plan, req: Request, res: Response): Promise<void> {
     const requestId = this.inference.requestId(req);
-    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${requestId}`;
-    const created = Math.floor(Date.now() / 1000);
-    const fingerprint = `switchyard-${this.config.version}`;
-    const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
-    const route = kind === 'chat' ? '/v1/chat/completions' : '/v1/completions';
-    if (body.stream !== true) {
-      const served = await this.inference.serve(req, res, {
+    const stream = plan.body.stream === true;
+    const route = plan.kind === 'chat' ? '/v1/chat/completions' : '/v1/completions';
+    const client = new SharedClient(res, plan.samples);
+    const serve = (i: number, onToken?: (event: TokenEvent, prepared: PreparedRequest) => void) => {
+      const id = i === 0 ? requestId : `${requestId}.${i}`;
+      const served = this.inference.serve(req, client, {
         route,
-        model: body.model,
-        fallbacks: body.fallbacks,
-        keepAlive: body.keep_alive,
-        stream: false,
-        build,
+        model: plan.body.model,
+        fallbacks: plan.body.fallbacks,
+        keepAlive: plan.body.keep_alive,
+        stream,
+        requestId: id,
+        build: async (model) => {
+          const prompt = plan.prompt(model);
+          const prepared = await this.inference.prepare(req, model, prompt, sampleParameters(plan.parameters, i), {
+            stream,
+          });
+          prepared.requestId = id;
+          prepared.parameters.grammar = plan.grammar ?? prepared.parameters.grammar;
+          return prepared;
+        },
+        onToken,
       });
-      const { prepared, outcome } = served;
-      const { final } = outcome;
-      const text = prepared.parameters.returnFullText ? prepared.inputText + final.generatedText : final.generatedText;
-      const finish_reason = openAiFinishReason(final.details.finishReason);
-      let lp: unknown = null;
-      if (logprobs !== null) {
-        const { tokens, topTokens } = final.details;
-        const kept = tokens.flatMap((token, i) => (token.special ? [] : [i]));
-        lp = choiceLogprobs(
-          kind,
-          kept.map((i) => tokens[i]),
-          kept.map((i) => topTokens[i] ?? []),
-          0,
-        );
-      }
-      const choice =
-        kind === 'chat'
-          ? { index: 0, message: { role: 'assistant', content: text }, logprobs: lp, finish_reason }
-          : { index: 0, text, logprobs: lp, finish_reason };
-      res.set(timingHeaders(served));
-      res.json({
-        id,
-        object,
-        created,
-        model: prepared.model.spec.id,
-        system_fingerprint: fingerprint,
-        choices: [choice],
-        usage: usage(final.inputTokens, final.details.generatedTokens),
+      return served.catch((err: unknown) => {
+        client.fail();
+        throw err;
       });
-      return;
-    }
+    };
+    const header = {
+      id: `${plan.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${requestId}`,
+      created: Math.floor(Date.now() / 1000),
+      fingerprint: `switchyard-${this.config.version}`,
+    };
+    if (stream) await this.stream(plan, header, serve, req, res);
+    else await this.answer(plan, header, serve, res);
+  }
 
-    const withUsage = includeUsage(body);
-    const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
-    let model = '';
-    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
-      sse({
-        id,
-        object: chunkObject,
-        created,
-        model,
-        system_fingerprint: fingerprint,
-        choices,
-        ...(withUsage ? { usage: null } : {}),
-        ...extra,
-      });
-    const delta = (text: string, finish: string | null = null, lp: unknown = null) =>
-      kind === 'chat'
-        ? { index: 0, delta: text === '' && finish ? {} : { content: text }, logprobs: lp, finish_reason: finish }
-        : { index: 0, text, logprobs: lp, finish_reason: finish };
-    let offset = 0;
-    /** A streamed token's chunk, with its logprobs when asked for. */
-    const tokenChunk = (token: TokenInfo, top: TokenInfo[]) => {
-      let lp: unknown = null;
-      if (logprobs !== null) {
-        lp = choiceLogprobs(kind, [token], [top], offset);
-        offset += token.text.length;
-      }
-      return chunk([delta(token.text, null, lp)]);
+  private async answer(plan: Plan, header: Header, serve: ServeSample, res: Response): Promise<void> {
+    const served = await Promise.all(Array.from({ length: plan.samples }, (_, i) => serve(i)));
+    const samples = served.map((s) => ({ final: s.outcome.final, echo: s.prepared.parameters.returnFullText }));
+    const chosen = plan.samples > plan.choices ? bestOf(samples, plan.choices) : samples;
+    const [first] = served;
+    res.set(timingHeaders(first));
+    res.json({
+      id: header.id,
+      object: plan.kind === 'chat' ? 'chat.completion' : 'text_completion',
+      created: header.created,
+      model: first.prepared.model.spec.id,
+      system_fingerprint: header.fingerprint,
+      choices: chosen.map((sample, index) => answerChoice(sample, index, plan)),
+      usage: usage(first.outcome.final.inputTokens, completionTokens(served)),
+    });
+  }
+
+  /**
+   * SSE: headers go out with the first token of any choice, so an error before it is still a plain HTTP answer;
+   * after it, an error is the stream's last event.
+   */
+  private async stream(plan: Plan, header: Header, serve: ServeSample, req: Request, res: Response): Promise<void> {
+    const chunks = new ChunkStream({
+      ...header,
+      kind: plan.kind,
+      choices: plan.choices,
+      logprobs: plan.logprobs,
+      toolCalls: plan.toolCalls,
+      withUsage: includeUsage(plan.body),
+    });
+    // a failed choice ends the response while the others may still be generating
+    const write = (text: string) => {
+      if (text !== '' && !res.writableEnded) res.write(text);
     };
     const open = (prepared: PreparedRequest) => {
       if (res.headersSent) return;
-      model = prepared.model.spec.id;
       res.status(200).set({
         'content-type': 'text/event-stream',
         'cache-control': 'no-cache',
         'x-accel-buffering': 'no',
-        'x-served-model': model,
+        'x-served-model': prepared.model.spec.id,
       });
-      if (kind === 'chat') {
-        res.write(
-          chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
-        );
-      } else if (prepared.parameters.returnFullText) {
-        res.write(chunk([delta(prepared.inputText)]));
-      }
+      write(chunks.open(prepared.model.spec.id, prepared.parameters.returnFullText ? prepared.inputText : null));
     };
     try {
-      const { prepared, outcome } = await this.inference.serve(req, res, {
-        route,
-        model: body.model,
-        fallbacks: body.fallbacks,
-        keepAlive: body.keep_alive,
-        stream: true,
-        build,
-        onToken: (event: TokenEvent, current) => {
-          open(current);
-          if (!event.token.special) res.write(tokenChunk(event.token, event.topTokens));
-        },
-      });
-      open(prepared);
-      const { final, lastToken } = outcome;
-      if (lastToken && !lastToken.token.special) res.write(tokenChunk(lastToken.token, lastToken.topTokens));
-      res.write(chunk([delta('', openAiFinishReason(final.details.finishReason))]));
-      if (withUsage) {
-        res.write(chunk([], { usage: usage(final.inputTokens, final.details.generatedTokens) }));
-      }
-      res.write('data: [DONE]\n\n');
+      const served = await Promise.all(
+        Array.from({ length: plan.samples }, (_, i) =>
+          serve(i, (event, prepared) => {
+            open(prepared);
+            write(chunks.token(i, event));
+          }).then((s) => {
+            open(s.prepared);
+            write(chunks.finish(i, s.outcome.final, s.outcome.lastToken));
+            return s;
+          }),
+        ),
+      );
+      write(chunks.close(served[0].outcome.final.inputTokens, completionTokens(served)));
       res.end();
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
@@ -290,4 +309,39 @@ export class CompletionsController {
       sendError(req, res, err);
     }
   }
+}
+
+/**
+ * The response as each of a request's generations follows it: the client's disconnect cancels them all, and so
+ * does one generation's failure, since the answer has failed.
+ */
+class SharedClient extends EventEmitter implements ClientResponse {
+  private failed = false;
+
+  constructor(
+    private readonly res: Response,
+    generations: number,
+  ) {
+    super();
+    this.setMaxListeners(generations + 1);
+    res.once('close', () => this.emit('close'));
+  }
+
+  get writableFinished(): boolean {
+    return !this.failed && this.res.writableFinished;
+  }
+
+  fail(): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.emit('close');
+  }
+}
+
+type Header = { id: string; created: number; fingerprint: string };
+type ServeSample = (i: number, onToken?: (event: TokenEvent, prepared: PreparedRequest) => void) => Promise<Served>;
+
+/** Every generation's tokens: what `usage` counts, `best_of`'s unchosen ones included. */
+function completionTokens(served: readonly Served[]): number {
+  return served.reduce((sum, s) => sum + s.outcome.final.details.generatedTokens, 0);
 }

@@ -62,18 +62,30 @@ describe('OpenAI requests: logprobs and unsupported fields', () => {
     );
   });
 
-  it('refuses what it does not implement and lets its neutral values through', () => {
+  it('refuses what it does not implement, by name, and lets its neutral values through', () => {
+    const tool = { type: 'function', function: { name: 'f', parameters: { type: 'object' } } };
     for (const [body, field] of [
-      [{ tools: [{}] }, /`tools`/],
+      [{ tools: [{}] }, /`tools\[\]` must be a function tool|`tools\[\]\.type`/],
+      [{ tools: [{ type: 'function', function: { name: 'a b' } }] }, /`tools\[\]\.function\.name` must be 1 to 64/],
+      [{ tools: [tool, tool] }, /`tools` names `f` twice/],
       [{ functions: [{}] }, /`functions`/],
-      [{ tool_choice: 'required' }, /`tool_choice`/],
+      [{ tool_choice: 'required' }, /`tool_choice` needs `tools`/],
+      [{ tools: [tool], tool_choice: { type: 'function', function: { name: 'g' } } }, /`g`, which is not in `tools`/],
+      [{ tool_choice: 'sometimes' }, /`tool_choice` must be none, auto, required/],
       [{ function_call: { name: 'f' } }, /`function_call`/],
-      [{ response_format: { type: 'json_object' } }, /`response_format`/],
+      [{ response_format: { type: 'yaml' } }, /`response_format` must be/],
       [{ response_format: 'text' }, /`response_format`/],
+      [{ response_format: { type: 'json_schema' } }, /`response_format\.json_schema`/],
+      [{ tools: [tool], response_format: { type: 'json_object' } }, /cannot be combined with tool calls/],
       [{ logit_bias: { 5: 101 } }, /`logit_bias` must be an object of token ids to biases from -100 to 100/],
       [{ logit_bias: { x: 1 } }, /`logit_bias` must be an object of token ids/],
       [{ presence_penalty: 2.5 }, /`presence_penalty` must be >= -2.0 and <= 2.0/],
-      [{ n: 2 }, /`n` must be 1/],
+      [{ n: 0 }, /`n` must be an integer from 1 to 8/],
+      [{ n: 9 }, /`n` must be an integer from 1 to 8/],
+      [{ best_of: 2 }, /`best_of` is not a field this route takes/],
+      [{ frobnicate: 1, zap: 2 }, /`frobnicate`, `zap` are not fields this route takes/],
+      [{ messages: [{ role: 'tool', content: 'x' }] }, /`messages\[0\]\.tool_call_id` must be given/],
+      [{ messages: [{ role: 'user', content: null }] }, /`messages\[0\]\.content` must be text/],
     ] as const) {
       assert.match(
         refusal(() => chat(body)),
@@ -81,25 +93,43 @@ describe('OpenAI requests: logprobs and unsupported fields', () => {
       );
     }
     chat({ tools: [], functions: null, tool_choice: 'auto', response_format: { type: 'text' }, logit_bias: {} });
-    // tools the model must not call: the answer is plain text, as it would be without them
-    chat({ tools: [{ type: 'function' }], tool_choice: 'none' });
-    assert.match(
-      refusal(() => chat({ tools: [{ type: 'function' }], tool_choice: 'auto' })),
-      /`tools`/,
-    );
-    assert.match(
-      refusal(() => completion({ suffix: '' })),
-      /`suffix`/,
-    );
-    assert.match(
-      refusal(() => completion({ best_of: 3 })),
-      /`best_of`/,
-    );
-    assert.match(
-      refusal(() => completion({ echo: true, logprobs: 0 })),
-      /`echo`/,
-    );
-    completion({ best_of: 1, echo: true, logprobs: null });
+    chat({
+      tools: [tool],
+      tool_choice: 'none',
+      n: 8,
+      user: 'u',
+      metadata: { a: 'b' },
+      store: false,
+      service_tier: 'auto',
+    });
+    chat({
+      messages: [
+        { role: 'user', content: 'hi' },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }],
+        },
+        { role: 'tool', tool_call_id: 'call_1', content: '42' },
+      ],
+      tools: [tool],
+    });
+    for (const [body, field] of [
+      [{ suffix: '' }, /`suffix`/],
+      [{ best_of: 9 }, /`best_of` must be an integer from 1 to 8/],
+      [{ n: 3, best_of: 2 }, /`best_of` must be at least `n`/],
+      [{ best_of: 2, stream: true }, /`best_of` is not supported with `stream`/],
+      [{ echo: true, logprobs: 0, stream: true }, /`echo` with `logprobs` is not supported with `stream`/],
+      [{ grammar: { type: 'yaml', value: '' } }, /`grammar` must be/],
+      [{ tools: [] }, /`tools` is not a field this route takes/],
+      [{ return_full_text: true }, /`return_full_text` is not a field/],
+    ] as const) {
+      assert.match(
+        refusal(() => completion(body)),
+        field,
+      );
+    }
+    completion({ best_of: 3, n: 2, echo: true, logprobs: 1, user: 'u' });
   });
 
   it('names the message and the field that is wrong', () => {
@@ -113,7 +143,7 @@ describe('OpenAI requests: logprobs and unsupported fields', () => {
     );
     assert.match(
       refusal(() => chat({ messages: [{ role: 'robot', content: 'x' }] })),
-      /`messages\[0\]\.role` must be system, user, assistant or developer/,
+      /`messages\[0\]\.role` must be system, user, assistant, tool or developer/,
     );
     assert.match(
       refusal(() =>
