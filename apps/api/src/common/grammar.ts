@@ -83,11 +83,11 @@ export function grammarPattern(grammar: Grammar): string {
  * Builds the grammar's automaton on the compile thread (once per process and pattern), so that one the engine
  * cannot serve (too complex, lookarounds, backreferences) is a 422 before the request is queued.
  */
-export async function checkGrammarOffThread(pattern: string): Promise<void> {
+export async function checkGrammarOffThread(pattern: string, field = 'grammar'): Promise<void> {
   try {
     await compileGrammarOffThread(pattern);
   } catch (err) {
-    if (err instanceof GrammarError) throw ApiError.validation(`\`grammar\`: ${err.message}`);
+    if (err instanceof GrammarError) throw ApiError.validation(`\`${field}\`: ${err.message}`);
     throw err;
   }
 }

@@ -18,7 +18,8 @@ import { InferenceService, PreparedRequest, Served, timingHeaders } from '../gen
 import type { ClientResponse } from '../generation/stream-relay';
 import type { ResolvedModel } from '../registry/model-registry.service';
 import { answerChoice, bestOf, Kind } from './openai-answer';
-import { chatPattern, completionPattern, toolUse } from './openai-grammar';
+import { checkGrammarOffThread } from '../common/grammar';
+import { chatPattern, completionPattern, PlannedGrammar, toolUse } from './openai-grammar';
 import { includeUsage, requestedLogprobs, toTgiParameters, usage } from './openai-params';
 import { ChunkStream } from './openai-stream';
 import { templateMessages } from './tool-calls';
@@ -75,7 +76,7 @@ interface Plan {
   /** TGI parameters, before each generation's own seed. */
   parameters: Record<string, unknown>;
   /** The engine's regex for every generation, or null. */
-  grammar: string | null;
+  grammar: PlannedGrammar | null;
   /** Whether the answer may be tool calls. */
   toolCalls: boolean;
   /** The generations to run, and the choices they answer with (`best_of` ranks the first among the second). */
@@ -222,7 +223,10 @@ export class CompletionsController {
             stream,
           });
           prepared.requestId = id;
-          prepared.parameters.grammar = plan.grammar ?? prepared.parameters.grammar;
+          if (plan.grammar) {
+            await checkGrammarOffThread(plan.grammar.pattern, plan.grammar.field);
+            prepared.parameters.grammar = plan.grammar.pattern;
+          }
           return prepared;
         },
         onToken,

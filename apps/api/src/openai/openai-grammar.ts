@@ -2,14 +2,7 @@
  * What constrains a /v1 request's decoding, as the engine's regex: chat's `response_format` and tool calls, the
  * completions' TGI `grammar`. A grammar the engine cannot take is a 422 naming the field it came from.
  */
-import {
-  checkGrammar,
-  escapeRegex,
-  GrammarError,
-  jsonObjectRegex,
-  jsonSchemaRegex,
-  MAX_GRAMMAR_LENGTH,
-} from '@switchyard/batching';
+import { escapeRegex, GrammarError, jsonObjectRegex, jsonSchemaRegex, MAX_GRAMMAR_LENGTH } from '@switchyard/batching';
 import { ApiError } from '../common/api-error';
 import { grammarPattern } from '../common/grammar';
 import type { ChatCompletionRequest, CompletionRequest, FunctionTool } from './openai.schemas';
@@ -29,11 +22,18 @@ export interface ToolUse {
   parallel: boolean;
 }
 
+/** A request's grammar, and the field it came from (named in a 422 when its automaton cannot be built). */
+export interface PlannedGrammar {
+  pattern: string;
+  field: string;
+}
+
 /**
  * Runs a grammar compiler for `field`: a source (the JSON Schemas it compiles) over the size limit, a GrammarError,
- * an oversized or unservable pattern is a 422 naming the field.
+ * an oversized pattern or a regex syntax error is a 422 naming the field. The automaton is built later, off the
+ * event loop (`checkGrammarOffThread`).
  */
-function compile(field: string, source: unknown, build: () => string): string {
+function compile(field: string, source: unknown, build: () => string): PlannedGrammar {
   const size = JSON.stringify(source ?? null).length;
   if (size > MAX_GRAMMAR_LENGTH) {
     throw ApiError.validation(
@@ -47,9 +47,11 @@ function compile(field: string, source: unknown, build: () => string): string {
         `it compiles to a grammar of ${pattern.length} characters, over the limit of ${MAX_GRAMMAR_LENGTH}`,
       );
     }
-    checkGrammar(pattern);
-    return pattern;
+    RegExp(pattern, 'u');
+    return { pattern, field };
   } catch (err) {
+    if (err instanceof SyntaxError)
+      throw ApiError.validation(`\`${field}\`: the regex does not compile: ${err.message}`);
     if (err instanceof GrammarError) throw ApiError.validation(`\`${field}\`: ${err.message}`);
     throw err;
   }
@@ -97,7 +99,7 @@ export function toolCallRegex(tools: readonly FunctionTool[], parallel: boolean)
 }
 
 /** The chat request's grammar: its tool calls', its `response_format`'s, or null for free text. */
-export function chatPattern(body: ChatCompletionRequest, use: ToolUse | null): string | null {
+export function chatPattern(body: ChatCompletionRequest, use: ToolUse | null): PlannedGrammar | null {
   if (use) {
     const tools = callable(body, use);
     return compile('tools', tools, () => {
@@ -114,6 +116,6 @@ export function chatPattern(body: ChatCompletionRequest, use: ToolUse | null): s
 }
 
 /** The completions request's TGI `grammar` as the engine's regex, or null. */
-export function completionPattern(body: CompletionRequest): string | null {
-  return body.grammar ? grammarPattern(body.grammar) : null;
+export function completionPattern(body: CompletionRequest): PlannedGrammar | null {
+  return body.grammar ? { pattern: grammarPattern(body.grammar), field: 'grammar' } : null;
 }
