@@ -359,6 +359,13 @@ const SHARED_FLAGS = scoped(HANDED_ON, {
       return spin;
     },
   }),
+  'place-timeout': value({
+    default: '10s',
+    description:
+      'How long a model may take to be placed: a load that does not fit waits this long for a model to go idle, ' +
+      'and a request that finds no live worker waits this long in its queue for one to come up.',
+    parse: duration(0),
+  }),
   'lock-duration': value({
     default: '30s',
     description: "BullMQ's lock on a running job (at least 1s): a worker that dies loses it after this long.",
@@ -394,11 +401,6 @@ const WORKER_FLAGS = scoped(WORKER, {
     default: '',
     description: 'A model to load at start and never evict, as --preload.',
     parse: (items, { cwd, name }) => items.map((item) => modelSpecFromArg(item, true, cwd, name)),
-  }),
-  'place-timeout': value({
-    default: '10s',
-    description: 'How long a load that does not fit waits for a model to go idle.',
-    parse: duration(0),
   }),
   'replica-queue-wait': value({
     default: '5s',
