@@ -36,10 +36,6 @@ function scoped<S extends Record<string, Unscoped<Flag>>>(processes: readonly Pr
   };
 }
 
-function text(raw: string): string {
-  return raw;
-}
-
 /** An integer >= min. */
 function integer(min: number) {
   return (raw: string, { name }: FlagContext): number => {
@@ -104,8 +100,9 @@ function quantize(raw: string): Quantize {
 const API_FLAGS = scoped(API, {
   hostname: value({
     default: '127.0.0.1',
-    description: 'The interface the API listens on.',
-    parse: text,
+    description: 'The interface the API listens on: a name or an address (an IPv6 one with or without brackets).',
+    // Node's listen() takes an IPv6 address bare
+    parse: (raw) => raw.trim().replace(/^\[(.*)\]$/, '$1'),
   }),
   port: value({
     default: '8080',
