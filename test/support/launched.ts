@@ -45,6 +45,7 @@ export class LaunchedPlatform {
   private child: ChildProcess | null = null;
   /** Processes started beside the launcher (an API replica, or workers of an API started alone). */
   private readonly others: ChildProcess[] = [];
+  private readonly workers = new Map<string, ChildProcess>();
   private log = '';
 
   /** On the machine's Redis and test database, or on the stores given (the fault tests' own). */
@@ -155,7 +156,17 @@ export class LaunchedPlatform {
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     this.others.push(child);
+    this.workers.set(id, child);
     return { child, spawnedAt, output: () => output };
+  }
+
+  /** SIGTERM to a worker `spawnWorker` started; resolves once it has exited (having drained and left). */
+  async stopWorker(id: string): Promise<void> {
+    const child = this.workers.get(id);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
   }
 
   private env(): NodeJS.ProcessEnv {
