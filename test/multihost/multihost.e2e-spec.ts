@@ -4,9 +4,10 @@
  * traffic to the API's address. Every component is configured with the other hosts' addresses, and every host's
  * loopback is empty, so nothing can lean on 127.0.0.1. It shows:
  * - requests are served by both workers (each worker's `switchyard_worker_requests_total` on the API's /metrics);
- * - losing a worker's host (its processes killed, its namespace deleted) moves its work to the other: the requests
- *   it was running run again there (`x-attempts` 2), the queued ones are taken there, every one answers 200, and
- *   the requests sent after the loss are all served;
+ * - losing a worker's host (its processes killed, its namespace deleted) moves its work to the other: the JSON
+ *   requests it was running run again there (`x-attempts` 2), the queued ones are taken there, every one answers
+ *   200; a stream ends with its text, or with an error event if its worker went after sending tokens (what the
+ *   README promises); and the requests sent after the loss are all served;
  * and prints the counts.
  *
  * Needs root and `ip netns`. Not root: skipped, saying why. As root on a machine where namespaces do not work, it
@@ -204,6 +205,21 @@ describe('multi-host: stores, API and two workers on four network namespaces', {
     }));
   }
 
+  /** A streamed request: how its stream ended ('final': with its text, 'error': with an error event, else what it got). */
+  async function stream(prompt: string, maxNewTokens: number): Promise<string> {
+    const res = await fetch(`${apiUrl}/generate_stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_KEY}` },
+      body: JSON.stringify({ inputs: prompt, parameters: { max_new_tokens: maxNewTokens } }),
+      signal: AbortSignal.timeout(120_000),
+    });
+    const events = (await res.text()).split('\n\n').filter((e) => e.startsWith('data:'));
+    const last = JSON.parse(events.at(-1)?.slice(5) ?? '{}') as { generated_text?: string | null; error?: string };
+    if (typeof last.generated_text === 'string' && last.generated_text.length > 0) return 'final';
+    if (typeof last.error === 'string') return 'error';
+    return `status ${res.status}, last event ${JSON.stringify(last)}`;
+  }
+
   function assertServed(answers: Answer[], what: string): void {
     answers.forEach((a, i) => {
       assert.equal(a.status, 200, `${what} ${i}: ${a.body}`);
@@ -233,6 +249,9 @@ describe('multi-host: stores, API and two workers on four network namespaces', {
     // prompts whose greedy answers on demo-tiny run long (as in the fault suite), so rows are running at the loss
     const prompts = Array.from({ length: 12 }, (_, i) => `Request ${[1, 2, 3, 4, 7, 8][i % 6]}: the future of AI is`);
     const answers = prompts.map((p) => generate(p, 400));
+    // streams too: one that had sent tokens when its worker went ends with an error event, as promised; one that
+    // had not is run again whole
+    const streams = [0, 1].map((i) => stream(`Stream ${i}: the future of AI is`, 400));
     const queue = 'sy:generate:demo-tiny';
     // lose w1's host once it runs requests and others still wait in the queue
     const held = await waitFor(
@@ -255,13 +274,18 @@ describe('multi-host: stores, API and two workers on four network namespaces', {
     );
     const results = await Promise.all(answers);
     const doneMs = Date.now() - lostAt;
+    const ends = await Promise.all(streams);
     assertServed(results, 'in-flight request');
+    for (const end of ends) {
+      assert.ok(end === 'final' || end === 'error', `a stream ended without its text or an error: ${end}`);
+    }
     const rerun = results.filter((r) => r.attempts > 1).length;
     const onW2 = (await settledCounts())['mh-w2'] - before['mh-w2'];
     console.log(
-      `multihost: all ${results.length} in-flight or queued requests answered 200, ${doneMs} ms after the loss: ` +
-        `mh-w1 had finished ${results.length - onW2} before it, mh-w2 finished ${onW2}, of which ${rerun} ran again ` +
-        `after starting on mh-w1 (x-attempts ${results.map((r) => r.attempts).join(' ')})`,
+      `multihost: all ${results.length} JSON requests answered 200, the last ${doneMs} ms after the loss; ${rerun} ` +
+        `of them ran again on mh-w2 after starting on mh-w1 (x-attempts ${results.map((r) => r.attempts).join(' ')}); ` +
+        `the ${ends.length} streams ended: ${ends.join(', ')}; mh-w2 finished ${onW2} of this round's ` +
+        `${results.length + ends.length} requests`,
     );
     assert.ok(rerun > 0, 'no request was running on the host lost');
     assert.ok(onW2 >= rerun + held.waiting, `mh-w2 finished ${onW2}, fewer than the reruns and the queued ones`);
@@ -275,11 +299,10 @@ describe('multi-host: stores, API and two workers on four network namespaces', {
     );
     const last = await settledCounts();
     const laterOnW2 = last['mh-w2'] - before['mh-w2'] - onW2;
-    const w1Total = before['mh-w1'] + results.length - onW2;
     console.log(
       `multihost: after the loss, ${later.length} of ${later.length} new requests answered 200, ${laterOnW2} of ` +
-        `them finished by mh-w2; over the whole run mh-w1 finished ${w1Total} (gone from /metrics with its host), ` +
-        `mh-w2 ${last['mh-w2']}`,
+        `them finished by mh-w2; counts over the whole run: mh-w1 ${before['mh-w1']} before the loss (its later ` +
+        `counts went with its host), mh-w2 ${last['mh-w2']}`,
     );
     assert.equal(laterOnW2, later.length);
   });
