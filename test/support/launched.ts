@@ -2,7 +2,7 @@
  * The whole platform as `npm start` starts it (the compiled launcher: migrations, registration, the API and its
  * workers), on a free port, its own Redis prefix and a test database, for end-to-end tests and benchmarks.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -12,6 +12,8 @@ import { REPO_ROOT } from './repo';
 
 const LAUNCHER = join(REPO_ROOT, 'dist/apps/launcher/src/main.js');
 const API_MAIN = join(REPO_ROOT, 'dist/apps/api/src/main.js');
+const PREPARE_MAIN = join(REPO_ROOT, 'dist/apps/api/src/prepare.main.js');
+const WORKER_MAIN = join(REPO_ROOT, 'dist/apps/gpu-worker/src/main.js');
 export const TEST_DATABASE_URL =
   process.env.SWITCHYARD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/switchyard_test';
 const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -41,6 +43,9 @@ export class LaunchedPlatform {
   url = '';
   port = 0;
   private child: ChildProcess | null = null;
+  /** Processes started beside the launcher (an API replica, or workers of an API started alone). */
+  private readonly others: ChildProcess[] = [];
+  private readonly workers = new Map<string, ChildProcess>();
   private log = '';
 
   /** On the machine's Redis and test database, or on the stores given (the fault tests' own). */
@@ -97,36 +102,105 @@ export class LaunchedPlatform {
   }
 
   /**
-   * A second API process on the same Redis and Postgres (another replica behind a load balancer would be this).
-   * Resolves once it answers /health.
+   * A second API process on the same Redis and Postgres (another replica behind a load balancer would be this),
+   * with `flags`. Resolves once it answers /health 200, or (`healthy: false`) once it answers at all.
    */
-  async startReplica(): Promise<{ url: string; stop: () => Promise<void> }> {
-    const port = await freePort();
-    const child = spawn(process.execPath, [API_MAIN, ...this.serviceArgs(port)], {
-      cwd: REPO_ROOT,
-      stdio: 'ignore',
-      env: { ...process.env, SWITCHYARD_ADMIN_KEY: this.adminKey },
-    });
-    const url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`the replica exited (${child.exitCode})`);
-      const ok = await fetch(`${url}/health`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (ok) break;
-      if (Date.now() > deadline) throw new Error('the replica did not come up');
-      await new Promise((r) => setTimeout(r, 200));
-    }
+  async startReplica(
+    flags: string[] = [],
+    { healthy = true } = {},
+  ): Promise<{ url: string; stop: () => Promise<void> }> {
+    const { child, url } = await this.spawnApi(flags, healthy);
+    this.others.push(child);
     return {
       url,
       stop: () =>
         new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
           child.on('exit', () => resolve());
           child.kill('SIGTERM');
         }),
     };
+  }
+
+  /**
+   * The API alone, as a deployment scaled to zero runs it: the preparation step (migrations, `--model-id`
+   * registered), then the API process with `flags`, and no worker. Resolves once it answers HTTP (its /health says
+   * 503 until a worker is up).
+   */
+  async startApiAlone(flags: string[] = []): Promise<void> {
+    const args = [...this.serviceArgs(await freePort()), ...flags];
+    try {
+      execFileSync(process.execPath, [PREPARE_MAIN, ...args], { cwd: REPO_ROOT, env: this.env(), stdio: 'pipe' });
+    } catch (err) {
+      const { stdout, stderr } = err as { stdout?: Buffer; stderr?: Buffer };
+      throw new Error(`the preparation step failed:\n${String(stdout ?? '')}${String(stderr ?? '')}`, { cause: err });
+    }
+    const api = await this.spawnApi(flags, false);
+    this.child = api.child;
+    this.port = api.port;
+    this.url = api.url;
+  }
+
+  /**
+   * A worker process on this platform's Redis and prefix, with `flags`; it is stopped with the platform. Returns at
+   * once, with the epoch milliseconds it was spawned at.
+   */
+  spawnWorker(id: string, flags: string[] = []): { child: ChildProcess; spawnedAt: number; output: () => string } {
+    const spawnedAt = Date.now();
+    const child = spawn(
+      process.execPath,
+      [WORKER_MAIN, '--worker-id', id, '--redis-url', this.redisUrl, '--redis-prefix', this.prefix, ...flags],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: this.env() },
+    );
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    this.others.push(child);
+    this.workers.set(id, child);
+    return { child, spawnedAt, output: () => output };
+  }
+
+  /** SIGTERM to a worker `spawnWorker` started; resolves once it has exited (having drained and left). */
+  async stopWorker(id: string): Promise<void> {
+    const child = this.workers.get(id);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+
+  private env(): NodeJS.ProcessEnv {
+    return { ...process.env, NO_COLOR: '1', SWITCHYARD_ADMIN_KEY: this.adminKey };
+  }
+
+  /**
+   * An API process on a free port with `flags`; resolves once /health answers 200 (`healthy`) or answers at all.
+   * Its output goes to this platform's log.
+   */
+  private async spawnApi(
+    flags: string[],
+    healthy: boolean,
+  ): Promise<{ child: ChildProcess; port: number; url: string }> {
+    const port = await freePort();
+    const child = spawn(process.execPath, [API_MAIN, ...this.serviceArgs(port), ...flags], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: this.env(),
+    });
+    child.stdout.on('data', (d: Buffer) => (this.log += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (this.log += d.toString()));
+    const url = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`the API exited (${child.exitCode}):\n${this.log}`);
+      const answered = await fetch(`${url}/health`).then(
+        (r) => r.ok || !healthy,
+        () => false,
+      );
+      if (answered) return { child, port, url };
+      if (Date.now() > deadline) throw new Error(`the API did not come up:\n${this.log}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   /** Headers that authenticate as the admin (or as `key`). */
@@ -147,7 +221,15 @@ export class LaunchedPlatform {
       else child.on('exit', (code) => resolve(code));
     });
     child.kill('SIGINT');
+    const others = this.others
+      .filter((c) => c.exitCode === null && c.signalCode === null)
+      .map((c) => {
+        const exit = new Promise((resolve) => c.on('exit', resolve));
+        c.kill('SIGTERM');
+        return exit;
+      });
     const code = await exited;
+    await Promise.all(others);
     const redis = new Redis(this.redisUrl);
     let cursor = '0';
     do {

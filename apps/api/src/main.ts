@@ -12,7 +12,7 @@ import { AppModule } from './app.module';
 import { ApiKeysService, Principal } from './auth/api-keys.service';
 import { ErrorFilter, sendError } from './common/error.filter';
 import { requestId } from './common/request-id.middleware';
-import { API_USAGE, ConfigError, readApiConfig } from '@switchyard/config';
+import { API_USAGE, apiUrl, ConfigError, readApiConfig } from '@switchyard/config';
 import { QuietLogger } from '@switchyard/config';
 
 async function bootstrap(): Promise<void> {
@@ -84,7 +84,7 @@ async function bootstrap(): Promise<void> {
     });
   }
   await app.listen(config.port, config.hostname);
-  logger.log(`listening on http://${config.hostname}:${config.port} (default model ${config.modelName})`);
+  logger.log(`listening on ${apiUrl(config.hostname, config.port)} (default model ${config.modelName})`);
 }
 
 bootstrap().catch((err: unknown) => {

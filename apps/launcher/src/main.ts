@@ -11,7 +11,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { constants, hostname } from 'node:os';
 import { join } from 'node:path';
-import { ApiConfig, ConfigError, LAUNCHER_USAGE, readApiConfig, readWorkerConfig } from '@switchyard/config';
+import { ApiConfig, apiUrl, ConfigError, LAUNCHER_USAGE, readApiConfig, readWorkerConfig } from '@switchyard/config';
 
 // The other apps' compiled entry points (paths, not imports: the launcher runs them as processes).
 const API_MAIN = join(__dirname, '../../api/src/main.js');
@@ -182,7 +182,7 @@ async function main(): Promise<void> {
     if (!stopping) stop(`the API exited (${signal ?? code})`, 1);
   });
 
-  const url = `http://${config.hostname}:${config.port}`;
+  const url = apiUrl(config.hostname, config.port);
   try {
     await waitForHealth(url, children);
   } catch (err) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { API_USAGE, readApiConfig } from './api-config';
 import { ConfigError } from './config-error';
-import { isLoopback } from './flag-values';
+import { apiUrl, isLoopback } from './flag-values';
 
 describe('readApiConfig', () => {
   it('has TGI defaults, and names the default model after its directory', () => {
@@ -90,5 +90,12 @@ describe('readApiConfig', () => {
   it('knows the loopback names', () => {
     assert.ok(isLoopback('127.0.0.1') && isLoopback('::1') && isLoopback('localhost'));
     assert.ok(!isLoopback('0.0.0.0') && !isLoopback('::') && !isLoopback('127.0.0.1.example.com'));
+  });
+
+  it("makes the API's URL from --hostname, an IPv6 address in brackets", () => {
+    assert.equal(apiUrl('10.231.7.3', 8080), 'http://10.231.7.3:8080');
+    assert.equal(apiUrl('localhost', 80), 'http://localhost:80');
+    for (const host of ['::1', '[::1]']) assert.equal(apiUrl(host, 8080), 'http://[::1]:8080');
+    assert.equal(new URL(apiUrl('fd00::3', 8080)).hostname, '[fd00::3]');
   });
 });

@@ -1,8 +1,9 @@
 /**
- * The value kinds the flag table's parsers share: spin settings, model specs given on the command line, and the
- * `auto` memory budgets (durations are @switchyard/protocol's `parseDuration`, shared with `keep_alive`). Plain
+ * The value kinds the flag table's parsers share: spin settings, model specs given on the command line, the API's
+ * address, and the `auto` memory budgets (durations are @switchyard/protocol's `parseDuration`, shared with `keep_alive`). Plain
  * functions: each flag's parser in flags.ts calls them.
  */
+import { isIPv6 } from 'node:net';
 import { basename, resolve } from 'node:path';
 import { isValidId, ModelSpec } from '@switchyard/protocol';
 import { availableMemoryBytes } from '@switchyard/models';
@@ -75,4 +76,10 @@ export function isLoopback(hostname: string): boolean {
     .toLowerCase()
     .replace(/^\[(.*)\]$/, '$1');
   return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/** The URL of an API listening on `hostname`: an IPv6 address goes in brackets (`http://[::1]:8080`). */
+export function apiUrl(hostname: string, port: number): string {
+  const host = hostname.trim().replace(/^\[(.*)\]$/, '$1');
+  return `http://${isIPv6(host) ? `[${host}]` : host}:${port}`;
 }

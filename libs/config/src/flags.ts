@@ -36,10 +36,6 @@ function scoped<S extends Record<string, Unscoped<Flag>>>(processes: readonly Pr
   };
 }
 
-function text(raw: string): string {
-  return raw;
-}
-
 /** An integer >= min. */
 function integer(min: number) {
   return (raw: string, { name }: FlagContext): number => {
@@ -104,8 +100,9 @@ function quantize(raw: string): Quantize {
 const API_FLAGS = scoped(API, {
   hostname: value({
     default: '127.0.0.1',
-    description: 'The interface the API listens on.',
-    parse: text,
+    description: 'The interface the API listens on: a name or an address (an IPv6 one with or without brackets).',
+    // Node's listen() takes an IPv6 address bare
+    parse: (raw) => raw.trim().replace(/^\[(.*)\]$/, '$1'),
   }),
   port: value({
     default: '8080',
@@ -359,6 +356,13 @@ const SHARED_FLAGS = scoped(HANDED_ON, {
       return spin;
     },
   }),
+  'place-timeout': value({
+    default: '10s',
+    description:
+      'How long a model may take to be placed: a load that does not fit waits this long for a model to go idle, ' +
+      'and a request that finds no live worker waits this long in its queue for one to come up.',
+    parse: duration(0),
+  }),
   'lock-duration': value({
     default: '30s',
     description: "BullMQ's lock on a running job (at least 1s): a worker that dies loses it after this long.",
@@ -394,11 +398,6 @@ const WORKER_FLAGS = scoped(WORKER, {
     default: '',
     description: 'A model to load at start and never evict, as --preload.',
     parse: (items, { cwd, name }) => items.map((item) => modelSpecFromArg(item, true, cwd, name)),
-  }),
-  'place-timeout': value({
-    default: '10s',
-    description: 'How long a load that does not fit waits for a model to go idle.',
-    parse: duration(0),
   }),
   'replica-queue-wait': value({
     default: '5s',

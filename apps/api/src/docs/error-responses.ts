@@ -141,12 +141,12 @@ const ROUTE_ERRORS = {
   Unavailable: {
     status: 503,
     description:
-      'No worker can serve the model now, or the model is disabled (`unhealthy`), or it cannot be loaded or ' +
+      'No worker came up within --place-timeout, or the model is disabled (`unhealthy`), or it cannot be loaded or ' +
       'placed on a worker (`cannot_place`), or a store the request needs cannot be reached: Redis, or Postgres ' +
       'for a key not seen in the last 5 minutes (`service_unavailable`, with `Retry-After`). With fallbacks, this ' +
       'is why the last one tried failed.',
     examples: [
-      ['unhealthy', 'no worker is available: start one, or wait for it to come up'],
+      ['unhealthy', 'no worker is available: none came up within --place-timeout (10000 ms); start one'],
       ['cannot_place', 'model big cannot be served: <why its load failed>'],
       ['service_unavailable', 'cannot queue the request: Redis is unreachable; retry shortly'],
     ],

@@ -1,13 +1,14 @@
 /**
  * Runs one validated request on the workers: makes sure a live worker holds (or is loading) the model, sending
- * a load command when none does, queues the job, follows its token stream, and settles with the final event or
- * an `ApiError`. A client that goes away cancels the request. A worker that dies mid-request makes the job run
+ * a load command when none does (with no worker up at all, the request waits in its queue up to --place-timeout for
+ * one), queues the job, follows its token stream, and settles with the final event or an `ApiError`. A client that goes away cancels the request. A worker that dies mid-request makes the job run
  * again: a non-streaming caller never notices; a stream that already sent tokens ends with an error.
  */
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { FinalEvent, GenerationParameters, TokenEvent } from '@switchyard/batching';
 import { parseLoadError, type StreamEvent } from '@switchyard/protocol';
 import { ApiError } from '../common/api-error';
+import { API_CONFIG, ApiConfig } from '../config/api-config';
 import type { ResolvedModel } from '../registry/model-registry.service';
 import { RedisService } from '../redis/redis.service';
 import { WorkerDirectory } from '../redis/worker-directory.service';
@@ -56,27 +57,33 @@ export class GenerationService {
     private readonly redis: RedisService,
     private readonly workers: WorkerDirectory,
     private readonly hub: StreamHub,
+    @Inject(API_CONFIG) private readonly config: Pick<ApiConfig, 'placeTimeoutMs'>,
   ) {}
 
-  /** 503 when no live worker could serve the model; sends a load command when none holds it. */
-  async place(model: ResolvedModel): Promise<void> {
-    const error = await this.ensurePlaced(model);
-    if (error) throw error;
-  }
-
-  /** An error when no live worker could serve the model; otherwise asks for a load when none holds it. */
-  private async ensurePlaced(model: ResolvedModel): Promise<ApiError | null> {
+  /**
+   * Sends a load command when no live worker holds the model. With no live worker at all the request still goes on
+   * its queue: the command waits on the control queue for the first worker that comes up (scaling from zero), and
+   * the request fails with 503 only once it has waited `--place-timeout` with none live.
+   */
+  private async ensurePlaced(model: ResolvedModel, waitingSince: number): Promise<ApiError | null> {
     const { loaded, loading, live } = await this.workers.holders(model.spec.id);
-    if (live === 0) return ApiError.unavailable('no worker is available: start one, or wait for it to come up');
-    if (loaded.length + loading.length > 0)
+    if (loaded.length + loading.length > 0) {
       this.loadSent.delete(model.spec.id); // held again: next time, ask at once
-    else await this.requestLoad(model);
+      return null;
+    }
+    if (live === 0 && Date.now() - waitingSince >= this.config.placeTimeoutMs) {
+      return ApiError.unavailable(
+        `no worker is available: none came up within --place-timeout (${this.config.placeTimeoutMs} ms); start one`,
+      );
+    }
+    await this.requestLoad(model);
     return null;
   }
 
   async run(input: GenerationInput, options: RunOptions = {}): Promise<GenerationOutcome> {
     const { requestId, model } = input;
-    await this.place(model);
+    const placing = await this.ensurePlaced(model, Date.now());
+    if (placing) throw placing;
     const queuedAt = Date.now();
     return new Promise<GenerationOutcome>((resolve, reject) => {
       let attempt = 0;
@@ -189,7 +196,7 @@ export class GenerationService {
         return ApiError.unavailable(`model ${model.spec.id} cannot be served: ${failure.error}`, 'cannot_place');
       }
     }
-    return this.ensurePlaced(model);
+    return this.ensurePlaced(model, since);
   }
 
   /**
