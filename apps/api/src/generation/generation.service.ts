@@ -7,6 +7,17 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { FinalEvent, GenerationParameters, TokenEvent } from '@switchyard/batching';
 import { parseLoadError, type StreamEvent } from '@switchyard/protocol';
+import {
+  ATTR,
+  carrierOf,
+  type Context,
+  failSpan,
+  inSpan,
+  ROOT_CONTEXT,
+  SpanKind,
+  trace,
+  tracer,
+} from '@switchyard/telemetry';
 import { ApiError } from '../common/api-error';
 import type { ResolvedModel } from '../registry/model-registry.service';
 import { RedisService } from '../redis/redis.service';
@@ -28,6 +39,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** The request's `keep_alive`, for the worker (milliseconds, -1 or 0). */
   keepAliveMs?: number;
+  /** The request's trace: the parent of the placement and generate spans. */
+  trace?: Context;
 }
 
 export interface GenerationOutcome {
@@ -58,26 +71,74 @@ export class GenerationService {
     private readonly hub: StreamHub,
   ) {}
 
-  /** 503 when no live worker could serve the model; sends a load command when none holds it. */
-  async place(model: ResolvedModel): Promise<void> {
-    const error = await this.ensurePlaced(model);
-    if (error) throw error;
+  /**
+   * 503 when no live worker could serve the model; sends a load command when none holds it. In a span of the
+   * request's trace, which the load command carries on to the workers' placement and load.
+   */
+  async place(model: ResolvedModel, parent: Context = ROOT_CONTEXT): Promise<void> {
+    await inSpan('placement', parent, { [ATTR.model]: model.spec.id }, async (ctx) => {
+      const error = await this.ensurePlaced(model, ctx);
+      if (error) throw error;
+    });
   }
 
   /** An error when no live worker could serve the model; otherwise asks for a load when none holds it. */
-  private async ensurePlaced(model: ResolvedModel): Promise<ApiError | null> {
+  private async ensurePlaced(model: ResolvedModel, ctx: Context = ROOT_CONTEXT): Promise<ApiError | null> {
     const { loaded, loading, live } = await this.workers.holders(model.spec.id);
+    const span = trace.getSpan(ctx);
+    span?.setAttribute(ATTR.holders, loaded.length + loading.length);
     if (live === 0) return ApiError.unavailable('no worker is available: start one, or wait for it to come up');
     if (loaded.length + loading.length > 0)
       this.loadSent.delete(model.spec.id); // held again: next time, ask at once
-    else await this.requestLoad(model);
+    else span?.setAttribute(ATTR.loadRequested, await this.requestLoad(model, ctx));
     return null;
   }
 
   async run(input: GenerationInput, options: RunOptions = {}): Promise<GenerationOutcome> {
     const { requestId, model } = input;
-    await this.place(model);
+    const parent = options.trace ?? ROOT_CONTEXT;
+    await this.place(model, parent);
     const queuedAt = Date.now();
+    // From the job's enqueueing to its end: the workers' spans (queue wait, processing) are its children.
+    const span = tracer.startSpan(
+      'generate',
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          [ATTR.model]: model.spec.id,
+          [ATTR.queue]: `generate:${model.spec.id}`,
+          [ATTR.requestId]: requestId,
+        },
+      },
+      parent,
+    );
+    const outcome = this.follow(input, options, queuedAt, trace.setSpan(parent, span));
+    outcome.then(
+      (o) => {
+        span.setAttributes({
+          [ATTR.attempt]: o.attempt,
+          [ATTR.worker]: o.worker,
+          [ATTR.outputTokens]: o.final.details.generatedTokens,
+          [ATTR.finishReasons]: [o.final.details.finishReason],
+        });
+        span.end();
+      },
+      (err: unknown) => {
+        failSpan(span, err);
+        span.end();
+      },
+    );
+    return outcome;
+  }
+
+  /** Queues the job, follows its events to the end, and settles with its outcome. */
+  private follow(
+    input: GenerationInput,
+    options: RunOptions,
+    queuedAt: number,
+    ctx: Context,
+  ): Promise<GenerationOutcome> {
+    const { requestId, model } = input;
     return new Promise<GenerationOutcome>((resolve, reject) => {
       let attempt = 0;
       let startedAt = 0;
@@ -165,6 +226,7 @@ export class GenerationService {
           queuedAt,
           notify: this.hub.instanceId,
           ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
+          ...carrierOf(ctx),
         })
         .catch((err: Error) =>
           finish(err instanceof ApiError ? err : ApiError.unavailable(`cannot queue the request: ${err.message}`)),
@@ -172,12 +234,14 @@ export class GenerationService {
     });
   }
 
-  private async requestLoad(model: ResolvedModel): Promise<void> {
+  /** Sends a load command, unless one went out lately; whether it sent one. */
+  private async requestLoad(model: ResolvedModel, ctx: Context): Promise<boolean> {
     const last = this.loadSent.get(model.spec.id) ?? 0;
-    if (Date.now() - last < LOAD_RESEND_MS) return;
+    if (Date.now() - last < LOAD_RESEND_MS) return false;
     this.loadSent.set(model.spec.id, Date.now());
     this.logger.log(`no live worker holds ${model.spec.id}: asking for a load`);
-    await this.redis.sendControl({ type: 'load', spec: model.spec, reason: 'request' });
+    await this.redis.sendControl({ type: 'load', spec: model.spec, reason: 'request', ...carrierOf(ctx) });
+    return true;
   }
 
   /** An error for a request still waiting to start, or null while it may still run. */
