@@ -73,8 +73,9 @@ export async function inSpan<T>(
   parent: Context,
   attributes: Attributes,
   fn: (ctx: Context, span: Span) => T | Promise<T>,
+  kind = SpanKind.INTERNAL,
 ): Promise<T> {
-  const span = tracer.startSpan(name, { attributes }, parent);
+  const span = tracer.startSpan(name, { attributes, kind }, parent);
   try {
     return await fn(trace.setSpan(parent, span), span);
   } catch (err) {
