@@ -124,7 +124,9 @@ export class GenerationService {
         span.end();
       },
       (err: unknown) => {
-        failSpan(span, err);
+        // a client that went away is no failure of the run; its span says so and stays unmarked
+        if (err instanceof ApiError && err.status === 499) span.setAttribute(ATTR.outcome, 'cancelled');
+        else failSpan(span, err);
         span.end();
       },
     );
