@@ -60,7 +60,7 @@ export function grammarPattern(grammar: Grammar): string {
       `\`grammar\` is too large: ${source.length} characters, over the limit of ${MAX_GRAMMAR_LENGTH}`,
     );
   }
-  if (grammar.type === 'regex') return compileOrRefuse(() => grammar.value as string);
+  if (grammar.type === 'regex') return compileOrRefuse(() => grammar.value);
   let schema: unknown = grammar.value;
   if (typeof schema === 'string') {
     try {
