@@ -27,12 +27,14 @@ import {
   writeWorkerEntries,
 } from '@switchyard/protocol';
 import { formatBytes } from '@switchyard/models';
-import { ATTR, carrierOf, contextFrom, inSpan, SpanKind } from '@switchyard/telemetry';
+import { ATTR, carrierOf, type Context, contextFrom, inSpan, type Span, SpanKind } from '@switchyard/telemetry';
 import { WORKER_CONFIG, WorkerConfig } from '@switchyard/config';
 import { ModelPoolService } from '../models/model-pool.service';
 import { redisOptions } from '@switchyard/protocol';
 import { INCARNATION } from './incarnation';
 import { OrphanRecovery } from './orphan-recovery';
+
+type LoadCommand = Extract<ControlCommand, { type: 'load' }>;
 
 /**
  * The shared control queue's consumer is this class's `process` (a WorkerHost), one command at a time as before. It
@@ -149,35 +151,38 @@ export class PlacementService extends WorkerHost implements OnApplicationBootstr
       }
       return;
     }
-    const { spec } = command;
     // in the trace of the request that asked for the load, if it is traced; the target's load joins it
-    const attributes = { [ATTR.model]: spec.id, [ATTR.reason]: command.reason };
+    const attributes = { [ATTR.model]: command.spec.id, [ATTR.reason]: command.reason };
     await inSpan(
       'load command',
       contextFrom(command),
       attributes,
-      async (ctx, span) => {
-        const stateOn = (b: Heartbeat) => b.models.find((m) => m.id === spec.id)?.state;
-        const holders = beats.filter((b) => stateOn(b) === 'loaded' || stateOn(b) === 'loading').map((b) => b.id);
-        span.setAttribute(ATTR.holders, holders.length);
-        if (command.reason !== 'replica' && holders.length > 0) return; // already placed
-        const excluded = new Set([...holders, ...(command.exclude ?? [])]);
-        const candidates = beats.filter((b) => !b.draining && !excluded.has(b.id));
-        if (candidates.length === 0) {
-          if (command.reason !== 'replica') this.logger.warn(`no live worker can take model ${spec.id}`);
-          return;
-        }
-        // a worker that has the model parked brings it back in milliseconds; otherwise, the most free memory
-        const free = (b: Heartbeat) => b.memory.budget - b.memory.used;
-        const parked = (b: Heartbeat) => (stateOn(b) === 'parked' ? 1 : 0);
-        candidates.sort((a, b) => parked(b) - parked(a) || free(b) - free(a) || a.id.localeCompare(b.id));
-        const target = candidates[0].id;
-        span.setAttribute(ATTR.target, target);
-        this.logger.log(`placing ${spec.id} (${command.reason}) on worker ${target}`);
-        await this.send(target, { ...command, ...carrierOf(ctx) });
-      },
+      (ctx, span) => this.placeLoad(command, beats, ctx, span),
       SpanKind.CONSUMER,
     );
+  }
+
+  /** A load command: sent on to the live worker that should take it, unless one holds the model already. */
+  private async placeLoad(command: LoadCommand, beats: Heartbeat[], ctx: Context, span: Span): Promise<void> {
+    const { spec } = command;
+    const stateOn = (b: Heartbeat) => b.models.find((m) => m.id === spec.id)?.state;
+    const holders = beats.filter((b) => stateOn(b) === 'loaded' || stateOn(b) === 'loading').map((b) => b.id);
+    span.setAttribute(ATTR.holders, holders.length);
+    if (command.reason !== 'replica' && holders.length > 0) return; // already placed
+    const excluded = new Set([...holders, ...(command.exclude ?? [])]);
+    const candidates = beats.filter((b) => !b.draining && !excluded.has(b.id));
+    if (candidates.length === 0) {
+      if (command.reason !== 'replica') this.logger.warn(`no live worker can take model ${spec.id}`);
+      return;
+    }
+    // a worker that has the model parked brings it back in milliseconds; otherwise, the most free memory
+    const free = (b: Heartbeat) => b.memory.budget - b.memory.used;
+    const parked = (b: Heartbeat) => (stateOn(b) === 'parked' ? 1 : 0);
+    candidates.sort((a, b) => parked(b) - parked(a) || free(b) - free(a) || a.id.localeCompare(b.id));
+    const target = candidates[0].id;
+    span.setAttribute(ATTR.target, target);
+    this.logger.log(`placing ${spec.id} (${command.reason}) on worker ${target}`);
+    await this.send(target, { ...command, ...carrierOf(ctx) });
   }
 
   private async send(workerId: string, command: ControlCommand): Promise<void> {
