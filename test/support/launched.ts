@@ -59,14 +59,17 @@ export class LaunchedPlatform {
     return this.child?.pid;
   }
 
-  /** Starts the launcher with these flags (plus port, prefix and database) and waits until it is ready. */
-  async start(flags: string[] = []): Promise<void> {
+  /**
+   * Starts the launcher with these flags (plus port, prefix and database), and `env` added to this process's
+   * environment, and waits until it is ready.
+   */
+  async start(flags: string[] = [], env: Record<string, string> = {}): Promise<void> {
     this.port = await freePort();
     this.url = `http://127.0.0.1:${this.port}`;
     const child = spawn(process.execPath, [LAUNCHER, ...this.serviceArgs(this.port), ...flags], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1', SWITCHYARD_ADMIN_KEY: this.adminKey },
+      env: { ...process.env, NO_COLOR: '1', SWITCHYARD_ADMIN_KEY: this.adminKey, ...env },
     });
     this.child = child;
     child.stdout.on('data', (d: Buffer) => (this.log += d.toString()));

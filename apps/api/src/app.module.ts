@@ -1,5 +1,6 @@
 import { DynamicModule, Global, Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { Tracing, TRACING_DISABLED, TracingModule } from '@switchyard/telemetry';
 import { KeysController } from './admin/keys.controller';
 import { ModelsAdminController } from './admin/models.controller';
 import { UsageController } from './admin/usage.controller';
@@ -41,10 +42,15 @@ class ApiConfigModule {
 
 @Module({})
 export class AppModule {
-  static forRoot(config: ApiConfig): DynamicModule {
+  static forRoot(config: ApiConfig, tracing: Tracing = TRACING_DISABLED): DynamicModule {
     return {
       module: AppModule,
-      imports: [ApiConfigModule.forRoot(config), DatabaseModule.forRoot(), QueuesModule.forRoot()],
+      imports: [
+        ApiConfigModule.forRoot(config),
+        TracingModule.forRoot(tracing),
+        DatabaseModule.forRoot(),
+        QueuesModule.forRoot(),
+      ],
       controllers: [
         HealthController,
         InfoController,

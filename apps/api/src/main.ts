@@ -12,18 +12,26 @@ import { AppModule } from './app.module';
 import { ApiKeysService, Principal } from './auth/api-keys.service';
 import { ErrorFilter, sendError } from './common/error.filter';
 import { requestId } from './common/request-id.middleware';
+import { traceRequest } from './common/request-trace.middleware';
 import { API_USAGE, apiUrl, ConfigError, readApiConfig } from '@switchyard/config';
 import { QuietLogger } from '@switchyard/config';
+import { startTracing } from '@switchyard/telemetry';
 
 async function bootstrap(): Promise<void> {
   const logger = new Logger('Api');
   if (process.argv.includes('--help') || process.argv.includes('-h')) return console.log(API_USAGE);
   const config = readApiConfig(process.argv.slice(2), process.env);
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+  // before the app, so that its shutdown hook exports the last spans once the HTTP server has closed
+  const tracing = await startTracing('switchyard-api', process.env);
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, tracing), {
     logger: new QuietLogger(),
     bodyParser: false,
   });
   app.use(requestId);
+  if (tracing.enabled) {
+    app.use(traceRequest);
+    logger.log(`tracing: spans go to ${tracing.endpoint} over OTLP/HTTP, as switchyard-api`);
+  }
   // Once stopping, every response closes its connection, and idle kept-alive ones are closed (below): a client
   // holding a connection open must not hold the API past its shutdown (server.close waits for them all).
   let stopping = false;

@@ -6,7 +6,9 @@
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
+import { Logger } from '@nestjs/common';
 import { ConfigError, QuietLogger, readWorkerConfig, WORKER_USAGE } from '@switchyard/config';
+import { startTracing } from '@switchyard/telemetry';
 import { WorkerModule } from './worker.module';
 
 /** How long past --drain-timeout a shutdown may take before the process exits regardless. */
@@ -18,9 +20,14 @@ async function bootstrap(): Promise<void> {
     return;
   }
   const config = readWorkerConfig(process.argv.slice(2), process.env);
-  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), {
+  // before the app, so that its shutdown hook exports the last spans once the drain has ended every request
+  const tracing = await startTracing('switchyard-worker', process.env, config.workerId);
+  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, tracing), {
     logger: new QuietLogger(),
   });
+  if (tracing.enabled) {
+    new Logger('Worker').log(`tracing: spans go to ${tracing.endpoint} over OTLP/HTTP, as switchyard-worker`);
+  }
   // useProcessExit: exit 0 after the hooks ran, rather than re-raising the signal
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   const backstop = (signal: NodeJS.Signals) => {

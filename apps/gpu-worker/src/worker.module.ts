@@ -7,6 +7,7 @@ import { BullModule } from '@nestjs/bullmq';
 import { DynamicModule, Global, Module } from '@nestjs/common';
 import { WORKER_CONFIG, WorkerConfig } from '@switchyard/config';
 import { CONTROL_QUEUE, RedisNames, redisOptions } from '@switchyard/protocol';
+import { Tracing, TRACING_DISABLED, TracingModule } from '@switchyard/telemetry';
 import { WorkerMetrics } from './metrics/worker-metrics';
 import { ModelPoolService } from './models/model-pool.service';
 import { PlacementService } from './placement/placement.service';
@@ -26,11 +27,12 @@ class WorkerConfigModule {
 
 @Module({})
 export class WorkerModule {
-  static forRoot(config: WorkerConfig): DynamicModule {
+  static forRoot(config: WorkerConfig, tracing: Tracing = TRACING_DISABLED): DynamicModule {
     return {
       module: WorkerModule,
       imports: [
         WorkerConfigModule.forRoot(config),
+        TracingModule.forRoot(tracing),
         BullModule.forRootAsync({
           inject: [WORKER_CONFIG],
           useFactory: (c: WorkerConfig) => ({

@@ -24,6 +24,8 @@ const job: GenerateJob = {
   queuedAt: 1_700_000_000_000,
   notify: 'api-1',
   keepAliveMs: -1,
+  traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+  tracestate: 'vendor=value',
 };
 
 const spec = { id: 'tiny', path: '/models/tiny', pinned: false, maxInputTokens: null, maxTotalTokens: 512 };
@@ -47,7 +49,7 @@ const final: StreamEvent = {
 describe('parseGenerateJob', () => {
   it('takes a job as the API writes it, through JSON', () => {
     assert.deepEqual(parseGenerateJob(JSON.parse(JSON.stringify(job))), job);
-    const { notify: _n, keepAliveMs: _k, ...bare } = job;
+    const { notify: _n, keepAliveMs: _k, traceparent: _t, tracestate: _s, ...bare } = job;
     assert.deepEqual(parseGenerateJob(bare), bare);
   });
 
@@ -56,6 +58,7 @@ describe('parseGenerateJob', () => {
       [null, /malformed generate job: \(payload\)/],
       [{ ...job, inputIds: ['1'] }, /inputIds\.0/],
       [{ ...job, queuedAt: undefined }, /queuedAt/],
+      [{ ...job, traceparent: '00-0af7651916cd43dd8448eb211c80319c' }, /traceparent/],
       [{ ...job, parameters: { ...job.parameters, maxNewTokens: 1.5 } }, /parameters\.maxNewTokens/],
       [{ ...job, parameters: { doSample: true } }, /parameters\.temperature/],
       [{ ...job, notify: 'a:b' }, /notify/],

@@ -139,6 +139,22 @@ export function parseKeepAlive(raw: unknown): number | undefined {
   return Math.round(ms);
 }
 
+/**
+ * W3C trace context (`traceparent`, `tracestate`) of the span that sent a job or a command, for the receiver's spans
+ * to join the sender's trace; absent while the sender does not trace. The receiver's propagator reads it
+ * (libs/telemetry); this checks its shape only: `tracestate` holds at most 32 members of 256 + 1 + 256 characters.
+ */
+export const traceContextSchema = z.object({
+  traceparent: z
+    .string()
+    .regex(/^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/)
+    .optional(),
+  tracestate: z
+    .string()
+    .max(32 * 514)
+    .optional(),
+});
+
 /** The payload of a job on `generate:<model>`; the job's id is the request id. */
 export const generateJobSchema = z.object({
   requestId: z.string(),
@@ -156,6 +172,7 @@ export const generateJobSchema = z.object({
   notify: z.string().regex(ID_PATTERN).optional(),
   /** The request's `keep_alive` (milliseconds, -1 or 0): how long the model stays resident once idle. */
   keepAliveMs: z.number().optional(),
+  ...traceContextSchema.shape,
 });
 export type GenerateJob = z.output<typeof generateJobSchema>;
 
@@ -166,6 +183,7 @@ export const controlCommandSchema = z.discriminatedUnion('type', [
     /** Workers that must not take it: those already holding the model, when a replica is wanted. */
     exclude: z.array(z.string()).optional(),
     reason: z.enum(['request', 'replica', 'requeue', 'preload']),
+    ...traceContextSchema.shape,
   }),
   z.object({ type: z.literal('unload'), model: z.string() }),
 ]);

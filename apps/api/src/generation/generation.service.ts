@@ -1,12 +1,24 @@
 /**
  * Runs one validated request on the workers: makes sure a live worker holds (or is loading) the model, sending
  * a load command when none does (with no worker up at all, the request waits in its queue up to --place-timeout for
- * one), queues the job, follows its token stream, and settles with the final event or an `ApiError`. A client that goes away cancels the request. A worker that dies mid-request makes the job run
- * again: a non-streaming caller never notices; a stream that already sent tokens ends with an error.
+ * one), queues the job, follows its token stream, and settles with the final event or an `ApiError`. A client that
+ * goes away cancels the request. A worker that dies mid-request makes the job run again: a non-streaming caller
+ * never notices; a stream that already sent tokens ends with an error.
  */
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { FinalEvent, GenerationParameters, TokenEvent } from '@switchyard/batching';
 import { parseLoadError, type StreamEvent } from '@switchyard/protocol';
+import {
+  ATTR,
+  carrierOf,
+  type Context,
+  failSpan,
+  inSpan,
+  ROOT_CONTEXT,
+  SpanKind,
+  trace,
+  tracer,
+} from '@switchyard/telemetry';
 import { ApiError } from '../common/api-error';
 import { API_CONFIG, ApiConfig } from '../config/api-config';
 import type { ResolvedModel } from '../registry/model-registry.service';
@@ -29,6 +41,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** The request's `keep_alive`, for the worker (milliseconds, -1 or 0). */
   keepAliveMs?: number;
+  /** The request's trace: the parent of the placement and generate spans. */
+  trace?: Context;
 }
 
 export interface GenerationOutcome {
@@ -61,12 +75,30 @@ export class GenerationService {
   ) {}
 
   /**
+   * Makes sure a live worker holds or loads the model, in a span of the request's trace, which the load command
+   * carries on to the workers' placement and load. Throws 503 once the request has waited `--place-timeout` with
+   * no live worker at all.
+   */
+  async place(model: ResolvedModel, waitingSince: number, parent: Context = ROOT_CONTEXT): Promise<void> {
+    await inSpan('placement', parent, { [ATTR.model]: model.spec.id }, async (ctx) => {
+      const error = await this.ensurePlaced(model, waitingSince, ctx);
+      if (error) throw error;
+    });
+  }
+
+  /**
    * Sends a load command when no live worker holds the model. With no live worker at all the request still goes on
    * its queue: the command waits on the control queue for the first worker that comes up (scaling from zero), and
    * the request fails with 503 only once it has waited `--place-timeout` with none live.
    */
-  private async ensurePlaced(model: ResolvedModel, waitingSince: number): Promise<ApiError | null> {
+  private async ensurePlaced(
+    model: ResolvedModel,
+    waitingSince: number,
+    ctx: Context = ROOT_CONTEXT,
+  ): Promise<ApiError | null> {
     const { loaded, loading, live } = await this.workers.holders(model.spec.id);
+    const span = trace.getSpan(ctx);
+    span?.setAttribute(ATTR.holders, loaded.length + loading.length);
     if (loaded.length + loading.length > 0) {
       this.loadSent.delete(model.spec.id); // held again: next time, ask at once
       return null;
@@ -76,15 +108,57 @@ export class GenerationService {
         `no worker is available: none came up within --place-timeout (${this.config.placeTimeoutMs} ms); start one`,
       );
     }
-    await this.requestLoad(model);
+    span?.setAttribute(ATTR.loadRequested, await this.requestLoad(model, ctx));
     return null;
   }
 
   async run(input: GenerationInput, options: RunOptions = {}): Promise<GenerationOutcome> {
     const { requestId, model } = input;
-    const placing = await this.ensurePlaced(model, Date.now());
-    if (placing) throw placing;
+    const parent = options.trace ?? ROOT_CONTEXT;
+    await this.place(model, Date.now(), parent);
     const queuedAt = Date.now();
+    // From the job's enqueueing to its end: the workers' spans (queue wait, processing) are its children.
+    const span = tracer.startSpan(
+      'generate',
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          [ATTR.model]: model.spec.id,
+          [ATTR.queue]: `generate:${model.spec.id}`,
+          [ATTR.requestId]: requestId,
+        },
+      },
+      parent,
+    );
+    const outcome = this.follow(input, options, queuedAt, trace.setSpan(parent, span));
+    outcome.then(
+      (o) => {
+        span.setAttributes({
+          [ATTR.attempt]: o.attempt,
+          [ATTR.worker]: o.worker,
+          [ATTR.outputTokens]: o.final.details.generatedTokens,
+          [ATTR.finishReasons]: [o.final.details.finishReason],
+        });
+        span.end();
+      },
+      (err: unknown) => {
+        // a client that went away is no failure of the run; its span says so and stays unmarked
+        if (err instanceof ApiError && err.status === 499) span.setAttribute(ATTR.outcome, 'cancelled');
+        else failSpan(span, err);
+        span.end();
+      },
+    );
+    return outcome;
+  }
+
+  /** Queues the job, follows its events to the end, and settles with its outcome. */
+  private follow(
+    input: GenerationInput,
+    options: RunOptions,
+    queuedAt: number,
+    ctx: Context,
+  ): Promise<GenerationOutcome> {
+    const { requestId, model } = input;
     return new Promise<GenerationOutcome>((resolve, reject) => {
       let attempt = 0;
       let startedAt = 0;
@@ -172,6 +246,7 @@ export class GenerationService {
           queuedAt,
           notify: this.hub.instanceId,
           ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
+          ...carrierOf(ctx),
         })
         .catch((err: Error) =>
           finish(err instanceof ApiError ? err : ApiError.unavailable(`cannot queue the request: ${err.message}`)),
@@ -179,12 +254,14 @@ export class GenerationService {
     });
   }
 
-  private async requestLoad(model: ResolvedModel): Promise<void> {
+  /** Sends a load command, unless one went out lately; whether it sent one. */
+  private async requestLoad(model: ResolvedModel, ctx: Context): Promise<boolean> {
     const last = this.loadSent.get(model.spec.id) ?? 0;
-    if (Date.now() - last < LOAD_RESEND_MS) return;
+    if (Date.now() - last < LOAD_RESEND_MS) return false;
     this.loadSent.set(model.spec.id, Date.now());
     this.logger.log(`no live worker holds ${model.spec.id}: asking for a load`);
-    await this.redis.sendControl({ type: 'load', spec: model.spec, reason: 'request' });
+    await this.redis.sendControl({ type: 'load', spec: model.spec, reason: 'request', ...carrierOf(ctx) });
+    return true;
   }
 
   /** An error for a request still waiting to start, or null while it may still run. */

@@ -33,6 +33,8 @@ import { ClientResponse, observeServed, requestTimings, StreamRelay, Timings, us
 import { TokenizerThread } from './tokenizer-thread';
 import { validateRequest } from './validate-request';
 import { parseWith } from '../common/schema';
+import { requestTrace } from '../common/request-trace.middleware';
+import { ATTR, inSpan } from '@switchyard/telemetry';
 
 export interface PreparedRequest {
   requestId: string;
@@ -210,6 +212,7 @@ export class InferenceService {
     const started = performance.now();
     const principal = principalOf(req);
     const requestId = request.requestId ?? this.requestId(req);
+    const trace = requestTrace(req);
     let requested: string | null = null;
     let prepared = null as PreparedRequest | null;
     let outcome: GenerationOutcome | null = null;
@@ -239,7 +242,12 @@ export class InferenceService {
             this.metrics.fallbacks.inc({ from, to, reason });
           },
           attempt: async (model) => {
-            const current = await request.build(model);
+            // TGI's validation: the prompt tokenized and every parameter checked, for this candidate model
+            const current = await inSpan('validate', trace, { [ATTR.model]: model.spec.id }, async (_ctx, span) => {
+              const built = await request.build(model);
+              span.setAttribute(ATTR.inputTokens, built.inputIds.length);
+              return built;
+            });
             prepared = current;
             this.metrics.validationDuration.observe(current.validationMs / 1000);
             reservation ??= await this.admission.reserve(
@@ -250,6 +258,7 @@ export class InferenceService {
               signal: attempts.signal,
               keepAliveMs,
               onToken: attempts.attempt(current, request.onToken),
+              trace,
             });
           },
         });

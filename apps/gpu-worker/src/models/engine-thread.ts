@@ -51,6 +51,20 @@ export type Outcome = string;
 export const SHUTDOWN: Outcome = 'shutdown';
 export const REQUEUE: Outcome = 'requeue';
 
+/**
+ * When a finished request's phases began in the engine (epoch milliseconds, this machine's clock), for its trace:
+ * submitted (its wait for a batch slot begins), admitted (its prefill begins), its first token (prefill done), and
+ * its end; taken from the final event's `queueMs` and `inferenceMs` and the time its first token came out.
+ */
+export interface EngineTimeline {
+  submittedAt: number;
+  admittedAt: number;
+  firstTokenAt: number;
+  endedAt: number;
+  inputTokens: number;
+  generatedTokens: number;
+}
+
 /** Main thread → engine thread. */
 export type ToEngineThread =
   | {
@@ -90,7 +104,14 @@ export type FromEngineThread =
   | { type: 'progress'; message: string }
   | { type: 'failed'; message: string; modelError: boolean }
   /** Requests whose last entry is in Redis, and the steps run since the last status. */
-  | { type: 'status'; ended: [string, Outcome][]; steps: StepStats[]; running: number; waiting: number }
+  | {
+      type: 'status';
+      /** Requests ended, each with its timeline when it finished (a `final` event). */
+      ended: [string, Outcome, EngineTimeline?][];
+      steps: StepStats[];
+      running: number;
+      waiting: number;
+    }
   | { type: 'warning'; message: string }
   | { type: 'released' };
 
@@ -143,7 +164,7 @@ async function main(): Promise<void> {
     (id) => open.get(id)?.controller.abort(),
   );
   const engine = new Engine(model, load.engine);
-  let ended: [string, Outcome][] = [];
+  let ended: [string, Outcome, EngineTimeline?][] = [];
   let steps: StepStats[] = [];
   let timer: NodeJS.Timeout | null = null;
   const sendStatus = () => {
@@ -157,10 +178,10 @@ async function main(): Promise<void> {
     steps.push(stats);
     timer ??= setTimeout(sendStatus, STATUS_INTERVAL_MS);
   };
-  const end = (id: string, outcome: Outcome) => {
+  const end = (id: string, outcome: Outcome, timeline?: EngineTimeline) => {
     open.delete(id);
     void writer.afterWrite().then(() => {
-      ended.push([id, outcome]);
+      ended.push(timeline ? [id, outcome, timeline] : [id, outcome]);
       if (ended.length === 1) queueMicrotask(sendStatus);
     });
   };
@@ -175,6 +196,8 @@ async function main(): Promise<void> {
         let done = false;
         /** Whether a token has gone out: past that, the client may have seen part of the answer. */
         let sent = false;
+        /** When the first token came out of the engine: its prefill's end, for the request's trace. */
+        let firstTokenAt = 0;
         const sink = (event: EngineEvent) => {
           if (done) return;
           // cancelled while this step computed: no more tokens; the next step drops the row
@@ -183,11 +206,23 @@ async function main(): Promise<void> {
           }
           writer.push(id, { attempt, ...event }, inbox);
           if (event.type === 'token') {
+            if (!sent) firstTokenAt = Date.now();
             sent = true;
             return;
           }
           done = true;
-          end(id, event.type === 'final' ? 'success' : event.errorType);
+          if (event.type !== 'final') return end(id, event.errorType);
+          // the engine sends `final` as it measures `inferenceMs`: now is the request's end
+          const endedAt = Date.now();
+          const admittedAt = endedAt - event.inferenceMs;
+          end(id, 'success', {
+            submittedAt: admittedAt - event.queueMs,
+            admittedAt,
+            firstTokenAt: firstTokenAt || endedAt,
+            endedAt,
+            inputTokens: event.inputTokens,
+            generatedTokens: event.details.generatedTokens,
+          });
         };
         // The row's later events (the engine's own 'cancelled' among them) find `done` set and go nowhere.
         const abandon = (why: string) => {

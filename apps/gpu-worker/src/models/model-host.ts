@@ -12,7 +12,18 @@ import { GenerateJob, isValidId, ModelSpec, parseGenerateJob, RedisNames } from 
 import type { PooledModel } from '@switchyard/models';
 import type { StreamWriter } from '../streams/stream-writer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
-import { REQUEUE, SHUTDOWN } from './engine-thread';
+import {
+  ATTR,
+  type Context,
+  contextFrom,
+  failSpan,
+  recordSpan,
+  type Span,
+  SpanKind,
+  trace,
+  tracer,
+} from '@switchyard/telemetry';
+import { EngineTimeline, REQUEUE, SHUTDOWN } from './engine-thread';
 import type { RemoteEngine } from './remote-engine';
 import { takerName } from '../placement/incarnation';
 
@@ -227,6 +238,7 @@ export class ModelHost implements PooledModel {
     const requestId = data.requestId;
     const attempt = job.attemptsStarted;
     const { writer, metrics, names } = this.deps;
+    const { span, context } = this.traceJob(data, attempt);
     const inbox = data.notify === undefined ? null : names.inbox(data.notify);
     const controller = new AbortController();
     this.active.set(requestId, controller);
@@ -237,8 +249,9 @@ export class ModelHost implements PooledModel {
       // A cancel reaches the thread, which drops the row at its next step and writes the cancelled entry; one sent
       // before the job started is found by the thread when it writes the start.
       const outcome = await new Promise<string>((resolve) => {
-        const onEnd = (result: string, unwritten?: EngineEvent) => {
+        const onEnd = (result: string, unwritten?: EngineEvent, timeline?: EngineTimeline) => {
           if (unwritten) writer.push(requestId, { attempt, ...unwritten }, inbox);
+          if (timeline && span.isRecording()) traceEngine(context, timeline);
           resolve(result);
         };
         try {
@@ -258,6 +271,8 @@ export class ModelHost implements PooledModel {
         }
       });
       metrics.requests.inc({ model: this.spec.id, outcome });
+      span.setAttribute(ATTR.outcome, outcome);
+      if (outcome === 'generation' || outcome === SHUTDOWN) failSpan(span, new Error(`the request ended: ${outcome}`));
       if (outcome === SHUTDOWN && this.abandoned) this.abandoned.ended++;
       if (outcome === REQUEUE) {
         if (this.abandoned) this.abandoned.requeued++;
@@ -269,10 +284,42 @@ export class ModelHost implements PooledModel {
         throw new WaitingError();
       }
     } finally {
+      span.end();
       this.active.delete(requestId);
       this.deps.touch(this.spec.id);
       if (this.isIdle()) this.deps.onIdle();
     }
     await writer.settle();
   }
+
+  /**
+   * The job's spans in the trace its payload names (the API's `generate`): its wait in the queue, from the API's
+   * enqueueing (that machine's clock) until this worker took it, and its processing here, returned to be ended with
+   * the context its children take.
+   */
+  private traceJob(data: GenerateJob, attempt: number): { span: Span; context: Context } {
+    const parent = contextFrom(data);
+    const now = Date.now();
+    const attributes = { [ATTR.model]: this.spec.id, [ATTR.requestId]: data.requestId, [ATTR.attempt]: attempt };
+    recordSpan('queue wait', parent, data.queuedAt, now, {
+      ...attributes,
+      [ATTR.queue]: `generate:${this.spec.id}`,
+    });
+    const span = tracer.startSpan(
+      'process',
+      { kind: SpanKind.CONSUMER, startTime: now, attributes: { ...attributes, [ATTR.worker]: this.deps.workerId } },
+      parent,
+    );
+    return { span, context: trace.setSpan(parent, span) };
+  }
+}
+
+/**
+ * A finished request's time in the engine as spans under its processing: waiting for a batch slot, its prefill (up
+ * to its first token) and its decode (the rest), from the timeline the engine thread measured, never a span per step.
+ */
+function traceEngine(parent: Context, t: EngineTimeline): void {
+  recordSpan('engine queue', parent, t.submittedAt, t.admittedAt);
+  recordSpan('prefill', parent, t.admittedAt, t.firstTokenAt, { [ATTR.inputTokens]: t.inputTokens });
+  recordSpan('decode', parent, t.firstTokenAt, t.endedAt, { [ATTR.outputTokens]: t.generatedTokens });
 }

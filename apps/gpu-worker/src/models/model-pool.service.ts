@@ -27,6 +27,7 @@ import {
   Quantize,
 } from '@switchyard/models';
 import { spinsFor, WORKER_CONFIG, WorkerConfig } from '@switchyard/config';
+import { ATTR, type Context, failSpan, ROOT_CONTEXT, type Span, tracer } from '@switchyard/telemetry';
 import { WorkerMetrics } from '../metrics/worker-metrics';
 import { createRedis, redisOptions } from '@switchyard/protocol';
 import { StreamWriter } from '../streams/stream-writer';
@@ -55,6 +56,8 @@ export class ModelPoolService implements OnApplicationShutdown {
   /** Ends what still runs at the deadline, whether or not `drain` has begun by then. */
   private deadlineTimer: NodeJS.Timeout | null = null;
   private abandoning: Promise<void> | null = null;
+  /** The span of each model's load under way (the first asker's, when several wait on one load). */
+  private readonly loadSpans = new Map<string, Span>();
 
   constructor(
     @Inject(WORKER_CONFIG) readonly config: WorkerConfig,
@@ -100,6 +103,7 @@ export class ModelPoolService implements OnApplicationShutdown {
         this.onChange();
       },
       onResumed: (id, ms) => {
+        this.loadSpans.get(id)?.setAttribute(ATTR.loadTier, 'parked');
         this.metrics.loads.inc({ model: id, tier: 'parked' });
         this.metrics.loadDuration.observe({ model: id, phase: 'total', tier: 'parked' }, ms / 1000);
         this.logger.log(`resumed ${id} from the parked tier in ${ms.toFixed(0)} ms`);
@@ -128,11 +132,21 @@ export class ModelPoolService implements OnApplicationShutdown {
     await this.subscriber.subscribe(this.names.cancelChannel);
   }
 
-  /** Loads a model here (once), evicting idle ones if needed. Failures are logged, recorded and rethrown. */
-  async load(spec: ModelSpec): Promise<ModelHost> {
+  /**
+   * Loads a model here (once), evicting idle ones if needed, in a span under `parent` (the load command's). Failures
+   * are logged, recorded and rethrown.
+   */
+  async load(spec: ModelSpec, parent: Context = ROOT_CONTEXT): Promise<ModelHost> {
+    const span = tracer.startSpan(
+      'model load',
+      { attributes: { [ATTR.model]: spec.id, [ATTR.worker]: this.config.workerId } },
+      parent,
+    );
+    if (!this.loadSpans.has(spec.id)) this.loadSpans.set(spec.id, span);
     try {
       return await this.pool.ensure(spec);
     } catch (err) {
+      failSpan(span, err);
       const message = (err as Error).message;
       const kind = err instanceof CannotPlaceError ? 'cannot place' : 'load failed';
       this.logger.error(`${kind}: ${spec.id}: ${message}`);
@@ -150,6 +164,9 @@ export class ModelPoolService implements OnApplicationShutdown {
         )
         .catch(() => undefined);
       throw err;
+    } finally {
+      if (this.loadSpans.get(spec.id) === span) this.loadSpans.delete(spec.id);
+      span.end();
     }
   }
 
@@ -301,6 +318,10 @@ export class ModelPoolService implements OnApplicationShutdown {
     for (const [phase, ms] of Object.entries(phases)) {
       this.metrics.loadDuration.observe({ model: spec.id, phase, tier }, ms / 1000);
     }
+    this.loadSpans.get(spec.id)?.setAttributes({
+      [ATTR.loadTier]: tier,
+      ...Object.fromEntries(Object.entries(phases).map(([phase, ms]) => [`switchyard.load.${phase}_ms`, ms])),
+    });
     const attention =
       info.attention === 'fused'
         ? 'attention rewritten, worker-owned cache'

@@ -9,7 +9,14 @@ import { Worker } from 'node:worker_threads';
 import { Logger } from '@nestjs/common';
 import type { EngineRequest, ErrorEvent, StepStats } from '@switchyard/batching';
 import { CacheLayout, MemoryEstimate, ModelError, ModelErrorKind, ModelInfo } from '@switchyard/models';
-import type { EngineThreadData, FromEngineThread, LoadRequest, Outcome, ToEngineThread } from './engine-thread';
+import type {
+  EngineThreadData,
+  EngineTimeline,
+  FromEngineThread,
+  LoadRequest,
+  Outcome,
+  ToEngineThread,
+} from './engine-thread';
 
 const THREAD_MAIN = join(__dirname, 'engine-thread.js');
 
@@ -30,7 +37,8 @@ let spare: Spare | null = null;
  * Called once per request: with its outcome once the thread wrote its last entry, or with an error that nobody
  * wrote (the thread died), which the caller must write itself.
  */
-export type EndHandler = (outcome: Outcome, unwritten?: ErrorEvent) => void;
+/** A request's end: how, the error entry left for the caller to write, and a finished request's timeline. */
+export type EndHandler = (outcome: Outcome, unwritten?: ErrorEvent, timeline?: EngineTimeline) => void;
 
 export class RemoteEngine {
   onStep: ((stats: StepStats) => void) | null = null;
@@ -229,12 +237,12 @@ export class RemoteEngine {
         this.running = message.running;
         this.waiting = message.waiting;
         if (this.onStep) for (const step of message.steps) this.onStep(step);
-        for (const [id, outcome] of message.ended) {
+        for (const [id, outcome, timeline] of message.ended) {
           const entry = this.ends.get(id);
           if (!entry) continue;
           this.ends.delete(id);
           if (entry.slot >= 0) this.freeSlots.push(entry.slot);
-          entry.onEnd(outcome);
+          entry.onEnd(outcome, undefined, timeline);
         }
         if (this.ends.size === 0) this.emptied?.();
         break;

@@ -27,11 +27,14 @@ import {
   writeWorkerEntries,
 } from '@switchyard/protocol';
 import { formatBytes } from '@switchyard/models';
+import { ATTR, carrierOf, type Context, contextFrom, inSpan, type Span, SpanKind } from '@switchyard/telemetry';
 import { WORKER_CONFIG, WorkerConfig } from '@switchyard/config';
 import { ModelPoolService } from '../models/model-pool.service';
 import { redisOptions } from '@switchyard/protocol';
 import { INCARNATION } from './incarnation';
 import { OrphanRecovery } from './orphan-recovery';
+
+type LoadCommand = Extract<ControlCommand, { type: 'load' }>;
 
 /**
  * The shared control queue's consumer is this class's `process` (a WorkerHost), one command at a time as before. It
@@ -148,9 +151,23 @@ export class PlacementService extends WorkerHost implements OnApplicationBootstr
       }
       return;
     }
+    // in the trace of the request that asked for the load, if it is traced; the target's load joins it
+    const attributes = { [ATTR.model]: command.spec.id, [ATTR.reason]: command.reason };
+    await inSpan(
+      'load command',
+      contextFrom(command),
+      attributes,
+      (ctx, span) => this.placeLoad(command, beats, ctx, span),
+      SpanKind.CONSUMER,
+    );
+  }
+
+  /** A load command: sent on to the live worker that should take it, unless one holds the model already. */
+  private async placeLoad(command: LoadCommand, beats: Heartbeat[], ctx: Context, span: Span): Promise<void> {
     const { spec } = command;
     const stateOn = (b: Heartbeat) => b.models.find((m) => m.id === spec.id)?.state;
     const holders = beats.filter((b) => stateOn(b) === 'loaded' || stateOn(b) === 'loading').map((b) => b.id);
+    span.setAttribute(ATTR.holders, holders.length);
     if (command.reason !== 'replica' && holders.length > 0) return; // already placed
     const excluded = new Set([...holders, ...(command.exclude ?? [])]);
     const candidates = beats.filter((b) => !b.draining && !excluded.has(b.id));
@@ -163,8 +180,9 @@ export class PlacementService extends WorkerHost implements OnApplicationBootstr
     const parked = (b: Heartbeat) => (stateOn(b) === 'parked' ? 1 : 0);
     candidates.sort((a, b) => parked(b) - parked(a) || free(b) - free(a) || a.id.localeCompare(b.id));
     const target = candidates[0].id;
+    span.setAttribute(ATTR.target, target);
     this.logger.log(`placing ${spec.id} (${command.reason}) on worker ${target}`);
-    await this.send(target, command);
+    await this.send(target, { ...command, ...carrierOf(ctx) });
   }
 
   private async send(workerId: string, command: ControlCommand): Promise<void> {
@@ -190,7 +208,7 @@ export class PlacementService extends WorkerHost implements OnApplicationBootstr
       await this.models.pool.unload(command.model, 'unload');
       return;
     }
-    await this.models.load(command.spec).catch(() => undefined);
+    await this.models.load(command.spec, contextFrom(command)).catch(() => undefined);
   }
 
   /** Heartbeats of the live workers, this one's fresh from memory. */
