@@ -79,6 +79,7 @@ export function readApiConfig(argv: string[], env: NodeJS.ProcessEnv, cwd = proc
     executionProvider,
     adminKey: adminKey(env),
     fallbackQueueWaitMs: flags.get('fallback-queue-wait'),
+    coldStartTimeoutMs: flags.get('cold-start-timeout'),
     version: packageVersion(),
   };
 }

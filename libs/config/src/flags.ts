@@ -200,6 +200,13 @@ const API_FLAGS = scoped(API, {
       "A request falls back to its model's next fallback when the oldest queued job has waited this long (ms).",
     parse: integer(0),
   }),
+  'cold-start-timeout': value({
+    default: '0',
+    description:
+      'How long a request waits for a worker when none is live (workers scaled to zero): it is queued with a load ' +
+      'command, and /health answers 200 degraded meanwhile. 0 answers 503 at once, and /health 503.',
+    parse: duration(0),
+  }),
 });
 
 /** Worker flags the launcher takes and hands to its workers (and so the API, given its argv, takes). */

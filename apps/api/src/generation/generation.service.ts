@@ -4,10 +4,11 @@
  * an `ApiError`. A client that goes away cancels the request. A worker that dies mid-request makes the job run
  * again: a non-streaming caller never notices; a stream that already sent tokens ends with an error.
  */
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { FinalEvent, GenerationParameters, TokenEvent } from '@switchyard/batching';
 import { parseLoadError, type StreamEvent } from '@switchyard/protocol';
 import { ApiError } from '../common/api-error';
+import { API_CONFIG, ApiConfig } from '../config/api-config';
 import type { ResolvedModel } from '../registry/model-registry.service';
 import { RedisService } from '../redis/redis.service';
 import { WorkerDirectory } from '../redis/worker-directory.service';
@@ -56,18 +57,25 @@ export class GenerationService {
     private readonly redis: RedisService,
     private readonly workers: WorkerDirectory,
     private readonly hub: StreamHub,
+    @Inject(API_CONFIG) private readonly config: Pick<ApiConfig, 'coldStartTimeoutMs'>,
   ) {}
 
   /** 503 when no live worker could serve the model; sends a load command when none holds it. */
   async place(model: ResolvedModel): Promise<void> {
-    const error = await this.ensurePlaced(model);
+    const error = await this.ensurePlaced(model, Date.now());
     if (error) throw error;
   }
 
-  /** An error when no live worker could serve the model; otherwise asks for a load when none holds it. */
-  private async ensurePlaced(model: ResolvedModel): Promise<ApiError | null> {
+  /**
+   * An error when no live worker could serve the model; otherwise asks for a load when none holds it. With no
+   * live worker at all, a request that has waited less than `--cold-start-timeout` since `since` waits on: its load
+   * command and its job stay queued for the worker an autoscaler starts (KEDA, on the queue depth in /metrics).
+   */
+  private async ensurePlaced(model: ResolvedModel, since: number): Promise<ApiError | null> {
     const { loaded, loading, live } = await this.workers.holders(model.spec.id);
-    if (live === 0) return ApiError.unavailable('no worker is available: start one, or wait for it to come up');
+    if (live === 0 && Date.now() - since >= this.config.coldStartTimeoutMs) {
+      return ApiError.unavailable('no worker is available: start one, or wait for it to come up');
+    }
     if (loaded.length + loading.length > 0)
       this.loadSent.delete(model.spec.id); // held again: next time, ask at once
     else await this.requestLoad(model);
@@ -189,7 +197,7 @@ export class GenerationService {
         return ApiError.unavailable(`model ${model.spec.id} cannot be served: ${failure.error}`, 'cannot_place');
       }
     }
-    return this.ensurePlaced(model);
+    return this.ensurePlaced(model, since);
   }
 
   /**
