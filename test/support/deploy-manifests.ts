@@ -62,6 +62,8 @@ export function renderOverlay(name: string): K8sObject[] {
     .filter((o): o is K8sObject => o !== null);
 }
 
+// kubernetes-models is an ES module only, and this file compiles to CommonJS
+// eslint-disable-next-line @typescript-eslint/no-implied-eval -- a fixed body, so that tsc leaves import() alone
 const importEsm = new Function('specifier', 'return import(specifier)') as (s: string) => Promise<unknown>;
 
 type ModelClass = new (data: unknown) => { validate(): void };
@@ -88,7 +90,7 @@ export async function validateObject(object: K8sObject): Promise<void> {
   try {
     new Model(object).validate();
   } catch (err) {
-    throw new Error(`${object.kind}/${object.metadata.name}: ${(err as Error).message}`);
+    throw new Error(`${object.kind}/${object.metadata.name}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -86,7 +86,8 @@ export class RedisService implements OnApplicationShutdown {
     const counts = new Map<string, number>();
     models.forEach((model, i) => {
       const [wait, paused] = [replies[2 * i], replies[2 * i + 1]];
-      if (wait?.[0] || paused?.[0]) throw wait?.[0] ?? paused?.[0];
+      const error = wait?.[0] ?? paused?.[0];
+      if (error) throw error;
       counts.set(model, Number(wait?.[1] ?? 0) + Number(paused?.[1] ?? 0));
     });
     return counts;
