@@ -15,7 +15,9 @@ const DIRECTORY_TIMEOUT_MS = 500;
  * the default model loaded and Redis answers), 503 otherwise, with `{error, error_type: "unhealthy", missing}`
  * naming what is missing (`redis`, `worker`). Postgres being down does not fail it: known keys and models are
  * served from their last good values meanwhile, so pulling the replica out of a load balancer would only turn a
- * degraded service into none; the 200's body then says `{"status": "degraded", "missing": ["postgres"]}`.
+ * degraded service into none; the 200's body then says `{"status": "degraded", "missing": ["postgres"]}`. With a
+ * `--place-timeout`, no worker running is a degraded state too: requests wait for the worker an autoscaler
+ * starts, and a replica that failed its readiness probe would never receive the request that makes it start one.
  */
 @Public()
 @Controller()
@@ -36,7 +38,9 @@ export class HealthController {
     operationId: 'health',
     responses: {
       200: {
-        description: 'Ready; the body is empty, or says `degraded` while Postgres is unreachable.',
+        description:
+          'Ready; the body is empty, or says `degraded` while Postgres is unreachable or, with a ' +
+          '`--place-timeout`, while no worker is running.',
         content: { 'application/json': { schema: Degraded } },
       },
       503: {
@@ -48,6 +52,7 @@ export class HealthController {
   async health(@Res() res: Response): Promise<void> {
     const missing: string[] = [];
     const reasons: string[] = [];
+    let cold = false;
     if (!dependencyState.isUp('redis')) {
       missing.push('redis');
       reasons.push(dependencyState.describe()!);
@@ -58,7 +63,9 @@ export class HealthController {
           DIRECTORY_TIMEOUT_MS,
           'Redis',
         );
-        if (loaded.length === 0) {
+        if (loaded.length === 0 && live === 0 && this.config.placeTimeoutMs > 0) {
+          cold = true;
+        } else if (loaded.length === 0) {
           missing.push('worker');
           reasons.push(
             live === 0
@@ -71,7 +78,7 @@ export class HealthController {
         reasons.push((err as Error).message);
       }
     }
-    const degraded = dependencyState.isUp('postgres') ? [] : ['postgres'];
+    const degraded = [...(dependencyState.isUp('postgres') ? [] : ['postgres']), ...(cold ? ['worker'] : [])];
     if (missing.length > 0) {
       res.status(503).json({ error: reasons.join('; '), error_type: 'unhealthy', missing: [...missing, ...degraded] });
     } else if (degraded.length > 0) {

@@ -41,6 +41,12 @@ const API_METRICS = {
     ['from', 'to', 'reason'],
   ),
   inFlight: gauge('switchyard_requests_in_flight', 'Generation requests being served'),
+  queueWaiting: gauge(
+    'switchyard_queue_waiting_jobs',
+    "Jobs waiting in each model's queue, read from Redis at each scrape, so there with no worker running (every " +
+      'API replica reports the same count: take the max over replicas, not the sum)',
+    ['model'],
+  ),
   openStreams: gauge('switchyard_open_streams', 'Token streams the API is reading'),
   dependencyUp: gauge(
     'switchyard_dependency_up',

@@ -1,5 +1,6 @@
 import { Controller, Get, Header } from '@nestjs/common';
 import { z } from 'zod';
+import { RedisService } from '../redis/redis.service';
 import { WorkerDirectory } from '../redis/worker-directory.service';
 import { StreamHub } from '../generation/stream-hub';
 import { ApiMetrics } from './api-metrics';
@@ -15,6 +16,7 @@ export class MetricsController {
     private readonly metrics: ApiMetrics,
     private readonly workers: WorkerDirectory,
     private readonly hub: StreamHub,
+    private readonly redis: RedisService,
   ) {}
 
   @Get('metrics')
@@ -24,7 +26,8 @@ export class MetricsController {
     summary: 'Prometheus metrics',
     description:
       "TGI's request metrics (`tgi_request_*`), Switchyard's own (fallbacks among them) and every live worker's " +
-      "batch and pool metrics, in Prometheus' text format.",
+      "batch and pool metrics, in Prometheus' text format. `switchyard_queue_waiting_jobs` is read from Redis " +
+      'at each scrape: the queue depth an autoscaler scales the workers on.',
     operationId: 'metrics',
     responses: {
       200: { description: 'The metrics.', content: { 'text/plain; version=0.0.4': { schema: z.string() } } },
@@ -33,6 +36,10 @@ export class MetricsController {
   })
   async render(): Promise<string> {
     this.metrics.openStreams.set(this.hub.open);
+    // Redis down: no queue series, rather than stale counts (switchyard_dependency_up says why)
+    const waiting = await this.redis.waitingJobs().catch(() => new Map<string, number>());
+    this.metrics.queueWaiting.reset();
+    for (const [model, jobs] of waiting) this.metrics.queueWaiting.set({ model }, jobs);
     const workers = await this.workers.metrics();
     return clusterRegistry(this.metrics.registry, workers).metrics();
   }

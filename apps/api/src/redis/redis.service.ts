@@ -69,6 +69,30 @@ export class RedisService implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * Jobs waiting in each generate queue this replica has used, and the default model's: what BullMQ's
+   * `getWaitingCount` counts (its wait and paused lists), in one round trip. Read from Redis, so it is there with no
+   * worker running: an autoscaler starting workers from zero reads it (through /metrics).
+   */
+  async waitingJobs(): Promise<Map<string, number>> {
+    this.queue(this.config.modelName);
+    const models = [...this.queues.keys()];
+    const pipeline = this.redis.pipeline();
+    for (const model of models) {
+      const { keys } = this.queue(model);
+      pipeline.llen(keys.wait).llen(keys.paused);
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    const counts = new Map<string, number>();
+    models.forEach((model, i) => {
+      const [wait, paused] = [replies[2 * i], replies[2 * i + 1]];
+      const error = wait?.[0] ?? paused?.[0];
+      if (error) throw error;
+      counts.set(model, Number(wait?.[1] ?? 0) + Number(paused?.[1] ?? 0));
+    });
+    return counts;
+  }
+
   async sendControl(command: ControlCommand): Promise<void> {
     try {
       await this.control.add(command.type, command, COMMAND_JOB_OPTIONS);

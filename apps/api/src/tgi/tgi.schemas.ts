@@ -299,10 +299,14 @@ export const Info = z
   .meta({ id: 'Info' });
 export type Info = z.output<typeof Info>;
 
-export const Degraded = z.object({ status: z.literal('degraded'), missing: z.array(z.literal('postgres')) }).meta({
-  id: 'Degraded',
-  description: 'Ready, but Postgres is unreachable: known keys and models are served from their last good values.',
-});
+export const Degraded = z
+  .object({ status: z.literal('degraded'), missing: z.array(z.enum(['postgres', 'worker'])) })
+  .meta({
+    id: 'Degraded',
+    description:
+      'Ready, but Postgres is unreachable (known keys and models are served from their last good values), or no ' +
+      'worker is running and requests wait up to `--place-timeout` for one.',
+  });
 
 export const Unhealthy = z
   .object({
