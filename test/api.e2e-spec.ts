@@ -140,6 +140,22 @@ describe('TGI routes with @huggingface/inference', () => {
     assert.ok((details.top_tokens[0] as unknown[]).length === 2);
   });
 
+  it('return_full_text puts the prompt before the generated text once, streamed or not', async () => {
+    const c = goldens.cases[1];
+    const parameters = { max_new_tokens: 8, do_sample: false };
+    const plain = await post('/generate', { inputs: c.prompt, parameters });
+    const full = await post('/generate', { inputs: c.prompt, parameters: { ...parameters, return_full_text: true } });
+    assert.equal(full.json.generated_text, c.prompt + (plain.json.generated_text as string));
+    const streamed = await post('/generate_stream', {
+      inputs: c.prompt,
+      parameters: { ...parameters, return_full_text: true },
+    });
+    const last = JSON.parse(streamed.text.trim().split('\n\n').at(-1)!.slice('data:'.length)) as {
+      generated_text: string;
+    };
+    assert.equal(last.generated_text, full.json.generated_text);
+  });
+
   it('POST / answers an array, or SSE when stream is true', async () => {
     const plain = await post('/', { inputs: 'Love is', parameters: { max_new_tokens: 3 } });
     assert.ok(

@@ -121,9 +121,8 @@ export class GenerateController {
     });
     res.set(timingHeaders(served));
     const { prepared, outcome } = served;
-    return generateResponse(outcome.final, prepared.inputText, {
+    return generateResponse(outcome.final, {
       details: prepared.wantDetails,
-      returnFullText: prepared.parameters.returnFullText,
       topNTokens: prepared.parameters.topNTokens,
     });
   }
@@ -165,9 +164,8 @@ export class GenerateController {
         topTokens: [],
       };
       res.write(
-        streamFinalEvent(lastEvent, outcome.final, prepared.inputText, {
+        streamFinalEvent(lastEvent, outcome.final, {
           details: prepared.wantDetails,
-          returnFullText: prepared.parameters.returnFullText,
         }),
       );
       res.end();

@@ -17,18 +17,17 @@ function sequenceDetails(d: SequenceDetails, withTopTokens: boolean): Details {
   };
 }
 
-/** The text TGI returns: the generated text, after the prompt when `return_full_text` is set. */
-export function generatedText(final: FinalEvent, inputText: string, returnFullText: boolean): string {
-  return returnFullText ? inputText + final.generatedText : final.generatedText;
+/**
+ * The text TGI returns: the engine's, which already starts with the prompt when `return_full_text` is set (adding
+ * it here as well gave the prompt twice).
+ */
+export function generatedText(final: FinalEvent): string {
+  return final.generatedText;
 }
 
 /** The body of `POST /generate`. */
-export function generateResponse(
-  final: FinalEvent,
-  inputText: string,
-  opts: { details: boolean; returnFullText: boolean; topNTokens: number },
-): GenerateResponse {
-  const body: GenerateResponse = { generated_text: generatedText(final, inputText, opts.returnFullText) };
+export function generateResponse(final: FinalEvent, opts: { details: boolean; topNTokens: number }): GenerateResponse {
+  const body: GenerateResponse = { generated_text: generatedText(final) };
   if (opts.details) {
     const withTop = opts.topNTokens > 0;
     body.details = {
@@ -36,7 +35,7 @@ export function generateResponse(
       ...(final.details.bestOfSequences
         ? {
             best_of_sequences: final.details.bestOfSequences.map((s) => ({
-              generated_text: opts.returnFullText ? inputText + s.generatedText : s.generatedText,
+              generated_text: s.generatedText,
               ...sequenceDetails(s, withTop),
             })),
           }
@@ -58,17 +57,12 @@ export function streamTokenEvent(event: TokenEvent): string {
 }
 
 /** The last SSE event: the last token, the whole text, and the details when asked for. */
-export function streamFinalEvent(
-  last: TokenEvent,
-  final: FinalEvent,
-  inputText: string,
-  opts: { details: boolean; returnFullText: boolean },
-): string {
+export function streamFinalEvent(last: TokenEvent, final: FinalEvent, opts: { details: boolean }): string {
   return `data:${JSON.stringify({
     index: last.index + 1,
     token: token(last.token),
     top_tokens: last.topTokens.map(token),
-    generated_text: generatedText(final, inputText, opts.returnFullText),
+    generated_text: generatedText(final),
     details: opts.details
       ? {
           finish_reason: final.details.finishReason,
