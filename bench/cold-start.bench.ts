@@ -6,7 +6,7 @@
  * stopped between rounds, so each round starts from zero again (the model's files stay in the page cache after the
  * first). Timings only: nothing here passes or fails (test/scale-from-zero.e2e-spec.ts asserts the behaviour).
  *
- * Run: `npm run build --silent && node dist/bench/cold-start.bench.js [--rounds 5] [--model demo-small] [--quick]`.
+ * Run: `npm run bench:cold-start -- [--rounds 5] [--model demo-small] [--quick]`.
  * Writes bench/results/cold-start/results.json (`--quick`: quick-cold-start/, not kept).
  */
 import { parseArgs } from 'node:util';
