@@ -108,7 +108,9 @@ export class GenerationService {
         `no worker is available: none came up within --place-timeout (${this.config.placeTimeoutMs} ms); start one`,
       );
     }
-    span?.setAttribute(ATTR.loadRequested, await this.requestLoad(model, ctx));
+    // awaited apart: `span?.setAttribute(..., await ...)` skips its arguments where there is no span (the watchdog's)
+    const requested = await this.requestLoad(model, ctx);
+    span?.setAttribute(ATTR.loadRequested, requested);
     return null;
   }
 
