@@ -24,12 +24,20 @@ import { RateLimiter, Reservation } from '../limits/rate-limiter.service';
 import { ApiMetrics } from '../metrics/api-metrics';
 import { WorkerDirectory } from '../redis/worker-directory.service';
 import { ModelRegistry, ResolvedModel } from '../registry/model-registry.service';
-import { UsageService } from '../usage/usage.service';
+import { UsageRecord, UsageService } from '../usage/usage.service';
 import { Admission } from './admission';
 import { runChain } from './fallback-chain';
 import { GenerationOutcome, GenerationService } from './generation.service';
 import { RouteResolver } from './route-resolver';
-import { ClientResponse, observeServed, requestTimings, StreamRelay, Timings, usageRecord } from './stream-relay';
+import {
+  ClientResponse,
+  observeEnd,
+  observeServed,
+  requestTimings,
+  StreamRelay,
+  Timings,
+  usageRecord,
+} from './stream-relay';
 import { TokenizerThread } from './tokenizer-thread';
 import { validateRequest } from './validate-request';
 import { parseWith } from '../common/schema';
@@ -99,6 +107,12 @@ export class InferenceService {
   }
 
   /** The request id the middleware gave this request. */
+  /** A request's end: its usage row, and its route, model, status and a stream's TTFT in the metrics. */
+  private recordEnd(row: UsageRecord): void {
+    observeEnd(this.metrics, row);
+    this.usage.record(row);
+  }
+
   requestId(req: Request): string {
     return (req as Request & { requestId?: string }).requestId ?? randomUUID();
   }
@@ -120,7 +134,7 @@ export class InferenceService {
       } catch {
         // not a model id: the row names none
       }
-      this.usage.record(
+      this.recordEnd(
         usageRecord({
           requestId: this.requestId(req),
           principal: principalOf(req),
@@ -276,7 +290,7 @@ export class InferenceService {
       throw err;
     } finally {
       if (admitted) this.admission.release();
-      this.usage.record(
+      this.recordEnd(
         usageRecord({
           requestId,
           principal,

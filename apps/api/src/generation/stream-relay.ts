@@ -106,6 +106,15 @@ export function observeServed(
   metrics.maxNewTokens.observe(prepared.parameters.maxNewTokens);
 }
 
+/** A request's end in the metrics, from its usage row: its route, model and status, and a stream's TTFT. */
+export function observeEnd(metrics: ApiMetrics, row: UsageRecord): void {
+  const model = row.servedModel ?? row.requestedModel ?? 'none';
+  metrics.requests.inc({ route: row.route, model, status: String(row.status) });
+  if (row.ttftMs !== null && row.servedModel !== null) {
+    metrics.timeToFirstToken.observe({ model: row.servedModel }, row.ttftMs / 1000);
+  }
+}
+
 /** What one request, served or not, leaves in the usage table. */
 export interface RequestEnd {
   requestId: string;

@@ -35,6 +35,17 @@ const API_METRICS = {
   generatedTokens: histogram('tgi_request_generated_tokens', 'Tokens generated per request', TOKEN_BUCKETS),
   inputLength: histogram('tgi_request_input_length', 'Prompt tokens per request', TOKEN_BUCKETS),
   maxNewTokens: histogram('tgi_request_max_new_tokens', 'max_new_tokens per request', TOKEN_BUCKETS),
+  requests: counter(
+    'switchyard_requests_total',
+    'Generation requests answered, by route, model (the one served, else the one asked for, else none) and HTTP status',
+    ['route', 'model', 'status'],
+  ),
+  timeToFirstToken: histogram(
+    'switchyard_time_to_first_token_seconds',
+    "Seconds from a streamed request's arrival to its first token on the wire, by served model",
+    DURATION_BUCKETS,
+    ['model'],
+  ),
   fallbacks: counter(
     'switchyard_fallbacks_total',
     'Requests moved to a fallback model, by the model they left, the one they went to, and why',
