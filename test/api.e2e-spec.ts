@@ -522,6 +522,7 @@ describe('validation, limits and malformed input', () => {
     ['watermark', { watermark: true }, /watermark/],
     ['grammar', { grammar: { type: 'json', value: { not: {} } } }, /`not` at # is not supported/],
     ['a wrong type', { max_new_tokens: 'ten' }, /max_new_tokens/],
+    ['an undeclared parameter', { max_tokens: 5 }, /`max_tokens` is not a field this route takes: nothing is ignored/],
   ];
   for (const [name, parameters, message] of rules) {
     it(`refuses ${name} with 422 and error_type validation`, async () => {
@@ -531,6 +532,21 @@ describe('validation, limits and malformed input', () => {
       assert.match(json.error as string, message);
     });
   }
+
+  it('refuses a body field TGI’s routes do not declare, instead of dropping it', async () => {
+    for (const path of ['/generate', '/generate_stream', '/']) {
+      const { res, json } = await post(path, { inputs: prompt, parameters: { max_new_tokens: 2 }, temperature: 0.5 });
+      assert.equal(res.status, 422, path);
+      assert.equal(json.error_type, 'validation');
+      assert.match(json.error as string, /`temperature` is not a field this route takes/);
+    }
+    const { res } = await post('/generate', {
+      inputs: prompt,
+      parameters: { max_new_tokens: 2 },
+      add_special_tokens: true,
+    });
+    assert.equal(res.status, 200, 'TGI’s add_special_tokens: true is what the route does');
+  });
 
   it('refuses streaming-only rules on /generate_stream', async () => {
     for (const parameters of [{ best_of: 2, do_sample: true }, { decoder_input_details: true }]) {

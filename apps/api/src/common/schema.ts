@@ -28,6 +28,19 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown): z.out
   throw ApiError.validation(issueMessage(result.error));
 }
 
+/**
+ * A request body (or TGI's `parameters`) as a strict object: a field the route does not declare is a 422 naming it,
+ * never silently dropped. `typeError` is the message for a value that is not an object.
+ */
+export const strictBody = <S extends z.ZodRawShape>(shape: S, typeError: string) =>
+  z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `${issue.keys.map((k) => `\`${k}\``).join(', ')} ${issue.keys.length > 1 ? 'are not fields' : 'is not a field'} ` +
+          'this route takes: nothing is ignored (see the request schema in /openapi.json)'
+        : typeError,
+  });
+
 /** A field that takes null for "not set", as TGI's and OpenAI's clients send it. */
 export const optional = <S extends z.ZodType>(schema: S) => schema.nullish();
 

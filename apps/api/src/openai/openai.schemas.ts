@@ -5,7 +5,7 @@
  * implement; the only fields taken without effect are the documented `IGNORED` ones. Field order is check order.
  */
 import { z } from 'zod';
-import { boolean, integer, number, optional, servingFields } from '../common/schema';
+import { boolean, integer, number, optional, servingFields, strictBody } from '../common/schema';
 import { Grammar } from '../common/grammar';
 import { GenerateParameters } from '../tgi/tgi.schemas';
 
@@ -43,14 +43,7 @@ const IGNORED = {
 };
 
 /** A request body: a strict object, so that an undeclared field is a 422 naming it. */
-const body = <S extends z.ZodRawShape>(shape: S) =>
-  z.strictObject(shape, {
-    error: (issue) =>
-      issue.code === 'unrecognized_keys'
-        ? `${issue.keys.map((k) => `\`${k}\``).join(', ')} ${issue.keys.length > 1 ? 'are not fields' : 'is not a field'} ` +
-          'this route takes: nothing is ignored (see the request schema in /openapi.json)'
-        : 'the request body must be a JSON object',
-  });
+const body = <S extends z.ZodRawShape>(shape: S) => strictBody(shape, 'the request body must be a JSON object');
 
 const TextPart = z.object(
   { type: z.literal('text'), text: z.string() },

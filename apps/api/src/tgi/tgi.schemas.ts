@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { MIN_REPETITION_PENALTY, MIN_TEMPERATURE } from '@switchyard/batching';
 import { Grammar } from '../common/grammar';
-import { boolean, integer, modelField, number, optional, servingFields } from '../common/schema';
+import { boolean, integer, modelField, number, optional, servingFields, strictBody } from '../common/schema';
 
 const unsupported = (name: string, description: string) =>
   z
@@ -43,103 +43,101 @@ const logitBiasField = optional(
 const strictlyPositive = (name: string) => ({ error: `\`${name}\` must be strictly positive` });
 const openUnit = (name: string) => ({ error: `\`${name}\` must be > 0.0 and < 1.0` });
 
-export const GenerateParameters = z
-  .object(
-    {
-      watermark: unsupported('watermark', 'Not supported: `true` is refused.'),
-      grammar: optional(Grammar),
-      adapter_id: unsupported('adapter_id', 'Not supported: any other value is refused.'),
-      temperature: optional(
-        number('temperature')
-          .gt(0, strictlyPositive('temperature'))
-          .gte(MIN_TEMPERATURE, {
-            error: `\`temperature\` must be >= ${MIN_TEMPERATURE} (greedy decoding is \`do_sample: false\`, or \`temperature: 0\` on /v1)`,
-          }),
-      ).meta({
-        description: `Sampling temperature (at least ${MIN_TEMPERATURE}: smaller ones overflow the logits).`,
-        default: 1,
-      }),
-      repetition_penalty: optional(
-        number('repetition_penalty')
-          .gt(0, strictlyPositive('repetition_penalty'))
-          .gte(MIN_REPETITION_PENALTY, { error: `\`repetition_penalty\` must be >= ${MIN_REPETITION_PENALTY}` }),
-      ).meta({
-        description: 'Multiplicative penalty on tokens of the prompt and of the output; 1 is none.',
-        default: 1,
-      }),
-      frequency_penalty: optional(
-        number('frequency_penalty')
-          .min(-2, { error: '`frequency_penalty` must be >= -2.0 and <= 2.0' })
-          .max(2, { error: '`frequency_penalty` must be >= -2.0 and <= 2.0' }),
-      ).meta({ description: 'Lowers a token by this times the count of its uses so far.', default: 0 }),
-      presence_penalty: presencePenaltyField,
-      logit_bias: logitBiasField,
-      top_p: optional(number('top_p').gt(0, openUnit('top_p')).lt(1, openUnit('top_p'))).meta({
-        description: 'Nucleus sampling: the smallest set of tokens with this much probability.',
-      }),
-      typical_p: optional(number('typical_p').gt(0, openUnit('typical_p')).lt(1, openUnit('typical_p'))).meta({
-        description: 'Typical decoding mass.',
-      }),
-      top_k: optional(integer('top_k').gt(0, strictlyPositive('top_k'))).meta({
-        description: 'Sample among the k likeliest tokens.',
-      }),
-      do_sample: optional(boolean('do_sample')).meta({
-        description: 'Sample instead of greedy decoding. Implied by `temperature` != 1, `top_k`, `top_p`, `typical_p`.',
-        default: false,
-      }),
-      best_of: optional(integer('best_of')).meta({
-        description:
-          'Generate this many sequences and return the likeliest (more than 0, at most `--max-best-of`). Needs ' +
-          'sampling and no `seed`; not when streaming.',
-        default: 1,
-        exclusiveMinimum: 0,
-      }),
-      seed: optional(
-        z
-          .number({ error: '`seed` must be a non-negative integer' })
-          .int({ error: '`seed` must be a non-negative integer' })
-          .min(0, { error: '`seed` must be a non-negative integer' })
-          .max(Number.MAX_SAFE_INTEGER, { error: '`seed` must be a non-negative integer' }),
-      ).meta({ description: 'The sampling seed; random when absent. Not with `best_of` > 1.' }),
-      top_n_tokens: optional(integer('top_n_tokens')).meta({
-        description: 'Return the n likeliest tokens at each step (at most `--max-top-n-tokens`).',
-        default: 0,
-        minimum: 0,
-      }),
-      decoder_input_details: optional(boolean('decoder_input_details')).meta({
-        description: 'Return the prompt tokens with their logprobs in `details.prefill`. Not when streaming.',
-        default: false,
-      }),
-      stop: optional(
-        z.array(z.string({ error: '`stop` must be a list of strings' }), { error: '`stop` must be a list of strings' }),
-      ).meta({ description: 'Stop sequences: generation ends at the first (at most `--max-stop-sequences`).' }),
-      truncate: optional(integer('truncate')).meta({
-        description: 'Keep only the last `truncate` prompt tokens (more than 0, at most the max input tokens).',
-        exclusiveMinimum: 0,
-      }),
-      max_new_tokens: optional(integer('max_new_tokens').gt(0, strictlyPositive('max_new_tokens'))).meta({
-        description:
-          'The most tokens to generate; default the rest of the context. Prompt tokens + `max_new_tokens` must be ' +
-          '<= the max total tokens.',
-      }),
-      details: optional(boolean('details')).meta({
-        description: 'Return `details`: finish reason, token counts, seed and tokens.',
-        default: false,
-      }),
-      return_full_text: optional(boolean('return_full_text')).meta({
-        description: 'Put the prompt before the generated text.',
-        default: false,
-      }),
-    },
-    { error: '`parameters` must be an object' },
-  )
-  .meta({
-    id: 'GenerateParameters',
-    description:
-      "TGI's generation parameters. The model's registry defaults apply under them. `grammar` constrains the " +
-      'output to a JSON Schema or a regex; `watermark` and `adapter_id` are not supported and are refused with 422 ' +
-      'when set.',
-  });
+export const GenerateParameters = strictBody(
+  {
+    watermark: unsupported('watermark', 'Not supported: `true` is refused.'),
+    grammar: optional(Grammar),
+    adapter_id: unsupported('adapter_id', 'Not supported: any other value is refused.'),
+    temperature: optional(
+      number('temperature')
+        .gt(0, strictlyPositive('temperature'))
+        .gte(MIN_TEMPERATURE, {
+          error: `\`temperature\` must be >= ${MIN_TEMPERATURE} (greedy decoding is \`do_sample: false\`, or \`temperature: 0\` on /v1)`,
+        }),
+    ).meta({
+      description: `Sampling temperature (at least ${MIN_TEMPERATURE}: smaller ones overflow the logits).`,
+      default: 1,
+    }),
+    repetition_penalty: optional(
+      number('repetition_penalty')
+        .gt(0, strictlyPositive('repetition_penalty'))
+        .gte(MIN_REPETITION_PENALTY, { error: `\`repetition_penalty\` must be >= ${MIN_REPETITION_PENALTY}` }),
+    ).meta({
+      description: 'Multiplicative penalty on tokens of the prompt and of the output; 1 is none.',
+      default: 1,
+    }),
+    frequency_penalty: optional(
+      number('frequency_penalty')
+        .min(-2, { error: '`frequency_penalty` must be >= -2.0 and <= 2.0' })
+        .max(2, { error: '`frequency_penalty` must be >= -2.0 and <= 2.0' }),
+    ).meta({ description: 'Lowers a token by this times the count of its uses so far.', default: 0 }),
+    presence_penalty: presencePenaltyField,
+    logit_bias: logitBiasField,
+    top_p: optional(number('top_p').gt(0, openUnit('top_p')).lt(1, openUnit('top_p'))).meta({
+      description: 'Nucleus sampling: the smallest set of tokens with this much probability.',
+    }),
+    typical_p: optional(number('typical_p').gt(0, openUnit('typical_p')).lt(1, openUnit('typical_p'))).meta({
+      description: 'Typical decoding mass.',
+    }),
+    top_k: optional(integer('top_k').gt(0, strictlyPositive('top_k'))).meta({
+      description: 'Sample among the k likeliest tokens.',
+    }),
+    do_sample: optional(boolean('do_sample')).meta({
+      description: 'Sample instead of greedy decoding. Implied by `temperature` != 1, `top_k`, `top_p`, `typical_p`.',
+      default: false,
+    }),
+    best_of: optional(integer('best_of')).meta({
+      description:
+        'Generate this many sequences and return the likeliest (more than 0, at most `--max-best-of`). Needs ' +
+        'sampling and no `seed`; not when streaming.',
+      default: 1,
+      exclusiveMinimum: 0,
+    }),
+    seed: optional(
+      z
+        .number({ error: '`seed` must be a non-negative integer' })
+        .int({ error: '`seed` must be a non-negative integer' })
+        .min(0, { error: '`seed` must be a non-negative integer' })
+        .max(Number.MAX_SAFE_INTEGER, { error: '`seed` must be a non-negative integer' }),
+    ).meta({ description: 'The sampling seed; random when absent. Not with `best_of` > 1.' }),
+    top_n_tokens: optional(integer('top_n_tokens')).meta({
+      description: 'Return the n likeliest tokens at each step (at most `--max-top-n-tokens`).',
+      default: 0,
+      minimum: 0,
+    }),
+    decoder_input_details: optional(boolean('decoder_input_details')).meta({
+      description: 'Return the prompt tokens with their logprobs in `details.prefill`. Not when streaming.',
+      default: false,
+    }),
+    stop: optional(
+      z.array(z.string({ error: '`stop` must be a list of strings' }), { error: '`stop` must be a list of strings' }),
+    ).meta({ description: 'Stop sequences: generation ends at the first (at most `--max-stop-sequences`).' }),
+    truncate: optional(integer('truncate')).meta({
+      description: 'Keep only the last `truncate` prompt tokens (more than 0, at most the max input tokens).',
+      exclusiveMinimum: 0,
+    }),
+    max_new_tokens: optional(integer('max_new_tokens').gt(0, strictlyPositive('max_new_tokens'))).meta({
+      description:
+        'The most tokens to generate; default the rest of the context. Prompt tokens + `max_new_tokens` must be ' +
+        '<= the max total tokens.',
+    }),
+    details: optional(boolean('details')).meta({
+      description: 'Return `details`: finish reason, token counts, seed and tokens.',
+      default: false,
+    }),
+    return_full_text: optional(boolean('return_full_text')).meta({
+      description: 'Put the prompt before the generated text.',
+      default: false,
+    }),
+  },
+  '`parameters` must be an object',
+).meta({
+  id: 'GenerateParameters',
+  description:
+    "TGI's generation parameters. The model's registry defaults apply under them. `grammar` constrains the " +
+    'output to a JSON Schema or a regex; `watermark` and `adapter_id` are not supported and are refused with 422 ' +
+    'when set.',
+});
 export type GenerateParameters = z.output<typeof GenerateParameters>;
 
 /** Checked again once the model's registry defaults are under it. */
@@ -150,19 +148,22 @@ const inputs = z
   .min(1, { error: '`inputs` cannot be empty' })
   .meta({ description: 'The prompt.' });
 
-export const GenerateRequest = z
-  .object(
-    {
-      inputs,
-      parameters: parametersField,
-      ...servingFields('`x-served-model`', true),
-    },
-    { error: 'the request body must be a JSON object with `inputs`' },
-  )
-  .meta({
-    id: 'GenerateRequest',
-    examples: [{ inputs: 'What is Deep Learning?', parameters: { max_new_tokens: 20, details: true } }],
-  });
+export const GenerateRequest = strictBody(
+  {
+    inputs,
+    parameters: parametersField,
+    ...servingFields('`x-served-model`', true),
+    add_special_tokens: optional(
+      z.literal(true, {
+        error: '`add_special_tokens: false` is not supported: the prompt is encoded as the model adds them',
+      }),
+    ).meta({ description: "TGI's flag: only `true` (the model's special tokens are added)." }),
+  },
+  'the request body must be a JSON object with `inputs`',
+).meta({
+  id: 'GenerateRequest',
+  examples: [{ inputs: 'What is Deep Learning?', parameters: { max_new_tokens: 20, details: true } }],
+});
 export type GenerateRequest = z.output<typeof GenerateRequest>;
 
 export const CompatGenerateRequest = GenerateRequest.extend({
