@@ -36,7 +36,7 @@ USER 10001
 VOLUME ["/models"]
 
 # ---- api: the HTTP API; /health is 200 once a worker holds the default model (or, with
-# SWITCHYARD_COLD_START_TIMEOUT, while none runs and requests wait for one)
+# SWITCHYARD_PLACE_TIMEOUT above 0, while none runs and requests wait for one)
 FROM runtime AS api
 ENV SWITCHYARD_HOSTNAME=0.0.0.0 SWITCHYARD_PORT=8080
 EXPOSE 8080

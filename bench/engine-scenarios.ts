@@ -81,6 +81,12 @@ export interface ConstrainedRound {
   halfConstrained: number;
 }
 
+/** The mean half-constrained / free ratio of one decoding mode's rounds. */
+export function constrainedRatio(rounds: ConstrainedRound[], mode: ConstrainedRound['mode']): number {
+  const of = rounds.filter((r) => r.mode === mode);
+  return of.reduce((sum, r) => sum + r.halfConstrained / r.free, 0) / of.length;
+}
+
 /**
  * A batch with half its rows under `BENCH_GRAMMAR` against the same batch with none, in alternating rounds after a
  * warm-up that fills the grammar's mask cache (as a server does with a schema it has seen). Every row generates

@@ -9,6 +9,7 @@ import { loadModel } from '@switchyard/models';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
 import {
   BENCH_GRAMMAR,
+  constrainedRatio,
   constrainedRounds,
   efficiencyRounds,
   limitTable,
@@ -82,10 +83,6 @@ async function main(): Promise<void> {
       constrained.map((r) => [r.mode, r.free, r.halfConstrained, r.halfConstrained / r.free]),
     ),
   );
-  const constrainedRatio = (mode: string) => {
-    const rows = constrained.filter((r) => r.mode === mode);
-    return rows.reduce((a, r) => a + r.halfConstrained / r.free, 0) / rows.length;
-  };
 
   const sweep = quick ? MIXED_SWEEP_QUICK : MIXED_SWEEP;
   const { capacity, points } = await mixedSweep(model, prompts, rng, sweep);
@@ -97,8 +94,8 @@ async function main(): Promise<void> {
   log(table(SWEEP_HEADERS, sweepRows(points)));
   const summary = {
     efficiencyRatio: engMean / rawMean,
-    constrainedRatioSampled: constrainedRatio('sampled'),
-    constrainedRatioGreedy: constrainedRatio('greedy'),
+    constrainedRatioSampled: constrainedRatio(constrained, 'sampled'),
+    constrainedRatioGreedy: constrainedRatio(constrained, 'greedy'),
     oneAtATimeCapacity: capacity,
     perRate: points.map((p) => ({
       load: p.load,

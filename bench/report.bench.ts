@@ -19,6 +19,7 @@ import { estimateModelMemory, formatBytes, loadModel, LoadedModel, poolBytes } f
 import { LaunchedPlatform } from '../test/support/launched';
 import { modelDir, REPO_ROOT } from '../test/support/repo';
 import {
+  constrainedRatio,
   constrainedRounds,
   efficiencyRounds,
   engineClosedLoop,
@@ -254,12 +255,8 @@ async function main(): Promise<void> {
     ),
   );
   say();
-  const ratioOf = (mode: string) => {
-    const rows = constrained.filter((r) => r.mode === mode);
-    return rows.reduce((a, r) => a + r.halfConstrained / r.free, 0) / rows.length;
-  };
   say(
-    `Half constrained / free: sampled **${fmt(ratioOf('sampled'), 3)}**, greedy **${fmt(ratioOf('greedy'), 3)}** ` +
+    `Half constrained / free: sampled **${fmt(constrainedRatio(constrained, 'sampled'), 3)}**, greedy **${fmt(constrainedRatio(constrained, 'greedy'), 3)}** ` +
       "(target ≥ 0.8). Greedy free rows take the graph's argmax and never fetch the logits; a constrained row needs them.",
   );
   say();

@@ -22,21 +22,7 @@ after(async () => {
 const ajv = new Ajv({ strict: false });
 const client = () => new OpenAI({ apiKey: platform.adminKey, baseURL: `${platform.url}/v1` });
 
-async function post(path: string, body: unknown) {
-  const res = await fetch(`${platform.url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...platform.auth() },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: Record<string, unknown> = {};
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    // SSE
-  }
-  return { res, text, json };
-}
+const post = (path: string, body: unknown) => platform.post(path, body);
 
 /** The `data:` events of an SSE answer, `[DONE]` left out. */
 function events(text: string): Record<string, unknown>[] {

@@ -38,21 +38,7 @@ after(async () => {
   assert.equal(await platform.stop(), 0, 'Ctrl-C stops the platform cleanly');
 });
 
-async function post(path: string, body: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${platform.url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...platform.auth(), ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: unknown = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // SSE or empty
-  }
-  return { res, text, json: json as Record<string, unknown> };
-}
+const post = (path: string, body: unknown, headers: Record<string, string> = {}) => platform.post(path, body, headers);
 
 describe('TGI routes with @huggingface/inference', () => {
   const client = () => new InferenceClient(platform.adminKey, { endpointUrl: platform.url });

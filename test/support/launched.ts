@@ -211,6 +211,26 @@ export class LaunchedPlatform {
     return { authorization: `Bearer ${key}` };
   }
 
+  /**
+   * POSTs `body` (as JSON, or a string as it is) with the admin key; the response, its text, and its JSON (null when
+   * the body is not JSON: SSE, or empty).
+   */
+  async post(path: string, body: unknown, headers: Record<string, string> = {}) {
+    const res = await fetch(`${this.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...this.auth(), ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json: unknown = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // SSE or empty
+    }
+    return { res, text, json: json as Record<string, unknown> };
+  }
+
   output(): string {
     return this.log;
   }

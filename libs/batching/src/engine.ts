@@ -7,7 +7,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import type { LoadedModel } from '@switchyard/models';
-import { GrammarCursor, GrammarError, ModelGrammars } from './constraints';
+import { GrammarCursor, GrammarError, GrammarMasks, ModelGrammars } from './constraints';
 import { IncrementalDetokenizer } from './detokenizer';
 import { KvCache, PrefilledCache, prefillCache, StepLogits } from './kv-batch';
 import { StepBuffers } from './step-buffers';
@@ -180,8 +180,8 @@ export class Engine {
     }
     const unfit = this.scheduler.fitsAlone({ inputLength: inputIds.length, maxNewTokens: parameters.maxNewTokens });
     if (unfit) throw new ValidationError(unfit);
-    // compiled here, so that a grammar this model cannot serve is refused before it is queued
-    if (parameters.grammar !== null) this.grammarCursor(parameters.grammar, parameters.ignoreEos);
+    // built here, so that a grammar this model cannot serve is refused before it is queued
+    if (parameters.grammar !== null) this.grammarMasks(parameters.grammar);
 
     if (parameters.bestOf > 1) {
       this.submitBestOf(request, sink);
@@ -209,9 +209,9 @@ export class Engine {
     while (this.loop) await this.loop;
   }
 
-  private grammarCursor(pattern: string, ignoreEos: boolean): GrammarCursor {
+  private grammarMasks(pattern: string): GrammarMasks {
     try {
-      return this.grammars.cursor(pattern, ignoreEos ? [] : this.model.config.eosTokenIds);
+      return this.grammars.masks(pattern);
     } catch (err) {
       if (err instanceof GrammarError) throw new ValidationError(`grammar: ${err.message}`);
       throw err;
@@ -229,7 +229,10 @@ export class Engine {
       sampler,
       plainGreedy: isPlainGreedy(parameters, sampler),
       detokenizer: new IncrementalDetokenizer(this.model.tokenizer),
-      grammar: parameters.grammar === null ? null : this.grammarCursor(parameters.grammar, parameters.ignoreEos),
+      grammar:
+        parameters.grammar === null
+          ? null
+          : this.grammarMasks(parameters.grammar).cursor(parameters.ignoreEos ? [] : this.model.config.eosTokenIds),
       criteria: {
         eosTokenIds: parameters.ignoreEos ? [] : this.model.config.eosTokenIds,
         stop: parameters.stop,

@@ -36,10 +36,11 @@ export const Grammar = z
 export type Grammar = z.output<typeof Grammar>;
 
 /**
- * Runs a grammar's translation to a regex; a GrammarError becomes the route's 422. The regex's syntax is checked
- * here; its automaton is built off the event loop when the request is prepared (`checkGrammarOffThread`).
+ * Runs a grammar's translation to a regex; a GrammarError becomes the route's 422 naming `field`, the request field it
+ * came from. The regex's size and syntax are checked here; its automaton is built off the event loop when the request
+ * is prepared (`checkGrammarOffThread`).
  */
-export function compileOrRefuse(compile: () => string): string {
+export function compileOrRefuse(compile: () => string, field = 'grammar'): string {
   try {
     const pattern = compile();
     if (pattern.length > MAX_GRAMMAR_LENGTH) {
@@ -54,7 +55,7 @@ export function compileOrRefuse(compile: () => string): string {
     }
     return pattern;
   } catch (err) {
-    if (err instanceof GrammarError) throw ApiError.validation(`\`grammar\`: ${err.message}`);
+    if (err instanceof GrammarError) throw ApiError.validation(`\`${field}\`: ${err.message}`);
     throw err;
   }
 }

@@ -4,7 +4,7 @@
  */
 import { escapeRegex, GrammarError, jsonObjectRegex, jsonSchemaRegex, MAX_GRAMMAR_LENGTH } from '@switchyard/batching';
 import { ApiError } from '../common/api-error';
-import { grammarPattern } from '../common/grammar';
+import { compileOrRefuse, grammarPattern } from '../common/grammar';
 import type { ChatCompletionRequest, CompletionRequest, FunctionTool } from './openai.schemas';
 
 /** The most calls one answer may make with `parallel_tool_calls`. */
@@ -40,21 +40,7 @@ function compile(field: string, source: unknown, build: () => string): PlannedGr
       `\`${field}\` is too large for a grammar: ${size} characters of JSON, over the limit of ${MAX_GRAMMAR_LENGTH}`,
     );
   }
-  try {
-    const pattern = build();
-    if (pattern.length > MAX_GRAMMAR_LENGTH) {
-      throw new GrammarError(
-        `it compiles to a grammar of ${pattern.length} characters, over the limit of ${MAX_GRAMMAR_LENGTH}`,
-      );
-    }
-    RegExp(pattern, 'u');
-    return { pattern, field };
-  } catch (err) {
-    if (err instanceof SyntaxError)
-      throw ApiError.validation(`\`${field}\`: the regex does not compile: ${err.message}`);
-    if (err instanceof GrammarError) throw ApiError.validation(`\`${field}\`: ${err.message}`);
-    throw err;
-  }
+  return { pattern: compileOrRefuse(build, field), field };
 }
 
 /** The request's tools as the prompt shows them and the grammar allows them; null when they play no part. */

@@ -17,17 +17,12 @@ function sequenceDetails(d: SequenceDetails, withTopTokens: boolean): Details {
   };
 }
 
-/**
- * The text TGI returns: the engine's, which already starts with the prompt when `return_full_text` is set (adding
- * it here as well gave the prompt twice).
- */
-export function generatedText(final: FinalEvent): string {
-  return final.generatedText;
-}
-
 /** The body of `POST /generate`. */
 export function generateResponse(final: FinalEvent, opts: { details: boolean; topNTokens: number }): GenerateResponse {
-  const body: GenerateResponse = { generated_text: generatedText(final) };
+  const body: GenerateResponse = {
+    // the engine's text, which already starts with the prompt under `return_full_text`
+    generated_text: final.generatedText,
+  };
   if (opts.details) {
     const withTop = opts.topNTokens > 0;
     body.details = {
@@ -62,7 +57,7 @@ export function streamFinalEvent(last: TokenEvent, final: FinalEvent, opts: { de
     index: last.index + 1,
     token: token(last.token),
     top_tokens: last.topTokens.map(token),
-    generated_text: generatedText(final),
+    generated_text: final.generatedText,
     details: opts.details
       ? {
           finish_reason: final.details.finishReason,

@@ -175,11 +175,6 @@ export function buildOutcome(pattern: string): Automaton | GrammarError {
   }
 }
 
-/** Compiles `pattern` (or takes it from the cache); throws GrammarError when it cannot serve. */
-export function checkGrammar(pattern: string): void {
-  compileGrammar(pattern);
-}
-
 function build(source: string): Automaton {
   if (source.length > MAX_GRAMMAR_LENGTH) {
     throw new GrammarError(`the grammar is ${source.length} characters, over the limit of ${MAX_GRAMMAR_LENGTH}`);

@@ -58,7 +58,7 @@ describe('token masks', () => {
 
   it('keeps the grammars a model used lately, and refuses one its vocabulary cannot begin', () => {
     const grammars = new ModelGrammars(source, PIECES.length, 2);
-    assert.ok(grammars.cursor('a', [EOS]).advance(id('a')));
-    assert.throws(() => grammars.cursor('é', [EOS]), /no token of this model's vocabulary can begin/);
+    assert.ok(grammars.masks('a').cursor([EOS]).advance(id('a')));
+    assert.throws(() => grammars.masks('é'), /no token of this model's vocabulary can begin/);
   });
 });

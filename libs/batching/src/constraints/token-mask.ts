@@ -6,6 +6,7 @@
  * row's logits and advances by the chosen token. After warm-up, a step costs a row one pass over its logits.
  */
 import { performance } from 'node:perf_hooks';
+import { LRUCache } from 'lru-cache';
 import type { Decoder } from '../detokenizer';
 import type { LogitsMask } from '../sampler';
 import { Automaton, compileGrammar } from './automaton';
@@ -253,25 +254,24 @@ export class GrammarCursor implements LogitsMask {
 /** One model's grammars: its vocabulary, built on first use, and the grammars its rows have used lately. */
 export class ModelGrammars {
   private vocabulary: TokenVocabulary | null = null;
-  private readonly grammars = new Map<string, GrammarMasks>();
+  private readonly grammars: LRUCache<string, GrammarMasks>;
 
   constructor(
     private readonly source: VocabularySource,
     private readonly vocabSize: number,
-    private readonly capacity = 64,
-  ) {}
+    capacity = 64,
+  ) {
+    this.grammars = new LRUCache({ max: capacity });
+  }
 
-  /** A cursor at the start of `pattern`; throws GrammarError when the grammar cannot serve this model. */
-  cursor(pattern: string, eos: readonly number[]): GrammarCursor {
+  /** `pattern` on this model's vocabulary, built once; throws GrammarError when the grammar cannot serve it. */
+  masks(pattern: string): GrammarMasks {
     let grammar = this.grammars.get(pattern);
     if (grammar === undefined) {
       this.vocabulary ??= new TokenVocabulary(this.source, this.vocabSize);
       grammar = new GrammarMasks(pattern, this.vocabulary);
-      if (this.grammars.size >= this.capacity) this.grammars.delete(this.grammars.keys().next().value!);
-    } else {
-      this.grammars.delete(pattern); // re-inserted below: the map's order is recency
+      this.grammars.set(pattern, grammar);
     }
-    this.grammars.set(pattern, grammar);
-    return grammar.cursor(eos);
+    return grammar;
   }
 }
